@@ -1,0 +1,1 @@
+"""What the agents know of Bacula: configuration, console, the shared daemon lifecycle."""

@@ -1,0 +1,1 @@
+"""The site-description to crm shell / pcs configuration generator."""

@@ -1,0 +1,1 @@
+"""The lab: a real multi-node Corosync/Pacemaker cluster in namespaces on one machine."""

@@ -1,0 +1,1 @@
+"""The OCF side of every agent: exit codes, environment, meta-data, runner, processes."""

@@ -1,0 +1,1 @@
+"""Throwaway real servers for tests and the lab: PostgreSQL, MariaDB, Bacula daemons."""
