@@ -1,0 +1,104 @@
+"""Process helpers: pid files checked against pid reuse, bounded waits, stop escalation."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from .deadline import Deadline
+
+
+@dataclass(frozen=True)
+class Identity:
+    """What makes a process *our* daemon: its executable and, optionally, a config file argument."""
+
+    executable: str
+    config: str | None = None
+
+    def matches(self, pid: int) -> bool:
+        """True when `pid` runs this executable with this config (a recycled pid does not)."""
+        try:
+            exe = os.readlink(f"/proc/{pid}/exe")
+            with open(f"/proc/{pid}/cmdline", "rb") as handle:
+                args = handle.read().split(b"\0")
+        except OSError:
+            return False
+        # A package upgrade replaces the binary under a running daemon: the link then ends
+        # in " (deleted)", which is still the same daemon.
+        exe = exe.removesuffix(" (deleted)")
+        if os.path.realpath(exe) != os.path.realpath(self.executable):
+            return False
+        if self.config is None:
+            return True
+        wanted = os.fsencode(os.path.realpath(self.config))
+        return any(
+            a == wanted or os.fsencode(os.path.realpath(os.fsdecode(a))) == wanted
+            for a in args
+            if a and not a.startswith(b"-")
+        )
+
+
+def read_pidfile(path: str) -> int | None:
+    """The pid in a pid file, or None when it is absent or does not hold a positive number."""
+    try:
+        with open(path, encoding="ascii", errors="replace") as handle:
+            text = handle.read(64).strip()
+    except OSError:
+        return None
+    return int(text) if text.isdigit() and int(text) > 0 else None
+
+
+def is_alive(pid: int) -> bool:
+    """True while the process exists and is not a zombie."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as handle:
+            stat = handle.read()
+    except OSError:
+        return False
+    # The state follows the command name, which is in parentheses and may hold spaces.
+    state = stat[stat.rfind(b")") + 2 : stat.rfind(b")") + 3]
+    return state not in (b"Z", b"X", b"")
+
+
+def wait_until(
+    predicate: Callable[[], bool], deadline: Deadline, *, first: float = 0.005, cap: float = 0.1
+) -> bool:
+    """Poll `predicate` with a growing interval until it holds or the deadline comes."""
+    interval = first
+    while True:
+        if predicate():
+            return True
+        if deadline.expired():
+            return False
+        time.sleep(min(interval, max(0.0, deadline.remaining() - 0.5), cap) or 0.001)
+        interval *= 2
+
+
+def terminate(
+    pid: int, deadline: Deadline, *, grace: float, log: Callable[[str], None] | None = None
+) -> bool:
+    """SIGTERM, wait up to `grace` (inside the deadline), then SIGKILL. True once it is gone."""
+    if not _signal(pid, signal.SIGTERM):
+        return True
+    # A stopped (SIGSTOPped, wedged in a debugger) process keeps SIGTERM pending until it
+    # runs again: continue it so that it can shut down cleanly.
+    _signal(pid, signal.SIGCONT)
+    if wait_until(lambda: not is_alive(pid), deadline.sooner(grace)):
+        return True
+    if log is not None:
+        log(f"process {pid} ignored SIGTERM for {grace:.1f}s; sending SIGKILL")
+    if not _signal(pid, signal.SIGKILL):
+        return True
+    # SIGKILL cannot be refused, but a process in uninterruptible sleep takes its time.
+    return wait_until(lambda: not is_alive(pid), deadline)
+
+
+def _signal(pid: int, sig: int) -> bool:
+    try:
+        os.kill(pid, sig)
+    except ProcessLookupError:
+        return False
+    return True
