@@ -1,0 +1,42 @@
+"""The throwaway database servers themselves: start, catalog, replica, stop leave nothing behind."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+from fixtures_db import *  # noqa: F403  (until tests/conftest.py imports them)
+
+from bacula_ha.sandbox.postgres import BACULA_CATALOG_VERSION, CatalogInfo, PostgresServer
+
+
+def test_pg_catalog_has_bacula_schema(pg_server: PostgresServer, pg_catalog: CatalogInfo) -> None:
+    version = pg_server.psql("SELECT versionid FROM version", db=pg_catalog.db_name)
+    assert version == str(BACULA_CATALOG_VERSION)
+    owner = pg_server.psql(
+        "SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = 'bacula'"
+    )
+    assert owner == pg_catalog.db_user
+    assert Path(pg_catalog.host, f".s.PGSQL.{pg_catalog.port}").exists()
+    assert pg_catalog.port not in (5432, 3306)
+
+
+def test_pg_stop_kills_server_and_replica_is_in_recovery(
+    pg_factory: Callable[[], PostgresServer],
+) -> None:
+    primary = pg_factory()
+    primary.create_bacula_catalog("cat1", "bacula", "x")
+    replica = primary.make_replica(primary.basedir.parent / (primary.basedir.name + "-replica"))
+    try:
+        assert replica.is_in_recovery()
+        assert not primary.is_in_recovery()
+        assert replica.psql("SELECT versionid FROM version", db="cat1") == "16"
+    finally:
+        replica.cleanup()
+    pid = primary.pid
+    assert pid is not None
+    primary.pause()
+    primary.stop(timeout=2)  # a paused server must still stop
+    assert primary.pid is None
+    assert not os.path.exists(f"/proc/{pid}") or "zombie" in Path(f"/proc/{pid}/status").read_text()
