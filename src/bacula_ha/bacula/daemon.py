@@ -1,0 +1,476 @@
+"""The lifecycle all Bacula daemons share: test, start until answering, escalating stop, checks."""
+
+from __future__ import annotations
+
+import os
+import signal
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from ..ocf import params as P
+from ..ocf.agent import Agent
+from ..ocf.deadline import Deadline
+from ..ocf.env import Environment
+from ..ocf.errors import (
+    GenericError,
+    NotConfiguredError,
+    NotInstalledError,
+    NotRunningError,
+)
+from ..ocf.log import Logger
+from ..ocf.metadata import Action, Parameter
+from ..ocf.process import Identity, is_alive, read_pidfile, terminate, wait_until
+from ..ocf.state import StateFile
+from ..ocf.status import OCFStatus
+from .config import Resources, config_error, json_tool_for, load
+
+# Share of the stop deadline given to SIGTERM before SIGKILL: Bacula daemons flush and
+# close volumes on TERM, which is worth waiting for, but the stop must finish in time.
+_TERM_SHARE = 0.6
+
+
+@dataclass(frozen=True)
+class Kind:
+    """What distinguishes one Bacula daemon from another."""
+
+    agent: str  # bacula-dir
+    binary: str  # /usr/sbin/bacula-dir
+    config: str  # /etc/bacula/bacula-dir.conf
+    json_tool: str  # bdirjson
+    resource: str  # Director
+    port_key: str  # DirPort
+    address_key: str  # DirAddress
+    default_port: int
+    title: str  # director
+
+
+@dataclass(frozen=True)
+class DaemonParams:
+    """The parameters every daemon agent takes, parsed."""
+
+    binary: str
+    config: str
+    user: str
+    group: str
+    address: str | None
+    port: int | None
+    check_timeout: float
+    extra: Mapping[str, str]  # the agent's own parameters, raw
+
+
+@dataclass(frozen=True)
+class Daemon:
+    """Facts about one configured daemon, from its configuration (never its passwords)."""
+
+    name: str
+    address: str  # where to reach it for checks
+    port: int
+    pid_file: str
+
+
+def common_parameters(kind: Kind) -> tuple[Parameter, ...]:
+    """The parameters shared by the director, storage and file daemon agents."""
+    return (
+        Parameter(
+            "config",
+            f"{kind.title} configuration file",
+            f"Absolute path of the {kind.title}'s configuration file. It identifies the instance: "
+            "two resources must not share it.",
+            default=kind.config,
+            unique_group="config",
+        ),
+        Parameter(
+            "binary",
+            f"{kind.title} binary",
+            f"Absolute path of the {kind.agent} executable.",
+            default=kind.binary,
+        ),
+        Parameter(
+            "user",
+            "user to run as",
+            "User the daemon drops privileges to (-u).",
+            default="bacula" if kind.agent != "bacula-fd" else "root",
+        ),
+        Parameter(
+            "group",
+            "group to run as",
+            "Group the daemon drops privileges to (-g).",
+            default="bacula" if kind.agent != "bacula-fd" else "root",
+        ),
+        Parameter(
+            "address",
+            "address to check",
+            f"Address the agent connects to for its checks. Empty: {kind.address_key} from the "
+            "configuration (loopback when the daemon listens on every address).",
+            default="",
+        ),
+        Parameter(
+            "port",
+            "port to check",
+            f"TCP port the agent connects to for its checks. Empty: {kind.port_key} from the "
+            f"configuration ({kind.default_port} when absent).",
+            content_type="integer",
+            default="",
+        ),
+        Parameter(
+            "check_timeout",
+            "bound of a protocol check",
+            "Seconds the daemon may take to answer a check at depth 10 and above; a daemon "
+            "that does not answer in time (wedged, stopped) fails the monitor.",
+            content_type="integer",
+            default="5",
+        ),
+    )
+
+
+def common_actions(deep_timeout: int = 30) -> tuple[Action, ...]:
+    return (
+        Action("start", timeout=60),
+        Action("stop", timeout=60),
+        Action("monitor", timeout=20, interval=10, depth=0),
+        Action("monitor", timeout=20, interval=31, depth=10),
+        Action("monitor", timeout=deep_timeout, interval=61, depth=20),
+        Action("validate-all", timeout=30),
+        Action("meta-data", timeout=5),
+    )
+
+
+class DaemonAgent(Agent[DaemonParams]):
+    """start / stop / monitor / validate-all of one Bacula daemon; subclasses add what is theirs."""
+
+    kind: ClassVar[Kind]
+    depths = (0, 10, 20)
+
+    # -- hooks for the agents ------------------------------------------------------------
+    def answer(
+        self, p: DaemonParams, res: Resources, daemon: Daemon, timeout: float, log: Logger
+    ) -> None:
+        """Prove the daemon itself answers (depth 10). Raise GenericError when it does not."""
+        raise NotImplementedError
+
+    def deep_check(
+        self, p: DaemonParams, res: Resources, daemon: Daemon, env: Environment, log: Logger
+    ) -> OCFStatus | None:
+        """The depth-20 check; default: nothing deeper than depth 10."""
+        return None
+
+    def before_stop(self, p: DaemonParams, daemon: Daemon, env: Environment, log: Logger) -> None:
+        """Called with the daemon running, before it is stopped (e.g. to report jobs)."""
+
+    def classify_test_failure(self, output: str) -> type[GenericError] | None:
+        """Map `-t` output to an error class that is not a configuration error, else None."""
+        return None
+
+    # -- OCF actions -----------------------------------------------------------------------
+    def configure(self, env: Environment, log: Logger) -> DaemonParams:
+        k = self.kind
+        return DaemonParams(
+            binary=P.absolute_path("binary", env.param("binary", k.binary)),
+            config=P.absolute_path("config", env.param("config", k.config)),
+            user=env.param("user", self.metadata.parameter("user").default or "bacula"),
+            group=env.param("group", self.metadata.parameter("group").default or "bacula"),
+            address=env.param("address") or None,
+            port=P.port("port", env.param("port")),
+            check_timeout=P.seconds("check_timeout", env.param("check_timeout", "5"), minimum=0.1),
+            extra=env.params,
+        )
+
+    def validate(self, p: DaemonParams, env: Environment, log: Logger) -> None:
+        if not os.access(p.binary, os.X_OK) or not os.path.isfile(p.binary):
+            raise NotInstalledError(f"{p.binary} is not installed")
+        if not os.path.isfile(p.config):
+            # Perhaps on storage mounted elsewhere, or not yet synced: not this node's business
+            # to call the configuration wrong.
+            raise NotInstalledError(f"configuration {p.config} does not exist on this node")
+        _check_account(p.user, p.group)
+
+    def validate_all(self, p: DaemonParams, env: Environment, log: Logger) -> OCFStatus | None:
+        self.test_config(p, env.deadline, log)
+        return None
+
+    def start(self, p: DaemonParams, env: Environment, log: Logger) -> OCFStatus | None:
+        if self.find_pid(p, env) is not None and self._answers(p, env, log):
+            log.info(f"{self.kind.title} already running")
+            self._remember(p, env)
+            return None
+        self.test_config(p, env.deadline, log)
+        res, daemon = self.read(p, env)
+        self._clear_stale(daemon, p)
+        launcher = self._launch(p, env, log)
+        log.info(f"started {self.kind.title} {daemon.name}; waiting for it to answer")
+
+        last_error = ""
+
+        def ready() -> bool:
+            nonlocal last_error
+            if self.find_pid(p, env, daemon) is None:
+                if launcher.poll() is not None and launcher.returncode != 0:
+                    raise GenericError(
+                        f"{self.kind.agent} failed to start: exit {launcher.returncode}"
+                    )
+                return False
+            try:
+                self.answer(p, res, daemon, min(p.check_timeout, 2.0), log)
+            except GenericError as exc:
+                last_error = exc.reason
+                return False
+            return True
+
+        if wait_until(ready, env.deadline):
+            self._remember(p, env, daemon)
+            return None
+        pid = self.find_pid(p, env, daemon)
+        if pid is not None:
+            terminate(pid, Deadline.after(5), grace=2)
+        raise GenericError(
+            f"{self.kind.title} did not answer within the start timeout"
+            + (f": {last_error}" if last_error else "")
+        )
+
+    def stop(self, p: DaemonParams, env: Environment, log: Logger) -> OCFStatus | None:
+        daemon: Daemon | None
+        try:
+            _, daemon = self.read(p, env)
+        except (NotConfiguredError, NotInstalledError) as exc:
+            log.warning(f"cannot read the configuration ({exc.reason}); stopping by process")
+            daemon = None
+        pid = self.find_pid(p, env, daemon)
+        if pid is None:
+            self._forget(env, daemon)
+            return None
+        if daemon is not None:
+            try:
+                self.before_stop(p, daemon, env, log)
+            except GenericError as exc:
+                log.warning(f"before stopping: {exc.reason}")
+        self._kill(pid, env, log)
+        self._forget(env, daemon)
+        return None
+
+    def stop_unconfigured(self, env: Environment, log: Logger, reason: str) -> OCFStatus | None:
+        state = StateFile(env, self.kind.agent).read() or {}
+        pid, exe, conf = state.get("pid"), state.get("binary"), state.get("config")
+        known = isinstance(pid, int) and isinstance(exe, str) and isinstance(conf, str)
+        if known and Identity(str(exe), str(conf)).matches(int(str(pid))):
+            self._kill(int(str(pid)), env, log)
+        StateFile(env, self.kind.agent).remove()
+        return None
+
+    def monitor(self, p: DaemonParams, env: Environment, log: Logger) -> OCFStatus | None:
+        cached = self._cached(p, env)
+        pid = self.find_pid(p, env, cached)
+        if pid is None:
+            raise NotRunningError(f"{self.kind.title} is not running")
+        if env.depth < 10:
+            return None
+        res, daemon = self.read(p, env)
+        self.answer(p, res, daemon, p.check_timeout, log)
+        if env.depth < 20:
+            return None
+        return self.deep_check(p, res, daemon, env, log)
+
+    # -- shared machinery ------------------------------------------------------------------
+    def identity(self, p: DaemonParams) -> Identity:
+        return Identity(p.binary, p.config)
+
+    def find_pid(
+        self, p: DaemonParams, env: Environment, daemon: Daemon | None = None
+    ) -> int | None:
+        """The pid of this daemon: from its pid file when that is ours, else by scanning /proc.
+
+        The pid file alone is not trusted: after a kill -9 or a reboot it may name a recycled
+        pid. The scan finds a daemon started outside the cluster or whose pid file is gone.
+        """
+        ident = self.identity(p)
+        if daemon is not None:
+            pid = read_pidfile(daemon.pid_file)
+            if pid is not None and ident.matches(pid) and is_alive(pid):
+                return pid
+        for entry in os.listdir("/proc"):
+            if entry.isdigit() and ident.matches(int(entry)) and is_alive(int(entry)):
+                return int(entry)
+        return None
+
+    def read(self, p: DaemonParams, env: Environment) -> tuple[Resources, Daemon]:
+        """Parse the configuration (with Bacula's parser) and extract what the checks need."""
+        tool = json_tool_for(p.binary, self.kind.json_tool)
+        res = load(tool, p.config, env.deadline)
+        own = res.first(self.kind.resource)
+        port = int(own.get(self.kind.port_key) or self.kind.default_port)
+        listen = str(own.get(self.kind.address_key) or "")
+        address = p.address or _reachable(listen)
+        pid_dir = str(own.get("PidDirectory") or "/run/bacula")
+        daemon = Daemon(
+            name=str(own.get("Name", "")),
+            address=address,
+            port=p.port or port,
+            pid_file=os.path.join(pid_dir, f"{self.kind.agent}.{port}.pid"),
+        )
+        return res, daemon
+
+    def test_config(self, p: DaemonParams, deadline: Deadline, log: Logger) -> None:
+        """`<daemon> -t`: a file Bacula rejects is 6, anything that may pass later is not."""
+        from ..ocf.command import run
+
+        result = run(
+            [p.binary, "-t", "-c", p.config, "-u", p.user, "-g", p.group],
+            deadline=deadline,
+            timeout=30,
+            log=log,
+        )
+        if result.ok:
+            return
+        output = result.stdout + "\n" + result.stderr
+        reason = config_error(output)
+        transient = self.classify_test_failure(output)
+        if transient is not None:
+            raise transient(f"{self.kind.title} configuration test: {reason}")
+        if "Working Directory" in output or "No such file or directory" in output:
+            # A directory that may live on storage mounted on another node.
+            raise NotInstalledError(f"{self.kind.title} configuration test: {reason}")
+        raise NotConfiguredError(f"{p.config}: {reason}")
+
+    def _answers(self, p: DaemonParams, env: Environment, log: Logger) -> bool:
+        try:
+            res, daemon = self.read(p, env)
+            self.answer(p, res, daemon, p.check_timeout, log)
+        except GenericError:
+            return False
+        return True
+
+    def _launch(self, p: DaemonParams, env: Environment, log: Logger) -> Any:
+        import subprocess
+
+        from ..ocf.command import BASE_ENV
+
+        argv = [p.binary, "-c", p.config, "-u", p.user, "-g", p.group]
+        log.debug("running: " + " ".join(argv))
+        # The daemon forks away; its launcher is not waited for here, so that the start
+        # returns as soon as the daemon answers. Output goes nowhere: Bacula logs through
+        # its own Messages resource.
+        return subprocess.Popen(
+            argv,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            env=dict(BASE_ENV),
+            start_new_session=True,
+            cwd="/",
+        )
+
+    def _kill(self, pid: int, env: Environment, log: Logger) -> None:
+        grace = max(1.0, (env.deadline.remaining() - 1.0) * _TERM_SHARE)
+        if not terminate(pid, env.deadline, grace=grace, log=log.warning):
+            raise GenericError(f"{self.kind.title} (pid {pid}) survived SIGKILL")
+        log.info(f"{self.kind.title} (pid {pid}) stopped")
+
+    def _clear_stale(self, daemon: Daemon, p: DaemonParams) -> None:
+        pid = read_pidfile(daemon.pid_file)
+        if pid is not None and not (self.identity(p).matches(pid) and is_alive(pid)):
+            # Bacula refuses to start over a pid file naming a live process, which after
+            # a kill -9 may be any recycled pid.
+            try:
+                os.unlink(daemon.pid_file)
+            except OSError:
+                pass
+
+    def _remember(self, p: DaemonParams, env: Environment, daemon: Daemon | None = None) -> None:
+        if daemon is None:
+            try:
+                _, daemon = self.read(p, env)
+            except GenericError:
+                return
+        pid = self.find_pid(p, env, daemon)
+        st = os.stat(p.config)
+        StateFile(env, self.kind.agent).write(
+            {
+                "pid": pid,
+                "binary": p.binary,
+                "config": p.config,
+                "config_stamp": [st.st_mtime_ns, st.st_size],
+                "pid_file": daemon.pid_file,
+                "name": daemon.name,
+                "address": daemon.address,
+                "port": daemon.port,
+            }
+        )
+
+    def _cached(self, p: DaemonParams, env: Environment) -> Daemon | None:
+        """The daemon's facts as recorded at start, while the configuration is unchanged."""
+        state = StateFile(env, self.kind.agent).read()
+        if not state or state.get("config") != p.config:
+            return None
+        try:
+            st = os.stat(p.config)
+            if state.get("config_stamp") != [st.st_mtime_ns, st.st_size]:
+                return None
+            return Daemon(state["name"], state["address"], state["port"], state["pid_file"])
+        except (OSError, KeyError):
+            return None
+
+    def _forget(self, env: Environment, daemon: Daemon | None) -> None:
+        StateFile(env, self.kind.agent).remove()
+        if daemon is not None:
+            pid = read_pidfile(daemon.pid_file)
+            if pid is not None and not is_alive(pid):
+                try:
+                    os.unlink(daemon.pid_file)
+                except OSError:
+                    pass
+
+    def reload_daemon(self, p: DaemonParams, env: Environment, log: Logger) -> None:
+        """Test the configuration, then SIGHUP, then check the daemon still answers."""
+        pid = self.find_pid(p, env)
+        if pid is None:
+            raise GenericError(f"cannot reload: {self.kind.title} is not running")
+        try:
+            self.test_config(p, env.deadline, log)
+        except NotConfiguredError as exc:
+            # The running daemon keeps its old configuration: a reload is not a restart.
+            raise GenericError(f"reload refused, old configuration kept: {exc.reason}") from None
+        os.kill(pid, signal.SIGHUP)
+        res, daemon = self.read(p, env)
+
+        def answers() -> bool:
+            try:
+                self.answer(p, res, daemon, min(2.0, p.check_timeout), log)
+            except GenericError:
+                return False
+            return True
+
+        if not wait_until(answers, env.deadline):
+            raise GenericError(f"{self.kind.title} does not answer after the reload")
+        self._remember(p, env, daemon)
+        log.info(f"{self.kind.title} reloaded {p.config}")
+
+
+def _reachable(listen: str) -> str:
+    """Where to connect to a daemon listening on `listen` (any-address means loopback)."""
+    if listen in ("", "0.0.0.0"):
+        return "127.0.0.1"
+    if listen in ("::", "[::]"):
+        return "::1"
+    return listen
+
+
+def _check_account(user: str, group: str) -> None:
+    import grp
+    import pwd
+
+    try:
+        pwd.getpwnam(user)
+    except KeyError:
+        raise NotInstalledError(f"user {user!r} does not exist on this node") from None
+    try:
+        grp.getgrnam(group)
+    except KeyError:
+        raise NotInstalledError(f"group {group!r} does not exist on this node") from None
+
+
+def passwords_of(res: Resources, kind: str) -> dict[str, str]:
+    """Name -> password of every resource of `kind` (kept in memory only, never logged)."""
+    return {str(r.get("Name", "")): str(r.get("Password", "")) for r in res.all(kind)}
+
+
+_ = config_error  # re-exported for the agents
