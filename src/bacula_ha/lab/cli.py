@@ -1,0 +1,94 @@
+"""`bacula-ha lab`: thin click commands over bacula_ha.lab.lab."""
+
+from __future__ import annotations
+
+import os
+
+import click
+
+from bacula_ha.lab import lab as labmod
+from bacula_ha.lab.config import MAX_NODES, LabConfig, lab_dir_from_env
+from bacula_ha.lab.errors import LabError
+
+
+def _fail(exc: LabError) -> None:
+    raise click.ClickException(str(exc)) from exc
+
+
+def _need_root() -> None:
+    if os.geteuid() != 0:
+        raise click.ClickException("the lab needs root (namespaces, loop devices, mounts)")
+
+
+@click.group()
+def lab() -> None:
+    """A real multi-node Pacemaker cluster in namespaces on this machine."""
+
+
+@lab.command()
+@click.option("--nodes", type=click.IntRange(2, MAX_NODES), default=2, show_default=True)
+def up(nodes: int) -> None:
+    """Build the lab (or find it already up) and wait until the cluster is formed."""
+    _need_root()
+    try:
+        labmod.up(LabConfig(nodes=nodes, lab_dir=lab_dir_from_env()), log=click.echo)
+    except LabError as exc:
+        _fail(exc)
+
+
+@lab.command()
+def status() -> None:
+    """Machines, VIP holders and crm_mon of the lab."""
+    _need_root()
+    try:
+        click.echo(labmod.status(labmod.load(lab_dir_from_env())))
+    except LabError as exc:
+        _fail(exc)
+
+
+@lab.command()
+@click.argument("node")
+@click.option("--mode", type=click.Choice(labmod.FAIL_MODES), default="crash", show_default=True)
+def fail(node: str, mode: str) -> None:
+    """Break NODE: crash it (power off) or partition it from the others."""
+    _need_root()
+    try:
+        labmod.fail(labmod.load(lab_dir_from_env()), node, mode)
+    except LabError as exc:
+        _fail(exc)
+
+
+@lab.command()
+def heal() -> None:
+    """Reconnect and boot every node, and wait until all are online."""
+    _need_root()
+    try:
+        labmod.heal(labmod.load(lab_dir_from_env()), log=click.echo)
+    except LabError as exc:
+        _fail(exc)
+
+
+@lab.command("exec", context_settings={"ignore_unknown_options": True})
+@click.argument("machine")
+@click.argument("argv", nargs=-1, required=True, type=click.UNPROCESSED)
+def exec_(machine: str, argv: tuple[str, ...]) -> None:
+    """Run ARGV inside MACHINE (node1, node2, ..., client)."""
+    _need_root()
+    try:
+        code = labmod.exec_in(labmod.load(lab_dir_from_env()), machine, argv)
+    except LabError as exc:
+        _fail(exc)
+    raise SystemExit(code)
+
+
+@lab.command()
+def down() -> None:
+    """Remove every namespace, process, loop device and file of the lab."""
+    _need_root()
+    try:
+        labmod.down(lab_dir_from_env(), log=click.echo)
+    except LabError as exc:
+        _fail(exc)
+
+
+commands = [lab]

@@ -1,0 +1,115 @@
+"""Names, addresses, paths and timings of the lab: one frozen description, no state."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from bacula_ha.lab.errors import LabError
+
+# The lab subnet exists only inside namespaces this code creates: no route leads out of it.
+SUBNET = "10.99.0"
+PREFIX_LEN = 24
+CLIENT_HOST = 100
+SWITCH_NS = "bhl-sw"
+BRIDGE = "br0"
+NS_PREFIX = "bhl-"
+DEFAULT_LAB_DIR = Path("/var/lib/bacula-ha-lab")
+CLUSTER_NAME = "bacula-lab"
+MAX_NODES = 5
+
+
+@dataclass(frozen=True)
+class Machine:
+    """One namespace machine of the lab: a cluster node or the client."""
+
+    name: str
+    address: str
+    lab_dir: Path
+
+    @property
+    def netns(self) -> str:
+        return NS_PREFIX + self.name
+
+    @property
+    def port(self) -> str:
+        """The machine's veth end on the bridge, in the switch namespace."""
+        return "bhl-p-" + self.name
+
+    @property
+    def dir(self) -> Path:
+        return self.lab_dir / "machines" / self.name
+
+    @property
+    def power_file(self) -> Path:
+        """The fence_dummy status file: "on" or "off", no newline."""
+        return self.lab_dir / "power" / self.name
+
+
+@dataclass(frozen=True)
+class LabConfig:
+    """What a lab is made of; derived entirely from the node count and the lab directory."""
+
+    nodes: int = 2
+    lab_dir: Path = DEFAULT_LAB_DIR
+    # token 1000 ms halves the 3-node failover time measured in lab.md (9.2 s to 4.7 s);
+    # dc-deadtime 2 s takes a cold start from 22 s to about 3 s.
+    token_ms: int = 1000
+    dc_deadtime: str = "2s"
+    # The node running resources wins a fence race after a partition.
+    priority_fencing_delay: str = "1s"
+
+    def __post_init__(self) -> None:
+        if not 2 <= self.nodes <= MAX_NODES:
+            raise LabError(f"a lab has 2 to {MAX_NODES} nodes, not {self.nodes}")
+
+    @property
+    def cluster_nodes(self) -> tuple[Machine, ...]:
+        return tuple(
+            Machine(f"node{i}", f"{SUBNET}.{i}", self.lab_dir) for i in range(1, self.nodes + 1)
+        )
+
+    @property
+    def client(self) -> Machine:
+        return Machine("client", f"{SUBNET}.{CLIENT_HOST}", self.lab_dir)
+
+    @property
+    def machines(self) -> tuple[Machine, ...]:
+        return (*self.cluster_nodes, self.client)
+
+    def machine(self, name: str) -> Machine:
+        for m in self.machines:
+            if m.name == name:
+                return m
+        known = ", ".join(m.name for m in self.machines)
+        raise LabError(f"no machine {name!r} in this lab (known: {known})")
+
+    def node(self, name: str) -> Machine:
+        for m in self.cluster_nodes:
+            if m.name == name:
+                return m
+        known = ", ".join(m.name for m in self.cluster_nodes)
+        raise LabError(f"no cluster node {name!r} in this lab (known: {known})")
+
+    @property
+    def state_file(self) -> Path:
+        return self.lab_dir / "state.json"
+
+    @property
+    def supervisor_socket(self) -> Path:
+        return self.lab_dir / "supervisor.sock"
+
+    @property
+    def disks_dir(self) -> Path:
+        return self.lab_dir / "disks"
+
+    @property
+    def log_dir(self) -> Path:
+        return self.lab_dir / "log"
+
+
+def lab_dir_from_env() -> Path:
+    """The lab directory: BACULA_HA_LAB_DIR if set (tests may use their own), else the default."""
+    value = os.environ.get("BACULA_HA_LAB_DIR")
+    return Path(value) if value else DEFAULT_LAB_DIR

@@ -1,0 +1,290 @@
+"""Bringing the lab up and down, looking at it, breaking it and healing it."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from bacula_ha.lab import cluster, disks, machine, procs, ssh
+from bacula_ha.lab.config import NS_PREFIX, SUBNET, LabConfig, Machine
+from bacula_ha.lab.errors import LabError
+from bacula_ha.lab.run import NODE_ENV, run
+
+Log = Callable[[str], None]
+
+# Fixed names for addresses the site and the tests use, written to every /etc/hosts.
+VIPS = {
+    "test-vip": f"{SUBNET}.50",
+    "catalog-vip": f"{SUBNET}.20",
+    "dir-vip": f"{SUBNET}.21",
+    "sd1-vip": f"{SUBNET}.22",
+}
+FAIL_MODES = ("crash", "partition")
+
+
+def _quiet(_: str) -> None:
+    pass
+
+
+# --- state -------------------------------------------------------------------------------
+
+
+def _write_state(cfg: LabConfig, **values: object) -> None:
+    state = read_state(cfg.lab_dir)
+    state.update(values)
+    tmp = cfg.state_file.with_suffix(".tmp")
+    tmp.write_text(json.dumps(state, indent=1))
+    tmp.rename(cfg.state_file)
+
+
+def read_state(lab_dir: Path) -> dict[str, object]:
+    try:
+        data = json.loads((lab_dir / "state.json").read_text())
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def load(lab_dir: Path) -> LabConfig:
+    """The configuration of the lab that is up (its node count comes from its state)."""
+    state = read_state(lab_dir)
+    nodes = state.get("nodes")
+    if not isinstance(nodes, int):
+        raise LabError(f"no lab is up (no state in {lab_dir}); run `bacula-ha lab up`")
+    return LabConfig(nodes=nodes, lab_dir=lab_dir)
+
+
+@dataclass(frozen=True)
+class Leftovers:
+    """Everything of a lab found on the host, whether or not its state was recorded."""
+
+    inits: dict[str, int] = field(default_factory=dict)
+    supervisors: tuple[int, ...] = ()
+    namespaces: tuple[str, ...] = ()
+    loops: tuple[str, ...] = ()
+    lab_dir_exists: bool = False
+
+    @property
+    def empty(self) -> bool:
+        return not (
+            self.inits or self.supervisors or self.namespaces or self.loops or self.lab_dir_exists
+        )
+
+    def describe(self) -> str:
+        parts = []
+        if self.inits:
+            parts.append("machines " + ", ".join(f"{n} (PID {p})" for n, p in self.inits.items()))
+        if self.supervisors:
+            parts.append("supervisor PIDs " + ", ".join(map(str, self.supervisors)))
+        if self.namespaces:
+            parts.append("namespaces " + ", ".join(self.namespaces))
+        if self.loops:
+            parts.append("loop devices " + ", ".join(self.loops))
+        if self.lab_dir_exists:
+            parts.append("the lab directory")
+        return "; ".join(parts) or "nothing"
+
+
+def leftovers(lab_dir: Path) -> Leftovers:
+    return Leftovers(
+        inits=procs.machine_inits(lab_dir),
+        supervisors=tuple(procs.supervisors(lab_dir)),
+        namespaces=tuple(n for n in machine.netns_list() if n.startswith(NS_PREFIX)),
+        loops=tuple(disks.attached(lab_dir)),
+        lab_dir_exists=lab_dir.exists(),
+    )
+
+
+def healthy(cfg: LabConfig) -> bool:
+    state = read_state(cfg.lab_dir)
+    if state.get("phase") != "up" or state.get("nodes") != cfg.nodes:
+        return False
+    inits = procs.machine_inits(cfg.lab_dir)
+    return all(m.name in inits for m in cfg.machines) and bool(procs.supervisors(cfg.lab_dir))
+
+
+# --- up / down ---------------------------------------------------------------------------
+
+
+def hosts_file(cfg: LabConfig) -> str:
+    lines = ["127.0.0.1 localhost", "::1 localhost ip6-localhost ip6-loopback"]
+    lines += [f"{m.address} {m.name}" for m in cfg.machines]
+    lines += [f"{addr} {name}" for name, addr in VIPS.items()]
+    return "\n".join(lines) + "\n"
+
+
+def _all_online(cfg: LabConfig) -> Callable[[cluster.ClusterView], bool]:
+    names = {m.name for m in cfg.cluster_nodes}
+
+    def check(v: cluster.ClusterView) -> bool:
+        fences = [r for r in v.resources if r.startswith("fence-")]
+        return (
+            v.dc is not None
+            and v.quorate
+            and set(v.online) == names
+            and len(fences) == cfg.nodes
+            and all(v.resources[f][0] == "Started" for f in fences)
+        )
+
+    return check
+
+
+def boot_node(cfg: LabConfig, m: Machine) -> None:
+    """Boot a cluster node: its PID-1, sshd, corosync, pacemakerd."""
+    m.power_file.write_text("on")  # exactly "on", no newline: fence_dummy compares it
+    machine.boot(cfg, m)
+    ssh.start(cfg, m.name)
+    cluster.start_node(cfg, m)
+
+
+def up(cfg: LabConfig, log: Log = _quiet) -> float:
+    """Build the lab and wait until the cluster is formed with fencing; return seconds taken."""
+    start = time.monotonic()
+    found = leftovers(cfg.lab_dir)
+    if not found.empty:
+        if healthy(cfg):
+            log("the lab is already up")
+            return 0.0
+        log(f"removing leftovers of an earlier lab: {found.describe()}")
+        down(cfg.lab_dir)
+    cfg.lab_dir.mkdir(parents=True)
+    cfg.lab_dir.chmod(0o755)  # hacluster-run fence agents read the power files under it
+    _write_state(cfg, nodes=cfg.nodes, phase="building")
+    for sub in ("log", "power", "machines"):
+        (cfg.lab_dir / sub).mkdir()
+    log("starting the supervisor (power switch)")
+    machine.start_supervisor(cfg)
+    log("network: switch, veths, 10.99.0.0/24")
+    machine.create_switch()
+    for m in cfg.machines:
+        machine.create_machine_net(m)
+    log("shared disks (loop devices)")
+    disks.create(cfg)
+    ssh.prepare(cfg)
+    conf = cluster.corosync_conf(cfg, cfg.lab_dir)
+    authkey = cfg.lab_dir / "authkey"
+    run(["corosync-keygen", "-k", str(authkey)])
+    cib = cluster.seed_cib(cfg, cfg.lab_dir)
+    hosts = hosts_file(cfg)
+    for m in cfg.machines:
+        machine.write_spec(
+            cfg, m, hosts, extra_dirs=("/etc/bacula", "/var/lib/bacula", "/var/log/bacula")
+        )
+    for m in cfg.cluster_nodes:
+        cluster.install_cluster_files(cfg, m, conf, authkey, cib)
+    log("booting " + ", ".join(m.name for m in cfg.machines))
+    machine.boot(cfg, cfg.client)
+    for m in cfg.cluster_nodes:
+        boot_node(cfg, m)
+    log("waiting for the cluster (DC, quorum, fencing started)")
+    cluster.wait_for(cfg, "node1", "the cluster to form", _all_online(cfg), timeout=90)
+    elapsed = time.monotonic() - start
+    _write_state(cfg, phase="up", up_seconds=round(elapsed, 2))
+    log(f"lab up in {elapsed:.1f} s")
+    return elapsed
+
+
+def down(lab_dir: Path, log: Log = _quiet) -> Leftovers:
+    """Remove everything the lab made, recorded or not; return what was found."""
+    found = leftovers(lab_dir)
+    if procs.kill_and_wait(list(found.inits.values())):
+        raise LabError("a machine's PID-1 survived SIGKILL")
+    for ns in found.namespaces:
+        # Processes started in a netns outside any machine (should be none) would keep it.
+        pids = run(["ip", "netns", "pids", ns], check=False).stdout.split()
+        procs.kill_and_wait([int(p) for p in pids])
+        run(["ip", "netns", "delete", ns], check=False)
+    left_ns = [n for n in machine.netns_list() if n.startswith(NS_PREFIX)]
+    if left_ns:
+        raise LabError(f"could not delete namespaces {', '.join(left_ns)}")
+    _unmount_under(lab_dir)
+    disks.detach_all(lab_dir)
+    procs.kill_and_wait(list(procs.supervisors(lab_dir)))
+    if lab_dir.exists():
+        run(["rm", "-rf", "--one-file-system", str(lab_dir)])
+    log(f"removed: {found.describe()}")
+    return found
+
+
+def _unmount_under(lab_dir: Path) -> None:
+    """Unmount host mounts under the lab directory (none are made; a crashed tool may leave one)."""
+    for line in reversed(Path("/proc/self/mountinfo").read_text().splitlines()):
+        target = line.split()[4]
+        if target.startswith(str(lab_dir) + "/"):
+            run(["umount", "-l", target], check=False)
+
+
+# --- looking at it -----------------------------------------------------------------------
+
+
+def vip_holders(cfg: LabConfig) -> dict[str, list[str]]:
+    """Which machines have each VIP configured right now."""
+    inits = procs.machine_inits(cfg.lab_dir)
+    holders: dict[str, list[str]] = {name: [] for name in VIPS}
+    by_addr = {addr: name for name, addr in VIPS.items()}
+    for m in cfg.cluster_nodes:
+        if m.name not in inits:
+            continue
+        for addr in machine.addresses(m):
+            if addr in by_addr:
+                holders[by_addr[addr]].append(m.name)
+    return holders
+
+
+def status(cfg: LabConfig) -> str:
+    inits = procs.machine_inits(cfg.lab_dir)
+    lines = []
+    for m in cfg.machines:
+        power = m.power_file.read_text() if m.power_file.exists() else "-"
+        state = f"running (PID-1 {inits[m.name]})" if m.name in inits else "powered off"
+        lines.append(f"{m.name:8} {m.address:12} {state}  power-file={power}")
+    lines.append("")
+    for name, nodes in vip_holders(cfg).items():
+        lines.append(f"{name:12} {VIPS[name]:12} on: {', '.join(nodes) or '-'}")
+    lines.append("")
+    try:
+        via = cluster.any_live_node(cfg)
+        lines.append(machine.run_in(cfg, via, ["crm_mon", "-1", "-r", "-f"], check=False).stdout)
+    except LabError as exc:
+        lines.append(str(exc))
+    return "\n".join(lines)
+
+
+# --- faults ------------------------------------------------------------------------------
+
+
+def fail(cfg: LabConfig, node: str, mode: str) -> None:
+    m = cfg.node(node)
+    if mode == "crash":
+        machine.power_off(cfg.lab_dir, m.name)
+    elif mode == "partition":
+        machine.set_port(m.name, up=False)
+    else:
+        raise LabError(f"unknown failure mode {mode!r} (known: {', '.join(FAIL_MODES)})")
+
+
+def heal(cfg: LabConfig, log: Log = _quiet, timeout: float = 60) -> None:
+    """Reconnect every node, boot every powered-off one, wait until all are back online."""
+    inits = procs.machine_inits(cfg.lab_dir)
+    for m in cfg.cluster_nodes:
+        if m.name in inits:
+            machine.set_port(m.name, up=True)
+    for m in cfg.cluster_nodes:
+        if m.name not in inits:
+            log(f"booting {m.name}")
+            boot_node(cfg, m)
+            machine.set_port(m.name, up=True)
+    if cfg.client.name not in inits:
+        machine.boot(cfg, cfg.client)
+        machine.set_port(cfg.client.name, up=True)
+    cluster.wait_for(cfg, cluster.any_live_node(cfg), "all nodes online", _all_online(cfg), timeout)
+
+
+def exec_in(cfg: LabConfig, name: str, argv: Sequence[str]) -> int:
+    """Run a command inside a machine with the caller's terminal; return its exit status."""
+    cfg.machine(name)
+    return subprocess.run(machine.exec_argv(cfg, name, argv), env=dict(NODE_ENV)).returncode

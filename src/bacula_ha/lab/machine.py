@@ -1,0 +1,239 @@
+"""Lab machines as namespaces: switch, veths, booting a machine's PID-1, power-off, exec."""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from bacula_ha.lab import procs
+from bacula_ha.lab.config import BRIDGE, NS_PREFIX, PREFIX_LEN, SWITCH_NS, LabConfig, Machine
+from bacula_ha.lab.errors import LabError
+from bacula_ha.lab.run import NODE_ENV, nsenter_argv, run
+
+# Host paths each machine gets a private copy of (bind mounts inside its mount namespace):
+# the host's own cluster state and configuration are never touched.
+PRIVATE_DIRS = (
+    "/etc/corosync",
+    "/var/lib/corosync",
+    "/var/lib/pacemaker",
+    "/var/log/corosync",
+    "/var/log/pacemaker",
+    "/var/lib/pcsd",
+    "/root",
+)
+PRIVATE_FILES = ("/etc/hosts", "/etc/hostname")
+# libqb's ring buffers in /dev/shm are created by hacluster as well as root: sticky 1777.
+TMPFS = (("/run", "0755"), ("/dev/shm", "1777"), ("/tmp", "1777"))
+# Made after /run is a fresh tmpfs: (path, user, group, mode).
+RUN_DIRS = (
+    ("/run/crm", "hacluster", "haclient", "0750"),
+    ("/run/lock", "root", "root", "1777"),
+    ("/run/resource-agents", "root", "root", "0755"),
+    ("/run/sshd", "root", "root", "0755"),
+    ("/run/bacula", "bacula", "bacula", "0755"),
+    ("/run/postgresql", "postgres", "postgres", "2775"),
+    ("/var/lib/pacemaker/cib", "hacluster", "haclient", "0750"),
+    ("/var/lib/pacemaker/pengine", "hacluster", "haclient", "0750"),
+    ("/var/lib/pacemaker/blackbox", "hacluster", "haclient", "0750"),
+    ("/var/lib/pacemaker/cores", "hacluster", "haclient", "0750"),
+    ("/var/log/pacemaker", "hacluster", "haclient", "0770"),
+    ("/root", "root", "root", "0700"),
+)
+
+
+# --- supervisor ------------------------------------------------------------------------
+
+
+def supervisor_request(cfg: LabConfig, request: dict[str, Any]) -> dict[str, Any]:
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+            sock.settimeout(10)
+            sock.connect(str(cfg.supervisor_socket))
+            sock.sendall(json.dumps(request).encode() + b"\n")
+            data = b""
+            while not data.endswith(b"\n"):
+                chunk = sock.recv(4096)
+                if not chunk:
+                    break
+                data += chunk
+    except OSError as exc:
+        raise LabError(
+            f"the lab supervisor does not answer ({exc}); run `bacula-ha lab down`"
+        ) from exc
+    answer: dict[str, Any] = json.loads(data)
+    if not answer.get("ok"):
+        raise LabError(f"lab supervisor: {answer.get('error')}")
+    return answer
+
+
+def start_supervisor(cfg: LabConfig) -> int:
+    """Start the power switch / subreaper, detached from the caller's session."""
+    cfg.log_dir.mkdir(parents=True, exist_ok=True)
+    with open(cfg.log_dir / "supervisor.log", "ab") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", procs.SUPERVISOR_MODULE, str(cfg.lab_dir)],
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise LabError(f"the lab supervisor exited; see {cfg.log_dir / 'supervisor.log'}")
+        try:
+            supervisor_request(cfg, {"op": "ping"})
+            return proc.pid
+        except LabError:
+            time.sleep(0.05)
+    raise LabError("the lab supervisor did not come up within 15 s")
+
+
+# --- network -----------------------------------------------------------------------------
+
+
+def netns_list() -> list[str]:
+    out = run(["ip", "netns", "list"]).stdout
+    return [line.split()[0] for line in out.splitlines() if line.strip()]
+
+
+def create_switch() -> None:
+    run(["ip", "netns", "add", SWITCH_NS])
+    run(["ip", "-n", SWITCH_NS, "link", "set", "lo", "up"])
+    run(["ip", "-n", SWITCH_NS, "link", "add", BRIDGE, "type", "bridge"])
+    run(["ip", "-n", SWITCH_NS, "link", "set", BRIDGE, "up"])
+
+
+def create_machine_net(m: Machine) -> None:
+    """A netns for the machine, a veth from its eth0 to a port on the bridge, its address."""
+    run(["ip", "netns", "add", m.netns])
+    run(["ip", "-n", m.netns, "link", "set", "lo", "up"])
+    # Both ends are born inside their namespaces: no veth ever appears on the host.
+    run(
+        [
+            *("ip", "-n", SWITCH_NS, "link", "add", m.port, "type", "veth"),
+            *("peer", "name", "eth0", "netns", m.netns),
+        ]
+    )
+    run(["ip", "-n", SWITCH_NS, "link", "set", m.port, "master", BRIDGE, "up"])
+    run(["ip", "-n", m.netns, "addr", "add", f"{m.address}/{PREFIX_LEN}", "dev", "eth0"])
+    run(["ip", "-n", m.netns, "link", "set", "eth0", "up"])
+
+
+def set_port(name: str, up: bool) -> None:
+    run(["ip", "-n", SWITCH_NS, "link", "set", "bhl-p-" + name, "up" if up else "down"])
+
+
+def addresses(m: Machine) -> list[str]:
+    """IPv4 addresses on the machine's eth0 (its own and any VIP it holds)."""
+    out = run(["ip", "-n", m.netns, "-4", "-o", "addr", "show", "dev", "eth0"], check=False)
+    return [line.split()[3].split("/")[0] for line in out.stdout.splitlines() if "inet" in line]
+
+
+# --- machines ----------------------------------------------------------------------------
+
+
+def write_spec(cfg: LabConfig, m: Machine, hosts: str, extra_dirs: Sequence[str] = ()) -> None:
+    """Prepare the machine's private directories and the spec its PID-1 applies."""
+    binds: list[tuple[str, str]] = []
+    for path in (*PRIVATE_DIRS, *extra_dirs):
+        private = m.dir / "fs" / path.strip("/")
+        private.mkdir(parents=True, exist_ok=True)
+        binds.append((str(private), path))
+    for path in PRIVATE_FILES:
+        private = m.dir / "fs" / path.strip("/")
+        private.parent.mkdir(parents=True, exist_ok=True)
+        binds.append((str(private), path))
+    (m.dir / "fs/etc/hosts").write_text(hosts)
+    (m.dir / "fs/etc/hostname").write_text(m.name + "\n")
+    spec = {
+        "hostname": m.name,
+        "tmpfs": [list(t) for t in TMPFS],
+        "binds": binds,
+        "dirs": [list(d) for d in RUN_DIRS],
+    }
+    (m.dir / "spec.json").write_text(json.dumps(spec, indent=1))
+
+
+def boot(cfg: LabConfig, m: Machine, timeout: float = 15.0) -> int:
+    """Start the machine's PID-1 under the supervisor; return its host PID once set up."""
+    ready = m.dir / "ready"
+    ready.unlink(missing_ok=True)
+    argv = ["ip", "netns", "exec", m.netns, "unshare", "--pid", "--fork", "--mount", "--uts"]
+    argv += ["--propagation", "private", "--mount-proc"]
+    argv += [sys.executable, "-m", procs.INIT_MODULE, str(cfg.lab_dir), m.name]
+    supervisor_request(cfg, {"op": "spawn", "argv": argv, "log": str(m.dir / "init.log")})
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if ready.exists():
+            status = ready.read_text()
+            if status != "ok":
+                raise LabError(f"{m.name} could not be set up: {status}")
+            pid = procs.machine_inits(cfg.lab_dir).get(m.name)
+            if pid is None:
+                raise LabError(f"{m.name} reported ready but its PID-1 is gone")
+            return pid
+        time.sleep(0.02)
+    raise LabError(f"{m.name} did not boot within {timeout:.0f} s; see {m.dir / 'init.log'}")
+
+
+def power_off(lab_dir: Path, name: str) -> None:
+    """What pulling the plug does: the link drops, then every process of the machine dies."""
+    set_port(name, up=False)
+    pid = procs.machine_inits(lab_dir).get(name)
+    if pid is not None and procs.kill_and_wait([pid]):
+        raise LabError(f"{name}'s PID-1 {pid} survived SIGKILL")
+    # The kernel kills the rest of the PID namespace after its init: wait for all of it.
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        left = run(["ip", "netns", "pids", NS_PREFIX + name], check=False).stdout.split()
+        if not [p for p in left if procs.alive(int(p))]:
+            return
+        time.sleep(0.02)
+    raise LabError(f"processes of {name} survive its power-off")
+
+
+def init_pid(cfg: LabConfig, name: str) -> int:
+    pid = procs.machine_inits(cfg.lab_dir).get(name)
+    if pid is None:
+        raise LabError(f"{name} is not running (powered off or the lab is down)")
+    return pid
+
+
+def exec_argv(cfg: LabConfig, name: str, argv: Sequence[str]) -> list[str]:
+    return nsenter_argv(init_pid(cfg, name), argv)
+
+
+def run_in(
+    cfg: LabConfig,
+    name: str,
+    argv: Sequence[str],
+    *,
+    check: bool = True,
+    timeout: float = 60.0,
+    env: dict[str, str] | None = None,
+    input_text: str | None = None,
+) -> subprocess.CompletedProcess[str]:
+    """Run a command inside a machine with a clean environment and capture its output."""
+    full_env = {**NODE_ENV, **(env or {})}
+    return run(
+        exec_argv(cfg, name, argv),
+        check=check,
+        timeout=timeout,
+        env=full_env,
+        input_text=input_text,
+    )
+
+
+def start_daemon(
+    cfg: LabConfig, name: str, argv: Sequence[str], log: str, env: dict[str, str] | None = None
+) -> None:
+    """Start a long-running process inside a machine, detached: the machine's PID-1 adopts it."""
+    script = 'exec setsid -f "$@" >>"$LOG" 2>&1 </dev/null'
+    run_in(cfg, name, ["sh", "-c", script, "sh", *argv], env={**(env or {}), "LOG": log})
