@@ -372,7 +372,9 @@ class PostgresServer:
         """Create database, tables and grants with Debian's own scripts, as the director's
         postinst would; the role is created once and reused by later catalogs."""
         env = dict(self.env)
-        env.update({"db_name": db_name, "db_user": db_user, "db_password": db_password})
+        # The scripts paste db_password into SQL unquoted: they get a harmless placeholder
+        # and the real password is set afterwards as a proper literal.
+        env.update({"db_name": db_name, "db_user": db_user, "db_password": "placeholder"})
         steps = ["create_postgresql_database", "make_postgresql_tables"]
         role_exists = self.psql(f"SELECT 1 FROM pg_roles WHERE rolname = {sql_literal(db_user)}")
         for step in steps:
@@ -388,6 +390,7 @@ class PostgresServer:
             )
         else:
             self._bacula_script("grant_postgresql_privileges", env)
+        self.psql(f"ALTER ROLE {db_user} PASSWORD {sql_literal(db_password)};")
         version = self.psql("SELECT versionid FROM version", db=db_name)
         if version != str(BACULA_CATALOG_VERSION):
             raise SandboxError(f"catalog {db_name} has version {version!r}")

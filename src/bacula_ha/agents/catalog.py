@@ -1,0 +1,348 @@
+"""bacula-catalog: a health resource that is up only while the Bacula catalog is usable."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+from ..bacula import catalog as cat
+from ..ocf.agent import Agent
+from ..ocf.env import Environment
+from ..ocf.errors import ArgsError, GenericError, NotConfiguredError, NotInstalledError
+from ..ocf.log import Logger
+from ..ocf.metadata import Action, MetaData, Parameter
+from ..ocf.status import OCFStatus
+
+AGENT_NAME = "bacula-catalog"
+DEFAULT_CONFIG = "/etc/bacula/bacula-dir.conf"
+# Start checks the schema and a write, but never fails on slowness alone.
+START_DEPTH = 20
+
+_METADATA = MetaData(
+    name=AGENT_NAME,
+    version="0.1.0",
+    shortdesc="Health of the Bacula catalog database",
+    longdesc=(
+        "Runs between the database and the director (order the database first, then this, "
+        "then bacula-dir): it starts only when the catalog is usable and its monitor fails "
+        "when the catalog stops being usable. Depth 0: connects and runs a trivial query; the "
+        "server must be a primary (PostgreSQL not in recovery, MySQL not read-only). Depth 10: "
+        "the Bacula tables exist and table Version holds what the installed director expects. "
+        "Depth 20: a write in a rolled-back transaction, and a check slower than "
+        "latency_threshold is reported as degraded. Connection settings come from the "
+        "director's Catalog resource (read with bdirjson) unless parameters override them. "
+        "The password reaches the client through a private 0600 file, never argv or the log. "
+        "A probe only reports whether this resource was started on this node."
+    ),
+    parameters=(
+        Parameter(
+            "config",
+            "Director configuration file",
+            "The bacula-dir configuration whose Catalog resource names the database.",
+            default=DEFAULT_CONFIG,
+        ),
+        Parameter(
+            "catalog",
+            "Catalog resource name",
+            "Which Catalog resource of the director to check; default: the first one.",
+            default="",
+        ),
+        Parameter(
+            "backend",
+            "Database backend",
+            "Which client to use; auto follows the catalog library of the installed director.",
+            default="auto",
+            choices=("auto", cat.POSTGRESQL, cat.MYSQL),
+        ),
+        Parameter("db_name", "Database name", "Overrides the Catalog's DbName.", default=""),
+        Parameter("db_user", "Database user", "Overrides the Catalog's User.", default=""),
+        Parameter(
+            "db_address",
+            "Database host",
+            "Overrides the Catalog's DB Address: a host name or address, or for PostgreSQL a "
+            "socket directory.",
+            default="",
+        ),
+        Parameter(
+            "db_port", "Database port", "Overrides the Catalog's DB Port.", "integer", default=""
+        ),
+        Parameter(
+            "db_socket", "MySQL socket", "Overrides the Catalog's DB Socket (MySQL).", default=""
+        ),
+        Parameter(
+            "password_file",
+            "File holding the database password",
+            "A file (mode 0600) whose first line is the password; overrides the Catalog's "
+            "Password. With db_name and db_user also set, the director configuration is not read.",
+            default="",
+        ),
+        Parameter(
+            "client",
+            "Client binary",
+            "Absolute path of psql or mariadb/mysql; default: PostgreSQL's newest psql or "
+            "/usr/bin/mariadb.",
+            default="",
+        ),
+        Parameter(
+            "connect_timeout",
+            "Connect timeout (s)",
+            "Seconds allowed for connecting and authenticating (PostgreSQL counts at least 2).",
+            "integer",
+            default="5",
+        ),
+        Parameter(
+            "query_timeout",
+            "Query timeout (s)",
+            "Seconds a single statement may run on the server.",
+            "integer",
+            default="10",
+        ),
+        Parameter(
+            "latency_threshold",
+            "Degraded above (ms)",
+            "At depth 20, a whole check (connect and every query) slower than this many "
+            "milliseconds is reported as degraded (190) instead of success; 0 disables.",
+            "integer",
+            default="2000",
+        ),
+        Parameter(
+            "schema_version",
+            "Expected catalog version",
+            "The Version the catalog must hold; default: what the installed director creates "
+            "(read from its make_*_tables script; 16 for Bacula 9.6).",
+            "integer",
+            default="",
+        ),
+    ),
+    actions=(
+        Action("start", timeout=30),
+        Action("stop", timeout=20),
+        Action("monitor", timeout=30, interval=30, depth=0),
+        Action("monitor", timeout=30, interval=61, depth=10),
+        Action("monitor", timeout=40, interval=127, depth=20),
+        Action("validate-all", timeout=20),
+        Action("meta-data", timeout=5),
+    ),
+)
+
+
+@dataclass(frozen=True)
+class Config:
+    """The parameters, parsed; connection settings are resolved per action (`_settings`)."""
+
+    config: str
+    catalog: str
+    backend: str  # postgresql | mysql (auto resolved)
+    db_name: str
+    db_user: str
+    db_address: str
+    db_port: int | None
+    db_socket: str
+    password_file: str
+    client: str
+    connect_timeout: int
+    query_timeout: int
+    latency_threshold_ms: int
+    schema_version: int | None
+
+    @property
+    def needs_director_config(self) -> bool:
+        """Everything given explicitly: the director's file is not needed (nor read)."""
+        return not (self.db_name and self.db_user and self.password_file)
+
+
+class CatalogAgent(Agent[Config]):
+    """The bacula-catalog agent."""
+
+    metadata = _METADATA
+    depths = (0, 10, 20)
+
+    def configure(self, env: Environment, log: Logger) -> Config:
+        backend = env.param("backend", "auto")
+        if backend not in ("auto", *cat.BACKENDS):
+            raise NotConfiguredError(f"backend={backend!r}: use auto, postgresql or mysql")
+        if backend == "auto":
+            backend = cat.installed_backend()
+        client = env.param("client") or cat.default_client(backend)
+        if not os.path.isabs(client):
+            raise NotConfiguredError(f"client={client!r} is not an absolute path")
+        for name in ("config", "password_file", "db_socket"):
+            value = env.param(name)
+            if value and not os.path.isabs(value):
+                raise NotConfiguredError(f"{name}={value!r} is not an absolute path")
+        version = env.param("schema_version")
+        return Config(
+            config=env.param("config", DEFAULT_CONFIG),
+            catalog=env.param("catalog"),
+            backend=backend,
+            db_name=env.param("db_name"),
+            db_user=env.param("db_user"),
+            db_address=env.param("db_address"),
+            db_port=_integer(env, "db_port", None, low=1, high=65535),
+            db_socket=env.param("db_socket"),
+            password_file=env.param("password_file"),
+            client=client,
+            connect_timeout=_integer(env, "connect_timeout", 5, low=1, high=3600) or 5,
+            query_timeout=_integer(env, "query_timeout", 10, low=1, high=3600) or 10,
+            latency_threshold_ms=_integer(env, "latency_threshold", 2000, low=0) or 0,
+            schema_version=_integer(env, "schema_version", None, low=1) if version else None,
+        )
+
+    def validate(self, config: Config, env: Environment, log: Logger) -> None:
+        if not os.access(config.client, os.X_OK):
+            raise NotInstalledError(f"database client {config.client} is not installed")
+        if config.needs_director_config and not os.access(cat.BDIRJSON, os.X_OK):
+            raise NotInstalledError(f"{cat.BDIRJSON} is not installed (bacula-director)")
+
+    def validate_all(self, config: Config, env: Environment, log: Logger) -> OCFStatus | None:
+        _settings(config, env)  # reads the director's file and the password file, no network
+        return None
+
+    def start(self, config: Config, env: Environment, log: Logger) -> OCFStatus | None:
+        health = _check(config, env, log, START_DEPTH)
+        _state_path(env).parent_mkdir()
+        _state_path(env).write()
+        log.info(f"catalog usable (schema {health.version}, {health.elapsed * 1000:.0f} ms)")
+        return None
+
+    def stop(self, config: Config, env: Environment, log: Logger) -> OCFStatus | None:
+        _state_path(env).remove()
+        return None
+
+    def stop_unconfigured(self, env: Environment, log: Logger, reason: str) -> OCFStatus | None:
+        # Nothing runs on behalf of this resource but its state file: removing it is the stop.
+        _state_path(env).remove()
+        return None
+
+    def monitor(self, config: Config, env: Environment, log: Logger) -> OCFStatus | None:
+        if not _state_path(env).exists():
+            return OCFStatus.NOT_RUNNING
+        if env.is_probe:
+            # A probe asks whether the resource is active here, not whether the database is
+            # healthy: a database error must not make Pacemaker think it runs elsewhere.
+            return OCFStatus.SUCCESS
+        health = _check(config, env, log, env.depth)
+        threshold = config.latency_threshold_ms
+        if env.depth >= 20 and threshold and health.elapsed * 1000 > threshold:
+            log.warning(
+                f"catalog is slow: check took {health.elapsed * 1000:.0f} ms"
+                f" (latency_threshold {threshold} ms)"
+            )
+            return OCFStatus.DEGRADED
+        return None
+
+
+AGENT = CatalogAgent()
+
+
+def _check(config: Config, env: Environment, log: Logger, depth: int) -> cat.Health:
+    settings = _settings(config, env)
+    if config.schema_version is not None:
+        expected = config.schema_version
+    elif depth >= 10:
+        expected = cat.expected_schema_version(config.backend)
+    else:
+        expected = cat.FALLBACK_SCHEMA_VERSION
+    options = cat.CheckOptions(
+        depth=depth,
+        connect_timeout=config.connect_timeout,
+        query_timeout=config.query_timeout,
+        schema_version=expected,
+        tmpdir=_private_tmpdir(env),
+    )
+    return cat.check(
+        config.backend, config.client, settings, options, deadline=env.deadline, log=log
+    )
+
+
+def _settings(config: Config, env: Environment) -> cat.CatalogSettings:
+    """The director's Catalog resource with the explicit parameters laid over it."""
+    if config.needs_director_config:
+        found = cat.read_catalogs(config.config, deadline=env.deadline, name=config.catalog)
+        base = cat.pick_catalog(found, config.catalog, config.config)
+    else:
+        base = cat.CatalogSettings(name=config.catalog, db_name="", user="", password="")
+    password = _read_password(config.password_file) if config.password_file else base.password
+    settings = cat.CatalogSettings(
+        name=base.name,
+        db_name=config.db_name or base.db_name,
+        user=config.db_user or base.user,
+        password=password,
+        address=config.db_address or base.address,
+        port=config.db_port or base.port,
+        socket=config.db_socket or base.socket,
+    )
+    if not settings.db_name or not settings.user:
+        raise NotConfiguredError("no database name or user: set them in the Catalog or here")
+    return settings
+
+
+def _read_password(path: str) -> str:
+    try:
+        with open(path, encoding="utf-8") as handle:
+            line = handle.readline()
+    except FileNotFoundError:
+        raise ArgsError(f"password_file {path} does not exist") from None
+    except OSError as exc:
+        raise ArgsError(f"password_file {path}: {exc.strerror}") from None
+    return line.rstrip("\r\n")
+
+
+def _private_tmpdir(env: Environment) -> str | None:
+    """HA_RSCTMP if it exists (a root-only tmpfs under Pacemaker), else the system default."""
+    return env.rsctmp if os.path.isdir(env.rsctmp) else None
+
+
+def _integer(
+    env: Environment, name: str, default: int | None, *, low: int, high: int | None = None
+) -> int | None:
+    raw = env.param(name)
+    if raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise NotConfiguredError(f"{name}={raw!r} is not an integer") from None
+    if value < low or (high is not None and value > high):
+        limit = f"{low}..{high}" if high is not None else f">= {low}"
+        raise NotConfiguredError(f"{name}={value} is out of range ({limit})")
+    return value
+
+
+@dataclass(frozen=True)
+class _StateFile:
+    """The mark of a started resource: the only thing a probe looks at."""
+
+    path: str
+
+    def exists(self) -> bool:
+        return os.path.exists(self.path)
+
+    def parent_mkdir(self) -> None:
+        try:
+            os.makedirs(os.path.dirname(self.path), mode=0o755, exist_ok=True)
+        except OSError as exc:
+            raise GenericError(
+                f"cannot create {os.path.dirname(self.path)}: {exc.strerror}"
+            ) from None
+
+    def write(self) -> None:
+        try:
+            with open(self.path, "w", encoding="utf-8") as handle:
+                handle.write(f"{os.getpid()}\n")
+        except OSError as exc:
+            raise GenericError(f"cannot write {self.path}: {exc.strerror}") from None
+
+    def remove(self) -> None:
+        try:
+            os.unlink(self.path)
+        except FileNotFoundError:
+            pass
+        except OSError as exc:
+            raise GenericError(f"cannot remove {self.path}: {exc.strerror}") from None
+
+
+def _state_path(env: Environment) -> _StateFile:
+    # The instance name may carry a clone suffix ("cat:0"); keep it, it is unique per node.
+    safe = env.instance.replace("/", "_")
+    return _StateFile(os.path.join(env.rsctmp, f"{AGENT_NAME}-{safe}.state"))

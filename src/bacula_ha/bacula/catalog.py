@@ -1,0 +1,424 @@
+"""The Bacula catalog: its settings from the director's configuration, and its health checks."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from ..ocf.command import CommandTimeout, run
+from ..ocf.deadline import Deadline
+from ..ocf.errors import ArgsError, GenericError, NotConfiguredError, NotInstalledError
+
+BDIRJSON = "/usr/sbin/bdirjson"
+BACULA_LIBDIR = "/usr/lib/bacula"
+BACULA_SCRIPTS = "/usr/share/bacula-director"
+POSTGRESQL = "postgresql"
+MYSQL = "mysql"
+BACKENDS = (POSTGRESQL, MYSQL)
+# Bacula 9.x writes 16 into table Version; used when the installed table script is unreadable.
+FALLBACK_SCHEMA_VERSION = 16
+# The tables a director touches in every job; the rest (PathHierarchy, Snapshot...) are
+# feature tables whose absence shows up later and less often.
+CORE_TABLES = (
+    "Client",
+    "Counters",
+    "File",
+    "FileSet",
+    "Filename",
+    "Job",
+    "JobMedia",
+    "Log",
+    "Media",
+    "MediaType",
+    "Path",
+    "Pool",
+    "Storage",
+    "Version",
+)
+_PSQL_CANDIDATES = ("/usr/lib/postgresql/{v}/bin/psql",)
+_MYSQL_CANDIDATES = ("/usr/bin/mariadb", "/usr/bin/mysql")
+
+
+@dataclass(frozen=True)
+class CatalogSettings:
+    """How the director reaches one catalog (a Catalog resource, possibly overridden)."""
+
+    name: str
+    db_name: str
+    user: str
+    password: str = field(repr=False)
+    address: str = ""  # a host name, an address, or (PostgreSQL) a socket directory
+    port: int | None = None
+    socket: str = ""  # MySQL's socket file
+
+    def where(self) -> str:
+        """A description for logs and exit reasons (never the password)."""
+        place = self.address or self.socket or "local socket"
+        port = f":{self.port}" if self.port else ""
+        return f"{self.user}@{place}{port}/{self.db_name}"
+
+
+@dataclass(frozen=True)
+class Health:
+    """What one check found; raised errors cover the failures, this covers the rest."""
+
+    depth: int
+    elapsed: float  # seconds for connecting and every query, client start included
+    version: int | None = None
+
+
+# -- settings --------------------------------------------------------------------------------
+
+
+def read_catalogs(
+    config: str,
+    *,
+    deadline: Deadline,
+    name: str = "",
+    bdirjson: str = BDIRJSON,
+) -> list[CatalogSettings]:
+    """The Catalog resources of a director configuration, parsed by Bacula's own bdirjson.
+
+    Raises NotInstalledError without bdirjson and ArgsError when this node's file is missing
+    or does not parse (another node's copy may be fine). The output holds the password in
+    clear: it is neither logged nor kept beyond the returned objects.
+    """
+    import json
+
+    if not os.path.exists(bdirjson):
+        raise NotInstalledError(f"{bdirjson} is not installed (bacula-director)")
+    if not os.path.isfile(config):
+        raise ArgsError(f"director configuration {config} does not exist")
+    argv = [bdirjson, "-c", config, "-r", "Catalog", "-D"]
+    if name:
+        argv += ["-n", name]
+    result = run(argv, deadline=deadline, timeout=10)
+    if not result.ok:
+        raise ArgsError(
+            f"bdirjson cannot read {config}: {_bacula_error(result.stdout + result.stderr)}"
+        )
+    try:
+        data = json.loads(result.stdout)
+    except ValueError:
+        raise ArgsError(f"bdirjson printed no JSON for {config}") from None
+    items = data if isinstance(data, list) else [data]
+    return [_settings_from_json(item) for item in items if isinstance(item, dict)]
+
+
+def pick_catalog(catalogs: Sequence[CatalogSettings], name: str, config: str) -> CatalogSettings:
+    """The named catalog, or the first one (the one a director uses by default)."""
+    if name:
+        for catalog in catalogs:
+            if catalog.name == name:
+                return catalog
+        names = ", ".join(c.name for c in catalogs) or "none"
+        raise ArgsError(f"no Catalog {name!r} in {config} (found: {names})")
+    if not catalogs:
+        raise ArgsError(f"no Catalog resource in {config}")
+    return catalogs[0]
+
+
+def installed_backend(libdir: str = BACULA_LIBDIR) -> str:
+    """The backend the installed director was built for, from its catalog library."""
+    try:
+        target = os.path.basename(os.path.realpath(os.path.join(libdir, "libbaccats.so")))
+    except OSError:
+        target = ""
+    if MYSQL in target:
+        return MYSQL
+    if POSTGRESQL in target:
+        return POSTGRESQL
+    try:
+        names = os.listdir(libdir)
+    except OSError:
+        names = []
+    has_mysql = any(n.startswith("libbaccats-mysql") for n in names)
+    has_pgsql = any(n.startswith("libbaccats-postgresql") for n in names)
+    return MYSQL if has_mysql and not has_pgsql else POSTGRESQL
+
+
+def expected_schema_version(backend: str, scripts: str = BACULA_SCRIPTS) -> int:
+    """The Version the installed director writes into a new catalog (its make_*_tables)."""
+    import re
+
+    path = os.path.join(scripts, f"make_{backend}_tables")
+    try:
+        with open(path, encoding="utf-8", errors="replace") as handle:
+            text = handle.read()
+    except OSError:
+        return FALLBACK_SCHEMA_VERSION
+    found = re.search(r"INSERT INTO Version\s*\(VersionId\)\s*VALUES\s*\((\d+)\)", text, re.I)
+    return int(found.group(1)) if found else FALLBACK_SCHEMA_VERSION
+
+
+def default_client(backend: str) -> str:
+    """The client binary: PostgreSQL's own psql (not Debian's slower pg_wrapper), or mariadb."""
+    if backend == POSTGRESQL:
+        import glob
+
+        versions = glob.glob("/usr/lib/postgresql/*/bin/psql")
+        versions.sort(key=lambda p: _version_key(p.split("/")[4]), reverse=True)
+        return versions[0] if versions else "/usr/bin/psql"
+    return next((p for p in _MYSQL_CANDIDATES if os.path.exists(p)), _MYSQL_CANDIDATES[0])
+
+
+# -- checks ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CheckOptions:
+    """Bounds and expectations of one check."""
+
+    depth: int
+    connect_timeout: int = 5  # seconds (libpq counts whole seconds, at least 2)
+    query_timeout: int = 10  # seconds, per statement on the server
+    schema_version: int = FALLBACK_SCHEMA_VERSION
+    tmpdir: str | None = None  # where the 0600 password file lives while the client runs
+
+
+class _Log(Protocol):
+    def debug(self, message: str) -> None: ...
+
+
+def check(
+    backend: str,
+    client: str,
+    settings: CatalogSettings,
+    options: CheckOptions,
+    *,
+    deadline: Deadline,
+    log: _Log | None = None,
+) -> Health:
+    """Connect and check the catalog at `options.depth`; raise the OCF error for a failure.
+
+    One client process runs one script: a trivial query and the primary test (depth 0), the
+    schema (10), a rolled-back write (20). The script stops at the first error, so the
+    lines printed before it say which step failed.
+    """
+    script = _script(backend, options.depth, options.query_timeout)
+    started = time.monotonic()
+    with _password_file(backend, settings.password, options.tmpdir) as passfile:
+        argv, env = _client_call(backend, client, settings, options, passfile)
+        try:
+            result = run(
+                argv,
+                deadline=deadline,
+                timeout=options.connect_timeout + options.query_timeout + 2,
+                env=env,
+                input=script.encode(),
+                secrets=[settings.password],
+                log=log,
+            )
+        except CommandTimeout:
+            raise GenericError(
+                f"catalog {settings.where()} did not answer within the time allowed"
+            ) from None
+    elapsed = time.monotonic() - started
+    found = _parse(result.stdout)
+    error = _client_error(result.stderr, settings.password) or f"exit status {result.returncode}"
+    where = settings.where()
+
+    if "ready" not in found:
+        raise GenericError(f"cannot reach catalog {where}: {error}")
+    if found.get("recovery") in ("t", "1", "true"):
+        raise GenericError(f"catalog {where} is in recovery (a standby): not writable")
+    if found.get("read_only") in ("on", "1", "true", "ON"):
+        raise GenericError(f"catalog {where} is read-only")
+    if "read_only" not in found:
+        raise GenericError(f"catalog {where}: primary check failed: {error}")
+    version: int | None = None
+    if options.depth >= 10:
+        present = {t.lower() for t in found.get("tables", "").split(",") if t}
+        missing = [t for t in CORE_TABLES if t.lower() not in present]
+        if missing:
+            raise GenericError(f"catalog {where} lacks tables: {', '.join(missing)}")
+        raw = found.get("version")
+        if raw is None:
+            raise GenericError(f"catalog {where}: cannot read table Version: {error}")
+        if not raw.isdigit():
+            raise NotConfiguredError(f"catalog {where} has no Version row")
+        version = int(raw)
+        if version != options.schema_version:
+            raise NotConfiguredError(
+                f"catalog {settings.db_name} has schema version {version},"
+                f" the installed director expects {options.schema_version}"
+            )
+    if options.depth >= 20 and found.get("write") != "ok":
+        raise GenericError(f"catalog {where}: write check failed: {error}")
+    if not result.ok:
+        raise GenericError(f"catalog {where}: {error}")
+    return Health(depth=options.depth, elapsed=elapsed, version=version)
+
+
+def _script(backend: str, depth: int, query_timeout: int) -> str:
+    probe = f"bacula-ha-probe-{os.getpid()}"
+    if backend == POSTGRESQL:
+        names = ", ".join(f"'{t.lower()}'" for t in CORE_TABLES)
+        lines = [
+            "SELECT 'ready=1';",
+            "SELECT 'recovery=' || pg_is_in_recovery();",
+            "SELECT 'read_only=' || current_setting('transaction_read_only');",
+        ]
+        if depth >= 10:
+            lines += [
+                "SELECT 'tables=' || coalesce(string_agg(relname, ','), '') FROM pg_class"
+                f" WHERE relname IN ({names}) AND relkind IN ('r', 'p')"
+                " AND pg_table_is_visible(oid);",
+                "SELECT 'version=' || coalesce(max(versionid)::text, 'none') FROM version;",
+            ]
+        if depth >= 20:
+            # Into a real catalog table, so that privileges and the table itself are tested;
+            # rolled back, so nothing is left behind.
+            lines += [
+                "BEGIN;",
+                f"INSERT INTO counters (counter, wrapcounter) VALUES ('{probe}', '');",
+                "ROLLBACK;",
+                "SELECT 'write=ok';",
+            ]
+        return "\n".join(lines) + "\n"
+    names = ", ".join(f"'{t}'" for t in CORE_TABLES)
+    lines = [
+        # MariaDB only (an executable comment MySQL skips): a server-side bound per statement.
+        f"/*M!100100 SET SESSION max_statement_time = {query_timeout} */;",
+        "SELECT 'ready=1';",
+        "SELECT 'recovery=0';",
+        "SELECT CONCAT('read_only=', IF(@@global.read_only OR @@session.tx_read_only, 1, 0));",
+    ]
+    if depth >= 10:
+        lines += [
+            "SELECT CONCAT('tables=', IFNULL(GROUP_CONCAT(TABLE_NAME), ''))"
+            " FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE()"
+            f" AND TABLE_NAME IN ({names});",
+            "SELECT CONCAT('version=', IFNULL(MAX(VersionId), 'none')) FROM Version;",
+        ]
+    if depth >= 20:
+        lines += [
+            "START TRANSACTION;",
+            f"INSERT INTO Counters (Counter, WrapCounter) VALUES ('{probe}', '');",
+            "ROLLBACK;",
+            "SELECT 'write=ok';",
+        ]
+    return "\n".join(lines) + "\n"
+
+
+def _client_call(
+    backend: str,
+    client: str,
+    settings: CatalogSettings,
+    options: CheckOptions,
+    passfile: str,
+) -> tuple[list[str], dict[str, str]]:
+    if backend == POSTGRESQL:
+        env = {
+            "PGPASSFILE": passfile,
+            "PGCONNECT_TIMEOUT": str(max(2, options.connect_timeout)),
+            "PGOPTIONS": f"-c statement_timeout={options.query_timeout * 1000}",
+            "PGAPPNAME": "bacula-ha-catalog",
+            "PGDATABASE": settings.db_name,
+            "PGUSER": settings.user,
+        }
+        host = settings.address or settings.socket
+        if host:
+            env["PGHOST"] = host
+        if settings.port:
+            env["PGPORT"] = str(settings.port)
+        argv = [client, "-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-f", "-"]
+        return argv, env
+    # --defaults-extra-file must come first; it carries the password, never argv.
+    argv = [
+        client,
+        f"--defaults-extra-file={passfile}",
+        "--batch",
+        "--skip-column-names",
+        "--raw",
+        "--no-auto-rehash",
+        f"--connect-timeout={options.connect_timeout}",
+        f"--user={settings.user}",
+        f"--database={settings.db_name}",
+    ]
+    if settings.address:
+        argv.append(f"--host={settings.address}")
+    if settings.socket:
+        argv.append(f"--socket={settings.socket}")
+    if settings.port:
+        argv.append(f"--port={settings.port}")
+    return argv, {"HOME": "/nonexistent"}
+
+
+@contextlib.contextmanager
+def _password_file(backend: str, password: str, tmpdir: str | None) -> Iterator[str]:
+    """A 0600 file holding only the password in the client's format, removed afterwards."""
+    import tempfile
+
+    if backend == POSTGRESQL:
+        escaped = password.replace("\\", "\\\\").replace(":", "\\:")
+        text = f"*:*:*:*:{escaped}\n"
+    else:
+        escaped = password.replace("\\", "\\\\").replace('"', '\\"')
+        text = f'[client]\npassword="{escaped}"\n'
+    directory = tmpdir if tmpdir and os.path.isdir(tmpdir) else None
+    # mkstemp creates the file 0600 with O_EXCL: nobody else can open or pre-create it.
+    fd, path = tempfile.mkstemp(prefix=".bacula-catalog-", dir=directory)
+    try:
+        try:
+            os.write(fd, text.encode())
+        finally:
+            os.close(fd)
+        yield path
+    finally:
+        with contextlib.suppress(OSError):
+            os.unlink(path)
+
+
+def _parse(stdout: str) -> dict[str, str]:
+    found: dict[str, str] = {}
+    for line in stdout.splitlines():
+        key, sep, value = line.strip().partition("=")
+        if sep:
+            found[key] = value
+    return found
+
+
+def _client_error(stderr: str, password: str) -> str:
+    """The client's first error line, without its program prefix (and never the password)."""
+    for raw in stderr.splitlines():
+        line = raw.strip()
+        if not line or line.startswith(("DETAIL:", "HINT:", "LINE ", "CONTEXT:", "WARNING:")):
+            continue
+        for prefix in ("psql: error: ", "psql:<stdin>:", "ERROR ", "mariadb: ", "mysql: "):
+            if line.startswith(prefix):
+                line = line[len(prefix) :]
+        if password:
+            line = line.replace(password, "***")
+        return line[:200]
+    return ""
+
+
+def _bacula_error(output: str) -> str:
+    for raw in output.splitlines():
+        line = raw.strip()
+        if line.startswith("Config error:") or "Fatal error:" in line:
+            return line
+    lines = [line.strip() for line in output.splitlines() if line.strip()]
+    return lines[-1] if lines else "unknown error"
+
+
+def _settings_from_json(item: Mapping[str, object]) -> CatalogSettings:
+    port = item.get("DbPort")
+    return CatalogSettings(
+        name=str(item.get("Name", "")),
+        db_name=str(item.get("DbName", "")),
+        user=str(item.get("User", "")),
+        password=str(item.get("Password", "")),
+        address=str(item.get("Address", "")),
+        port=int(port) if isinstance(port, int | str) and str(port).isdigit() else None,
+        socket=str(item.get("DbSocket", "")),
+    )
+
+
+def _version_key(text: str) -> tuple[int, ...]:
+    return tuple(int(part) for part in text.split(".") if part.isdigit())

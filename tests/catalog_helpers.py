@@ -1,0 +1,157 @@
+"""Helpers for the bacula-catalog tests: a minimal director configuration and agent runs."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+AGENT = Path(__file__).resolve().parent.parent / "agents" / "bacula-catalog"
+
+
+@dataclass(frozen=True)
+class CatalogEntry:
+    """One Catalog resource to write into a director configuration."""
+
+    name: str
+    db_name: str
+    user: str
+    password: str
+    address: str = ""
+    port: int | None = None
+    socket: str = ""
+
+
+def write_director_conf(path: Path, catalogs: Sequence[CatalogEntry]) -> Path:
+    """A director configuration that bdirjson accepts, holding the given Catalog resources."""
+    work = path.parent
+    blocks = []
+    for c in catalogs:
+        quoted = c.password.replace("\\", "\\\\").replace('"', '\\"')
+        lines = [f"  Name = {c.name}", f'  dbname = "{c.db_name}"', f'  dbuser = "{c.user}"']
+        lines.append(f'  dbpassword = "{quoted}"')
+        if c.address:
+            lines.append(f'  DB Address = "{c.address}"')
+        if c.port:
+            lines.append(f"  DB Port = {c.port}")
+        if c.socket:
+            lines.append(f'  DB Socket = "{c.socket}"')
+        blocks.append("Catalog {\n" + "\n".join(lines) + "\n}\n")
+    first = catalogs[0].name if catalogs else "none"
+    path.write_text(
+        f"""Director {{
+  Name = test-dir
+  DIRport = 19101
+  QueryFile = "/etc/bacula/scripts/query.sql"
+  WorkingDirectory = "{work}"
+  PidDirectory = "{work}"
+  Password = "dirpw"
+  Messages = Standard
+}}
+{"".join(blocks)}Messages {{
+  Name = Standard
+}}
+Client {{
+  Name = test-fd
+  Address = 127.0.0.1
+  Password = "fdpw"
+  Catalog = {first}
+}}
+Storage {{
+  Name = test-sd
+  Address = 127.0.0.1
+  Password = "sdpw"
+  Device = dev
+  Media Type = File
+}}
+Pool {{
+  Name = Default
+  Pool Type = Backup
+}}
+FileSet {{
+  Name = Set
+  Include {{
+    File = /etc/hostname
+  }}
+}}
+Job {{
+  Name = Backup
+  Type = Backup
+  Client = test-fd
+  FileSet = Set
+  Storage = test-sd
+  Pool = Default
+  Messages = Standard
+}}
+"""
+    )
+    path.chmod(0o600)
+    return path
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """One agent run."""
+
+    code: int
+    stdout: str
+    stderr: str
+    seconds: float
+
+    @property
+    def reason(self) -> str:
+        """The last exit reason, as Pacemaker keeps it."""
+        lines = [ln for ln in self.stderr.splitlines() if ln.startswith("ocf-exit-reason:")]
+        return lines[-1][len("ocf-exit-reason:") :] if lines else ""
+
+
+def run_agent(
+    action: str,
+    params: Mapping[str, str],
+    rsctmp: Path,
+    *,
+    depth: int = 0,
+    interval_ms: int | None = 10_000,
+    timeout_ms: int = 20_000,
+    instance: str = "cat",
+    extra_env: Mapping[str, str] | None = None,
+) -> Outcome:
+    """Run the agent as Pacemaker would (a recurring monitor unless interval_ms is None/0)."""
+    env = {
+        "PATH": "/usr/sbin:/usr/bin:/sbin:/bin",
+        "OCF_ROOT": "/usr/lib/ocf",
+        "OCF_RESOURCE_INSTANCE": instance,
+        "OCF_RESOURCE_TYPE": "bacula-catalog",
+        "OCF_RESOURCE_PROVIDER": "bacula",
+        "HA_RSCTMP": str(rsctmp),
+        "OCF_CHECK_LEVEL": str(depth),
+        "OCF_RESKEY_CRM_meta_timeout": str(timeout_ms),
+    }
+    if interval_ms:
+        env["OCF_RESKEY_CRM_meta_interval"] = str(interval_ms)
+    env.update({f"OCF_RESKEY_{k}": v for k, v in params.items()})
+    env.update(extra_env or {})
+    started = time.monotonic()
+    proc = subprocess.run(
+        [sys.executable, str(AGENT), action],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout_ms / 1000 + 30,
+        check=False,
+    )
+    return Outcome(proc.returncode, proc.stdout, proc.stderr, time.monotonic() - started)
+
+
+def agent_wrapper(directory: Path) -> Path:
+    """A copy of the agent whose shebang is this interpreter (for tools that exec it)."""
+    body = AGENT.read_text().split("\n", 1)[1]
+    path = directory / "bacula-catalog"
+    path.write_text(f"#!{sys.executable}\n{body}")
+    path.chmod(0o755)
+    os.sync()
+    return path
