@@ -1,0 +1,192 @@
+"""The bacula-dir agent: the director, checked down to its console and catalog."""
+
+from __future__ import annotations
+
+import os
+
+from ..bacula import protocol
+from ..bacula.config import Resources
+from ..bacula.console import bconsole, running_jobs
+from ..bacula.daemon import (
+    Daemon,
+    DaemonAgent,
+    DaemonParams,
+    Kind,
+    common_actions,
+    common_parameters,
+    passwords_of,
+)
+from ..ocf import params as P
+from ..ocf.agent import Handler
+from ..ocf.env import Environment
+from ..ocf.errors import GenericError, NotInstalledError
+from ..ocf.log import Logger
+from ..ocf.metadata import Action, MetaData, Parameter
+from ..ocf.status import OCFStatus
+
+KIND = Kind(
+    agent="bacula-dir",
+    binary="/usr/sbin/bacula-dir",
+    config="/etc/bacula/bacula-dir.conf",
+    json_tool="bdirjson",
+    resource="Director",
+    port_key="DirPort",
+    address_key="DirAddress",
+    default_port=9101,
+    title="director",
+)
+
+_CATALOG_DOWN = (
+    "Could not open Catalog",
+    "Unable to connect to PostgreSQL",
+    "Unable to connect to MySQL",
+    "Unable to connect to database",
+)
+
+METADATA = MetaData(
+    name="bacula-dir",
+    version="0.1.0",
+    shortdesc="Bacula director",
+    longdesc=(
+        "Runs a Bacula director (bacula-dir). start tests the configuration with -t first: a "
+        "file Bacula rejects is a configuration error (6), an unreachable catalog is not (1). "
+        "monitor depth 0 checks the process named by the pid file; depth 10 authenticates as a "
+        "console, so a wedged director fails although it still accepts TCP connections; depth "
+        "20 runs bconsole commands that need the catalog. stop logs the jobs it interrupts and "
+        "can wait for them (job_wait). reload tests the configuration, keeps the old one when "
+        "the test fails, and asks bacula-confsync (if active here) to push the new one. "
+        "Change reload_token to make the cluster reload the director."
+    ),
+    parameters=(
+        *common_parameters(KIND),
+        Parameter(
+            "bconsole",
+            "bconsole binary",
+            "Absolute path of bconsole, used by the depth-20 monitor and to list running jobs.",
+            default="/usr/sbin/bconsole",
+        ),
+        Parameter(
+            "bconsole_config",
+            "bconsole configuration",
+            "Configuration file for bconsole, naming this director and its password.",
+            default="/etc/bacula/bconsole.conf",
+        ),
+        Parameter(
+            "job_wait",
+            "how long stop waits for running jobs",
+            "Seconds stop waits for running jobs to finish before stopping the director (0: "
+            "do not wait; the jobs are logged and interrupted). Bounded by the stop timeout.",
+            content_type="integer",
+            default="0",
+        ),
+        Parameter(
+            "reload_token",
+            "change to reload",
+            "Any value. Changing it makes Pacemaker run reload-agent, which reloads the "
+            "director's configuration without a restart: "
+            "crm_resource -r RSC -p reload_token -v $(date +%s)",
+            default="",
+            reloadable=True,
+        ),
+    ),
+    actions=(
+        *common_actions(),
+        Action("reload", timeout=60),
+        Action("reload-agent", timeout=60),
+    ),
+)
+
+
+class DirectorAgent(DaemonAgent):
+    kind = KIND
+    metadata = METADATA
+
+    def validate(self, p: DaemonParams, env: Environment, log: Logger) -> None:
+        super().validate(p, env, log)
+        P.seconds("job_wait", p.extra.get("job_wait", "") or "0")
+        if env.depth >= 20 or env.action in ("stop", "validate-all"):
+            bconsole_bin = P.absolute_path("bconsole", env.param("bconsole", "/usr/sbin/bconsole"))
+            if env.action != "stop" and not os.access(bconsole_bin, os.X_OK):
+                raise NotInstalledError(f"{bconsole_bin} is not installed")
+
+    def classify_test_failure(self, output: str) -> type[GenericError] | None:
+        if any(marker in output for marker in _CATALOG_DOWN):
+            return CatalogUnreachable
+        return None
+
+    def answer(
+        self, p: DaemonParams, res: Resources, daemon: Daemon, timeout: float, log: Logger
+    ) -> None:
+        password = passwords_of(res, "Director").get(daemon.name, "")
+        try:
+            protocol.console_probe(daemon.address, daemon.port, password, timeout)
+        except protocol.AuthRejected:
+            return  # it answered: alive, even if our password is not the console's
+        except protocol.ProtocolError as exc:
+            raise GenericError(
+                f"director does not answer on {daemon.address}:{daemon.port}: {exc}"
+            ) from None
+
+    def deep_check(
+        self, p: DaemonParams, res: Resources, daemon: Daemon, env: Environment, log: Logger
+    ) -> OCFStatus | None:
+        # `.sql` reaches the catalog: a director whose database went away fails here.
+        result = self._console(
+            p, env, log, ["status dir", '.sql query="SELECT VersionId FROM Version"']
+        )
+        if "Daemon started" not in result:
+            raise GenericError("bconsole `status dir` gave no director status")
+        if "VersionId" not in result and "versionid" not in result.lower():
+            raise GenericError("the director could not query its catalog")
+        return None
+
+    def before_stop(self, p: DaemonParams, daemon: Daemon, env: Environment, log: Logger) -> None:
+        wait = P.seconds("job_wait", p.extra.get("job_wait", "") or "0")
+        jobs = running_jobs(self._console(p, env, log, ["status dir"]))
+        if jobs and wait > 0:
+            log.info(f"waiting up to {wait:g}s for {len(jobs)} running job(s)")
+            # Leave the rest of the stop timeout for the daemon's own shutdown.
+            until = env.deadline.sooner(min(wait, env.deadline.remaining() * 0.5))
+            while jobs and not until.expired():
+                import time
+
+                time.sleep(min(1.0, until.remaining()))
+                jobs = running_jobs(self._console(p, env, log, ["status dir"]))
+        for job in jobs:
+            log.warning(f"stopping the director interrupts JobId {job.job_id}: {job.description}")
+
+    def _console(self, p: DaemonParams, env: Environment, log: Logger, cmds: list[str]) -> str:
+        binary = env.param("bconsole", "/usr/sbin/bconsole")
+        config = env.param("bconsole_config", "/etc/bacula/bconsole.conf")
+        if not os.path.isfile(config):
+            raise GenericError(f"bconsole configuration {config} does not exist")
+        return bconsole(
+            binary, config, cmds, deadline=env.deadline, timeout=p.check_timeout * 2, log=log
+        ).stdout
+
+    def reload(self, p: DaemonParams, env: Environment, log: Logger) -> OCFStatus | None:
+        self.reload_daemon(p, env, log)
+        _request_confsync(env, log)
+        return None
+
+    def extra_actions(self) -> dict[str, Handler[DaemonParams]]:
+        return {"reload": self.reload, "reload-agent": self.reload}
+
+
+class CatalogUnreachable(GenericError):
+    """The configuration is fine but the catalog cannot be opened: may work later or elsewhere."""
+
+
+def _request_confsync(env: Environment, log: Logger) -> None:
+    """Ask an active bacula-confsync on this node to push the reloaded configuration now."""
+    try:
+        from ..bacula.confsync import request_sync
+    except ImportError:
+        return
+    try:
+        request_sync(env.deadline)
+    except Exception as exc:  # a failed push must not fail the reload that succeeded
+        log.warning(f"configuration sync after reload failed: {exc}")
+
+
+AGENT = DirectorAgent()

@@ -1,0 +1,60 @@
+"""bconsole, run with a timeout inside the action's deadline, and what its answers mean."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from ..ocf.command import Completed, run
+from ..ocf.deadline import Deadline
+from ..ocf.errors import GenericError
+from ..ocf.log import Logger
+
+# `status dir` lists running jobs as rows "JobId Type Level Files Bytes Name Status".
+_JOB_ROW = re.compile(r"^\s*(\d+)\s+(\S.*)$")
+
+
+@dataclass(frozen=True)
+class RunningJob:
+    job_id: int
+    description: str  # the rest of the row: type, level, counters, name and status
+
+
+def bconsole(
+    binary: str,
+    config: str,
+    commands: Sequence[str],
+    *,
+    deadline: Deadline,
+    timeout: float,
+    log: Logger,
+) -> Completed:
+    """Run console commands; the console's own timeout (-u) sits inside ours."""
+    script = "".join(f"{c}\n" for c in commands) + "quit\n"
+    seconds = max(1, int(deadline.bound(timeout)))
+    result = run(
+        [binary, "-n", "-u", str(seconds), "-c", config],
+        deadline=deadline,
+        timeout=seconds + 2,
+        input=script.encode(),
+        log=log,
+    )
+    if not result.ok or "1000 OK" not in result.stdout:
+        raise GenericError(f"bconsole could not talk to the director: {result.output_tail()}")
+    return result
+
+
+def running_jobs(status_output: str) -> list[RunningJob]:
+    """The jobs in the "Running Jobs:" section of `status dir` output."""
+    jobs: list[RunningJob] = []
+    _, found, rest = status_output.partition("Running Jobs:")
+    if not found:
+        return jobs
+    for line in rest.splitlines():
+        if line.strip() == "====":
+            break
+        match = _JOB_ROW.match(line)
+        if match:
+            jobs.append(RunningJob(int(match.group(1)), " ".join(match.group(2).split())))
+    return jobs
