@@ -1,0 +1,88 @@
+"""Probes run inside the client machine: who answers ARP for an address, and when a port answers.
+
+`python -m bacula_ha.lab.probe arp ADDRESS SECONDS` asks "who has ADDRESS" every 50 ms for
+SECONDS and prints one JSON object: how many rounds got answers, the largest number of distinct
+MAC addresses that answered one round (more than 1 means two nodes answered for one VIP), and
+the rounds where that happened. Only the standard library is used.
+"""
+
+from __future__ import annotations
+
+import json
+import select
+import socket
+import struct
+import sys
+import time
+from typing import Any
+
+ETH_P_ARP = 0x0806
+ROUND = 0.05
+
+
+def _mac(iface: str) -> bytes:
+    with open(f"/sys/class/net/{iface}/address") as fh:
+        return bytes.fromhex(fh.read().strip().replace(":", ""))
+
+
+def _own_ip(iface: str) -> bytes:
+    # The client has exactly one address; read it from the routing socket's view.
+    import fcntl
+
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        packed = struct.pack("256s", iface.encode()[:15])
+        return fcntl.ioctl(s.fileno(), 0x8915, packed)[20:24]  # SIOCGIFADDR
+
+
+def arp_watch(address: str, seconds: float, iface: str = "eth0") -> dict[str, Any]:
+    mac, ip, target = _mac(iface), _own_ip(iface), socket.inet_aton(address)
+    sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_ARP))
+    sock.bind((iface, 0))
+    frame = b"\xff" * 6 + mac + struct.pack("!H", ETH_P_ARP)
+    frame += struct.pack("!HHBBH", 1, 0x0800, 6, 4, 1) + mac + ip + b"\0" * 6 + target
+    start = time.monotonic()
+    rounds = answered = max_macs = 0
+    dups: list[dict[str, Any]] = []
+    first_answer = last_silence = None
+    while time.monotonic() - start < seconds:
+        round_start = time.monotonic()
+        sock.send(frame)
+        macs: set[str] = set()
+        while (left := ROUND - (time.monotonic() - round_start)) > 0:
+            if not select.select([sock], [], [], left)[0]:
+                break
+            pkt = sock.recv(128)
+            op = struct.unpack("!H", pkt[20:22])[0]
+            # Only answers to our own request count: gratuitous ARPs announce, they do not answer.
+            if op == 2 and pkt[28:32] == target and pkt[38:42] == ip:
+                macs.add(pkt[22:28].hex(":"))
+        rounds += 1
+        t = round(round_start - start, 3)
+        if macs:
+            answered += 1
+            if first_answer is None:
+                first_answer = t
+        else:
+            last_silence = t
+        max_macs = max(max_macs, len(macs))
+        if len(macs) > 1:
+            dups.append({"t": t, "macs": sorted(macs)})
+    sock.close()
+    return {
+        "rounds": rounds,
+        "answered": answered,
+        "max_macs": max_macs,
+        "duplicates": dups,
+        "first_answer": first_answer,
+        "last_silence": last_silence,
+    }
+
+
+def main() -> None:
+    if len(sys.argv) != 4 or sys.argv[1] != "arp":
+        sys.exit("usage: python -m bacula_ha.lab.probe arp ADDRESS SECONDS")
+    print(json.dumps(arp_watch(sys.argv[2], float(sys.argv[3]))))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,113 @@
+"""Helpers the lab tests and the benchmark share: a lab that always comes down, waits, probes."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from bacula_ha.lab import cluster, lab, machine, procs
+from bacula_ha.lab.config import LabConfig
+from bacula_ha.lab.errors import LabError
+from bacula_ha.lab.run import NODE_ENV
+
+# Host paths the lab must never change; compared before and after a lab's life.
+HOST_PATHS = ("/etc/corosync", "/var/lib/pacemaker", "/etc/hosts", "/etc/hostname")
+
+
+def host_fingerprint() -> str:
+    """A digest of the names and contents (first level) of host paths the lab must not touch."""
+    digest = hashlib.sha256()
+    for top in HOST_PATHS:
+        path = Path(top)
+        entries = sorted(path.iterdir()) if path.is_dir() else [path]
+        for entry in entries:
+            digest.update(str(entry).encode())
+            if entry.is_file():
+                digest.update(entry.read_bytes())
+    return digest.hexdigest()
+
+
+@contextmanager
+def running_lab(nodes: int = 2, lab_dir: Path | None = None) -> Iterator[LabConfig]:
+    """A fresh lab for the block; torn down afterwards even if the block fails, then checked."""
+    cfg = LabConfig(nodes=nodes, lab_dir=lab_dir or LabConfig().lab_dir)
+    lab.down(cfg.lab_dir)
+    try:
+        lab.up(cfg)
+        yield cfg
+    finally:
+        lab.down(cfg.lab_dir)
+        left = lab.leftovers(cfg.lab_dir)
+        if not left.empty:
+            raise LabError(f"lab down left {left.describe()}")
+
+
+def wait_until(
+    what: str, predicate: Callable[[], bool], timeout: float, step: float = 0.1
+) -> float:
+    """Poll predicate until true; return seconds waited; raise LabError on timeout."""
+    start = time.monotonic()
+    while not predicate():
+        if time.monotonic() - start > timeout:
+            raise LabError(f"timed out after {timeout:.0f} s waiting for {what}")
+        time.sleep(step)
+    return time.monotonic() - start
+
+
+def client_pings(cfg: LabConfig, address: str) -> bool:
+    proc = machine.run_in(cfg, "client", ["ping", "-c1", "-W1", address], check=False)
+    return proc.returncode == 0
+
+
+def vip_holder(cfg: LabConfig, vip_name: str) -> list[str]:
+    return lab.vip_holders(cfg)[vip_name]
+
+
+def resource_nodes(cfg: LabConfig, rid: str) -> tuple[str, ...]:
+    view = cluster.view(cfg, cluster.any_live_node(cfg))
+    role, nodes = view.resources.get(rid, ("", ()))
+    return nodes if role == "Started" else ()
+
+
+def pcs(cfg: LabConfig, *args: str, timeout: float = 60) -> str:
+    """Run pcs inside a live node."""
+    node = cluster.any_live_node(cfg)
+    return machine.run_in(cfg, node, ["pcs", *args], timeout=timeout).stdout
+
+
+def powered_off(cfg: LabConfig) -> list[str]:
+    inits = procs.machine_inits(cfg.lab_dir)
+    return [m.name for m in cfg.cluster_nodes if m.name not in inits]
+
+
+class ArpWatch:
+    """An ARP probe running in the client for a fixed time; result() waits for its verdict."""
+
+    def __init__(self, cfg: LabConfig, address: str, seconds: float) -> None:
+        argv = machine.exec_argv(
+            cfg,
+            "client",
+            [sys.executable, "-m", "bacula_ha.lab.probe", "arp", address, str(seconds)],
+        )
+        env = {**NODE_ENV, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+        self._proc = subprocess.Popen(argv, stdout=subprocess.PIPE, text=True, env=env)
+        self._seconds = seconds
+
+    def result(self) -> dict[str, Any]:
+        out, _ = self._proc.communicate(timeout=self._seconds + 30)
+        if self._proc.returncode != 0:
+            raise LabError(f"ARP probe failed ({self._proc.returncode})")
+        data: dict[str, Any] = json.loads(out)
+        return data
+
+    def kill(self) -> None:
+        if self._proc.poll() is None:
+            self._proc.kill()
+            self._proc.wait()
