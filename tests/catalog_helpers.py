@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 import time
@@ -145,13 +144,3 @@ def run_agent(
         check=False,
     )
     return Outcome(proc.returncode, proc.stdout, proc.stderr, time.monotonic() - started)
-
-
-def agent_wrapper(directory: Path) -> Path:
-    """A copy of the agent whose shebang is this interpreter (for tools that exec it)."""
-    body = AGENT.read_text().split("\n", 1)[1]
-    path = directory / "bacula-catalog"
-    path.write_text(f"#!{sys.executable}\n{body}")
-    path.chmod(0o755)
-    os.sync()
-    return path

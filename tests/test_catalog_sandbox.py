@@ -6,8 +6,6 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
-from fixtures_db import *  # noqa: F403  (until tests/conftest.py imports them)
-
 from bacula_ha.sandbox.postgres import BACULA_CATALOG_VERSION, CatalogInfo, PostgresServer
 
 

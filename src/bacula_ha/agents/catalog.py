@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import os
+import time
 from dataclasses import dataclass
 
 from ..bacula import catalog as cat
+from ..ocf import params
 from ..ocf.agent import Agent
 from ..ocf.env import Environment
 from ..ocf.errors import ArgsError, GenericError, NotConfiguredError, NotInstalledError
 from ..ocf.log import Logger
 from ..ocf.metadata import Action, MetaData, Parameter
+from ..ocf.state import StateFile
 from ..ocf.status import OCFStatus
 
 AGENT_NAME = "bacula-catalog"
@@ -163,13 +166,10 @@ class CatalogAgent(Agent[Config]):
             raise NotConfiguredError(f"backend={backend!r}: use auto, postgresql or mysql")
         if backend == "auto":
             backend = cat.installed_backend()
-        client = env.param("client") or cat.default_client(backend)
-        if not os.path.isabs(client):
-            raise NotConfiguredError(f"client={client!r} is not an absolute path")
+        client = params.absolute_path("client", env.param("client") or cat.default_client(backend))
         for name in ("config", "password_file", "db_socket"):
-            value = env.param(name)
-            if value and not os.path.isabs(value):
-                raise NotConfiguredError(f"{name}={value!r} is not an absolute path")
+            if env.param(name):
+                params.absolute_path(name, env.param(name))
         version = env.param("schema_version")
         return Config(
             config=env.param("config", DEFAULT_CONFIG),
@@ -178,7 +178,7 @@ class CatalogAgent(Agent[Config]):
             db_name=env.param("db_name"),
             db_user=env.param("db_user"),
             db_address=env.param("db_address"),
-            db_port=_integer(env, "db_port", None, low=1, high=65535),
+            db_port=params.port("db_port", env.param("db_port")),
             db_socket=env.param("db_socket"),
             password_file=env.param("password_file"),
             client=client,
@@ -200,22 +200,24 @@ class CatalogAgent(Agent[Config]):
 
     def start(self, config: Config, env: Environment, log: Logger) -> OCFStatus | None:
         health = _check(config, env, log, START_DEPTH)
-        _state_path(env).parent_mkdir()
-        _state_path(env).write()
+        try:
+            _state(env).write({"started": time.time(), "version": health.version})
+        except OSError as exc:
+            raise GenericError(f"cannot record the start under {env.rsctmp}: {exc}") from None
         log.info(f"catalog usable (schema {health.version}, {health.elapsed * 1000:.0f} ms)")
         return None
 
     def stop(self, config: Config, env: Environment, log: Logger) -> OCFStatus | None:
-        _state_path(env).remove()
+        _state(env).remove()
         return None
 
     def stop_unconfigured(self, env: Environment, log: Logger, reason: str) -> OCFStatus | None:
         # Nothing runs on behalf of this resource but its state file: removing it is the stop.
-        _state_path(env).remove()
+        _state(env).remove()
         return None
 
     def monitor(self, config: Config, env: Environment, log: Logger) -> OCFStatus | None:
-        if not _state_path(env).exists():
+        if _state(env).read() is None:
             return OCFStatus.NOT_RUNNING
         if env.is_probe:
             # A probe asks whether the resource is active here, not whether the database is
@@ -258,7 +260,7 @@ def _check(config: Config, env: Environment, log: Logger, depth: int) -> cat.Hea
 def _settings(config: Config, env: Environment) -> cat.CatalogSettings:
     """The director's Catalog resource with the explicit parameters laid over it."""
     if config.needs_director_config:
-        found = cat.read_catalogs(config.config, deadline=env.deadline, name=config.catalog)
+        found = cat.read_catalogs(config.config, deadline=env.deadline)
         base = cat.pick_catalog(found, config.catalog, config.config)
     else:
         base = cat.CatalogSettings(name=config.catalog, db_name="", user="", password="")
@@ -309,40 +311,6 @@ def _integer(
     return value
 
 
-@dataclass(frozen=True)
-class _StateFile:
-    """The mark of a started resource: the only thing a probe looks at."""
-
-    path: str
-
-    def exists(self) -> bool:
-        return os.path.exists(self.path)
-
-    def parent_mkdir(self) -> None:
-        try:
-            os.makedirs(os.path.dirname(self.path), mode=0o755, exist_ok=True)
-        except OSError as exc:
-            raise GenericError(
-                f"cannot create {os.path.dirname(self.path)}: {exc.strerror}"
-            ) from None
-
-    def write(self) -> None:
-        try:
-            with open(self.path, "w", encoding="utf-8") as handle:
-                handle.write(f"{os.getpid()}\n")
-        except OSError as exc:
-            raise GenericError(f"cannot write {self.path}: {exc.strerror}") from None
-
-    def remove(self) -> None:
-        try:
-            os.unlink(self.path)
-        except FileNotFoundError:
-            pass
-        except OSError as exc:
-            raise GenericError(f"cannot remove {self.path}: {exc.strerror}") from None
-
-
-def _state_path(env: Environment) -> _StateFile:
-    # The instance name may carry a clone suffix ("cat:0"); keep it, it is unique per node.
-    safe = env.instance.replace("/", "_")
-    return _StateFile(os.path.join(env.rsctmp, f"{AGENT_NAME}-{safe}.state"))
+def _state(env: Environment) -> StateFile:
+    """The mark of a started resource on this node: the only thing a probe looks at."""
+    return StateFile(env, AGENT_NAME)

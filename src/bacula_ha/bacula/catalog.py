@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -11,7 +12,7 @@ from typing import Protocol
 
 from ..ocf.command import CommandTimeout, run
 from ..ocf.deadline import Deadline
-from ..ocf.errors import ArgsError, GenericError, NotConfiguredError, NotInstalledError
+from ..ocf.errors import GenericError, NotConfiguredError, NotInstalledError
 
 BDIRJSON = "/usr/sbin/bdirjson"
 BACULA_LIBDIR = "/usr/lib/bacula"
@@ -75,38 +76,20 @@ class Health:
 
 
 def read_catalogs(
-    config: str,
-    *,
-    deadline: Deadline,
-    name: str = "",
-    bdirjson: str = BDIRJSON,
+    config: str, *, deadline: Deadline, bdirjson: str = BDIRJSON
 ) -> list[CatalogSettings]:
     """The Catalog resources of a director configuration, parsed by Bacula's own bdirjson.
 
-    Raises NotInstalledError without bdirjson and ArgsError when this node's file is missing
-    or does not parse (another node's copy may be fine). The output holds the password in
-    clear: it is neither logged nor kept beyond the returned objects.
+    Raises NotInstalledError without bdirjson or when this node lacks the file, and
+    NotConfiguredError when Bacula rejects it (the shared rule of `bacula.config.load`).
+    The parsed data holds the password in clear: it is never logged.
     """
-    import json
+    from .config import load
 
-    if not os.path.exists(bdirjson):
+    if not os.access(bdirjson, os.X_OK):
         raise NotInstalledError(f"{bdirjson} is not installed (bacula-director)")
-    if not os.path.isfile(config):
-        raise ArgsError(f"director configuration {config} does not exist")
-    argv = [bdirjson, "-c", config, "-r", "Catalog", "-D"]
-    if name:
-        argv += ["-n", name]
-    result = run(argv, deadline=deadline, timeout=10)
-    if not result.ok:
-        raise ArgsError(
-            f"bdirjson cannot read {config}: {_bacula_error(result.stdout + result.stderr)}"
-        )
-    try:
-        data = json.loads(result.stdout)
-    except ValueError:
-        raise ArgsError(f"bdirjson printed no JSON for {config}") from None
-    items = data if isinstance(data, list) else [data]
-    return [_settings_from_json(item) for item in items if isinstance(item, dict)]
+    resources = load(bdirjson, config, deadline)
+    return [_settings_from_json(item) for item in resources.all("Catalog")]
 
 
 def pick_catalog(catalogs: Sequence[CatalogSettings], name: str, config: str) -> CatalogSettings:
@@ -116,9 +99,9 @@ def pick_catalog(catalogs: Sequence[CatalogSettings], name: str, config: str) ->
             if catalog.name == name:
                 return catalog
         names = ", ".join(c.name for c in catalogs) or "none"
-        raise ArgsError(f"no Catalog {name!r} in {config} (found: {names})")
+        raise NotConfiguredError(f"no Catalog {name!r} in {config} (found: {names})")
     if not catalogs:
-        raise ArgsError(f"no Catalog resource in {config}")
+        raise NotConfiguredError(f"no Catalog resource in {config}")
     return catalogs[0]
 
 
@@ -143,8 +126,6 @@ def installed_backend(libdir: str = BACULA_LIBDIR) -> str:
 
 def expected_schema_version(backend: str, scripts: str = BACULA_SCRIPTS) -> int:
     """The Version the installed director writes into a new catalog (its make_*_tables)."""
-    import re
-
     path = os.path.join(scripts, f"make_{backend}_tables")
     try:
         with open(path, encoding="utf-8", errors="replace") as handle:
@@ -223,22 +204,22 @@ def check(
     where = settings.where()
 
     if "ready" not in found:
-        raise GenericError(f"cannot reach catalog {where}: {error}")
+        raise GenericError(f"catalog unreachable: {error} ({where})")
     if found.get("recovery") in ("t", "1", "true"):
         raise GenericError(f"catalog {where} is in recovery (a standby): not writable")
     if found.get("read_only") in ("on", "1", "true", "ON"):
         raise GenericError(f"catalog {where} is read-only")
     if "read_only" not in found:
-        raise GenericError(f"catalog {where}: primary check failed: {error}")
+        raise GenericError(f"catalog primary check failed: {error} ({where})")
     version: int | None = None
     if options.depth >= 10:
         present = {t.lower() for t in found.get("tables", "").split(",") if t}
         missing = [t for t in CORE_TABLES if t.lower() not in present]
         if missing:
-            raise GenericError(f"catalog {where} lacks tables: {', '.join(missing)}")
+            raise GenericError(f"catalog lacks tables {', '.join(missing)} ({where})")
         raw = found.get("version")
         if raw is None:
-            raise GenericError(f"catalog {where}: cannot read table Version: {error}")
+            raise GenericError(f"catalog table Version unreadable: {error} ({where})")
         if not raw.isdigit():
             raise NotConfiguredError(f"catalog {where} has no Version row")
         version = int(raw)
@@ -248,9 +229,9 @@ def check(
                 f" the installed director expects {options.schema_version}"
             )
     if options.depth >= 20 and found.get("write") != "ok":
-        raise GenericError(f"catalog {where}: write check failed: {error}")
+        raise GenericError(f"catalog write check failed: {error} ({where})")
     if not result.ok:
-        raise GenericError(f"catalog {where}: {error}")
+        raise GenericError(f"catalog check failed: {error} ({where})")
     return Health(depth=options.depth, elapsed=elapsed, version=version)
 
 
@@ -374,6 +355,13 @@ def _password_file(backend: str, password: str, tmpdir: str | None) -> Iterator[
             os.unlink(path)
 
 
+_NOISE = re.compile(
+    r"^(psql: error: |psql:<stdin>:\d+: |mariadb: |mysql: )?"
+    r"(connection to server (at|on socket) .*? failed: )?"
+    r"((FATAL|ERROR): +|ERROR \d+ \(\w+\)( at line \d+)?: )?"
+)
+
+
 def _parse(stdout: str) -> dict[str, str]:
     found: dict[str, str] = {}
     for line in stdout.splitlines():
@@ -389,22 +377,12 @@ def _client_error(stderr: str, password: str) -> str:
         line = raw.strip()
         if not line or line.startswith(("DETAIL:", "HINT:", "LINE ", "CONTEXT:", "WARNING:")):
             continue
-        for prefix in ("psql: error: ", "psql:<stdin>:", "ERROR ", "mariadb: ", "mysql: "):
-            if line.startswith(prefix):
-                line = line[len(prefix) :]
+        # Exit reasons are cut at 128 characters: keep the cause, drop the client's preamble.
+        line = _NOISE.sub("", line)
         if password:
             line = line.replace(password, "***")
         return line[:200]
     return ""
-
-
-def _bacula_error(output: str) -> str:
-    for raw in output.splitlines():
-        line = raw.strip()
-        if line.startswith("Config error:") or "Fatal error:" in line:
-            return line
-    lines = [line.strip() for line in output.splitlines() if line.strip()]
-    return lines[-1] if lines else "unknown error"
 
 
 def _settings_from_json(item: Mapping[str, object]) -> CatalogSettings:
