@@ -1,0 +1,82 @@
+"""Click commands of the generator: `generate` and `import-haresources`; the logic lives beside."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from .errors import GeneratorError
+from .render import FORMATS
+
+
+@click.command()
+@click.argument("site", type=click.Path(dir_okay=False, path_type=Path))
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(sorted(FORMATS)),
+    required=True,
+    help="crm: a file for `crm configure load update`; pcs: a shell script of pcs commands.",
+)
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write here instead of standard output (only when the site is valid).",
+)
+def generate(site: Path, fmt: str, output: Path | None) -> None:
+    """Generate the cluster configuration of the site described in SITE (TOML)."""
+    from .generate import generate_text
+
+    try:
+        text = generate_text(site, fmt)
+    except GeneratorError as exc:
+        raise click.ClickException(str(exc)) from None
+    _write(text, output)
+
+
+@click.command("import-haresources")
+@click.argument("haresources", type=click.Path(dir_okay=False, path_type=Path))
+@click.option(
+    "--node",
+    "nodes",
+    multiple=True,
+    metavar="NAME",
+    help="A cluster node (repeat); default: the nodes named in the file.",
+)
+@click.option("--name", "site_name", default="bacula", show_default=True, help="Site name.")
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write the site description here instead of standard output.",
+)
+def import_haresources(
+    haresources: Path, nodes: tuple[str, ...], site_name: str, output: Path | None
+) -> None:
+    """Translate a Heartbeat v1 haresources file into a site description."""
+    from .haresources import convert_file
+
+    try:
+        text, warnings = convert_file(haresources, list(nodes), site_name)
+    except GeneratorError as exc:
+        raise click.ClickException(str(exc)) from None
+    _write(text, output)
+    sys.stdout.flush()
+    for warning in warnings:
+        click.echo(f"warning: {warning}", err=True)
+
+
+def _write(text: str, output: Path | None) -> None:
+    if output is None:
+        sys.stdout.write(text)
+        return
+    try:
+        output.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise click.ClickException(f"cannot write {output}: {exc}") from None
+
+
+commands = [generate, import_haresources]

@@ -1,0 +1,504 @@
+"""Turns a validated site into the cluster objects to create: one plan for every template."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from . import agentinfo
+from .agentinfo import AgentInfo, OpDefault
+from .errors import Problem, SiteError
+from .schema import (
+    MAX_ID,
+    Catalog,
+    Daemon,
+    Director,
+    Disk,
+    Extra,
+    OpOverride,
+    Ops,
+    Pairs,
+    Site,
+    Vip,
+)
+
+PREFERRED_SCORE = "100"
+STANDBY_SCORE = "50"
+PROMOTABLE_META: Pairs = (
+    ("promotable", "true"),
+    ("promoted-max", "1"),
+    ("promoted-node-max", "1"),
+    ("clone-max", "2"),
+    ("clone-node-max", "1"),
+    ("notify", "true"),
+)
+
+
+@dataclass(frozen=True)
+class Op:
+    """One operation of a primitive; interval and timeout in seconds."""
+
+    name: str
+    interval: int
+    timeout: int
+    role: str | None = None
+    depth: int | None = None
+
+
+@dataclass(frozen=True)
+class Primitive:
+    """A primitive resource."""
+
+    id: str
+    spec: str  # class:provider:type, stonith:type, lsb:type
+    params: Pairs
+    ops: tuple[Op, ...]
+
+    @property
+    def standard(self) -> str:
+        return self.spec.split(":", 1)[0]
+
+    @property
+    def type(self) -> str:
+        return self.spec.rsplit(":", 1)[1]
+
+
+@dataclass(frozen=True)
+class Clone:
+    """A promotable clone (DRBD, a replicated database)."""
+
+    id: str
+    primitive: Primitive
+    meta: Pairs
+
+
+@dataclass(frozen=True)
+class Group:
+    """An ordered, colocated group: members start in order and stop in reverse."""
+
+    id: str
+    members: tuple[Primitive, ...]
+
+
+@dataclass(frozen=True)
+class Location:
+    """A score for one resource on one node."""
+
+    id: str
+    rsc: str
+    node: str
+    score: str
+
+
+@dataclass(frozen=True)
+class RuleLocation:
+    """A rule on #uname: `ne` with `and` (everywhere but these nodes) or `eq` on one node."""
+
+    id: str
+    rsc: str
+    score: str
+    operation: str  # "ne" | "eq"
+    nodes: tuple[str, ...]
+    role: str | None = None
+
+
+@dataclass(frozen=True)
+class Colocation:
+    """`rsc` runs where `with_rsc` runs (in `with_role`, when given)."""
+
+    id: str
+    rsc: str
+    with_rsc: str
+    score: str
+    with_role: str | None = None
+
+
+@dataclass(frozen=True)
+class Order:
+    """`then` waits for `first`."""
+
+    id: str
+    first: str
+    first_action: str
+    then: str
+    then_action: str
+    kind: str = "Mandatory"
+
+
+@dataclass(frozen=True)
+class Block:
+    """The objects of one component, rendered together under one comment."""
+
+    title: str
+    notes: tuple[str, ...]
+    primitives: tuple[Primitive, ...] = ()
+    clones: tuple[Clone, ...] = ()
+    groups: tuple[Group, ...] = ()
+    locations: tuple[Location, ...] = ()
+    rules: tuple[RuleLocation, ...] = ()
+    colocations: tuple[Colocation, ...] = ()
+    orders: tuple[Order, ...] = ()
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Everything a template renders."""
+
+    site: str
+    source: str
+    properties: Pairs
+    rsc_defaults: Pairs
+    blocks: tuple[Block, ...]
+
+    def ids(self) -> list[str]:
+        out: list[str] = []
+        for b in self.blocks:
+            out += [p.id for p in b.primitives]
+            for c in b.clones:
+                out += [c.id, c.primitive.id]
+            for g in b.groups:
+                out += [g.id, *(m.id for m in g.members)]
+            out += [c.id for c in b.locations]
+            out += [c.id for c in b.rules]
+            out += [c.id for c in b.colocations]
+            out += [c.id for c in b.orders]
+        return out
+
+
+class _Builder:
+    def __init__(self, site: Site) -> None:
+        self.site = site
+        self.problems: list[Problem] = []
+
+    def problem(self, field: str, message: str) -> None:
+        self.problems.append(Problem(field, message))
+
+    def ops(
+        self, rid: str, info: AgentInfo, kind: str, overrides: Ops, field: str
+    ) -> tuple[Op, ...]:
+        """The agent's default operations with the site's, then the component's, overrides."""
+        chosen: dict[str, OpDefault] = {o.name: o for o in info.ops}
+        for source in (self.site.ops, overrides):
+            for okind, name, override in source:
+                if okind != kind:
+                    continue
+                if name not in chosen:
+                    have = ", ".join(sorted(chosen))
+                    self.problem(
+                        f"{field}.ops.{kind}.{name}",
+                        f"{info.spec or kind} has no such operation here (it has: {have})",
+                    )
+                    continue
+                chosen[name] = _apply(chosen[name], override)
+        out: list[Op] = []
+        seen: dict[int, str] = {}
+        for o in chosen.values():
+            if o.interval:
+                if o.interval in seen:
+                    self.problem(
+                        f"{field}.ops.{kind}",
+                        f"{rid}: {o.name} and {seen[o.interval]} both recur every "
+                        f"{o.interval}s; Pacemaker needs distinct intervals",
+                    )
+                seen[o.interval] = o.name
+            out.append(
+                Op(
+                    "monitor" if o.name.startswith(("monitor", "deep_monitor")) else o.name,
+                    o.interval,
+                    o.timeout,
+                    o.role,
+                    o.depth if o.depth else None,
+                )
+            )
+        return tuple(out)
+
+    def vip(self, name: str, vip: Vip, ops: Ops, field: str) -> Primitive:
+        params: list[tuple[str, str]] = [("ip", vip.ip)]
+        if vip.cidr_netmask is not None:
+            params.append(("cidr_netmask", str(vip.cidr_netmask)))
+        if vip.nic is not None:
+            params.append(("nic", vip.nic))
+        info = agentinfo.third_party("vip")
+        rid = f"{name}-ip"
+        return Primitive(
+            rid, info.spec, (*params, *vip.params), self.ops(rid, info, "vip", ops, field)
+        )
+
+    def filesystem(self, name: str, disk: Disk, ops: Ops, field: str) -> Primitive:
+        params = [("device", disk.device), ("directory", disk.directory), ("fstype", disk.fstype)]
+        if disk.options is not None:
+            params.append(("options", disk.options))
+        info = agentinfo.third_party("filesystem")
+        rid = f"{name}-fs"
+        return Primitive(
+            rid, info.spec, (*params, *disk.params), self.ops(rid, info, "filesystem", ops, field)
+        )
+
+    def drbd(self, name: str, disk: Disk, ops: Ops, field: str) -> Clone:
+        assert disk.drbd_resource is not None
+        info = agentinfo.third_party("drbd")
+        rid = f"{name}-drbd"
+        prim = Primitive(
+            rid,
+            info.spec,
+            (("drbd_resource", disk.drbd_resource),),
+            self.ops(rid, info, "drbd", ops, field),
+        )
+        return Clone(f"{rid}-clone", prim, PROMOTABLE_META)
+
+    def bacula(
+        self, rid: str, agent: str, kind: str, params: Pairs, ops: Ops, field: str
+    ) -> Primitive:
+        info = agentinfo.bacula(agent)
+        given = {k for k, _ in params}
+        for missing in sorted(info.required - given):
+            self.problem(f"{field}.params.{missing}", f"{agent} requires this parameter")
+        return Primitive(rid, info.spec, params, self.ops(rid, info, kind, ops, field))
+
+    def extras(self, name: str, extra: tuple[Extra, ...], ops: Ops, field: str) -> list[Primitive]:
+        out = []
+        info = agentinfo.third_party("extra")
+        for e in extra:
+            rid = f"{name}-" + re.sub(r"[^A-Za-z0-9_.-]", "_", e.spec.rsplit(":", 1)[1])
+            out.append(Primitive(rid, e.spec, e.params, self.ops(rid, info, "extra", ops, field)))
+        return out
+
+    def placement(
+        self, rsc: str, preferred: str, standby: str, role: str | None = None
+    ) -> tuple[list[Location], list[RuleLocation]]:
+        """Preferred node, then standby, and never anywhere else (where the data is not)."""
+        rules = [RuleLocation(f"{rsc}-only-on-pair", rsc, "-INFINITY", "ne", (preferred, standby))]
+        if role is None:
+            return [
+                Location(f"{rsc}-prefers-{preferred}", rsc, preferred, PREFERRED_SCORE),
+                Location(f"{rsc}-standby-{standby}", rsc, standby, STANDBY_SCORE),
+            ], rules
+        # A promotable clone runs on both nodes; where it is promoted is what we prefer.
+        rules += [
+            RuleLocation(
+                f"{rsc}-promote-on-{preferred}", rsc, PREFERRED_SCORE, "eq", (preferred,), role
+            ),
+            RuleLocation(f"{rsc}-promote-on-{standby}", rsc, STANDBY_SCORE, "eq", (standby,), role),
+        ]
+        return [], rules
+
+    def component(
+        self,
+        title: str,
+        notes: list[str],
+        name: str,
+        preferred: str,
+        standby: str,
+        members: list[Primitive],
+        clone: Clone | None,
+    ) -> Block:
+        group = Group(f"{name}-group", tuple(members))
+        locations, rules = self.placement(group.id, preferred, standby)
+        colocations, orders, clones = [], [], []
+        if clone is not None:
+            clones.append(clone)
+            _, clone_rules = self.placement(clone.id, preferred, standby, "Promoted")
+            rules += clone_rules
+            colocations.append(
+                Colocation(f"{group.id}-with-promoted", group.id, clone.id, "INFINITY", "Promoted")
+            )
+            orders.append(
+                Order(f"{group.id}-after-promote", clone.id, "promote", group.id, "start")
+            )
+        return Block(
+            title,
+            tuple(notes),
+            clones=tuple(clones),
+            groups=(group,),
+            locations=tuple(locations),
+            rules=tuple(rules),
+            colocations=tuple(colocations),
+            orders=tuple(orders),
+        )
+
+    def fencing(self) -> Block:
+        prims, locations = [], []
+        info = agentinfo.third_party("fence")
+        two_node = len(self.site.nodes) == 2
+        for i, node in enumerate(self.site.nodes):
+            assert node.fence is not None
+            params = dict(node.fence.params)
+            params.setdefault("pcmk_host_list", node.name)
+            if two_node and i == 0:
+                # On a partition both nodes shoot: delaying the shots at the first node lets it
+                # win, so the node that runs the preferred placements survives.
+                params.setdefault("pcmk_delay_base", f"{self.site.fence_delay}s")
+            rid = f"fence-{node.name}"
+            ops = self.ops(rid, info, "fence", (), f"node[{i}].fence")
+            prims.append(Primitive(rid, f"stonith:{node.fence.agent}", tuple(params.items()), ops))
+            locations.append(Location(f"{rid}-avoids-self", rid, node.name, "-INFINITY"))
+        notes = ["One device per node, kept off the node it powers off."]
+        if two_node:
+            notes.append(
+                f"Two nodes: fencing the first one waits {self.site.fence_delay}s, so it "
+                "wins a fencing race."
+            )
+        return Block("Fencing", tuple(notes), primitives=tuple(prims), locations=tuple(locations))
+
+    def catalog(self, c: Catalog, field: str) -> Block:
+        db = c.database
+        members: list[Primitive] = []
+        clone = None
+        db_kind = "pgsql-replicated" if db.agent == "pgsql" and db.replicated else db.agent
+        db_info = agentinfo.third_party(db_kind)
+        db_params = dict(db.params)
+        if db.agent == "pgsql" and db.replicated:
+            db_params.setdefault("node_list", f"{c.preferred} {c.standby}")
+            db_params.setdefault("master_ip", c.vip.ip)
+        rid = f"{c.name}-db"
+        database = Primitive(
+            rid,
+            db_info.spec,
+            tuple(db_params.items()),
+            self.ops(rid, db_info, "database", c.ops, field),
+        )
+        notes = [f"Catalog ({c.backend}) on {c.preferred}, standby {c.standby}."]
+        if c.disk is not None:
+            if c.disk.kind == "drbd":
+                clone = self.drbd(c.name, c.disk, c.ops, field)
+                notes.append(
+                    f"Database files on DRBD {c.disk.drbd_resource} ({c.disk.device}): "
+                    "the group follows the Promoted side, after promotion."
+                )
+            else:
+                notes.append(f"Database files on the shared disk {c.disk.device}.")
+            members += [self.filesystem(c.name, c.disk, c.ops, field), database]
+        else:
+            clone = Clone(f"{rid}-clone", database, PROMOTABLE_META)
+            notes.append(
+                f"{db.agent} streaming replication: the VIP and bacula-catalog follow the "
+                "Promoted database, after promotion."
+            )
+        params = dict(c.params)
+        if "backend" in (agentinfo.bacula("bacula-catalog").parameters or ()):
+            params.setdefault("backend", c.backend)
+        members += [
+            self.vip(c.name, c.vip, c.ops, field),
+            self.bacula(
+                f"{c.name}-catalog",
+                "bacula-catalog",
+                "catalog",
+                tuple(params.items()),
+                c.ops,
+                field,
+            ),
+        ]
+        return self.component(
+            f"Catalog {c.name}", notes, c.name, c.preferred, c.standby, members, clone
+        )
+
+    def director(self, d: Director, field: str) -> list[Block]:
+        blocks = []
+        members = [
+            self.vip(d.name, d.vip, d.ops, field),
+            self.bacula(f"{d.name}-dir", "bacula-dir", "director", d.params, d.ops, field),
+        ]
+        if d.confsync.enabled:
+            members.append(
+                self.bacula(
+                    f"{d.name}-confsync",
+                    "bacula-confsync",
+                    "confsync",
+                    d.confsync.params,
+                    d.ops,
+                    field,
+                )
+            )
+        members += self.extras(d.name, d.extra, d.ops, field)
+        notes = [f"Director on {d.preferred}, standby {d.standby}; VIP {d.vip.ip}."]
+        if d.catalog is not None:
+            blocks.append(self.catalog(d.catalog, f"{field}.catalog"))
+            notes.append(
+                f"Starts after its catalog {d.catalog.name}"
+                + (" and runs on the same node." if d.with_catalog else ".")
+            )
+        block = self.component(
+            f"Director {d.name}", notes, d.name, d.preferred, d.standby, members, None
+        )
+        if d.catalog is not None:
+            cat, me = f"{d.catalog.name}-group", f"{d.name}-group"
+            orders = (*block.orders, Order(f"{me}-after-catalog", cat, "start", me, "start"))
+            colocs = block.colocations
+            if d.with_catalog:
+                colocs = (*colocs, Colocation(f"{me}-with-catalog", me, cat, "INFINITY"))
+            block = Block(
+                block.title,
+                block.notes,
+                block.primitives,
+                block.clones,
+                block.groups,
+                block.locations,
+                block.rules,
+                colocs,
+                orders,
+            )
+        blocks.append(block)
+        return blocks
+
+    def daemon(self, s: Daemon, field: str) -> Block:
+        agent, kind, suffix = (
+            ("bacula-sd", "storage", "sd")
+            if s.kind == "storage"
+            else ("bacula-fd", "filedaemon", "fd")
+        )
+        members = [self.vip(s.name, s.vip, s.ops, field)]
+        clone = None
+        notes = [
+            f"{'Storage' if s.kind == 'storage' else 'File'} daemon on {s.preferred}, "
+            f"standby {s.standby}; VIP {s.vip.ip}."
+        ]
+        if s.disk is not None:
+            if s.disk.kind == "drbd":
+                clone = self.drbd(s.name, s.disk, s.ops, field)
+                notes.append(f"Volumes on DRBD {s.disk.drbd_resource} ({s.disk.device}).")
+            else:
+                notes.append(f"Volumes on the shared disk {s.disk.device}.")
+            members.append(self.filesystem(s.name, s.disk, s.ops, field))
+        members.append(self.bacula(f"{s.name}-{suffix}", agent, kind, s.params, s.ops, field))
+        members += self.extras(s.name, s.extra, s.ops, field)
+        title = f"{'Storage daemon' if s.kind == 'storage' else 'File daemon'} {s.name}"
+        return self.component(title, notes, s.name, s.preferred, s.standby, members, clone)
+
+
+def _apply(op: OpDefault, override: OpOverride) -> OpDefault:
+    return OpDefault(
+        op.name,
+        override.interval if override.interval is not None else op.interval,
+        override.timeout if override.timeout is not None else op.timeout,
+        op.role,
+        override.depth if override.depth is not None else op.depth,
+    )
+
+
+def build(site: Site) -> Plan:
+    """The plan of a valid site; raises SiteError for what only the plan can see (ids, ops)."""
+    b = _Builder(site)
+    blocks = [b.fencing()]
+    for i, d in enumerate(site.directors):
+        blocks += b.director(d, f"director[{i}]")
+    for i, s in enumerate(site.storages):
+        blocks.append(b.daemon(s, f"storage[{i}]"))
+    for i, f in enumerate(site.filedaemons):
+        blocks.append(b.daemon(f, f"filedaemon[{i}]"))
+    plan = Plan(
+        site=site.name,
+        source=site.source,
+        properties=(("stonith-enabled", "true"), *site.properties),
+        rsc_defaults=(("resource-stickiness", str(site.stickiness)),),
+        blocks=tuple(blocks),
+    )
+    seen: set[str] = set()
+    for rid in plan.ids():
+        if rid in seen:
+            b.problem("", f"two objects would get the id {rid!r}: rename a component")
+        elif len(rid) > MAX_ID + 32:
+            b.problem("", f"the id {rid!r} would be too long: use a shorter name")
+        seen.add(rid)
+    if b.problems:
+        raise SiteError(site.source, b.problems)
+    return plan

@@ -1,0 +1,78 @@
+"""Renders a plan through the Jinja2 templates in crm-templates/, one quoting filter per syntax."""
+
+from __future__ import annotations
+
+import os
+import re
+import shlex
+from functools import cache
+from pathlib import Path
+
+import jinja2
+
+from .errors import GeneratorError
+from .plan import Plan
+
+FORMATS = {"crm": "site.crm.j2", "pcs": "site.pcs.j2"}
+# The templates live at the top of the source tree (crm-templates/), next to src/.
+_DEFAULT_DIR = Path(__file__).resolve().parents[3] / "crm-templates"
+
+
+def template_dir() -> Path:
+    return Path(os.environ.get("BACULA_HA_TEMPLATES", _DEFAULT_DIR))
+
+
+def crm_quote(value: object) -> str:
+    """A crm shell value: always double-quoted; crmsh's shlex parsing unescapes \\\\ and \\"."""
+    text = str(value)
+    _refuse_controls(text)
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def sh_quote(value: object) -> str:
+    """One POSIX shell word holding exactly `value` (pcs receives it unchanged)."""
+    text = str(value)
+    _refuse_controls(text)
+    return shlex.quote(text)
+
+
+def comment(value: object) -> str:
+    """Text safe inside a `#` comment line of either syntax."""
+    return re.sub(r"[\x00-\x1f\x7f]", "?", str(value))
+
+
+def duration(seconds: int) -> str:
+    return f"{seconds}s"
+
+
+def _refuse_controls(text: str) -> None:
+    # Validation rejects these already; this is the backstop that keeps a template bug from
+    # ever writing a line break into a value.
+    if re.search(r"[\x00-\x1f\x7f]", text):
+        raise GeneratorError(f"refusing to render a control character in {text!r}")
+
+
+@cache
+def _environment(directory: str) -> jinja2.Environment:
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(directory),
+        undefined=jinja2.StrictUndefined,
+        keep_trailing_newline=True,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        autoescape=False,  # neither output is HTML; the quoting filters do the escaping
+    )
+    env.filters.update(crmq=crm_quote, shq=sh_quote, comment=comment, dur=duration)
+    return env
+
+
+def render(plan: Plan, fmt: str) -> str:
+    """The plan as a crm shell file or a pcs shell script."""
+    if fmt not in FORMATS:
+        raise GeneratorError(f"unknown format {fmt!r} (use one of: {', '.join(FORMATS)})")
+    directory = template_dir()
+    try:
+        template = _environment(str(directory)).get_template(FORMATS[fmt])
+    except jinja2.TemplateNotFound as exc:
+        raise GeneratorError(f"template {exc.name} not found in {directory}") from None
+    return template.render(plan=plan)

@@ -1,0 +1,822 @@
+"""The site description: TOML in, validated frozen dataclasses out, all problems collected first."""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+import tomllib
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+from .agentinfo import bacula
+from .errors import Problem, SiteError
+from .locate import LineMap
+from .locate import Path as FieldPath
+
+Pairs = tuple[tuple[str, str], ...]
+T = TypeVar("T")
+
+# A CIB id is an XML NCName; we allow its ASCII subset. Node and data-centre names follow the
+# same rule, which also keeps them safe inside comments and crm syntax, where ids cannot be quoted.
+ID_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]*$")
+PARAM_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]*$")
+NIC_RE = re.compile(r"^[A-Za-z0-9_.:@-]{1,15}$")
+FENCE_AGENT_RE = re.compile(r"^fence_[A-Za-z0-9_]+$")
+EXTRA_RE = re.compile(
+    r"^(?:(?:lsb|systemd|service):[A-Za-z0-9_.@-]+|ocf:[A-Za-z0-9_-]+:[A-Za-z0-9_.-]+)$"
+)
+DURATION_RE = re.compile(r"^(\d+)\s*(s|sec|m|min|h|hr)?$")
+CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
+MAX_ID = 64  # long ids are legal but unreadable in crm_mon; keep generated ones short
+
+# Operation names the site may override; which ones a resource has depends on its agent.
+OP_NAMES = frozenset(
+    {
+        "start",
+        "stop",
+        "monitor",
+        "deep_monitor",
+        "promote",
+        "demote",
+        "notify",
+        "monitor_promoted",
+        "monitor_unpromoted",
+    }
+)
+# Which resource kinds each component may override operations for.
+OP_KINDS = {
+    "director": ("vip", "director", "confsync", "extra"),
+    "catalog": ("vip", "filesystem", "drbd", "database", "catalog"),
+    "storage": ("vip", "filesystem", "drbd", "storage", "extra"),
+    "filedaemon": ("vip", "filesystem", "drbd", "filedaemon", "extra"),
+}
+SITE_OP_KINDS = frozenset(k for kinds in OP_KINDS.values() for k in kinds) | {"fence"}
+MONITOR_DEPTH_RE = re.compile(r"^monitor_[0-9]{1,3}$")
+DATABASE_AGENTS = {"postgresql": ("pgsql", "pgsqlms"), "mysql": ("mysql",)}
+
+
+@dataclass(frozen=True)
+class OpOverride:
+    """Site-chosen interval / timeout (seconds) / depth of one operation."""
+
+    interval: int | None = None
+    timeout: int | None = None
+    depth: int | None = None
+
+
+Ops = tuple[tuple[str, str, OpOverride], ...]  # (resource kind, operation name, override)
+
+
+@dataclass(frozen=True)
+class Fence:
+    """A fence device that can power off one node."""
+
+    agent: str
+    params: Pairs
+
+
+@dataclass(frozen=True)
+class Node:
+    """A cluster node."""
+
+    name: str
+    dc: str | None
+    address: str | None
+    fence: Fence | None
+
+
+@dataclass(frozen=True)
+class Vip:
+    """A virtual IP (ocf:heartbeat:IPaddr2)."""
+
+    ip: str
+    cidr_netmask: int | None
+    nic: str | None
+    params: Pairs
+
+
+@dataclass(frozen=True)
+class Disk:
+    """The filesystem a component keeps its data on: DRBD-replicated or a shared disk."""
+
+    kind: str  # "drbd" | "shared"
+    device: str
+    fstype: str
+    directory: str
+    options: str | None
+    drbd_resource: str | None
+    params: Pairs
+
+
+@dataclass(frozen=True)
+class Extra:
+    """A further resource appended to a component's group (e.g. `lsb:httpd`)."""
+
+    spec: str
+    params: Pairs
+
+
+@dataclass(frozen=True)
+class Database:
+    """The catalog's database server."""
+
+    agent: str  # pgsql | pgsqlms | mysql
+    replicated: bool
+    params: Pairs
+
+
+@dataclass(frozen=True)
+class Catalog:
+    """The catalog of one director: database, its storage or replication, VIP, bacula-catalog."""
+
+    name: str
+    backend: str
+    preferred: str
+    standby: str
+    vip: Vip
+    disk: Disk | None
+    database: Database
+    params: Pairs
+    ops: Ops
+
+
+@dataclass(frozen=True)
+class Confsync:
+    """bacula-confsync next to a director."""
+
+    enabled: bool
+    params: Pairs
+
+
+@dataclass(frozen=True)
+class Director:
+    """A director with its VIP, configuration sync and optional catalog."""
+
+    name: str
+    preferred: str
+    standby: str
+    vip: Vip
+    params: Pairs
+    with_catalog: bool
+    catalog: Catalog | None
+    confsync: Confsync
+    ops: Ops
+    extra: tuple[Extra, ...]
+
+
+@dataclass(frozen=True)
+class Daemon:
+    """A storage daemon or a floating file daemon."""
+
+    kind: str  # "storage" | "filedaemon"
+    name: str
+    preferred: str
+    standby: str
+    vip: Vip
+    disk: Disk | None
+    params: Pairs
+    ops: Ops
+    extra: tuple[Extra, ...]
+
+
+@dataclass(frozen=True)
+class Site:
+    """A whole validated site."""
+
+    name: str
+    stickiness: int
+    fence_delay: int
+    properties: Pairs
+    nodes: tuple[Node, ...]
+    directors: tuple[Director, ...]
+    storages: tuple[Daemon, ...]
+    filedaemons: tuple[Daemon, ...]
+    ops: Ops
+    source: str
+    lines: LineMap | None = field(default=None, compare=False, repr=False)
+
+    def node(self, name: str) -> Node:
+        return next(n for n in self.nodes if n.name == name)
+
+
+def fmt_path(path: FieldPath) -> str:
+    """`("director", 0, "vip", "ip")` -> `director[0].vip.ip`."""
+    out = ""
+    for part in path:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += ("." if out else "") + (part if ID_RE.match(part) else repr(part))
+    return out
+
+
+class _Reader:
+    """Typed access to the raw TOML that records a problem instead of raising."""
+
+    def __init__(self, lines: LineMap) -> None:
+        self.lines = lines
+        self.problems: list[Problem] = []
+
+    def problem(self, path: FieldPath, message: str) -> None:
+        self.problems.append(Problem(fmt_path(path), message, self.lines.line(path)))
+
+    def table(
+        self, value: object, path: FieldPath, known: Iterable[str], required: Iterable[str] = ()
+    ) -> dict[str, Any] | None:
+        if not isinstance(value, dict):
+            self.problem(path, f"must be a table, not {_kind(value)}")
+            return None
+        allowed = set(known)
+        for key in value:
+            if key not in allowed:
+                self.problem((*path, key), f"unknown key (allowed: {', '.join(sorted(allowed))})")
+        for key in required:
+            if key not in value:
+                self.problem((*path, key), "is required")
+        return value
+
+    def string(
+        self,
+        tbl: dict[str, Any],
+        key: str,
+        path: FieldPath,
+        *,
+        pattern: re.Pattern[str] | None = None,
+        what: str = "",
+    ) -> str | None:
+        if key not in tbl:
+            return None
+        value = tbl[key]
+        where = (*path, key)
+        if not isinstance(value, str):
+            self.problem(where, f"must be a string, not {_kind(value)}")
+            return None
+        if not self.clean(where, value):
+            return None
+        if pattern is not None and not pattern.match(value):
+            self.problem(where, f"{value!r} is not {what}")
+            return None
+        return value
+
+    def clean(self, where: FieldPath, value: str) -> bool:
+        if not value:
+            self.problem(where, "must not be empty")
+            return False
+        if CONTROL_RE.search(value):
+            self.problem(where, f"{value!r} contains a control character (newline, tab, ...)")
+            return False
+        return True
+
+    def ident(self, tbl: dict[str, Any], key: str, path: FieldPath) -> str | None:
+        value = self.string(tbl, key, path, pattern=ID_RE, what=_ID_WHAT)
+        if value is not None and len(value) > MAX_ID:
+            self.problem((*path, key), f"is longer than {MAX_ID} characters")
+            return None
+        return value
+
+    def integer(
+        self, tbl: dict[str, Any], key: str, path: FieldPath, low: int, high: int
+    ) -> int | None:
+        if key not in tbl:
+            return None
+        value = tbl[key]
+        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+            self.problem((*path, key), f"must be an integer from {low} to {high}, not {value!r}")
+            return None
+        return value
+
+    def boolean(self, tbl: dict[str, Any], key: str, path: FieldPath, default: bool) -> bool:
+        value = tbl.get(key, default)
+        if not isinstance(value, bool):
+            self.problem((*path, key), f"must be true or false, not {value!r}")
+            return default
+        return value
+
+    def duration(self, tbl: dict[str, Any], key: str, path: FieldPath) -> int | None:
+        """Seconds, from an integer or a string like "90s", "2min", "1h"."""
+        if key not in tbl:
+            return None
+        value = tbl[key]
+        seconds: int | None = None
+        if isinstance(value, int) and not isinstance(value, bool):
+            seconds = value
+        elif isinstance(value, str) and (m := DURATION_RE.match(value.strip())):
+            unit = {"m": 60, "min": 60, "h": 3600, "hr": 3600}.get(m.group(2) or "s", 1)
+            seconds = int(m.group(1)) * unit
+        if seconds is None or not 0 < seconds <= 86400:
+            self.problem((*path, key), f"{value!r} is not a duration (seconds, or e.g. '90s')")
+            return None
+        return seconds
+
+    def params(self, tbl: dict[str, Any], key: str, path: FieldPath) -> Pairs:
+        if key not in tbl:
+            return ()
+        raw = tbl[key]
+        where = (*path, key)
+        if not isinstance(raw, dict):
+            self.problem(where, f"must be a table of name = value, not {_kind(raw)}")
+            return ()
+        out: list[tuple[str, str]] = []
+        for name, value in raw.items():
+            if not PARAM_RE.match(name):
+                self.problem((*where, name), f"{name!r} is not a parameter name")
+                continue
+            if isinstance(value, bool):
+                text = "true" if value else "false"
+            elif isinstance(value, int | float):
+                text = str(value)
+            elif isinstance(value, str):
+                if not self.clean((*where, name), value):
+                    continue
+                text = value
+            else:
+                self.problem(
+                    (*where, name), f"must be a string, number or boolean, not {_kind(value)}"
+                )
+                continue
+            out.append((name, text))
+        return tuple(out)
+
+    def array(self, tbl: dict[str, Any], key: str, path: FieldPath) -> list[Any]:
+        if key not in tbl:
+            return []
+        value = tbl[key]
+        if not isinstance(value, list):
+            self.problem((*path, key), f"must be an array, not {_kind(value)}")
+            return []
+        return value
+
+
+_ID_WHAT = "a valid name (a letter or _, then letters, digits, _ . -)"
+
+
+def _kind(value: object) -> str:
+    return {dict: "a table", list: "an array", str: "a string", bool: "a boolean"}.get(
+        type(value), type(value).__name__
+    )
+
+
+def load_site(path: str | Path) -> Site:
+    """Read and validate a site file; raises SiteError (naming file, line and field) if invalid."""
+    source = str(path)
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SiteError(source, [Problem("", f"cannot read: {exc}")]) from None
+    return parse_site(text, source)
+
+
+def parse_site(text: str, source: str = "<site>") -> Site:
+    """Validate a site description given as TOML text."""
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        line = re.search(r"line (\d+)", str(exc))
+        raise SiteError(
+            source, [Problem("", f"not valid TOML: {exc}", int(line.group(1)) if line else None)]
+        ) from None
+    reader = _Reader(LineMap(text))
+    site = _parse(reader, raw, source)
+    if reader.problems or site is None:
+        raise SiteError(source, reader.problems)
+    return site
+
+
+def _parse(r: _Reader, raw: dict[str, Any], source: str) -> Site | None:
+    r.table(
+        raw,
+        (),
+        ("site", "node", "director", "storage", "filedaemon", "confsync", "ops"),
+        ("site", "node"),
+    )
+    head = (
+        r.table(
+            raw.get("site", {}),
+            ("site",),
+            ("name", "stickiness", "fence_delay", "properties"),
+            ("name",),
+        )
+        or {}
+    )
+    name = r.ident(head, "name", ("site",))
+    stickiness = r.integer(head, "stickiness", ("site",), 0, 1000000)
+    fence_delay = r.duration(head, "fence_delay", ("site",))
+    properties = r.params(head, "properties", ("site",))
+    for prop, _ in properties:
+        if prop in ("stonith-enabled",):
+            r.problem(("site", "properties", prop), "is set by the generator (always true)")
+
+    nodes = _list(r, raw, "node", _node)
+    site_ops = _ops(r, raw, (), SITE_OP_KINDS) if "ops" in raw else ()
+    confsync_default = r.table(raw.get("confsync", {}), ("confsync",), ("enabled", "params")) or {}
+    directors = _list(r, raw, "director", lambda r, t, p: _director(r, t, p, confsync_default))
+    storages = _list(r, raw, "storage", lambda r, t, p: _daemon(r, t, p, "storage"))
+    filedaemons = _list(r, raw, "filedaemon", lambda r, t, p: _daemon(r, t, p, "filedaemon"))
+    if isinstance(raw.get("node"), list) and not raw["node"]:
+        r.problem(("node",), "at least one node is required")
+    if name is None:
+        return None
+    site = Site(
+        name=name,
+        stickiness=200 if stickiness is None else stickiness,
+        fence_delay=5 if fence_delay is None else fence_delay,
+        properties=properties,
+        nodes=tuple(nodes),
+        directors=tuple(directors),
+        storages=tuple(storages),
+        filedaemons=tuple(filedaemons),
+        ops=site_ops,
+        source=source,
+        lines=r.lines,
+    )
+    _cross_check(r, site)
+    return site
+
+
+def _list(
+    r: _Reader,
+    raw: dict[str, Any],
+    key: str,
+    parse: Callable[[_Reader, dict[str, Any], FieldPath], T | None],
+) -> list[T]:
+    items = raw.get(key, [])
+    if not isinstance(items, list):
+        r.problem((key,), f"must be an array of tables ([[{key}]]), not {_kind(items)}")
+        return []
+    out: list[T] = []
+    for index, item in enumerate(items):
+        path = (key, index)
+        if isinstance(item, dict):
+            parsed = parse(r, item, path)
+            if parsed is not None:
+                out.append(parsed)
+        else:
+            r.problem(path, f"must be a table, not {_kind(item)}")
+    return out
+
+
+def _node(r: _Reader, t: dict[str, Any], path: FieldPath) -> Node | None:
+    r.table(t, path, ("name", "dc", "address", "fence"), ("name", "fence"))
+    name = r.ident(t, "name", path)
+    dc = r.ident(t, "dc", path)
+    address = r.string(t, "address", path)
+    if address is not None and not _is_ip(address):
+        r.problem((*path, "address"), f"{address!r} is not an IP address")
+    fence = None
+    if "fence" in t:
+        fpath = (*path, "fence")
+        ft = r.table(t["fence"], fpath, ("agent", "params"), ("agent",))
+        if ft is not None:
+            agent = r.string(
+                ft, "agent", fpath, pattern=FENCE_AGENT_RE, what="a fence agent name (fence_...)"
+            )
+            params = r.params(ft, "params", fpath)
+            if agent is not None:
+                fence = Fence(agent, params)
+    if name is None:
+        return None
+    return Node(name, dc, address, fence)
+
+
+def _is_ip(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _vip(r: _Reader, t: dict[str, Any], path: FieldPath) -> Vip | None:
+    if "vip" not in t:
+        return None
+    path = (*path, "vip")
+    vt = r.table(t["vip"], path, ("ip", "cidr_netmask", "nic", "params"), ("ip",))
+    if vt is None:
+        return None
+    ip = r.string(vt, "ip", path)
+    netmask = r.integer(vt, "cidr_netmask", path, 0, 128)
+    nic = r.string(vt, "nic", path, pattern=NIC_RE, what="a network interface name")
+    params = r.params(vt, "params", path)
+    for key in ("ip", "cidr_netmask", "nic"):
+        if any(k == key for k, _ in params):
+            r.problem((*path, "params", key), f"set vip.{key} instead")
+    if ip is None:
+        return None
+    try:
+        address = ipaddress.ip_address(ip)
+    except ValueError:
+        r.problem((*path, "ip"), f"{ip!r} is not an IP address")
+        return None
+    if netmask is not None and netmask > address.max_prefixlen:
+        r.problem((*path, "cidr_netmask"), f"{netmask} is too long for {ip}")
+    if address.is_unspecified or address.is_multicast:
+        r.problem((*path, "ip"), f"{ip} cannot be a virtual IP")
+    return Vip(str(address), netmask, nic, params)
+
+
+def _disk(r: _Reader, t: dict[str, Any], path: FieldPath) -> Disk | None:
+    if "disk" not in t:
+        return None
+    path = (*path, "disk")
+    known = ("type", "device", "fstype", "directory", "options", "drbd_resource", "params")
+    dt = r.table(t["disk"], path, known, ("type", "device", "fstype", "directory"))
+    if dt is None:
+        return None
+    kind = r.string(dt, "type", path)
+    if kind is not None and kind not in ("drbd", "shared"):
+        r.problem((*path, "type"), f"{kind!r} is not one of: drbd, shared")
+        kind = None
+    device = r.string(dt, "device", path)
+    fstype = r.string(
+        dt, "fstype", path, pattern=re.compile(r"^[a-z0-9_.]+$"), what="a filesystem type"
+    )
+    directory = r.string(dt, "directory", path)
+    if directory is not None and not directory.startswith("/"):
+        r.problem((*path, "directory"), f"{directory!r} is not an absolute path")
+    options = r.string(dt, "options", path)
+    drbd_resource = r.ident(dt, "drbd_resource", path)
+    if kind == "drbd" and "drbd_resource" not in dt:
+        r.problem((*path, "drbd_resource"), "is required for a DRBD disk")
+    if kind == "shared" and "drbd_resource" in dt:
+        r.problem((*path, "drbd_resource"), 'is only for type = "drbd"')
+    params = r.params(dt, "params", path)
+    for key, _ in params:
+        if key in ("device", "fstype", "directory", "options", "drbd_resource"):
+            r.problem((*path, "params", key), f"set disk.{key} instead")
+    if None in (kind, device, fstype, directory):
+        return None
+    assert kind and device and fstype and directory
+    return Disk(kind, device, fstype, directory, options, drbd_resource, params)
+
+
+def _ops(r: _Reader, t: dict[str, Any], path: FieldPath, kinds: Iterable[str]) -> Ops:
+    if "ops" not in t:
+        return ()
+    path = (*path, "ops")
+    allowed = tuple(kinds)
+    table = r.table(t["ops"], path, allowed)
+    out: list[tuple[str, str, OpOverride]] = []
+    for kind, ops in (table or {}).items():
+        if kind not in allowed:
+            continue
+        ops_table = r.table(ops, (*path, kind), OP_NAMES | _depth_keys(ops)) or {}
+        for op, spec in ops_table.items():
+            if op not in OP_NAMES and not MONITOR_DEPTH_RE.match(op):
+                continue
+            where = (*path, kind, op)
+            st = r.table(spec, where, ("interval", "timeout", "depth"))
+            if st is None:
+                continue
+            if "interval" in st and op in ("start", "stop", "promote", "demote", "notify"):
+                r.problem((*where, "interval"), f"{op} is not a recurring operation")
+            depth = r.integer(st, "depth", where, 0, 100)
+            if depth is not None and op not in ("monitor", "deep_monitor"):
+                r.problem((*where, "depth"), "only monitors have a depth")
+            out.append(
+                (
+                    kind,
+                    op,
+                    OpOverride(
+                        r.duration(st, "interval", where), r.duration(st, "timeout", where), depth
+                    ),
+                )
+            )
+    return tuple(out)
+
+
+def _depth_keys(ops: object) -> frozenset[str]:
+    """The `monitor_<depth>` keys present (the middle monitors of an agent with three depths)."""
+    if not isinstance(ops, dict):
+        return frozenset()
+    return frozenset(k for k in ops if MONITOR_DEPTH_RE.match(k))
+
+
+def _extra(r: _Reader, t: dict[str, Any], path: FieldPath) -> tuple[Extra, ...]:
+    out: list[Extra] = []
+    for index, item in enumerate(r.array(t, "extra", path)):
+        where: FieldPath = (*path, "extra", index)
+        et = r.table(item, where, ("agent", "params"), ("agent",))
+        if et is None:
+            continue
+        spec = r.string(
+            et,
+            "agent",
+            where,
+            pattern=EXTRA_RE,
+            what="an agent like lsb:NAME, systemd:NAME or ocf:PROVIDER:TYPE",
+        )
+        params = r.params(et, "params", where)
+        if spec is not None:
+            out.append(Extra(spec, params))
+    return tuple(out)
+
+
+def _bacula_params(r: _Reader, t: dict[str, Any], path: FieldPath, agent: str) -> Pairs:
+    params = r.params(t, "params", path)
+    known = bacula(agent).parameters or frozenset()
+    for key, _ in params:
+        if key not in known:
+            r.problem(
+                (*path, "params", key),
+                f"{agent} has no parameter {key!r} (it has: {', '.join(sorted(known))})",
+            )
+    return params
+
+
+def _component_head(
+    r: _Reader, t: dict[str, Any], path: FieldPath, kind: str, extra_keys: tuple[str, ...]
+) -> tuple[str | None, str | None, str | None, Vip | None, Ops]:
+    keys = ("name", "preferred", "standby", "vip", "params", "ops", *extra_keys)
+    r.table(t, path, keys, ("name", "preferred", "standby", "vip"))
+    name = r.ident(t, "name", path)
+    preferred = r.ident(t, "preferred", path)
+    standby = r.ident(t, "standby", path)
+    vip = _vip(r, t, path)
+    ops = _ops(r, t, path, OP_KINDS[kind])
+    return name, preferred, standby, vip, ops
+
+
+def _director(
+    r: _Reader, t: dict[str, Any], path: FieldPath, confsync_default: dict[str, Any]
+) -> Director | None:
+    name, preferred, standby, vip, ops = _component_head(
+        r, t, path, "director", ("with_catalog", "catalog", "confsync", "extra")
+    )
+    params = _bacula_params(r, t, path, "bacula-dir")
+    with_catalog = r.boolean(t, "with_catalog", path, True)
+    extra = _extra(r, t, path)
+    # The site-wide [confsync] is the default; a director's own confsync table adds to it.
+    cs_path = (*path, "confsync")
+    own = r.table(t.get("confsync", {}), cs_path, ("enabled", "params")) or {}
+    enabled = r.boolean(
+        own, "enabled", cs_path, r.boolean(confsync_default, "enabled", ("confsync",), True)
+    )
+    merged = dict(_bacula_params(r, confsync_default, ("confsync",), "bacula-confsync"))
+    merged.update(_bacula_params(r, own, cs_path, "bacula-confsync"))
+    catalog = None
+    if "catalog" in t:
+        catalog = _catalog(r, t["catalog"], (*path, "catalog"), name, preferred, standby)
+    if None in (name, preferred, standby, vip):
+        return None
+    assert name and preferred and standby and vip
+    return Director(
+        name,
+        preferred,
+        standby,
+        vip,
+        params,
+        with_catalog,
+        catalog,
+        Confsync(enabled, tuple(merged.items())),
+        ops,
+        extra,
+    )
+
+
+def _catalog(
+    r: _Reader,
+    raw: object,
+    path: FieldPath,
+    director: str | None,
+    preferred: str | None,
+    standby: str | None,
+) -> Catalog | None:
+    keys = ("name", "preferred", "standby", "vip", "params", "ops", "backend", "disk", "database")
+    t = r.table(raw, path, keys, ("vip", "backend", "database"))
+    if t is None:
+        return None
+    name = r.ident(t, "name", path) if "name" in t else (f"{director}-cat" if director else None)
+    preferred = r.ident(t, "preferred", path) if "preferred" in t else preferred
+    standby = r.ident(t, "standby", path) if "standby" in t else standby
+    vip = _vip(r, t, path)
+    ops = _ops(r, t, path, OP_KINDS["catalog"])
+    params = _bacula_params(r, t, path, "bacula-catalog")
+    backend = r.string(t, "backend", path)
+    if backend is not None and backend not in DATABASE_AGENTS:
+        r.problem((*path, "backend"), f"{backend!r} is not one of: postgresql, mysql")
+        backend = None
+    disk = _disk(r, t, path)
+    database = None
+    dpath = (*path, "database")
+    dt = r.table(t.get("database", {}), dpath, ("agent", "replicated", "params"), ("agent",))
+    if dt is not None and backend is not None:
+        agent = r.string(dt, "agent", dpath)
+        if agent is not None and agent not in DATABASE_AGENTS[backend]:
+            choices = ", ".join(DATABASE_AGENTS[backend])
+            r.problem(
+                (*dpath, "agent"), f"{agent!r} does not serve {backend} (use one of: {choices})"
+            )
+            agent = None
+        replicated = r.boolean(dt, "replicated", dpath, agent == "pgsqlms")
+        db_params = r.params(dt, "params", dpath)
+        if agent == "pgsqlms" and not replicated:
+            r.problem((*dpath, "replicated"), "pgsqlms always manages a replicated PostgreSQL")
+        if agent == "mysql" and replicated:
+            r.problem((*dpath, "replicated"), "replication is supported for PostgreSQL only")
+        if agent == "pgsql" and replicated and "rep_mode" not in dict(db_params):
+            r.problem(
+                (*dpath, "params", "rep_mode"), "a replicated pgsql needs rep_mode (sync or async)"
+            )
+        if replicated and disk is not None:
+            r.problem(
+                (*path, "disk"), "a replicated catalog keeps its data on local disks: remove disk"
+            )
+        if not replicated and "disk" not in t:
+            r.problem(
+                (*path, "disk"),
+                "is required unless the database is replicated "
+                "(a drbd or shared disk for the database files)",
+            )
+        if agent is not None:
+            database = Database(agent, replicated, db_params)
+    if None in (name, preferred, standby, vip, backend, database):
+        return None
+    assert name and preferred and standby and vip and backend and database
+    return Catalog(name, backend, preferred, standby, vip, disk, database, params, ops)
+
+
+def _daemon(r: _Reader, t: dict[str, Any], path: FieldPath, kind: str) -> Daemon | None:
+    name, preferred, standby, vip, ops = _component_head(r, t, path, kind, ("disk", "extra"))
+    params = _bacula_params(r, t, path, "bacula-sd" if kind == "storage" else "bacula-fd")
+    disk = _disk(r, t, path)
+    extra = _extra(r, t, path)
+    if None in (name, preferred, standby, vip):
+        return None
+    assert name and preferred and standby and vip
+    return Daemon(kind, name, preferred, standby, vip, disk, params, ops, extra)
+
+
+def _cross_check(r: _Reader, site: Site) -> None:
+    """Checks that need the whole site: names, nodes, addresses and devices used twice."""
+    seen_nodes: set[str] = set()
+    for i, node in enumerate(site.nodes):
+        if node.name in seen_nodes:
+            r.problem(("node", i, "name"), f"node {node.name!r} is defined twice")
+        seen_nodes.add(node.name)
+    dcs = {n.dc for n in site.nodes if n.dc}
+
+    components: list[tuple[FieldPath, str, str, str, Vip, Disk | None]] = []
+    for i, d in enumerate(site.directors):
+        components.append((("director", i), d.name, d.preferred, d.standby, d.vip, None))
+        if d.catalog is not None:
+            c = d.catalog
+            components.append(
+                (("director", i, "catalog"), c.name, c.preferred, c.standby, c.vip, c.disk)
+            )
+            if d.with_catalog and (c.preferred, c.standby) != (d.preferred, d.standby):
+                r.problem(
+                    ("director", i, "with_catalog"),
+                    f"director {d.name!r} runs with its catalog, so the catalog must have "
+                    "the same preferred and standby nodes (or set with_catalog = false)",
+                )
+    for i, s in enumerate(site.storages):
+        components.append((("storage", i), s.name, s.preferred, s.standby, s.vip, s.disk))
+    for i, f in enumerate(site.filedaemons):
+        components.append((("filedaemon", i), f.name, f.preferred, f.standby, f.vip, f.disk))
+
+    names: dict[str, FieldPath] = {n.name: ("node",) for n in site.nodes}
+    ips: dict[str, str] = {n.address: f"node {n.name}" for n in site.nodes if n.address}
+    devices: dict[str, str] = {}
+    drbd_resources: dict[str, str] = {}
+    for path, name, preferred, standby, vip, disk in components:
+        if name in names:
+            r.problem((*path, "name"), f"the name {name!r} is used twice")
+        names[name] = path
+        for role, where in (("preferred", preferred), ("standby", standby)):
+            if where not in seen_nodes:
+                r.problem((*path, role), f"there is no node {where!r}")
+        if preferred == standby:
+            r.problem((*path, "standby"), "must differ from the preferred node")
+        elif len(dcs) > 1 and preferred in seen_nodes and standby in seen_nodes:
+            pdc, sdc = site.node(preferred).dc, site.node(standby).dc
+            if pdc and pdc == sdc:
+                r.problem(
+                    (*path, "standby"),
+                    f"{standby!r} is in the same data centre ({pdc}) as the preferred node; "
+                    "the standby must be in another one",
+                )
+        if vip.ip in ips:
+            r.problem((*path, "vip", "ip"), f"{vip.ip} is already used by {ips[vip.ip]}")
+        ips[vip.ip] = name
+        if disk is not None:
+            if disk.device in devices:
+                r.problem(
+                    (*path, "disk", "device"),
+                    f"device {disk.device} is already used by {devices[disk.device]}",
+                )
+            devices[disk.device] = name
+            if disk.drbd_resource is not None:
+                if disk.drbd_resource in drbd_resources:
+                    r.problem(
+                        (*path, "disk", "drbd_resource"),
+                        f"DRBD resource {disk.drbd_resource} is already used by "
+                        f"{drbd_resources[disk.drbd_resource]}",
+                    )
+                drbd_resources[disk.drbd_resource] = name
+    for i, node in enumerate(site.nodes):
+        if node.fence is None:
+            r.problem(("node", i, "fence"), "every node needs a fence device")
+    if len(dcs) > 1 and any(n.dc is None for n in site.nodes):
+        r.problem(("node",), "when any node names a data centre (dc), every node must")
