@@ -1,17 +1,18 @@
 """Shared pytest fixtures: throwaway PostgreSQL and MariaDB servers holding a Bacula catalog.
 
-Import them from conftest.py: `from tests.fixtures_db import *  # noqa: F403` or by name.
+Imported by tests/conftest.py (`from tests.fixtures_db import *`).
 Session-scoped servers are shared and must not be broken by a test; a test that stops,
 pauses or reconfigures a server uses the function-scoped factories.
 """
 
 from __future__ import annotations
 
-import shutil
+import os
 from collections.abc import Callable, Iterator
 
 import pytest
 
+from bacula_ha.sandbox.mariadb import MARIADBD, MariaDBServer
 from bacula_ha.sandbox.postgres import CatalogInfo, PostgresServer, make_basedir
 
 __all__ = [
@@ -59,16 +60,14 @@ def pg_factory() -> Iterator[Callable[[], PostgresServer]]:
 
 
 def _mariadb_available() -> bool:
-    return shutil.which("mariadbd", path="/usr/sbin:/usr/bin") is not None
+    return os.access(MARIADBD, os.X_OK)
 
 
 @pytest.fixture(scope="session")
-def mariadb_server() -> Iterator[object]:
+def mariadb_server() -> Iterator[MariaDBServer]:
     """One MariaDB for the whole session (do not stop or reconfigure it)."""
     if not _mariadb_available():
         pytest.skip("mariadb-server is not installed")
-    from bacula_ha.sandbox.mariadb import MariaDBServer
-
     server = MariaDBServer(make_basedir("mysql", prefix="bacula-ha-my-"))
     try:
         server.start()
@@ -78,21 +77,16 @@ def mariadb_server() -> Iterator[object]:
 
 
 @pytest.fixture(scope="session")
-def mariadb_catalog(mariadb_server: object) -> CatalogInfo:
-    """A Bacula catalog `bacula` (user bacula) on the shared MariaDB."""
-    from bacula_ha.sandbox.mariadb import MariaDBServer
-
-    assert isinstance(mariadb_server, MariaDBServer)
+def mariadb_catalog(mariadb_server: MariaDBServer) -> CatalogInfo:
+    """A Bacula catalog `bacula` (user bacula) on the shared MariaDB: read, do not break."""
     return mariadb_server.create_bacula_catalog("bacula", "bacula", "my-Secret-4711")
 
 
 @pytest.fixture
-def mariadb_factory() -> Iterator[Callable[[], object]]:
+def mariadb_factory() -> Iterator[Callable[[], MariaDBServer]]:
     """Make private MariaDB servers (started) that the test may stop, pause or break."""
     if not _mariadb_available():
         pytest.skip("mariadb-server is not installed")
-    from bacula_ha.sandbox.mariadb import MariaDBServer
-
     servers: list[MariaDBServer] = []
 
     def make() -> MariaDBServer:
