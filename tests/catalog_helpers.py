@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+
+from bacula_ha.sandbox.postgres import CatalogInfo
 
 AGENT = Path(__file__).resolve().parent.parent / "agents" / "bacula-catalog"
 
@@ -144,3 +147,54 @@ def run_agent(
         check=False,
     )
     return Outcome(proc.returncode, proc.stdout, proc.stderr, time.monotonic() - started)
+
+
+def director_params(
+    directory: Path, info: CatalogInfo, *, tcp: bool = True, **extra: str
+) -> dict[str, str]:
+    """Agent parameters reaching `info` through a director configuration (TCP or socket)."""
+    conf = directory / f"bacula-dir-{info.db_name}.conf"
+    if tcp:
+        entry = CatalogEntry(
+            "MyCatalog", info.db_name, info.db_user, info.db_password, "127.0.0.1", info.port
+        )
+    elif info.socket:  # MariaDB: the socket file
+        entry = CatalogEntry(
+            "MyCatalog", info.db_name, info.db_user, info.db_password, socket=info.socket
+        )
+    else:  # PostgreSQL: the socket directory as the address
+        entry = CatalogEntry(
+            "MyCatalog", info.db_name, info.db_user, info.db_password, info.host, info.port
+        )
+    write_director_conf(conf, [entry])
+    return {"config": str(conf), **extra}
+
+
+def started(params: Mapping[str, str], rsctmp: Path) -> dict[str, str]:
+    """Start the resource (asserting success) so that monitors run the checks."""
+    out = run_agent("start", params, rsctmp, interval_ms=None)
+    assert out.code == 0, out.stderr
+    return dict(params)
+
+
+def assert_clean(out: Outcome) -> None:
+    """No traceback, no internal error: a reason the admin can act on."""
+    assert "Traceback" not in out.stderr
+    assert "internal error" not in out.reason
+    assert out.reason or out.code in (0, 7, 190)
+
+
+def processes_mentioning(secret: str) -> list[str]:
+    """Every process whose command line or environment holds `secret`."""
+    hits = []
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        for part in ("cmdline", "environ"):
+            try:
+                data = Path(f"/proc/{pid}/{part}").read_bytes()
+            except OSError:
+                continue
+            if secret.encode() in data:
+                hits.append(f"{pid}/{part}")
+    return hits

@@ -13,7 +13,15 @@ import pytest
 
 from bacula_ha.install import provider_dir
 from bacula_ha.sandbox.postgres import CatalogInfo, PostgresServer, make_basedir
-from tests.catalog_helpers import CatalogEntry, Outcome, run_agent, write_director_conf
+from tests.catalog_helpers import (
+    CatalogEntry,
+    assert_clean,
+    director_params,
+    processes_mentioning,
+    run_agent,
+    started,
+    write_director_conf,
+)
 
 PASSWORD = "pg-Secret-4711"  # pg_catalog's; a string we can look for in ps and logs
 
@@ -25,35 +33,6 @@ def rsctmp(tmp_path: Path) -> Path:
     return path
 
 
-def params_for(
-    tmp_path: Path, info: CatalogInfo, *, tcp: bool = True, **extra: str
-) -> dict[str, str]:
-    """Agent parameters pointing at `info` through a director configuration."""
-    conf = tmp_path / f"bacula-dir-{info.db_name}.conf"
-    entry = CatalogEntry(
-        "MyCatalog",
-        info.db_name,
-        info.db_user,
-        info.db_password,
-        address="127.0.0.1" if tcp else info.host,
-        port=info.port,
-    )
-    write_director_conf(conf, [entry])
-    return {"config": str(conf), **extra}
-
-
-def started(params: dict[str, str], rsctmp: Path) -> dict[str, str]:
-    """Start the resource (asserting success) so that monitors run the checks."""
-    out = run_agent("start", params, rsctmp, interval_ms=None)
-    assert out.code == 0, out.stderr
-    return params
-
-
-def assert_clean(out: Outcome) -> None:
-    assert "Traceback" not in out.stderr
-    assert "internal error" not in out.reason
-
-
 # -- healthy ---------------------------------------------------------------------------------
 
 
@@ -61,7 +40,7 @@ def assert_clean(out: Outcome) -> None:
 def test_healthy_catalog_passes_every_depth(
     tmp_path: Path, rsctmp: Path, pg_catalog: CatalogInfo, tcp: bool
 ) -> None:
-    params = params_for(tmp_path, pg_catalog, tcp=tcp)
+    params = director_params(tmp_path, pg_catalog, tcp=tcp)
     assert run_agent("validate-all", params, rsctmp, interval_ms=None).code == 0
     assert run_agent("monitor", params, rsctmp, interval_ms=None).code == 7  # probe, stopped
     started(params, rsctmp)
@@ -110,7 +89,7 @@ def test_catalog_picked_by_name(tmp_path: Path, rsctmp: Path, pg_catalog: Catalo
 
 
 def test_ocf_tester_passes(tmp_path: Path, ocf_root: Path, pg_catalog: CatalogInfo) -> None:
-    params = params_for(tmp_path, pg_catalog)
+    params = director_params(tmp_path, pg_catalog)
     agent = provider_dir(ocf_root) / "bacula-catalog"
     proc = subprocess.run(
         ["/usr/sbin/ocf-tester", "-n", "cattest", "-o", f"config={params['config']}", str(agent)],
@@ -126,7 +105,7 @@ def test_ocf_tester_passes(tmp_path: Path, ocf_root: Path, pg_catalog: CatalogIn
 def test_crm_resource_validate_and_force_check(
     tmp_path: Path, ocf_root: Path, pg_catalog: CatalogInfo
 ) -> None:
-    params = params_for(tmp_path, pg_catalog)
+    params = director_params(tmp_path, pg_catalog)
     base = ["crm_resource", "--class", "ocf", "--provider", "bacula", "--agent", "bacula-catalog"]
     opts = ["--option", f"config={params['config']}"]
     ok = subprocess.run([*base, "--validate", *opts], capture_output=True, text=True)
@@ -164,7 +143,7 @@ def test_server_stopped_is_generic_error_and_probe_ignores_it(
 ) -> None:
     server = pg_factory()
     info = server.create_bacula_catalog("bacula", "bacula", PASSWORD)
-    params = started(params_for(tmp_path, info), rsctmp)
+    params = started(director_params(tmp_path, info), rsctmp)
     server.stop()
     out = run_agent("monitor", params, rsctmp)
     assert out.code == 1
@@ -176,28 +155,12 @@ def test_server_stopped_is_generic_error_and_probe_ignores_it(
     assert run_agent("stop", params, rsctmp, interval_ms=None).code == 0
 
 
-def _processes_mention(secret: str) -> list[str]:
-    """Every process whose command line or environment holds `secret`."""
-    hits = []
-    for pid in os.listdir("/proc"):
-        if not pid.isdigit():
-            continue
-        for part in ("cmdline", "environ"):
-            try:
-                data = Path(f"/proc/{pid}/{part}").read_bytes()
-            except OSError:
-                continue
-            if secret.encode() in data:
-                hits.append(f"{pid}/{part}")
-    return hits
-
-
 def test_hung_server_returns_within_deadline_and_hides_password(
     tmp_path: Path, rsctmp: Path, pg_factory: Callable[[], PostgresServer]
 ) -> None:
     server = pg_factory()
     info = server.create_bacula_catalog("bacula", "bacula", PASSWORD)
-    params = started(params_for(tmp_path, info, connect_timeout="60"), rsctmp)
+    params = started(director_params(tmp_path, info, connect_timeout="60"), rsctmp)
     logfile = tmp_path / "agent.log"
     server.pause()
     try:
@@ -208,7 +171,7 @@ def test_hung_server_returns_within_deadline_and_hides_password(
             ps = subprocess.run(["ps", "axeww", "-o", "args"], capture_output=True, text=True)
             seen["ps_has_psql"] = "psql" in ps.stdout
             seen["ps_has_password"] = PASSWORD in ps.stdout
-            seen["proc_hits"] = _processes_mention(PASSWORD)
+            seen["proc_hits"] = processes_mentioning(PASSWORD)
             seen["files"] = [p.name for p in rsctmp.iterdir()]
 
         watcher = threading.Thread(target=look)
@@ -245,7 +208,7 @@ def test_connect_timeout_bounds_a_hung_server(
 ) -> None:
     server = pg_factory()
     info = server.create_bacula_catalog("bacula", "bacula", PASSWORD)
-    params = started(params_for(tmp_path, info, connect_timeout="2"), rsctmp)
+    params = started(director_params(tmp_path, info, connect_timeout="2"), rsctmp)
     server.pause()
     try:
         out = run_agent("monitor", params, rsctmp, timeout_ms=20_000)
@@ -258,7 +221,7 @@ def test_connect_timeout_bounds_a_hung_server(
 
 def test_wrong_password(tmp_path: Path, rsctmp: Path, pg_catalog: CatalogInfo) -> None:
     info = CatalogInfo(pg_catalog.db_name, pg_catalog.db_user, "wrong-pw", "", pg_catalog.port)
-    out = run_agent("start", params_for(tmp_path, info), rsctmp, interval_ms=None)
+    out = run_agent("start", director_params(tmp_path, info), rsctmp, interval_ms=None)
     assert out.code == 1
     assert "password authentication failed" in out.reason
     assert "wrong-pw" not in out.stderr
@@ -266,7 +229,7 @@ def test_wrong_password(tmp_path: Path, rsctmp: Path, pg_catalog: CatalogInfo) -
 
 def test_missing_database(tmp_path: Path, rsctmp: Path, pg_catalog: CatalogInfo) -> None:
     info = CatalogInfo("nosuchdb", pg_catalog.db_user, PASSWORD, "", pg_catalog.port)
-    out = run_agent("start", params_for(tmp_path, info), rsctmp, interval_ms=None)
+    out = run_agent("start", director_params(tmp_path, info), rsctmp, interval_ms=None)
     assert out.code == 1
     assert 'database "nosuchdb" does not exist' in out.reason
 
@@ -278,7 +241,7 @@ def test_replica_in_recovery(
     try:
         assert replica.is_in_recovery()
         info = CatalogInfo(pg_catalog.db_name, pg_catalog.db_user, PASSWORD, "", replica.port)
-        out = run_agent("start", params_for(tmp_path, info), rsctmp, interval_ms=None)
+        out = run_agent("start", director_params(tmp_path, info), rsctmp, interval_ms=None)
     finally:
         replica.cleanup()
     assert out.code == 1
@@ -299,7 +262,7 @@ def scratch_catalog(pg_server: PostgresServer) -> Iterator[CatalogInfo]:
 def test_read_only_database(
     tmp_path: Path, rsctmp: Path, pg_server: PostgresServer, scratch_catalog: CatalogInfo
 ) -> None:
-    params = started(params_for(tmp_path, scratch_catalog), rsctmp)
+    params = started(director_params(tmp_path, scratch_catalog), rsctmp)
     pg_server.set_config("default_transaction_read_only", "on", db=scratch_catalog.db_name)
     out = run_agent("monitor", params, rsctmp)
     assert out.code == 1
@@ -309,7 +272,7 @@ def test_read_only_database(
 def test_version_changed_is_not_configured(
     tmp_path: Path, rsctmp: Path, pg_server: PostgresServer, scratch_catalog: CatalogInfo
 ) -> None:
-    params = started(params_for(tmp_path, scratch_catalog), rsctmp)
+    params = started(director_params(tmp_path, scratch_catalog), rsctmp)
     pg_server.psql("UPDATE version SET versionid = 15", db=scratch_catalog.db_name)
     assert run_agent("monitor", params, rsctmp, depth=0).code == 0  # depth 0 does not look
     out = run_agent("monitor", params, rsctmp, depth=10)
@@ -321,7 +284,7 @@ def test_version_changed_is_not_configured(
 def test_table_dropped(
     tmp_path: Path, rsctmp: Path, pg_server: PostgresServer, scratch_catalog: CatalogInfo
 ) -> None:
-    params = started(params_for(tmp_path, scratch_catalog), rsctmp)
+    params = started(director_params(tmp_path, scratch_catalog), rsctmp)
     pg_server.psql("DROP TABLE jobmedia", db=scratch_catalog.db_name)
     out = run_agent("monitor", params, rsctmp, depth=10)
     assert out.code == 1
@@ -331,7 +294,7 @@ def test_table_dropped(
 def test_write_refused_at_depth_20(
     tmp_path: Path, rsctmp: Path, pg_server: PostgresServer, scratch_catalog: CatalogInfo
 ) -> None:
-    params = started(params_for(tmp_path, scratch_catalog), rsctmp)
+    params = started(director_params(tmp_path, scratch_catalog), rsctmp)
     pg_server.psql("REVOKE INSERT ON counters FROM bacula", db=scratch_catalog.db_name)
     assert run_agent("monitor", params, rsctmp, depth=10).code == 0
     out = run_agent("monitor", params, rsctmp, depth=20)
@@ -342,7 +305,7 @@ def test_write_refused_at_depth_20(
 def test_latency_is_degraded_not_failed(
     tmp_path: Path, rsctmp: Path, pg_server: PostgresServer, scratch_catalog: CatalogInfo
 ) -> None:
-    params = started(params_for(tmp_path, scratch_catalog, latency_threshold="300"), rsctmp)
+    params = started(director_params(tmp_path, scratch_catalog, latency_threshold="300"), rsctmp)
     # A slow-write hook: every insert into counters sleeps 0.5 s (as a slow disk would).
     pg_server.psql(
         "CREATE FUNCTION slow() RETURNS trigger LANGUAGE plpgsql AS"
