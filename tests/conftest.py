@@ -4,3 +4,4 @@ from __future__ import annotations
 
 from tests.fixtures_db import *  # noqa: F403
 from tests.fixtures_agents import *  # noqa: F403
+from tests.fixtures_bacula import *  # noqa: F403

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 
 from ..bacula import protocol
-from ..bacula.config import Resources
+from ..bacula.config import Resources, json_tool_for, load
 from ..bacula.console import bconsole, running_jobs
 from ..bacula.daemon import (
     Daemon,
@@ -16,8 +16,10 @@ from ..bacula.daemon import (
     common_parameters,
     passwords_of,
 )
+from ..bacula.network import catalog_endpoint, try_connect
 from ..ocf import params as P
 from ..ocf.agent import Handler
+from ..ocf.deadline import Deadline
 from ..ocf.env import Environment
 from ..ocf.errors import GenericError, NotInstalledError
 from ..ocf.log import Logger
@@ -113,6 +115,22 @@ class DirectorAgent(DaemonAgent):
         if any(marker in output for marker in _CATALOG_DOWN):
             return CatalogUnreachable
         return None
+
+    def before_test(self, p: DaemonParams, deadline: Deadline, log: Logger) -> None:
+        # `bacula-dir -t` opens the catalog and, when the database is down, retries for half
+        # a minute: connect first, so that a down catalog fails the start at once and clearly.
+        try:
+            res = load(json_tool_for(p.binary, KIND.json_tool), p.config, deadline)
+        except GenericError:
+            return  # let `-t` say what is wrong with the file
+        for catalog in res.all("Catalog"):
+            where = catalog_endpoint(catalog)
+            error = try_connect(where, min(3.0, deadline.bound()))
+            if error:
+                raise CatalogUnreachable(
+                    f"catalog {catalog.get('Name', '?')} at {where[0]}:{where[1]} is "
+                    f"unreachable: {error}"
+                )
 
     def answer(
         self, p: DaemonParams, res: Resources, daemon: Daemon, timeout: float, log: Logger

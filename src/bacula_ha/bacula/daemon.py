@@ -13,6 +13,7 @@ from ..ocf.agent import Agent
 from ..ocf.deadline import Deadline
 from ..ocf.env import Environment
 from ..ocf.errors import (
+    Degraded,
     GenericError,
     NotConfiguredError,
     NotInstalledError,
@@ -158,6 +159,9 @@ class DaemonAgent(Agent[DaemonParams]):
     def before_stop(self, p: DaemonParams, daemon: Daemon, env: Environment, log: Logger) -> None:
         """Called with the daemon running, before it is stopped (e.g. to report jobs)."""
 
+    def before_test(self, p: DaemonParams, deadline: Deadline, log: Logger) -> None:
+        """Fast checks before `-t` (which may wait long for a server that is down)."""
+
     def classify_test_failure(self, output: str) -> type[GenericError] | None:
         """Map `-t` output to an error class that is not a configuration error, else None."""
         return None
@@ -264,7 +268,14 @@ class DaemonAgent(Agent[DaemonParams]):
             raise NotRunningError(f"{self.kind.title} is not running")
         if env.depth < 10:
             return None
-        res, daemon = self.read(p, env)
+        try:
+            res, daemon = self.read(p, env)
+        except (NotConfiguredError, NotInstalledError) as exc:
+            # The daemon runs with the configuration it loaded; a file broken or removed
+            # since (an admin mid-edit) must not get it stopped, let alone cluster-wide.
+            raise Degraded(
+                f"running, but its configuration on disk is unusable: {exc.reason}"
+            ) from None
         self.answer(p, res, daemon, p.check_timeout, log)
         if env.depth < 20:
             return None
@@ -311,14 +322,21 @@ class DaemonAgent(Agent[DaemonParams]):
 
     def test_config(self, p: DaemonParams, deadline: Deadline, log: Logger) -> None:
         """`<daemon> -t`: a file Bacula rejects is 6, anything that may pass later is not."""
-        from ..ocf.command import run
+        from ..ocf.command import CommandTimeout, run
 
-        result = run(
-            [p.binary, "-t", "-c", p.config, "-u", p.user, "-g", p.group],
-            deadline=deadline,
-            timeout=30,
-            log=log,
-        )
+        self.before_test(p, deadline, log)
+        try:
+            result = run(
+                [p.binary, "-t", "-c", p.config, "-u", p.user, "-g", p.group],
+                deadline=deadline,
+                timeout=30,
+                log=log,
+            )
+        except CommandTimeout:
+            raise GenericError(
+                f"{self.kind.title} configuration test did not finish in time "
+                "(a server it needs, such as the catalog, may not answer)"
+            ) from None
         if result.ok:
             return
         output = result.stdout + "\n" + result.stderr
