@@ -1,0 +1,225 @@
+"""Every example, rendered both ways, applied to empty CIB files by crmsh and pcs, and simulated."""
+
+from __future__ import annotations
+
+import concurrent.futures
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from bacula_ha.generator.generate import generate_text
+from bacula_ha.generator.plan import PREFERRED_SCORE, STANDBY_SCORE, Plan, build
+from bacula_ha.generator.schema import load_site
+from tests.test_generator_helpers import (
+    EXAMPLES,
+    apply_crm,
+    apply_pcs,
+    empty_cib,
+    executed,
+    normalised,
+    ocf_agents,
+    placement,
+    simulate,
+    site_nodes,
+    verify,
+)
+
+__all__ = ["ocf_agents"]  # the fixture, imported so that pytest finds it here
+
+pytestmark = pytest.mark.skipif(not EXAMPLES, reason="no examples")
+
+
+@dataclass(frozen=True)
+class Applied:
+    """One example applied both ways, or the failure of doing so."""
+
+    crm: Path
+    pcs: Path
+    error: str | None
+
+
+@pytest.fixture(scope="module")
+def applied(
+    ocf_agents: None, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[dict[str, Applied]]:
+    """All examples applied in parallel (pcs runs one process per command: this is the slow part)."""
+    base = tmp_path_factory.mktemp("cibs")
+
+    def one(example: Path) -> Applied:
+        crm = empty_cib(base / f"{example.stem}-crm.xml", site_nodes(example))
+        pcs = empty_cib(base / f"{example.stem}-pcs.xml", site_nodes(example))
+        try:
+            apply_crm(generate_text(example, "crm"), crm)
+            apply_pcs(generate_text(example, "pcs"), pcs)
+        except AssertionError as exc:
+            return Applied(crm, pcs, str(exc))
+        return Applied(crm, pcs, None)
+
+    with concurrent.futures.ThreadPoolExecutor(max_workers=3) as pool:
+        results = dict(zip((e.stem for e in EXAMPLES), pool.map(one, EXAMPLES), strict=True))
+    yield results
+
+
+def _get(applied: dict[str, Applied], example: Path) -> Applied:
+    result = applied[example.stem]
+    assert result.error is None, result.error
+    return result
+
+
+@pytest.mark.parametrize("example", EXAMPLES, ids=lambda p: p.stem)
+def test_both_formats_apply_and_verify_clean(applied: dict[str, Applied], example: Path) -> None:
+    result = _get(applied, example)
+    verify(result.crm)
+    verify(result.pcs)
+
+
+@pytest.mark.parametrize("example", EXAMPLES, ids=lambda p: p.stem)
+def test_crm_and_pcs_build_the_same_cib(applied: dict[str, Applied], example: Path) -> None:
+    result = _get(applied, example)
+    crm, pcs = normalised(result.crm), normalised(result.pcs)
+    plan = build(load_site(example))
+    # Not vacuous: every object of the plan is in the CIB.
+    text = result.crm.read_text()
+    for rid in plan.ids():
+        assert f'id="{rid}"' in text, rid
+    assert crm["resources"] and crm["constraints"]
+    for section in crm:
+        assert crm[section] == pcs[section], section
+
+
+# ---- crm_simulate ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Component:
+    """What the plan says about one group: members in order, its promotable clone, its nodes."""
+
+    group: str
+    members: tuple[str, ...]
+    clone_primitive: str | None
+    preferred: str
+    standby: str
+
+
+def _components(plan: Plan) -> list[Component]:
+    out = []
+    for block in plan.blocks:
+        for group in block.groups:
+            scores = {loc.score: loc.node for loc in block.locations if loc.rsc == group.id}
+            clone = block.clones[0].primitive.id if block.clones else None
+            out.append(
+                Component(
+                    group.id,
+                    tuple(m.id for m in group.members),
+                    clone,
+                    scores[PREFERRED_SCORE],
+                    scores[STANDBY_SCORE],
+                )
+            )
+    return out
+
+
+def _dependencies(plan: Plan) -> list[tuple[str, str]]:
+    """(first group, then group) of every start-after-start order between groups."""
+    return [(o.first, o.then) for b in plan.blocks for o in b.orders if o.first_action == "start"]
+
+
+def _check_placement(plan: Plan, where: dict[str, tuple[str, str]], expect: dict[str, str]) -> None:
+    for comp in _components(plan):
+        node = expect[comp.group]
+        for member in comp.members:
+            assert where.get(member, ("", ""))[0] == node, (member, where.get(member), node)
+        if comp.clone_primitive:
+            assert where[comp.clone_primitive] == (node, "Promoted"), comp.clone_primitive
+    for block in plan.blocks:
+        for loc in block.locations:
+            if loc.score == "-INFINITY":  # a fence device never runs on the node it fences
+                assert where.get(loc.rsc, ("", ""))[0] != loc.node, loc.rsc
+
+
+def _check_order(plan: Plan, actions: list[str], moved: dict[str, str]) -> None:
+    """Within what moved: promote before the group, members in order, catalog before director."""
+
+    def index(action: str) -> int:
+        assert action in actions, f"{action!r} not executed: {actions}"
+        return actions.index(action)
+
+    comps = {c.group: c for c in _components(plan)}
+    for group, node in moved.items():
+        comp = comps[group]
+        starts = [index(f"{m} start {node}") for m in comp.members]
+        assert starts == sorted(starts), f"{group} members started out of order: {actions}"
+        if comp.clone_primitive:
+            assert index(f"{comp.clone_primitive} promote {node}") < starts[0], group
+    for first, then in _dependencies(plan):
+        if first in moved and then in moved:
+            last = index(f"{comps[first].members[-1]} start {moved[first]}")
+            assert last < index(f"{comps[then].members[0]} start {moved[then]}"), (first, then)
+
+
+def _plan(example: Path) -> Plan:
+    return build(load_site(example))
+
+
+@pytest.fixture(scope="module")
+def started(
+    applied: dict[str, Applied], tmp_path_factory: pytest.TempPathFactory
+) -> dict[str, Path]:
+    """Each example's crm CIB after crm_simulate started everything (all nodes up)."""
+    base = tmp_path_factory.mktemp("sim")
+    out = {}
+    for example in EXAMPLES:
+        result = _get(applied, example)
+        out[example.stem] = base / f"{example.stem}-up.xml"
+        simulate(result.crm, out[example.stem])
+    return out
+
+
+@pytest.mark.parametrize("example", EXAMPLES, ids=lambda p: p.stem)
+def test_all_up_every_resource_on_its_preferred_node(
+    started: dict[str, Path], example: Path
+) -> None:
+    plan = _plan(example)
+    where = placement(started[example.stem])
+    _check_placement(plan, where, {c.group: c.preferred for c in _components(plan)})
+
+
+@pytest.mark.parametrize("example", EXAMPLES, ids=lambda p: p.stem)
+def test_node_down_moves_its_resources_to_the_standby_in_order(
+    started: dict[str, Path], example: Path, tmp_path: Path
+) -> None:
+    plan = _plan(example)
+    comps = _components(plan)
+    for node in sorted({c.preferred for c in comps}):
+        output = simulate(started[example.stem], tmp_path / f"{node}.xml", f"--node-fail={node}")
+        assert re.search(
+            rf"Fencing {re.escape(node)}\b|Fence \(reboot\) {re.escape(node)}\b", output
+        ), f"{node} was not fenced"
+        expect = {c.group: c.standby if c.preferred == node else c.preferred for c in comps}
+        _check_placement(plan, placement(tmp_path / f"{node}.xml"), expect)
+        moved = {c.group: c.standby for c in comps if c.preferred == node}
+        assert moved
+        _check_order(plan, executed(output), moved)
+
+
+@pytest.mark.parametrize("example", EXAMPLES, ids=lambda p: p.stem)
+def test_data_centre_down_runs_the_site_in_the_other(
+    started: dict[str, Path], example: Path, tmp_path: Path
+) -> None:
+    site = load_site(example)
+    plan = build(site)
+    dcs = sorted({n.dc for n in site.nodes if n.dc})
+    assert len(dcs) == 2, "every example spans two data centres"
+    for dead in dcs:
+        down = [n.name for n in site.nodes if n.dc == dead]
+        out = tmp_path / f"{dead}.xml"
+        simulate(started[example.stem], out, *(f"--node-fail={n}" for n in down))
+        where = placement(out)
+        alive = {n.name for n in site.nodes if n.dc != dead}
+        for comp in _components(plan):
+            assert where[comp.members[-1]][0] in alive, (comp.group, where[comp.members[-1]])
+            assert all(where[m][0] in alive for m in comp.members), comp.group
+        assert not [r for r, (n, _) in where.items() if n not in alive]
