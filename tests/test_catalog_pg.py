@@ -355,3 +355,33 @@ def test_broken_director_config(tmp_path: Path, rsctmp: Path) -> None:
     assert out.code == 6
     assert "Config error" in out.reason
     assert_clean(out)
+
+
+# -- settings cache --------------------------------------------------------------------------
+
+
+def test_monitor_reuses_settings_until_a_source_changes(
+    tmp_path: Path, rsctmp: Path, pg_catalog: CatalogInfo
+) -> None:
+    """After start, monitors skip bdirjson; an edit of an @included file is noticed."""
+    inc = tmp_path / "catalog.conf"
+    main = tmp_path / "bacula-dir.conf"
+    good = CatalogEntry("MyCatalog", "bacula", "bacula", PASSWORD, "127.0.0.1", pg_catalog.port)
+    write_director_conf(main, [good])
+    text = main.read_text()
+    start = text.index("Catalog {")
+    end = text.index("}\n", start) + 2
+    inc.write_text(text[start:end])
+    main.write_text(text[:start] + f'@"{inc}"\n' + text[end:])
+    params = started({"config": str(main)}, rsctmp)
+    debug = {"HA_debug": "1"}
+    out = run_agent("monitor", params, rsctmp, extra_env=debug)
+    assert out.code == 0
+    assert "bdirjson" not in out.stderr and "psql" in out.stderr
+    inc.write_text(inc.read_text().replace(PASSWORD, "changed-pw"))
+    out = run_agent("monitor", params, rsctmp, extra_env=debug)
+    assert out.code == 1
+    assert "bdirjson" in out.stderr
+    assert "password authentication failed" in out.reason
+    state = next((rsctmp / "bacula-ha").iterdir())
+    assert oct(state.stat().st_mode & 0o777) == "0o600"

@@ -199,9 +199,11 @@ class CatalogAgent(Agent[Config]):
         return None
 
     def start(self, config: Config, env: Environment, log: Logger) -> OCFStatus | None:
-        health = _check(config, env, log, START_DEPTH)
+        settings, cache = _fresh_settings(config, env, log)
+        health = _check(config, env, log, START_DEPTH, settings)
+        state = {"started": time.time(), "version": health.version, "cache": cache}
         try:
-            _state(env).write({"started": time.time(), "version": health.version})
+            _state(env).write(state)
         except OSError as exc:
             raise GenericError(f"cannot record the start under {env.rsctmp}: {exc}") from None
         log.info(f"catalog usable (schema {health.version}, {health.elapsed * 1000:.0f} ms)")
@@ -217,13 +219,21 @@ class CatalogAgent(Agent[Config]):
         return None
 
     def monitor(self, config: Config, env: Environment, log: Logger) -> OCFStatus | None:
-        if _state(env).read() is None:
+        state = _state(env).read()
+        if state is None:
             return OCFStatus.NOT_RUNNING
         if env.is_probe:
             # A probe asks whether the resource is active here, not whether the database is
             # healthy: a database error must not make Pacemaker think it runs elsewhere.
             return OCFStatus.SUCCESS
-        health = _check(config, env, log, env.depth)
+        settings = _cached_settings(config, state.get("cache"))
+        if settings is None:
+            settings, state["cache"] = _fresh_settings(config, env, log)
+            try:
+                _state(env).write(state)
+            except OSError as exc:
+                log.warning(f"cannot cache the catalog settings: {exc}")
+        health = _check(config, env, log, env.depth, settings)
         threshold = config.latency_threshold_ms
         if env.depth >= 20 and threshold and health.elapsed * 1000 > threshold:
             log.warning(
@@ -237,8 +247,9 @@ class CatalogAgent(Agent[Config]):
 AGENT = CatalogAgent()
 
 
-def _check(config: Config, env: Environment, log: Logger, depth: int) -> cat.Health:
-    settings = _settings(config, env)
+def _check(
+    config: Config, env: Environment, log: Logger, depth: int, settings: cat.CatalogSettings
+) -> cat.Health:
     if config.schema_version is not None:
         expected = config.schema_version
     elif depth >= 10:
@@ -255,6 +266,51 @@ def _check(config: Config, env: Environment, log: Logger, depth: int) -> cat.Hea
     return cat.check(
         config.backend, config.client, settings, options, deadline=env.deadline, log=log
     )
+
+
+def _fresh_settings(
+    config: Config, env: Environment, log: Logger
+) -> tuple[cat.CatalogSettings, dict[str, object] | None]:
+    """Settings read now, and what lets a monitor reuse them without running bdirjson.
+
+    A monitor every few seconds would otherwise pay for bdirjson (and its parse of the whole
+    configuration) each time. The cache lives in the state file (0600, in HA_RSCTMP, a root
+    tmpfs) and is keyed on the parameters and on the inode, size and mtime of every file the
+    settings came from; an include that cannot be enumerated disables it.
+    """
+    if config.needs_director_config:
+        log.debug(f"reading the Catalog resource of {config.config} with bdirjson")
+    settings = _settings(config, env)
+    paths: list[str] | None = []
+    if config.needs_director_config:
+        paths = cat.config_sources(config.config)
+    if paths is not None and config.password_file:
+        paths.append(config.password_file)
+    sig = cat.signature(paths) if paths is not None else None
+    if sig is None:
+        return settings, None
+    cache: dict[str, object] = {
+        "params": _params_key(config),
+        "sources": sig,
+        "settings": cat.settings_to_dict(settings),
+    }
+    return settings, cache
+
+
+def _cached_settings(config: Config, cache: object) -> cat.CatalogSettings | None:
+    """The cached settings if nothing they came from has changed, else None."""
+    if not isinstance(cache, dict) or cache.get("params") != _params_key(config):
+        return None
+    sources = cache.get("sources")
+    if not isinstance(sources, dict) or cat.signature(list(sources)) != sources:
+        return None
+    data = cache.get("settings")
+    return cat.settings_from_dict(data) if isinstance(data, dict) else None
+
+
+def _params_key(config: Config) -> str:
+    fields = (config.config, config.catalog, config.db_name, config.db_user, config.db_address)
+    return repr((*fields, config.db_port, config.db_socket, config.password_file))
 
 
 def _settings(config: Config, env: Environment) -> cat.CatalogSettings:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import re
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -92,6 +91,77 @@ def read_catalogs(
     return [_settings_from_json(item) for item in resources.all("Catalog")]
 
 
+def config_sources(config: str, limit: int = 64) -> list[str] | None:
+    """The director's file and every file it @-includes (recursively), or None when the
+    set cannot be known from the text (a wildcard or a `@|command` include)."""
+    import re
+
+    found: list[str] = []
+    pending = [config]
+    while pending:
+        path = pending.pop()
+        if path in found:
+            continue
+        if len(found) >= limit:
+            return None
+        found.append(path)
+        try:
+            with open(path, encoding="utf-8", errors="replace") as handle:
+                text = handle.read()
+        except OSError:
+            return None
+        # Bacula's lexer takes `@file` (or `@"file"`) wherever a token may start.
+        for match in re.finditer(r'(?:^|[\s;{}=])@("([^"]*)"|(\S+))', text):
+            target = match.group(2) if match.group(2) is not None else match.group(3)
+            if not target or target.startswith("|") or any(c in target for c in "*?["):
+                return None
+            if not os.path.isabs(target):
+                target = os.path.join(os.path.dirname(config), target)
+            pending.append(target)
+    return found
+
+
+def signature(paths: Sequence[str]) -> dict[str, list[int]] | None:
+    """What tells a file changed: inode, size and modification time (None: one is missing)."""
+    result: dict[str, list[int]] = {}
+    for path in paths:
+        try:
+            st = os.stat(path)
+        except OSError:
+            return None
+        result[path] = [st.st_ino, st.st_size, st.st_mtime_ns]
+    return result
+
+
+def settings_to_dict(settings: CatalogSettings) -> dict[str, object]:
+    return {
+        "name": settings.name,
+        "db_name": settings.db_name,
+        "user": settings.user,
+        "password": settings.password,
+        "address": settings.address,
+        "port": settings.port,
+        "socket": settings.socket,
+    }
+
+
+def settings_from_dict(data: Mapping[str, object]) -> CatalogSettings | None:
+    """The inverse of settings_to_dict; None for anything malformed."""
+    try:
+        port = data.get("port")
+        return CatalogSettings(
+            name=str(data["name"]),
+            db_name=str(data["db_name"]),
+            user=str(data["user"]),
+            password=str(data["password"]),
+            address=str(data["address"]),
+            port=port if isinstance(port, int) else None,
+            socket=str(data["socket"]),
+        )
+    except (KeyError, TypeError):
+        return None
+
+
 def pick_catalog(catalogs: Sequence[CatalogSettings], name: str, config: str) -> CatalogSettings:
     """The named catalog, or the first one (the one a director uses by default)."""
     if name:
@@ -126,6 +196,8 @@ def installed_backend(libdir: str = BACULA_LIBDIR) -> str:
 
 def expected_schema_version(backend: str, scripts: str = BACULA_SCRIPTS) -> int:
     """The Version the installed director writes into a new catalog (its make_*_tables)."""
+    import re
+
     path = os.path.join(scripts, f"make_{backend}_tables")
     try:
         with open(path, encoding="utf-8", errors="replace") as handle:
@@ -139,11 +211,15 @@ def expected_schema_version(backend: str, scripts: str = BACULA_SCRIPTS) -> int:
 def default_client(backend: str) -> str:
     """The client binary: PostgreSQL's own psql (not Debian's slower pg_wrapper), or mariadb."""
     if backend == POSTGRESQL:
-        import glob
-
-        versions = glob.glob("/usr/lib/postgresql/*/bin/psql")
-        versions.sort(key=lambda p: _version_key(p.split("/")[4]), reverse=True)
-        return versions[0] if versions else "/usr/bin/psql"
+        try:
+            versions = os.listdir("/usr/lib/postgresql")
+        except OSError:
+            versions = []
+        for version in sorted(versions, key=_version_key, reverse=True):
+            path = f"/usr/lib/postgresql/{version}/bin/psql"
+            if os.access(path, os.X_OK):
+                return path
+        return "/usr/bin/psql"
     return next((p for p in _MYSQL_CANDIDATES if os.path.exists(p)), _MYSQL_CANDIDATES[0])
 
 
@@ -333,17 +409,18 @@ def _client_call(
 @contextlib.contextmanager
 def _password_file(backend: str, password: str, tmpdir: str | None) -> Iterator[str]:
     """A 0600 file holding only the password in the client's format, removed afterwards."""
-    import tempfile
-
     if backend == POSTGRESQL:
         escaped = password.replace("\\", "\\\\").replace(":", "\\:")
         text = f"*:*:*:*:{escaped}\n"
     else:
         escaped = password.replace("\\", "\\\\").replace('"', '\\"')
         text = f'[client]\npassword="{escaped}"\n'
-    directory = tmpdir if tmpdir and os.path.isdir(tmpdir) else None
-    # mkstemp creates the file 0600 with O_EXCL: nobody else can open or pre-create it.
-    fd, path = tempfile.mkstemp(prefix=".bacula-catalog-", dir=directory)
+    directory = tmpdir if tmpdir and os.path.isdir(tmpdir) else "/tmp"
+    # Created 0600 with O_EXCL|O_NOFOLLOW under a random name: nobody else can open it,
+    # pre-create it or plant a link there (what tempfile.mkstemp does, without its imports).
+    path = os.path.join(directory, f".bacula-catalog-{os.getpid()}-{os.urandom(6).hex()}")
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+    fd = os.open(path, flags, 0o600)
     try:
         try:
             os.write(fd, text.encode())
@@ -355,7 +432,8 @@ def _password_file(backend: str, password: str, tmpdir: str | None) -> Iterator[
             os.unlink(path)
 
 
-_NOISE = re.compile(
+# The client's preamble before the cause (re is imported only when there is an error).
+_NOISE = (
     r"^(psql: error: |psql:<stdin>:\d+: |mariadb: |mysql: )?"
     r"(connection to server (at|on socket) .*? failed: )?"
     r"((FATAL|ERROR): +|ERROR \d+ \(\w+\)( at line \d+)?: )?"
@@ -373,12 +451,16 @@ def _parse(stdout: str) -> dict[str, str]:
 
 def _client_error(stderr: str, password: str) -> str:
     """The client's first error line, without its program prefix (and never the password)."""
+    if not stderr:
+        return ""
+    import re
+
     for raw in stderr.splitlines():
         line = raw.strip()
         if not line or line.startswith(("DETAIL:", "HINT:", "LINE ", "CONTEXT:", "WARNING:")):
             continue
         # Exit reasons are cut at 128 characters: keep the cause, drop the client's preamble.
-        line = _NOISE.sub("", line)
+        line = re.sub(_NOISE, "", line)
         if password:
             line = line.replace(password, "***")
         return line[:200]

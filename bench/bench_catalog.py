@@ -1,0 +1,181 @@
+"""Benchmark of bacula-catalog: median wall time per depth next to a bare client call.
+
+Run: .venv/bin/python bench/bench_catalog.py [--runs 30] [--mariadb]
+Starts a throwaway PostgreSQL (and MariaDB with --mariadb) with a Bacula catalog, then times
+the agent's monitor at depth 0, 10 and 20 as Pacemaker runs it (a fresh `python -I` each
+time), the bare `psql -c 'select 1'` (Debian's /usr/bin/psql wrapper and PostgreSQL's own
+binary) and the interpreter start alone. Target: depth 0 <= 1.5 x psql + interpreter start.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bacula_ha.bacula.catalog import default_client  # noqa: E402
+from bacula_ha.sandbox.postgres import CatalogInfo, PostgresServer, make_basedir  # noqa: E402
+from tests.catalog_helpers import CatalogEntry, write_director_conf  # noqa: E402
+
+AGENT = ROOT / "agents" / "bacula-catalog"
+
+
+def timed(argv: Sequence[str], env: Mapping[str, str], runs: int, input: str = "") -> float:
+    """Median seconds of `runs` executions (after one warm-up), each required to succeed."""
+    samples = []
+    for i in range(runs + 1):
+        started = time.perf_counter()
+        proc = subprocess.run(
+            list(argv), env=dict(env), input=input, capture_output=True, text=True
+        )
+        elapsed = time.perf_counter() - started
+        if proc.returncode != 0:
+            raise SystemExit(f"{argv[0]} failed ({proc.returncode}): {proc.stderr[-300:]}")
+        if i:
+            samples.append(elapsed)
+    return statistics.median(samples)
+
+
+def agent_env(params: Mapping[str, str], rsctmp: Path, depth: int) -> dict[str, str]:
+    env = {
+        "PATH": "/usr/sbin:/usr/bin:/sbin:/bin",
+        "OCF_ROOT": "/usr/lib/ocf",
+        "OCF_RESOURCE_INSTANCE": "bench",
+        "HA_RSCTMP": str(rsctmp),
+        "OCF_CHECK_LEVEL": str(depth),
+        "OCF_RESKEY_CRM_meta_timeout": "20000",
+        "OCF_RESKEY_CRM_meta_interval": "30000",
+    }
+    env.update({f"OCF_RESKEY_{k}": v for k, v in params.items()})
+    return env
+
+
+def bench_backend(
+    label: str, info: CatalogInfo, params: dict[str, str], floors: dict[str, list[str]], runs: int
+) -> None:
+    python = [sys.executable, "-I"]
+    with tempfile.TemporaryDirectory() as tmp:
+        rsctmp = Path(tmp)
+        start = subprocess.run(
+            [*python, str(AGENT), "start"],
+            env=agent_env(params, rsctmp, 0),
+            capture_output=True,
+            text=True,
+        )
+        if start.returncode != 0:
+            raise SystemExit(f"start failed: {start.stderr}")
+        results: dict[str, float] = {}
+        interp = timed([*python, "-c", "pass"], {"PATH": "/usr/bin"}, runs)
+        results["python -I -c pass"] = interp
+        passfile = rsctmp / "floor.pass"
+        passfile.write_text(f"*:*:*:*:{info.db_password}\n")
+        passfile.chmod(0o600)
+        myconf = rsctmp / "floor.cnf"
+        myconf.write_text(f'[client]\npassword="{info.db_password}"\n')
+        myconf.chmod(0o600)
+        floor_env = {
+            "PATH": "/usr/bin:/bin",
+            "PGPASSFILE": str(passfile),
+            "PGHOST": "127.0.0.1",
+            "PGPORT": str(info.port),
+            "PGUSER": info.db_user,
+            "PGDATABASE": info.db_name,
+        }
+        for name, argv in floors.items():
+            argv = [a.replace("@CNF@", str(myconf)) for a in argv]
+            results[name] = timed(argv, floor_env, runs)
+        for depth in (0, 10, 20):
+            results[f"agent monitor depth {depth}"] = timed(
+                [*python, str(AGENT), "monitor"], agent_env(params, rsctmp, depth), runs
+            )
+    floor = min(v for k, v in results.items() if k in floors)
+    print(f"\n{label} (median of {runs} runs, after one warm-up)")
+    for name, value in results.items():
+        print(f"  {name:<34} {value * 1000:8.1f} ms")
+    budget = 1.5 * floor + interp
+    depth0 = results["agent monitor depth 0"]
+    verdict = "OK" if depth0 <= budget else "OVER"
+    print(
+        f"  target: depth 0 <= 1.5 x {floor * 1000:.1f} + {interp * 1000:.1f}"
+        f" = {budget * 1000:.1f} ms -> {depth0 * 1000:.1f} ms {verdict}"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=30)
+    parser.add_argument("--mariadb", action="store_true", help="also benchmark MariaDB")
+    args = parser.parse_args()
+    print(f"python: {sys.executable}  cpus: {os.cpu_count()}")
+
+    server = PostgresServer(make_basedir("postgres", prefix="bacula-ha-bench-"))
+    try:
+        server.start()
+        info = server.create_bacula_catalog("bacula", "bacula", "bench-Secret")
+        with tempfile.TemporaryDirectory() as tmp:
+            conf = write_director_conf(
+                Path(tmp) / "bacula-dir.conf",
+                [
+                    CatalogEntry(
+                        "MyCatalog", "bacula", "bacula", "bench-Secret", "127.0.0.1", info.port
+                    )
+                ],
+            )
+            floors = {
+                "/usr/bin/psql -c 'select 1'": ["/usr/bin/psql", "-X", "-c", "select 1"],
+                f"{default_client('postgresql')} -c 'select 1'": [
+                    default_client("postgresql"),
+                    "-X",
+                    "-c",
+                    "select 1",
+                ],
+            }
+            bench_backend("PostgreSQL 15", info, {"config": str(conf)}, floors, args.runs)
+    finally:
+        server.cleanup()
+
+    if args.mariadb:
+        from bacula_ha.sandbox.mariadb import MariaDBServer
+
+        my = MariaDBServer(make_basedir("mysql", prefix="bacula-ha-bench-"))
+        try:
+            my.start()
+            info = my.create_bacula_catalog("bacula", "bacula", "bench-Secret")
+            with tempfile.TemporaryDirectory() as tmp:
+                conf = write_director_conf(
+                    Path(tmp) / "bacula-dir.conf",
+                    [
+                        CatalogEntry(
+                            "MyCatalog", "bacula", "bacula", "bench-Secret", "127.0.0.1", info.port
+                        )
+                    ],
+                )
+                floors = {
+                    "mariadb -e 'select 1'": [
+                        "/usr/bin/mariadb",
+                        "--defaults-extra-file=@CNF@",
+                        "--host=127.0.0.1",
+                        f"--port={info.port}",
+                        "--user=bacula",
+                        "bacula",
+                        "-e",
+                        "select 1",
+                    ],
+                }
+                params = {"config": str(conf), "backend": "mysql"}
+                bench_backend("MariaDB 10.11", info, params, floors, args.runs)
+        finally:
+            my.cleanup()
+
+
+if __name__ == "__main__":
+    main()
