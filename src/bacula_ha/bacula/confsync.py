@@ -84,6 +84,7 @@ class SyncConfig:
     mux_dir: str = ""  # where ssh control sockets live; "" disables multiplexing
     mux_persist: int = 300
     local_node: str = ""  # set when in a cluster: node attributes are then written
+    rsync_options: tuple[str, ...] = ()  # e.g. --bwlimit=...
 
     def remote_path(self, peer: Peer, path: str) -> str:
         root = self.peer_root.replace("%n", peer.name).rstrip("/")
@@ -358,7 +359,7 @@ def _rsync(
 ) -> None:
     is_dir = os.path.isdir(src) and not os.path.islink(src)
     argv = [RSYNC, "-a", "-A", "-X", "--delete", f"--timeout={cfg.io_timeout}"]
-    argv += [f"--exclude={p}" for p in cfg.excludes]
+    argv += [*cfg.rsync_options, *(f"--exclude={p}" for p in cfg.excludes)]
     if link_dest and is_dir:
         # Unchanged files become hard links to the live tree: nothing travels for them.
         argv.append(f"--link-dest={link_dest}")
@@ -382,6 +383,7 @@ def _rsync_names(
     if not names:
         return  # only removals: the stage already lacks them
     argv = [RSYNC, "-a", "-A", "-X", f"--timeout={cfg.io_timeout}", "--from0", "--files-from=-"]
+    argv += cfg.rsync_options
     argv += ["-e", " ".join(shlex.quote(a) for a in cfg.ssh_argv())]
     argv += [src + "/", f"{peer.address}:{stage}/"]
     listing = b"".join(os.fsencode(n) + b"\0" for n in names)
@@ -814,9 +816,9 @@ def config_to_json(cfg: SyncConfig) -> dict[str, Any]:
 
 
 def config_from_json(data: Mapping[str, Any]) -> SyncConfig:
-    values = dict(data)
+    values = {k: v for k, v in data.items() if k in SyncConfig.__dataclass_fields__}
     values["peers"] = tuple(Peer(n, a) for n, a in values["peers"])
-    for key in ("paths", "ssh_options", "excludes"):
-        values[key] = tuple(values[key])
-    known = SyncConfig.__dataclass_fields__
-    return SyncConfig(**{k: v for k, v in values.items() if k in known})
+    for key in ("paths", "ssh_options", "excludes", "rsync_options"):
+        if key in values:
+            values[key] = tuple(values[key])
+    return SyncConfig(**values)

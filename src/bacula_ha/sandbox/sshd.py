@@ -219,7 +219,15 @@ class RunningSshd:
         return self.process.poll() is None
 
     def stop(self, timeout: float = 5.0) -> None:
-        """SIGTERM, then SIGKILL: sshd's children (open sessions) go with its process group."""
+        """End the server and every session it serves, as if the machine went away.
+
+        sshd puts each connection in a session of its own, so its process group is not
+        enough: the descendants are found through /proc before the listener goes.
+        """
+        sessions = descendants(self.process.pid)
+        for pid in sessions:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
         if self.process.poll() is None:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(self.process.pid, signal.SIGTERM)
@@ -239,6 +247,29 @@ class RunningSshd:
 
     def resume(self) -> None:
         os.killpg(self.process.pid, signal.SIGCONT)
+
+
+def descendants(pid: int) -> list[int]:
+    """Every process below `pid` (children, their children, ...), from /proc."""
+    parents: dict[int, list[int]] = {}
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{name}/stat", "rb") as handle:
+                stat = handle.read()
+        except OSError:
+            continue
+        # The parent pid is the second field after the parenthesised command name.
+        ppid = int(stat[stat.rfind(b")") + 2 :].split()[1])
+        parents.setdefault(ppid, []).append(int(name))
+    found: list[int] = []
+    pending = [pid]
+    while pending:
+        for child in parents.get(pending.pop(), []):
+            found.append(child)
+            pending.append(child)
+    return found
 
 
 def start(setup: SshdSetup, timeout: float = 10.0) -> RunningSshd:
