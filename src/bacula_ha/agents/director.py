@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 
-from ..bacula import protocol
 from ..bacula.config import Resources, json_tool_for, load
 from ..bacula.console import bconsole, running_jobs
 from ..bacula.daemon import (
@@ -135,6 +134,8 @@ class DirectorAgent(DaemonAgent):
     def answer(
         self, p: DaemonParams, res: Resources, daemon: Daemon, timeout: float, log: Logger
     ) -> None:
+        from ..bacula import protocol  # here: socket and hashing cost a probe nothing
+
         password = passwords_of(res, "Director").get(daemon.name, "")
         try:
             protocol.console_probe(daemon.address, daemon.port, password, timeout)

@@ -4,11 +4,17 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any
 
 from ..ocf.deadline import Deadline
 from ..ocf.errors import GenericError, NotConfiguredError, NotInstalledError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from dataclasses import dataclass
+    from typing import Any
+else:
+    from ..ocf.record import dataclass
+
 
 # Bacula's parser prints every password in clear text: nothing read here is ever logged,
 # and the raw output never leaves this module.

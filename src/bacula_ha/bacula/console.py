@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 from ..ocf.command import Completed, run
 from ..ocf.deadline import Deadline
 from ..ocf.errors import GenericError
 from ..ocf.log import Logger
 
-# `status dir` lists running jobs as rows "JobId Type Level Files Bytes Name Status".
-_JOB_ROW = re.compile(r"^\s*(\d+)\s+(\S.*)$")
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from dataclasses import dataclass
+else:
+    from ..ocf.record import dataclass
 
 
 @dataclass(frozen=True)
@@ -47,6 +48,11 @@ def bconsole(
 
 def running_jobs(status_output: str) -> list[RunningJob]:
     """The jobs in the "Running Jobs:" section of `status dir` output."""
+    import re
+
+    # Rows of "JobId Type Level Files Bytes Name Status"; re is imported here, off the
+    # path of every other action.
+    row = re.compile(r"^\s*(\d+)\s+(\S.*)$")
     jobs: list[RunningJob] = []
     _, found, rest = status_output.partition("Running Jobs:")
     if not found:
@@ -54,7 +60,7 @@ def running_jobs(status_output: str) -> list[RunningJob]:
     for line in rest.splitlines():
         if line.strip() == "====":
             break
-        match = _JOB_ROW.match(line)
+        match = row.match(line)
         if match:
             jobs.append(RunningJob(int(match.group(1)), " ".join(match.group(2).split())))
     return jobs

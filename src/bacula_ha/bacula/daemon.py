@@ -5,8 +5,6 @@ from __future__ import annotations
 import os
 import signal
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any, ClassVar
 
 from ..ocf import params as P
 from ..ocf.agent import Agent
@@ -25,6 +23,14 @@ from ..ocf.process import Identity, is_alive, read_pidfile, terminate, wait_unti
 from ..ocf.state import StateFile
 from ..ocf.status import OCFStatus
 from .config import Resources, config_error, json_tool_for, load
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from dataclasses import dataclass
+    from typing import Any, ClassVar
+else:
+    from ..ocf.record import dataclass
+
 
 # Share of the stop deadline given to SIGTERM before SIGKILL: Bacula daemons flush and
 # close volumes on TERM, which is worth waiting for, but the stop must finish in time.

@@ -8,7 +8,11 @@ import secrets
 import socket
 import struct
 import time
-from typing import Literal
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Literal
+
 
 __all__ = ["AuthRejected", "NoAnswer", "ProtocolError", "console_probe", "director_probe"]
 

@@ -3,19 +3,31 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import ClassVar, Generic, TypeVar
 
 from .env import Environment
 from .log import Logger
 from .metadata import MetaData
 from .status import OCFStatus
 
-C = TypeVar("C")
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import ClassVar, TypeVar
+    from typing import Generic as _Generic
+
+    C = TypeVar("C")
+else:
+    # typing costs an agent a tenth of its start; at run time Agent[X] is just Agent.
+    C = object
+
+    class _Generic:
+        def __class_getitem__(cls, item: object) -> type:
+            return cls
+
 
 Handler = Callable[[C, Environment, Logger], OCFStatus | None]
 
 
-class Agent(Generic[C]):
+class Agent(_Generic[C]):
     """Subclass: implement configure, start, stop, monitor; add actions in `extra_actions`.
 
     Every handler gets the parsed configuration, the environment and the logger. It returns

@@ -5,19 +5,24 @@ from __future__ import annotations
 import contextlib
 import os
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from typing import Protocol
 
 from .deadline import Deadline
 from .errors import GenericError, NotInstalledError
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from dataclasses import dataclass
+    from typing import Protocol
+
+    class _Log(Protocol):
+        def debug(self, message: str) -> None: ...
+else:
+    from .record import dataclass
+
+
 # Agents run under Pacemaker with a bare environment; children get this one, plus what
 # the caller adds, so that nothing inherited from a shell changes what they do.
 BASE_ENV: Mapping[str, str] = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LC_ALL": "C"}
-
-
-class _Log(Protocol):
-    def debug(self, message: str) -> None: ...
 
 
 @dataclass(frozen=True)

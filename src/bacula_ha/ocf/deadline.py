@@ -3,7 +3,12 @@
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from dataclasses import dataclass
+else:
+    from .record import dataclass
 
 # Kept back from every bound so that the agent still has time to clean up, write its
 # exit reason and exit before Pacemaker's own timer fires and declares the action failed.

@@ -4,10 +4,15 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 
 from .deadline import Deadline
 from .errors import ArgsError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from dataclasses import dataclass
+else:
+    from .record import dataclass
 
 _PARAM_PREFIX = "OCF_RESKEY_"
 _META_PREFIX = "OCF_RESKEY_CRM_meta_"

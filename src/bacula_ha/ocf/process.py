@@ -6,9 +6,14 @@ import os
 import signal
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 
 from .deadline import Deadline
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from dataclasses import dataclass
+else:
+    from .record import dataclass
 
 
 @dataclass(frozen=True)

@@ -5,13 +5,16 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Mapping, Sequence
-from typing import Any
 
 from .agent import Agent, Handler
 from .env import DEFAULT_EXIT_REASON_PREFIX, Environment
 from .errors import OCFError, UnimplementedError
 from .log import Logger
 from .status import OCFStatus
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 # Pacemaker keeps only the last exit-reason line and cuts it at this length.
 MAX_REASON = 128
