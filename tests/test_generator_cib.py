@@ -45,7 +45,7 @@ class Applied:
 def applied(
     ocf_agents: None, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[dict[str, Applied]]:
-    """All examples applied in parallel (pcs runs one process per command: this is the slow part)."""
+    """All examples applied in parallel (pcs runs one process per command: the slow part)."""
     base = tmp_path_factory.mktemp("cibs")
 
     def one(example: Path) -> Applied:

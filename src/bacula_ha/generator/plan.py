@@ -362,11 +362,11 @@ class _Builder:
             if c.disk.kind == "drbd":
                 clone = self.drbd(c.name, c.disk, c.ops, field)
                 notes.append(
-                    f"Database files on DRBD {c.disk.drbd_resource} ({c.disk.device}): "
+                    f"Database files on DRBD resource {c.disk.drbd_resource}: "
                     "the group follows the Promoted side, after promotion."
                 )
             else:
-                notes.append(f"Database files on the shared disk {c.disk.device}.")
+                notes.append("Database files on a shared disk.")
             members += [self.filesystem(c.name, c.disk, c.ops, field), database]
         else:
             clone = Clone(f"{rid}-clone", database, PROMOTABLE_META)
@@ -455,9 +455,9 @@ class _Builder:
         if s.disk is not None:
             if s.disk.kind == "drbd":
                 clone = self.drbd(s.name, s.disk, s.ops, field)
-                notes.append(f"Volumes on DRBD {s.disk.drbd_resource} ({s.disk.device}).")
+                notes.append(f"Volumes on DRBD resource {s.disk.drbd_resource}.")
             else:
-                notes.append(f"Volumes on the shared disk {s.disk.device}.")
+                notes.append("Volumes on a shared disk.")
             members.append(self.filesystem(s.name, s.disk, s.ops, field))
         members.append(self.bacula(f"{s.name}-{suffix}", agent, kind, s.params, s.ops, field))
         members += self.extras(s.name, s.extra, s.ops, field)

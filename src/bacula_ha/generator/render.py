@@ -37,8 +37,14 @@ def sh_quote(value: object) -> str:
 
 
 def comment(value: object) -> str:
-    """Text safe inside a `#` comment line of either syntax."""
-    return re.sub(r"[\x00-\x1f\x7f]", "?", str(value))
+    """Text safe inside a `#` comment line of either syntax.
+
+    crmsh stores comments as XML comments in the CIB, which may not contain "--" or end in "-".
+    """
+    text = re.sub(r"[\x00-\x1f\x7f]", "?", str(value))
+    while "--" in text:
+        text = text.replace("--", "-~")
+    return text + "~" if text.endswith("-") else text
 
 
 def duration(seconds: int) -> str:

@@ -267,6 +267,13 @@ class _Reader:
         if CONTROL_RE.search(value):
             self.problem(where, f"{value!r} contains a control character (newline, tab, ...)")
             return False
+        if not value.isascii():
+            # crmsh 4.4 stores non-ASCII text as the literal text of character references
+            # ("&#252;" for "ü"), so the two output formats would disagree: refuse it.
+            self.problem(
+                where, f"{value!r} contains non-ASCII characters (crmsh would mangle them)"
+            )
+            return False
         return True
 
     def ident(self, tbl: dict[str, Any], key: str, path: FieldPath) -> str | None:
