@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import click
 
 from bacula_ha.lab import lab as labmod
 from bacula_ha.lab.config import MAX_NODES, LabConfig, lab_dir_from_env
 from bacula_ha.lab.errors import LabError
+from bacula_ha.lab.stack import default_site
 
 
 def _fail(exc: LabError) -> None:
@@ -27,11 +29,20 @@ def lab() -> None:
 
 @lab.command()
 @click.option("--nodes", type=click.IntRange(2, MAX_NODES), default=2, show_default=True)
-def up(nodes: int) -> None:
-    """Build the lab (or find it already up) and wait until the cluster is formed."""
+@click.option(
+    "--site",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Site TOML to generate and apply  [default: examples/lab-site.toml]",
+)
+@click.option("--bare", is_flag=True, help="Only the cluster and fencing, no Bacula stack.")
+def up(nodes: int, site: Path | None, bare: bool) -> None:
+    """Build the lab (or find it already up) and wait until everything runs."""
     _need_root()
+    if bare and site:
+        raise click.UsageError("--bare and --site exclude each other")
+    chosen = None if bare else (site or default_site())
     try:
-        labmod.up(LabConfig(nodes=nodes, lab_dir=lab_dir_from_env()), log=click.echo)
+        labmod.up(LabConfig(nodes=nodes, lab_dir=lab_dir_from_env()), site=chosen, log=click.echo)
     except LabError as exc:
         _fail(exc)
 

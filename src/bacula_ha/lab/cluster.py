@@ -45,7 +45,7 @@ def _primitive(rid: str, cls: str, typ: str, attrs: dict[str, str], ops: str) ->
     return ET.tostring(root, encoding="unicode")
 
 
-def seed_cib(cfg: LabConfig, work: Path) -> Path:
+def seed_cib(cfg: LabConfig, work: Path, fencing: bool = True) -> Path:
     """An initial CIB every node starts from: lab timing, stonith on, one fence_dummy per node.
 
     Seeding it (rather than setting properties once the cluster runs) matters for speed: the
@@ -57,7 +57,6 @@ def seed_cib(cfg: LabConfig, work: Path) -> Path:
     props = {
         "stonith-enabled": "true",
         "dc-deadtime": cfg.dc_deadtime,
-        "priority-fencing-delay": cfg.priority_fencing_delay,
         "no-quorum-policy": "stop",
         "cluster-recheck-interval": "1min",
     }
@@ -70,7 +69,15 @@ def seed_cib(cfg: LabConfig, work: Path) -> Path:
         "</meta_attributes></rsc_defaults>"
     )
     run(["cibadmin", "--create", "--scope", "configuration", "--xml-text", defaults], env=env)
-    for m in cfg.cluster_nodes:
+    if fencing:
+        # The node running resources wins a fence race after a partition (a site sets its own).
+        run(
+            ["crm_attribute", "--type", "crm_config", "--name", "priority-fencing-delay"]
+            + ["--update", cfg.priority_fencing_delay],
+            env=env,
+        )
+    # With a site, its generated configuration brings the fence devices.
+    for m in cfg.cluster_nodes if fencing else ():
         rid = f"fence-{m.name}"
         attrs = {
             "type": "file",

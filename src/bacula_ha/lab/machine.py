@@ -139,9 +139,15 @@ def addresses(m: Machine) -> list[str]:
 # --- machines ----------------------------------------------------------------------------
 
 
-def write_spec(cfg: LabConfig, m: Machine, hosts: str, extra_dirs: Sequence[str] = ()) -> None:
+def write_spec(
+    cfg: LabConfig,
+    m: Machine,
+    hosts: str,
+    extra_dirs: Sequence[str] = (),
+    extra_binds: Sequence[tuple[str, str]] = (),
+) -> None:
     """Prepare the machine's private directories and the spec its PID-1 applies."""
-    binds: list[tuple[str, str]] = []
+    binds: list[tuple[str, str]] = list(extra_binds)
     for path in (*PRIVATE_DIRS, *extra_dirs):
         private = m.dir / "fs" / path.strip("/")
         private.mkdir(parents=True, exist_ok=True)

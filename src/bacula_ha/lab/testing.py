@@ -35,12 +35,14 @@ def host_fingerprint() -> str:
 
 
 @contextmanager
-def running_lab(nodes: int = 2, lab_dir: Path | None = None) -> Iterator[LabConfig]:
+def running_lab(
+    nodes: int = 2, site: Path | None = None, lab_dir: Path | None = None
+) -> Iterator[LabConfig]:
     """A fresh lab for the block; torn down afterwards even if the block fails, then checked."""
     cfg = LabConfig(nodes=nodes, lab_dir=lab_dir or LabConfig().lab_dir)
     lab.down(cfg.lab_dir)
     try:
-        lab.up(cfg)
+        lab.up(cfg, site=site)
         yield cfg
     finally:
         lab.down(cfg.lab_dir)
