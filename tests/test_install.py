@@ -51,3 +51,13 @@ def test_install_into_unwritable_root_is_a_clear_error(tmp_path: Path) -> None:
     assert result.exit_code == 1
     assert "cannot create" in result.output and "Traceback" not in result.output
     assert not os.path.exists(blocker / "resource.d")
+
+
+def test_installed_meta_data_is_the_rendered_declaration(tmp_path: Path) -> None:
+    from bacula_ha.agents.registry import metadata
+
+    CliRunner().invoke(main, ["install", "--ocf-root", str(tmp_path)])
+    for name in available():
+        agent = tmp_path / "resource.d" / "bacula" / name
+        out = subprocess.run([str(agent), "meta-data"], env={}, capture_output=True, text=True)
+        assert out.returncode == 0 and out.stdout == metadata(name).render()

@@ -8,7 +8,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from .agents.registry import AGENT_MODULES, available
+from .agents.registry import AGENT_MODULES, available, metadata
 
 PROVIDER = "bacula"
 MANIFEST = ".bacula-ha-installed"
@@ -25,13 +25,23 @@ class Change:
 
 
 def agent_text(name: str, interpreter: str) -> str:
-    """The installed executable: this interpreter, isolated from PYTHONPATH and the user site."""
+    """The installed executable: this interpreter, isolated from PYTHONPATH and the user site.
+
+    The meta-data is rendered here, once, and answered before any import: Pacemaker, pcs and
+    crmsh ask for it on every node and every command, and it never depends on the node.
+    """
     module = AGENT_MODULES[name]
+    rendered = metadata(name).render()
     return (
         f"#!{interpreter} -I\n"
         f'"""OCF resource agent ocf:{PROVIDER}:{name}, installed by `bacula-ha install`."""\n\n'
-        f"from {module} import AGENT\n"
-        "from bacula_ha.ocf.runner import main\n\n"
+        "import sys\n\n"
+        f"META_DATA = {rendered!r}\n\n"
+        'if sys.argv[1:2] == ["meta-data"]:\n'
+        "    sys.stdout.write(META_DATA)\n"
+        "    raise SystemExit(0)\n\n"
+        f"from {module} import AGENT  # noqa: E402\n"
+        "from bacula_ha.ocf.runner import main  # noqa: E402\n\n"
         "raise SystemExit(main(AGENT))\n"
     )
 

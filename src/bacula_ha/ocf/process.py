@@ -27,23 +27,34 @@ class Identity:
         """True when `pid` runs this executable with this config (a recycled pid does not)."""
         try:
             exe = os.readlink(f"/proc/{pid}/exe")
+        except OSError:
+            return False
+        # The kernel gives the resolved path. A package upgrade replaces the binary under a
+        # running daemon: the link then ends in " (deleted)", which is still the same daemon.
+        if exe.removesuffix(" (deleted)") != _real(self.executable):
+            return False
+        if self.config is None:
+            return True
+        try:
             with open(f"/proc/{pid}/cmdline", "rb") as handle:
                 args = handle.read().split(b"\0")
         except OSError:
             return False
-        # A package upgrade replaces the binary under a running daemon: the link then ends
-        # in " (deleted)", which is still the same daemon.
-        exe = exe.removesuffix(" (deleted)")
-        if os.path.realpath(exe) != os.path.realpath(self.executable):
-            return False
-        if self.config is None:
-            return True
-        wanted = os.fsencode(os.path.realpath(self.config))
+        wanted = _real(self.config)
         return any(
-            a == wanted or os.fsencode(os.path.realpath(os.fsdecode(a))) == wanted
-            for a in args
-            if a and not a.startswith(b"-")
+            arg and not arg.startswith(b"-") and _real(os.fsdecode(arg)) == wanted for arg in args
         )
+
+
+# A scan of /proc compares every process with one identity: resolve its paths once.
+_REAL: dict[str, str] = {}
+
+
+def _real(path: str) -> str:
+    found = _REAL.get(path)
+    if found is None:
+        found = _REAL[path] = os.path.realpath(path)
+    return found
 
 
 def read_pidfile(path: str) -> int | None:

@@ -19,12 +19,16 @@ class StateFile:
         self.path = os.path.join(env.rsctmp, "bacula-ha", f"{agent}-{safe}.json")
 
     def read(self) -> dict[str, Any] | None:
-        import json
-
         try:
             with open(self.path, encoding="utf-8") as handle:
-                data = json.load(handle)
-        except (OSError, ValueError):
+                text = handle.read()
+        except OSError:
+            return None
+        import json  # only when there is something to parse: a probe after boot finds nothing
+
+        try:
+            data = json.loads(text)
+        except ValueError:
             return None
         return data if isinstance(data, dict) else None
 
