@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -9,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from bacula_ha.install import provider_dir
 from bacula_ha.sandbox.mariadb import MariaDBServer
 from bacula_ha.sandbox.postgres import CatalogInfo
 from tests.catalog_helpers import (
@@ -48,6 +50,17 @@ def test_healthy_catalog_passes_every_depth(
         assert out.code == 0, (depth, out.stderr)
     assert run_agent("stop", params, rsctmp, interval_ms=None).code == 0
     assert run_agent("monitor", params, rsctmp).code == 7
+
+
+def test_ocf_tester_passes(tmp_path: Path, ocf_root: Path, mariadb_catalog: CatalogInfo) -> None:
+    params = mysql_params(tmp_path, mariadb_catalog)
+    agent = provider_dir(ocf_root) / "bacula-catalog"
+    argv = ["/usr/sbin/ocf-tester", "-n", "cattest"]
+    for key, value in params.items():
+        argv += ["-o", f"{key}={value}"]
+    proc = subprocess.run([*argv, str(agent)], capture_output=True, text=True, timeout=180)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "passed all tests" in proc.stdout
 
 
 def test_server_stopped(

@@ -6,6 +6,7 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
+from bacula_ha.sandbox.mariadb import MariaDBServer
 from bacula_ha.sandbox.postgres import BACULA_CATALOG_VERSION, CatalogInfo, PostgresServer
 
 
@@ -30,6 +31,8 @@ def test_pg_stop_kills_server_and_replica_is_in_recovery(
         assert replica.is_in_recovery()
         assert not primary.is_in_recovery()
         assert replica.psql("SELECT versionid FROM version", db="cat1") == "16"
+        replica.promote()
+        assert not replica.is_in_recovery()
     finally:
         replica.cleanup()
     pid = primary.pid
@@ -38,3 +41,24 @@ def test_pg_stop_kills_server_and_replica_is_in_recovery(
     primary.stop(timeout=2)  # a paused server must still stop
     assert primary.pid is None
     assert not os.path.exists(f"/proc/{pid}") or "zombie" in Path(f"/proc/{pid}/status").read_text()
+
+
+def test_mariadb_catalog_and_stop(
+    mariadb_factory: Callable[[], MariaDBServer],
+) -> None:
+    server = mariadb_factory()
+    info = server.create_bacula_catalog("cat1", "bacula", "it's \\ tricky")
+    assert server.sql("SELECT VersionId FROM Version", db="cat1") == "16"
+    tables = server.sql("SHOW TABLES", db="cat1").split()
+    assert "Counters" in tables  # the table Debian's make_mysql_tables loses under /bin/sh
+    assert info.port not in (3306, 5432)
+    assert Path(info.socket).is_socket()
+    pid = server.pid
+    assert pid is not None
+    server.pause()
+    server.stop(timeout=2)
+    assert server.pid is None
+    assert (
+        not os.path.exists(f"/proc/{pid}")
+        or "Z" in Path(f"/proc/{pid}/stat").read_text().split()[2]
+    )

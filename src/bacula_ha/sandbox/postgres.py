@@ -196,8 +196,10 @@ class PostgresServer:
         os_user: str = "postgres",
         listen: str = "127.0.0.1",
         bindir: Path = PG_BINDIR,
+        allowed: Sequence[str] = ("127.0.0.0/8",),
     ) -> None:
         self.basedir = Path(basedir)
+        self.allowed = tuple(allowed)  # networks that may connect over TCP (with a password)
         self.port = port if port is not None else free_port()
         self.os_user = os_user
         self.listen = listen
@@ -401,7 +403,12 @@ class PostgresServer:
     ) -> PostgresServer:
         """A streaming replica (pg_basebackup -R) of this running server: in recovery, read-only."""
         replica = PostgresServer(
-            basedir, port, os_user=self.os_user, listen=self.listen, bindir=self.bindir
+            basedir,
+            port,
+            os_user=self.os_user,
+            listen=self.listen,
+            bindir=self.bindir,
+            allowed=self.allowed,
         )
         ensure_owned_dir(replica.basedir, self.os_user)
         ensure_owned_dir(replica.socket_dir, self.os_user)
@@ -429,6 +436,11 @@ class PostgresServer:
             replica.start()
         return replica
 
+    def promote(self, timeout: float = 30.0) -> None:
+        """Turn a replica into a primary and wait until it leaves recovery."""
+        self.psql(f"SELECT pg_promote(true, {int(timeout)})")
+        wait_until(lambda: not self.is_in_recovery(), timeout, "the promotion")
+
     def is_in_recovery(self) -> bool:
         return self.psql("SELECT pg_is_in_recovery()") == "t"
 
@@ -447,10 +459,13 @@ class PostgresServer:
             f"local all {self.superuser} peer",
             f"local replication {self.superuser} peer",
             "local all all scram-sha-256",
-            "host all all 127.0.0.0/8 scram-sha-256",
-            "host replication all 127.0.0.0/8 scram-sha-256",
-            "",
         ]
+        for net in self.allowed:
+            lines += [
+                f"host all all {net} scram-sha-256",
+                f"host replication all {net} scram-sha-256",
+            ]
+        lines.append("")
         hba = self.datadir / "pg_hba.conf"
         hba.write_text("\n".join(lines))
         self._give(hba)
