@@ -280,6 +280,7 @@ def test_request_sync_uses_the_saved_parameters(lab: Lab, tmp_path: Path) -> Non
     rsctmp = tmp_path / "rsctmp"
     rsctmp.mkdir()
     path = confsync.state_path(str(rsctmp), "confsync-test")
+    os.makedirs(os.path.dirname(path))
     confsync.save_state(path, {"config": confsync.config_to_json(lab.config())})
     (lab.source / "clients" / "c0005.conf").write_text("after a reload\n")
     reports = confsync.request_sync(Deadline.after(60), rsctmp=str(rsctmp), log=LOG)

@@ -34,6 +34,7 @@ DEFAULT_PATHS = ("/etc/bacula",)
 # Editor droppings: never pushed, never counted as a change.
 DEFAULT_EXCLUDES = (".*.swp", ".*.swx", "*~", ".#*", "#*#")
 STATE_PREFIX = "bacula-confsync-"
+STATE_SUBDIR = "bacula-ha"
 ATTRIBUTE = "bacula-confsync-last-good"
 # A node attribute costs a round trip to the cluster: refreshed at most this often when
 # nothing else changes (the status file always holds the exact time).
@@ -165,7 +166,9 @@ class SyncReport:
 
 
 def state_path(rsctmp: str, instance: str) -> str:
-    return os.path.join(rsctmp, f"{STATE_PREFIX}{instance}.json")
+    """Where an instance keeps its state: present from start to stop (like ocf.state)."""
+    safe = instance.replace("/", "_")
+    return os.path.join(rsctmp, STATE_SUBDIR, f"{STATE_PREFIX}{safe}.json")
 
 
 def load_state(path: str) -> dict[str, Any] | None:
@@ -214,12 +217,15 @@ class Lock:
 
 def active_states(rsctmp: str) -> list[str]:
     """State files of the confsync instances active on this node."""
+    directory = os.path.join(rsctmp, STATE_SUBDIR)
     try:
-        names = os.listdir(rsctmp)
+        names = os.listdir(directory)
     except OSError:
         return []
     return sorted(
-        os.path.join(rsctmp, n) for n in names if n.startswith(STATE_PREFIX) and n.endswith(".json")
+        os.path.join(directory, n)
+        for n in names
+        if n.startswith(STATE_PREFIX) and n.endswith(".json")
     )
 
 
