@@ -73,3 +73,45 @@ def config_error(output: str) -> str:
             if marker in line:
                 return line[line.find(marker) :]
     return lines[-1] if lines else "rejected by Bacula's parser"
+
+
+def config_sources(config: str, limit: int = 64) -> list[str] | None:
+    """The file and every file it @-includes (recursively), or None when the set cannot be
+    known from the text (a wildcard or a `@|command` include)."""
+    import re
+
+    found: list[str] = []
+    pending = [config]
+    while pending:
+        path = pending.pop()
+        if path in found:
+            continue
+        if len(found) >= limit:
+            return None
+        found.append(path)
+        try:
+            with open(path, encoding="utf-8", errors="replace") as handle:
+                text = handle.read()
+        except OSError:
+            return None
+        # Bacula's lexer takes `@file` (or `@"file"`) wherever a token may start.
+        for match in re.finditer(r'(?:^|[\s;{}=])@("([^"]*)"|(\S+))', text):
+            target = match.group(2) if match.group(2) is not None else match.group(3)
+            if not target or target.startswith("|") or any(c in target for c in "*?["):
+                return None
+            if not os.path.isabs(target):
+                target = os.path.join(os.path.dirname(config), target)
+            pending.append(target)
+    return found
+
+
+def signature(paths: Sequence[str]) -> dict[str, list[int]] | None:
+    """What tells a file changed: inode, size and modification time (None: one is missing)."""
+    result: dict[str, list[int]] = {}
+    for path in paths:
+        try:
+            st = os.stat(path)
+        except OSError:
+            return None
+        result[path] = [st.st_ino, st.st_size, st.st_mtime_ns]
+    return result

@@ -22,7 +22,7 @@ from ..ocf.metadata import Action, Parameter
 from ..ocf.process import Identity, is_alive, read_pidfile, terminate, wait_until
 from ..ocf.state import StateFile
 from ..ocf.status import OCFStatus
-from .config import Resources, config_error, json_tool_for, load
+from .config import Resources, config_error, config_sources, json_tool_for, load, signature
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -274,8 +274,9 @@ class DaemonAgent(Agent[DaemonParams]):
             raise NotRunningError(f"{self.kind.title} is not running")
         if env.depth < 10:
             return None
+        quick = self._cached_probe(p, env, cached) if env.depth < 20 else None
         try:
-            res, daemon = self.read(p, env)
+            res, daemon = quick or self.read(p, env)
         except (NotConfiguredError, NotInstalledError) as exc:
             # The daemon runs with the configuration it loaded; a file broken or removed
             # since (an admin mid-edit) must not get it stopped, let alone cluster-wide.
@@ -400,38 +401,66 @@ class DaemonAgent(Agent[DaemonParams]):
                 pass
 
     def _remember(self, p: DaemonParams, env: Environment, daemon: Daemon | None = None) -> None:
-        if daemon is None:
-            try:
-                _, daemon = self.read(p, env)
-            except GenericError:
-                return
+        """Record the pid and what the checks need, so monitors need not parse the files.
+
+        The record holds the Name and Password of the Director resources (what a depth-10
+        check authenticates with): it lives in HA_RSCTMP, a root-only tmpfs, mode 0600, like
+        the configuration it comes from, and is dropped as soon as any source file changes.
+        """
+        try:
+            res, daemon = self.read(p, env)
+        except GenericError:
+            return
+        sources = config_sources(p.config)
         pid = self.find_pid(p, env, daemon)
-        st = os.stat(p.config)
         StateFile(env, self.kind.agent).write(
             {
                 "pid": pid,
                 "binary": p.binary,
                 "config": p.config,
-                "config_stamp": [st.st_mtime_ns, st.st_size],
+                "sources": signature(sources) if sources else None,
                 "pid_file": daemon.pid_file,
                 "name": daemon.name,
                 "address": daemon.address,
                 "port": daemon.port,
+                "directors": [
+                    {"Name": r.get("Name", ""), "Password": r.get("Password", "")}
+                    for r in res.all("Director")
+                ],
             }
         )
 
     def _cached(self, p: DaemonParams, env: Environment) -> Daemon | None:
-        """The daemon's facts as recorded at start, while the configuration is unchanged."""
-        state = StateFile(env, self.kind.agent).read()
-        if not state or state.get("config") != p.config:
+        """The daemon's facts as recorded at start, while its configuration is unchanged."""
+        state = self._state(p, env)
+        if state is None:
             return None
         try:
-            st = os.stat(p.config)
-            if state.get("config_stamp") != [st.st_mtime_ns, st.st_size]:
-                return None
             return Daemon(state["name"], state["address"], state["port"], state["pid_file"])
-        except (OSError, KeyError):
+        except KeyError:
             return None
+
+    def _cached_probe(
+        self, p: DaemonParams, env: Environment, daemon: Daemon | None
+    ) -> tuple[Resources, Daemon] | None:
+        """What a depth-10 check needs, from the record, without running Bacula's parser."""
+        state = self._state(p, env)
+        if state is None or daemon is None or not isinstance(state.get("directors"), list):
+            return None
+        if p.address or p.port:
+            daemon = Daemon(
+                daemon.name, p.address or daemon.address, p.port or daemon.port, daemon.pid_file
+            )
+        return Resources(p.config, {"Director": tuple(state["directors"])}), daemon
+
+    def _state(self, p: DaemonParams, env: Environment) -> dict[str, Any] | None:
+        state = StateFile(env, self.kind.agent).read()
+        if not state or state.get("config") != p.config or state.get("binary") != p.binary:
+            return None
+        recorded = state.get("sources")
+        if not isinstance(recorded, dict) or signature(list(recorded)) != recorded:
+            return None
+        return state
 
     def _forget(self, env: Environment, daemon: Daemon | None) -> None:
         StateFile(env, self.kind.agent).remove()
