@@ -143,17 +143,18 @@ def scratch_catalog(mariadb_server: MariaDBServer) -> Iterator[CatalogInfo]:
         mariadb_server.sql(f"DROP DATABASE IF EXISTS {name}")
 
 
+@pytest.mark.parametrize("variable", ["read_only", "tx_read_only"])
 def test_read_only_server(
-    tmp_path: Path, rsctmp: Path, mariadb_factory: Callable[[], MariaDBServer]
+    tmp_path: Path, rsctmp: Path, mariadb_factory: Callable[[], MariaDBServer], variable: str
 ) -> None:
     server = mariadb_factory()
     info = server.create_bacula_catalog("bacula", "bacula", PASSWORD)
     params = started(mysql_params(tmp_path, info), rsctmp)
-    server.make_read_only()
+    server.set_global(variable, "1")
     out = run_agent("monitor", params, rsctmp)
     assert out.code == 1
     assert "read-only" in out.reason
-    server.make_read_only(False)
+    server.set_global(variable, "0")
     assert run_agent("monitor", params, rsctmp, depth=20).code == 0
 
 

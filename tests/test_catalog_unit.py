@@ -24,6 +24,20 @@ def test_parse_keeps_key_value_lines_only() -> None:
 
 
 @pytest.mark.parametrize(
+    ("rows", "read_only"),
+    [
+        ("read_only\tOFF\ntx_read_only\tOFF\n", "0"),
+        ("read_only\tON\ntx_read_only\tOFF\n", "1"),
+        ("innodb_read_only\tOFF\ntransaction_read_only\tON\n", "1"),
+        ("read_only\tOFF\nsuper_read_only\tON\n", "1"),
+    ],
+)
+def test_parse_mysql_read_only_variables(rows: str, read_only: str) -> None:
+    found = cat._parse(f"ready=1\nrecovery=0\n{rows}read_only=shown\n")
+    assert found["read_only"] == read_only
+
+
+@pytest.mark.parametrize(
     ("stderr", "expected"),
     [
         (

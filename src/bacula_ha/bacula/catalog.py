@@ -343,7 +343,10 @@ def _script(backend: str, depth: int, query_timeout: int) -> str:
         f"/*M!100100 SET SESSION max_statement_time = {query_timeout} */;",
         "SELECT 'ready=1';",
         "SELECT 'recovery=0';",
-        "SELECT CONCAT('read_only=', IF(@@global.read_only OR @@session.tx_read_only, 1, 0));",
+        # SHOW VARIABLES works on MariaDB and MySQL alike, whatever the session variable is
+        # called (tx_read_only, transaction_read_only) and with super_read_only where it exists.
+        "SHOW VARIABLES LIKE '%read\\_only';",
+        "SELECT 'read_only=shown';",
     ]
     if depth >= 10:
         lines += [
@@ -440,12 +443,24 @@ _NOISE = (
 )
 
 
+# Any of these ON makes a MySQL/MariaDB server refuse the director's writes.
+_MYSQL_READ_ONLY = ("read_only", "super_read_only", "tx_read_only", "transaction_read_only")
+
+
 def _parse(stdout: str) -> dict[str, str]:
+    """`key=value` lines, plus MySQL's `name<TAB>value` rows of SHOW VARIABLES as var:name."""
     found: dict[str, str] = {}
     for line in stdout.splitlines():
+        name, tab, setting = line.strip().partition("\t")
+        if tab:
+            found[f"var:{name}"] = setting
+            continue
         key, sep, value = line.strip().partition("=")
         if sep:
             found[key] = value
+    if found.get("read_only") == "shown":
+        on = any(found.get(f"var:{n}", "").upper() in ("ON", "1") for n in _MYSQL_READ_ONLY)
+        found["read_only"] = "1" if on else "0"
     return found
 
 
