@@ -203,9 +203,12 @@ def _request_confsync(env: Environment, log: Logger) -> None:
     except ImportError:
         return
     try:
-        request_sync(env.deadline)
+        reports = request_sync(env.deadline, rsctmp=env.rsctmp, log=log)
     except Exception as exc:  # a failed push must not fail the reload that succeeded
         log.warning(f"configuration sync after reload failed: {exc}")
+        return
+    if reports:
+        log.info(f"configuration pushed by {len(reports)} bacula-confsync instance(s)")
 
 
 AGENT = DirectorAgent()
