@@ -72,8 +72,10 @@ def seed_cib(cfg: LabConfig, work: Path, fencing: bool = True) -> Path:
     if fencing:
         # The node running resources wins a fence race after a partition (a site sets its own).
         run(
-            ["crm_attribute", "--type", "crm_config", "--name", "priority-fencing-delay"]
-            + ["--update", cfg.priority_fencing_delay],
+            [
+                *("crm_attribute", "--type", "crm_config", "--name", "priority-fencing-delay"),
+                *("--update", cfg.priority_fencing_delay),
+            ],
             env=env,
         )
     # With a site, its generated configuration brings the fence devices.
@@ -96,8 +98,11 @@ def seed_cib(cfg: LabConfig, work: Path, fencing: bool = True) -> Path:
 def install_cluster_files(cfg: LabConfig, m: Machine, conf: str, authkey: Path, cib: Path) -> None:
     """Put corosync.conf, the authkey and the seed CIB into the node's private directories."""
     fs = m.dir / "fs"
-    (fs / "etc/corosync/corosync.conf").write_text(conf)
+    machine.prepare_root(m)
+    (fs / "etc/corosync").mkdir(parents=True, exist_ok=True)
+    machine.write_private(fs / "etc/corosync/corosync.conf", conf)
     key = fs / "etc/corosync/authkey"
+    key.unlink(missing_ok=True)
     shutil.copyfile(authkey, key)
     key.chmod(0o400)
     cib_dir = fs / "var/lib/pacemaker/cib"

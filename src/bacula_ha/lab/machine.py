@@ -16,10 +16,11 @@ from bacula_ha.lab.config import BRIDGE, NS_PREFIX, PREFIX_LEN, SWITCH_NS, LabCo
 from bacula_ha.lab.errors import LabError
 from bacula_ha.lab.run import NODE_ENV, nsenter_argv, run
 
-# Host paths each machine gets a private copy of (bind mounts inside its mount namespace):
-# the host's own cluster state and configuration are never touched.
+# Host paths each machine gets a private, initially empty, directory for (bind mounts inside
+# its mount namespace): the host's own cluster state is never touched. /etc is a full private
+# copy (see prepare_root), so tools that replace whole directories there (confsync swaps
+# /etc/bacula with one rename) work as on a real machine and never reach the host.
 PRIVATE_DIRS = (
-    "/etc/corosync",
     "/var/lib/corosync",
     "/var/lib/pacemaker",
     "/var/log/corosync",
@@ -27,7 +28,6 @@ PRIVATE_DIRS = (
     "/var/lib/pcsd",
     "/root",
 )
-PRIVATE_FILES = ("/etc/hosts", "/etc/hostname")
 # libqb's ring buffers in /dev/shm are created by hacluster as well as root: sticky 1777.
 TMPFS = (("/run", "0755"), ("/dev/shm", "1777"), ("/tmp", "1777"))
 # Made after /run is a fresh tmpfs: (path, user, group, mode).
@@ -139,6 +139,20 @@ def addresses(m: Machine) -> list[str]:
 # --- machines ----------------------------------------------------------------------------
 
 
+def write_private(path: Path, text: str) -> None:
+    """Replace a file of a machine's private tree; a copied symlink is replaced, never followed."""
+    path.unlink(missing_ok=True)
+    path.write_text(text)
+
+
+def prepare_root(m: Machine) -> None:
+    """Give the machine its private copy of the host's /etc (once; a reboot keeps it)."""
+    etc = m.dir / "fs" / "etc"
+    if not etc.exists():
+        etc.parent.mkdir(parents=True, exist_ok=True)
+        run(["cp", "-a", "/etc", str(etc)])
+
+
 def write_spec(
     cfg: LabConfig,
     m: Machine,
@@ -147,17 +161,15 @@ def write_spec(
     extra_binds: Sequence[tuple[str, str]] = (),
 ) -> None:
     """Prepare the machine's private directories and the spec its PID-1 applies."""
-    binds: list[tuple[str, str]] = list(extra_binds)
+    prepare_root(m)
+    # /etc first: the other binds may lie below it.
+    binds: list[tuple[str, str]] = [(str(m.dir / "fs" / "etc"), "/etc"), *extra_binds]
     for path in (*PRIVATE_DIRS, *extra_dirs):
         private = m.dir / "fs" / path.strip("/")
         private.mkdir(parents=True, exist_ok=True)
         binds.append((str(private), path))
-    for path in PRIVATE_FILES:
-        private = m.dir / "fs" / path.strip("/")
-        private.parent.mkdir(parents=True, exist_ok=True)
-        binds.append((str(private), path))
-    (m.dir / "fs/etc/hosts").write_text(hosts)
-    (m.dir / "fs/etc/hostname").write_text(m.name + "\n")
+    write_private(m.dir / "fs/etc/hosts", hosts)
+    write_private(m.dir / "fs/etc/hostname", m.name + "\n")
     spec = {
         "hostname": m.name,
         "tmpfs": [list(t) for t in TMPFS],

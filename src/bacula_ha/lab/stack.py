@@ -33,7 +33,7 @@ CLIENT_FD = "client-fd"
 BACKUP_JOB = "LabBackup"
 RESTORE_JOB = "LabRestore"
 # Private per machine as well: Bacula's configuration, state and logs, and /srv.
-STACK_DIRS = ("/etc/bacula", "/var/lib/bacula", "/var/log/bacula", "/srv")
+STACK_DIRS = ("/var/lib/bacula", "/var/log/bacula", "/srv")
 SCRIPTS = Path("/usr/share/bacula-director")
 
 
@@ -253,8 +253,11 @@ def prepare_files(cfg: LabConfig) -> None:
     owned = _ids("bacula", "bacula")
     for m in cfg.machines:
         fs = m.dir / "fs"
+        machine.prepare_root(m)
         etc = fs / "etc/bacula"
-        etc.mkdir(parents=True, exist_ok=True)
+        # Only the lab's files: the host's sample configuration is not part of the lab.
+        shutil.rmtree(etc, ignore_errors=True)
+        etc.mkdir(parents=True)
         etc.chmod(0o755)
         if m.name == "client":
             _put(etc / "bacula-fd.conf", filedaemon_conf(pw), 0o640, bacula)
