@@ -265,3 +265,27 @@ def test_report_reason_names_the_first_failed_peer() -> None:
     )
     assert report.degraded and report.reason() == "peer n3: Connection refused (+1 more)"
     assert not confsync.SyncReport(results=(confsync.PeerResult("n2", ok=True),)).degraded
+
+
+def test_cli_status_sync_and_rollback(lab: Lab, rsctmp: Path, ocf_root: Path) -> None:
+    from click.testing import CliRunner
+
+    from bacula_ha.cli import main
+
+    cli = CliRunner()
+    common = ["--rsctmp", str(rsctmp)]
+    none = cli.invoke(main, ["confsync", "status", *common])
+    assert none.exit_code == 1 and "no instance is active" in none.output
+    assert run(lab, "start", rsctmp).code == 0
+    before = tree_state(lab.source)
+    (lab.source / "bacula-dir.conf.inc").write_text("# pushed by hand\n")
+    pushed = cli.invoke(main, ["confsync", "sync", *common])
+    assert pushed.exit_code == 0, pushed.output
+    assert "p1: pushed" in pushed.output and "p2: pushed" in pushed.output
+    status = cli.invoke(main, ["confsync", "status", *common])
+    assert status.exit_code == 0 and "p2: last good sync 20" in status.output
+    back = cli.invoke(main, ["confsync", "rollback", *common, "--from", "p2"])
+    assert back.exit_code == 0, back.output
+    assert "\nrestored p2:" in back.output
+    assert tree_state(lab.source) == before == tree_state(lab.peer_path("p1"))
+    assert run(lab, "stop", rsctmp).code == 0

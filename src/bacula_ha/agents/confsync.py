@@ -29,6 +29,9 @@ AGENT_NAME = "bacula-confsync"
 # Admin actions (not called by Pacemaker): with no OCF_RESKEY_* they use the parameters
 # saved by the instance active on this node.
 ADMIN_ACTIONS = ("sync", "status", "backups", "rollback")
+# An admin's command has no Pacemaker timeout: the runner's 20 s default is too short for a
+# rollback of a large tree, so without an explicit CRM_meta_timeout these get this bound.
+ADMIN_TIMEOUT = 600.0
 # A sync never takes the stop's last seconds: the state file must still be removed.
 STOP_RESERVE = 3.0
 
@@ -275,21 +278,7 @@ class ConfsyncAgent(Agent[Config]):
         return Config(cfg, state, given)
 
     def _saved(self, env: Environment) -> Config:
-        if env.instance != "default":
-            candidates = [cs.state_path(env.rsctmp, env.instance)]
-        else:
-            candidates = cs.active_states(env.rsctmp)
-        candidates = [c for c in candidates if os.path.exists(c)]
-        if len(candidates) != 1:
-            where = "several are" if candidates else "none is"
-            raise NotRunningError(
-                f"{env.action}: {where} active on this node; set OCF_RESOURCE_INSTANCE "
-                "or the OCF_RESKEY_* parameters"
-            )
-        saved = cs.load_state(candidates[0]) or {}
-        if "config" not in saved:
-            raise GenericError(f"{candidates[0]} holds no saved parameters")
-        return Config(cs.config_from_json(saved["config"]), candidates[0], {})
+        return saved_config(env.rsctmp, "" if env.instance == "default" else env.instance)
 
     def validate(self, config: Config, env: Environment, log: Logger) -> None:
         for binary in (cs.RSYNC, cs.SSH):
@@ -317,7 +306,7 @@ class ConfsyncAgent(Agent[Config]):
         cs.save_state(config.state, existing)
         # Running from here on: a failed first push is the monitor's business, never a
         # failed start (the resource is colocated with the director).
-        report = self._sync(config, env.deadline, log)
+        report = self.locked_sync(config, env.deadline, log)
         if report is not None and report.degraded:
             log.warning(f"started, but: {report.reason()}")
         return None
@@ -327,7 +316,7 @@ class ConfsyncAgent(Agent[Config]):
             last = Deadline(env.deadline.at - STOP_RESERVE)
             if not last.expired():
                 try:
-                    report = self._sync(config, last, log)
+                    report = self.locked_sync(config, last, log)
                     if report is not None and report.degraded:
                         log.warning(f"last push before stop incomplete: {report.reason()}")
                 except GenericError as exc:
@@ -348,7 +337,7 @@ class ConfsyncAgent(Agent[Config]):
             return OCFStatus.NOT_RUNNING
         if env.is_probe:
             return OCFStatus.SUCCESS  # a probe never touches the network
-        report = self._sync(config, env.deadline, log)
+        report = self.locked_sync(config, env.deadline, log)
         if report is not None and report.degraded:
             raise Degraded(report.reason())
         return None
@@ -365,7 +354,7 @@ class ConfsyncAgent(Agent[Config]):
 
     def sync_now(self, config: Config, env: Environment, log: Logger) -> OCFStatus | None:
         """Push now (like a monitor), even when the resource is not running here."""
-        report = self._sync(config, env.deadline, log, require_running=False)
+        report = self.locked_sync(config, _admin_deadline(env), log, require_running=False)
         if report is not None:
             sys.stdout.write(format_report(report))
             if report.degraded:
@@ -381,7 +370,7 @@ class ConfsyncAgent(Agent[Config]):
         return None
 
     def list_backups(self, config: Config, env: Environment, log: Logger) -> OCFStatus | None:
-        listing = cs.list_backups(config.sync, env.deadline)
+        listing = cs.list_backups(config.sync, _admin_deadline(env))
         sys.stdout.write(format_backups(listing))
         return None
 
@@ -397,35 +386,17 @@ class ConfsyncAgent(Agent[Config]):
             source_peer = args[i + 1]
             args = args[:i] + args[i + 2 :]
         stamps = [a for a in args if not a.startswith("--")]
-        stamp = stamps[0] if stamps else None
-        try:
-            if local:
-                out = cs.rollback_local(config.sync, stamp)
-                for path, item in out.items():
-                    sys.stdout.write(f"{path}: restored backup {item['restored']} here\n")
-                return None
-            lock = cs.Lock(config.state)
-            if not lock.acquire(env.deadline.sooner(30)):
-                raise GenericError("a sync is running; try again")
-            try:
-                state = cs.load_state(config.state) or {}
-                origin, report = cs.rollback(
-                    config.sync, env.deadline, log, state, stamp, source_peer
-                )
-                if os.path.exists(config.state):
-                    cs.save_state(config.state, state)
-            finally:
-                lock.release()
-        except cs.SyncError as exc:
-            raise GenericError(f"rollback: {exc.reason}") from None
-        sys.stdout.write(f"restored {origin} on this node\n" + format_report(report))
-        if report.degraded:
+        output, report = do_rollback(
+            config, _admin_deadline(env), log, stamps[0] if stamps else None, local, source_peer
+        )
+        sys.stdout.write(output)
+        if report is not None and report.degraded:
             raise Degraded(report.reason())
         return None
 
     # --- shared -----------------------------------------------------------------------------
 
-    def _sync(
+    def locked_sync(
         self, config: Config, deadline: Deadline, log: Logger, *, require_running: bool = True
     ) -> cs.SyncReport | None:
         """One sync under the instance lock; None when another sync held it until the end."""
@@ -452,6 +423,52 @@ class ConfsyncAgent(Agent[Config]):
             lock.release()
 
 
+def do_rollback(
+    config: Config,
+    deadline: Deadline,
+    log: Logger,
+    stamp: str | None,
+    local: bool,
+    source_peer: str | None,
+) -> tuple[str, cs.SyncReport | None]:
+    """The rollback of the agent's action and of `bacula-ha confsync rollback`.
+
+    Returns what to print and the report of the push that followed (None for --local).
+    """
+    try:
+        if local:
+            out = cs.rollback_local(config.sync, stamp)
+            text = "".join(f"{p}: restored backup {i['restored']} here\n" for p, i in out.items())
+            return text, None
+        os.makedirs(os.path.dirname(config.state), mode=0o700, exist_ok=True)
+        lock = cs.Lock(config.state)
+        if not lock.acquire(deadline.sooner(30)):
+            raise GenericError("a sync is running; try again")
+        try:
+            state = cs.load_state(config.state) or {}
+            origin, report = cs.rollback(config.sync, deadline, log, state, stamp, source_peer)
+            if os.path.exists(config.state):
+                cs.save_state(config.state, state)
+        finally:
+            lock.release()
+    except cs.SyncError as exc:
+        raise GenericError(f"rollback: {exc.reason}") from None
+    return f"restored {origin} on this node\n" + format_report(report), report
+
+
+def saved_config(rsctmp: str, instance: str = "") -> Config:
+    """The parameters saved by the instance active on this node (for admin commands)."""
+    candidates = [cs.state_path(rsctmp, instance)] if instance else cs.active_states(rsctmp)
+    candidates = [c for c in candidates if os.path.exists(c)]
+    if len(candidates) != 1:
+        where = "several instances are" if candidates else "no instance is"
+        raise NotRunningError(f"bacula-confsync: {where} active on this node")
+    saved = cs.load_state(candidates[0]) or {}
+    if "config" not in saved:
+        raise GenericError(f"{candidates[0]} holds no saved parameters")
+    return Config(cs.config_from_json(saved["config"]), candidates[0], {})
+
+
 def _resolve_targets(value: str, deadline: Deadline) -> tuple[list[cs.Peer], str]:
     """The peers to push to, and the local node's name when in a cluster ("" otherwise)."""
     listed = parse_targets(value)
@@ -468,6 +485,10 @@ def _resolve_targets(value: str, deadline: Deadline) -> tuple[list[cs.Peer], str
     if strangers:
         raise NotConfiguredError(f"targets: {', '.join(strangers)} not a cluster node")
     return [p for p in listed if p.name != local], local
+
+
+def _admin_deadline(env: Environment) -> Deadline:
+    return env.deadline if "timeout" in env.meta else Deadline.after(ADMIN_TIMEOUT)
 
 
 def _remove_state(state: str, mux_dir: str) -> None:
