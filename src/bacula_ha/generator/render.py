@@ -36,6 +36,11 @@ def sh_quote(value: object) -> str:
     return shlex.quote(text)
 
 
+def sh_pairs(pairs: tuple[tuple[str, str], ...]) -> str:
+    """`name=value` words for pcs, each one shell word."""
+    return " ".join(sh_quote(f"{name}={value}") for name, value in pairs)
+
+
 def comment(value: object) -> str:
     """Text safe inside a `#` comment line of either syntax.
 
@@ -68,7 +73,9 @@ def _environment(directory: str) -> jinja2.Environment:
         lstrip_blocks=True,
         autoescape=False,  # neither output is HTML; the quoting filters do the escaping
     )
-    env.filters.update(crmq=crm_quote, shq=sh_quote, comment=comment, dur=duration)
+    env.filters.update(
+        crmq=crm_quote, shq=sh_quote, shpairs=sh_pairs, comment=comment, dur=duration
+    )
     return env
 
 
