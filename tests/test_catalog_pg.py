@@ -47,6 +47,10 @@ def test_healthy_catalog_passes_every_depth(
     for depth in (0, 10, 20):
         out = run_agent("monitor", params, rsctmp, depth=depth)
         assert out.code == 0, (depth, out.stderr)
+    # A new threshold takes effect without a restart.
+    reloaded = {**params, "latency_threshold": "1"}
+    assert run_agent("reload-agent", reloaded, rsctmp, interval_ms=None).code == 0
+    assert run_agent("monitor", reloaded, rsctmp, depth=20).code == 190
     assert run_agent("stop", params, rsctmp, interval_ms=None).code == 0
     assert run_agent("monitor", params, rsctmp).code == 7
     assert run_agent("stop", params, rsctmp, interval_ms=None).code == 0
@@ -133,6 +137,7 @@ def test_metadata_validates_against_ocf_1_1(tmp_path: Path) -> None:
     )
     assert proc.returncode == 0, proc.stderr
     assert 'depth="20"' in out.stdout and "latency_threshold" in out.stdout
+    assert 'name="reload-agent"' in out.stdout
 
 
 # -- faults ----------------------------------------------------------------------------------

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from ..bacula import catalog as cat
 from ..ocf import params
-from ..ocf.agent import Agent
+from ..ocf.agent import Agent, Handler
 from ..ocf.env import Environment
 from ..ocf.errors import ArgsError, GenericError, NotConfiguredError, NotInstalledError
 from ..ocf.log import Logger
@@ -92,6 +93,7 @@ _METADATA = MetaData(
             "Seconds allowed for connecting and authenticating (PostgreSQL counts at least 2).",
             "integer",
             default="5",
+            reloadable=True,
         ),
         Parameter(
             "query_timeout",
@@ -99,6 +101,7 @@ _METADATA = MetaData(
             "Seconds a single statement may run on the server.",
             "integer",
             default="10",
+            reloadable=True,
         ),
         Parameter(
             "latency_threshold",
@@ -107,6 +110,7 @@ _METADATA = MetaData(
             "milliseconds is reported as degraded (190) instead of success; 0 disables.",
             "integer",
             default="2000",
+            reloadable=True,
         ),
         Parameter(
             "schema_version",
@@ -115,6 +119,7 @@ _METADATA = MetaData(
             "(read from its make_*_tables script; 16 for Bacula 9.6).",
             "integer",
             default="",
+            reloadable=True,
         ),
     ),
     actions=(
@@ -123,6 +128,7 @@ _METADATA = MetaData(
         Action("monitor", timeout=30, interval=30, depth=0),
         Action("monitor", timeout=30, interval=61, depth=10),
         Action("monitor", timeout=40, interval=127, depth=20),
+        Action("reload-agent", timeout=20),
         Action("validate-all", timeout=20),
         Action("meta-data", timeout=5),
     ),
@@ -217,6 +223,17 @@ class CatalogAgent(Agent[Config]):
         # Nothing runs on behalf of this resource but its state file: removing it is the stop.
         _state(env).remove()
         return None
+
+    def reload_agent(self, config: Config, env: Environment, log: Logger) -> OCFStatus | None:
+        # Nothing holds the old values: every action reads its parameters afresh, and the
+        # settings cache is keyed on the connection parameters only. So bounds and
+        # thresholds change without a restart of this resource (and of the director
+        # ordered after it).
+        log.info("parameters reloaded; the next monitor uses them")
+        return None
+
+    def extra_actions(self) -> Mapping[str, Handler[Config]]:
+        return {"reload-agent": self.reload_agent}
 
     def monitor(self, config: Config, env: Environment, log: Logger) -> OCFStatus | None:
         state = _state(env).read()
