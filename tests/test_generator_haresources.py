@@ -1,0 +1,117 @@
+"""import-haresources: Heartbeat v1 lines from the Bacula HA guide become a site description."""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from bacula_ha.generator.cli import import_haresources
+from bacula_ha.generator.errors import HaresourcesError
+from bacula_ha.generator.haresources import convert
+from bacula_ha.generator.plan import build
+from bacula_ha.generator.render import render
+from bacula_ha.generator.schema import parse_site
+
+GUIDE = """\
+# haresources as in the Bacula HA guide
+bacula-dir1 IPAddr::10.0.0.2/24 bacula-dir httpd
+bacula-sql1 IPAddr::10.0.0.1/24 drbddisk::postgres \\
+    Filesystem::/dev/drbd0::/pgdata::ext3 postgresql
+"""
+
+FENCE = 'fence = { agent = "fence_dummy", params = { type = "file", status_file = "/tmp/x" } }'
+
+
+def with_fencing(text: str) -> str:
+    return "\n".join(FENCE if line.startswith("# fence = ") else line for line in text.splitlines())
+
+
+def test_guide_example_maps_every_resource() -> None:
+    text, warnings = convert(GUIDE, "haresources", [], "guide")
+    site = tomllib.loads(text)
+    assert [n["name"] for n in site["node"]] == ["bacula-dir1", "bacula-sql1"]
+    (director,) = site["director"]
+    assert director["preferred"] == "bacula-dir1" and director["standby"] == "bacula-sql1"
+    assert director["vip"] == {"ip": "10.0.0.2", "cidr_netmask": 24}
+    assert director["extra"] == [{"agent": "lsb:httpd"}]
+    assert director["with_catalog"] is False
+    catalog = director["catalog"]
+    assert catalog["preferred"] == "bacula-sql1" and catalog["standby"] == "bacula-dir1"
+    assert catalog["vip"]["ip"] == "10.0.0.1"
+    assert catalog["disk"] == {
+        "type": "drbd",
+        "drbd_resource": "postgres",
+        "device": "/dev/drbd0",
+        "directory": "/pgdata",
+        "fstype": "ext3",
+    }
+    assert catalog["database"] == {"agent": "pgsql"} and catalog["backend"] == "postgresql"
+    assert any("httpd" in w and "lsb:httpd" in w for w in warnings)
+    assert any("fencing" in w for w in warnings)
+
+
+def test_imported_site_generates_once_fencing_is_added() -> None:
+    text, _ = convert(GUIDE, "haresources", [], "guide")
+    with pytest.raises(Exception, match="every node needs a fence device"):
+        build(parse_site(text))
+    plan = build(parse_site(with_fencing(text)))
+    crm = render(plan, "crm")
+    assert "primitive cat1-drbd ocf:linbit:drbd" in crm
+    assert "clone cat1-drbd-clone cat1-drbd" in crm
+    assert "primitive dir1-httpd lsb:httpd" in crm
+    assert "primitive cat1-db ocf:heartbeat:pgsql" in crm
+    assert "group dir1-group dir1-ip dir1-dir dir1-confsync dir1-httpd" in crm
+
+
+def test_storage_and_file_daemons_and_shared_disks() -> None:
+    text, _ = convert(
+        "n1 10.0.0.5 Filesystem::/dev/sdb1::/srv/bacula::xfs::noatime bacula-sd\n"
+        "n2 IPaddr2::10.0.0.6/16/eth1 bacula-fd\n",
+        "h",
+        [],
+        "s",
+    )
+    site = tomllib.loads(text)
+    assert site["storage"][0]["disk"] == {
+        "type": "shared",
+        "device": "/dev/sdb1",
+        "directory": "/srv/bacula",
+        "fstype": "xfs",
+        "options": "noatime",
+    }
+    assert site["filedaemon"][0]["vip"] == {"ip": "10.0.0.6", "cidr_netmask": 16, "nic": "eth1"}
+    assert site["filedaemon"][0]["standby"] == "n1"
+    build(parse_site(with_fencing(text)))
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("n1 IPAddr::10.0.0.2/24 bacula-dir\n", "give the standby with --node"),
+        ("n1 IPAddr::10.0.0.999/24 bacula-dir\n", "is not an IP address"),
+        ("n1 bacula-dir\n", "every component needs its own virtual IP"),
+        ("n1 IPAddr::10.0.0.2 httpd\n", "no Bacula daemon"),
+        ("n1 10.0.0.2 drbddisk bacula-sd\n", "drbddisk needs a DRBD resource name"),
+        ("n1 10.0.0.2 Filesystem::/dev/x bacula-sd\n", "Filesystem needs DEVICE::MOUNTPOINT"),
+        ("n$(x) 10.0.0.2 bacula-sd\n", "not usable as a cluster node name"),
+        ("# only a comment\n", "no resource groups"),
+    ],
+)
+def test_bad_lines_get_a_message_with_the_line(text: str, message: str) -> None:
+    with pytest.raises(HaresourcesError, match=message.replace("(", r"\(")):
+        convert(text, "ha", ["n2"] if "standby" not in message else [], "s")
+
+
+def test_cli_writes_file_and_warns(tmp_path: Path) -> None:
+    source = tmp_path / "haresources"
+    source.write_text(GUIDE)
+    out = tmp_path / "site.toml"
+    result = CliRunner().invoke(import_haresources, [str(source), "-o", str(out), "--name", "x"])
+    assert result.exit_code == 0, result.output
+    assert "warning:" in result.output and "lsb:httpd" in result.output
+    assert tomllib.loads(out.read_text())["site"]["name"] == "x"
+    missing = CliRunner().invoke(import_haresources, [str(tmp_path / "none")])
+    assert missing.exit_code == 1 and "cannot read" in missing.output
