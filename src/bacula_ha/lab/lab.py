@@ -23,7 +23,21 @@ VIPS = {
     "dir-vip": f"{SUBNET}.21",
     "sd1-vip": f"{SUBNET}.22",
 }
-FAIL_MODES = ("crash", "partition")
+FAIL_MODES = (
+    "crash",
+    "partition",
+    "hang-dir",
+    "hang-sd",
+    "kill-dir",
+    "unmount-sd",
+    "catalog-readonly",
+)
+# Signals sent to a daemon by a failure mode: (process name, signal).
+_SIGNAL_MODES = {
+    "hang-dir": ("bacula-dir", "STOP"),
+    "hang-sd": ("bacula-sd", "STOP"),
+    "kill-dir": ("bacula-dir", "KILL"),
+}
 
 
 def _quiet(_: str) -> None:
@@ -277,13 +291,24 @@ def status(cfg: LabConfig) -> str:
 
 
 def fail(cfg: LabConfig, node: str, mode: str) -> None:
+    """Break a node: crash, partition, or one of the Bacula faults (see FAIL_MODES)."""
     m = cfg.node(node)
+    if mode not in FAIL_MODES:
+        raise LabError(f"unknown failure mode {mode!r} (known: {', '.join(FAIL_MODES)})")
     if mode == "crash":
         machine.power_off(cfg.lab_dir, m.name)
     elif mode == "partition":
         machine.set_port(m.name, up=False)
-    else:
-        raise LabError(f"unknown failure mode {mode!r} (known: {', '.join(FAIL_MODES)})")
+    elif mode in _SIGNAL_MODES:
+        name, sig = _SIGNAL_MODES[mode]
+        script = f'p=$(pgrep -x {name}) || {{ echo "no {name} runs on {node}" >&2; exit 1; }}; '
+        script += f"kill -{sig} $p"
+        machine.run_in(cfg, m.name, ["sh", "-c", script])
+    elif mode == "unmount-sd":
+        # Lazily, as an admin's or a broken automounter's umount would: the daemon keeps running.
+        machine.run_in(cfg, m.name, ["umount", "-l", stack.SD_MOUNT])
+    else:  # catalog-readonly
+        stack.catalog_read_only(cfg, m.name, True)
 
 
 def heal(cfg: LabConfig, log: Log = _quiet, timeout: float = 60) -> None:
@@ -300,7 +325,22 @@ def heal(cfg: LabConfig, log: Log = _quiet, timeout: float = 60) -> None:
     if cfg.client.name not in inits:
         machine.boot(cfg, cfg.client)
         machine.set_port(cfg.client.name, up=True)
-    cluster.wait_for(cfg, cluster.any_live_node(cfg), "all nodes online", _all_online(cfg), timeout)
+        if read_state(cfg.lab_dir).get("site"):
+            stack.start_client(cfg)
+    via = cluster.any_live_node(cfg)
+    cluster.wait_for(cfg, via, "all nodes online", _all_online(cfg), timeout)
+    if not read_state(cfg.lab_dir).get("site"):
+        return
+    # The Bacula faults: wake stopped daemons, make the catalog writable, forget failures.
+    for m in cfg.cluster_nodes:
+        script = "for p in $(pgrep -x 'bacula-(dir|sd)'); do kill -CONT $p; done; true"
+        machine.run_in(cfg, m.name, ["sh", "-c", script])
+    db_nodes = cluster.view(cfg, via).resources.get("cat1-db", ("", ()))[1]
+    for node in db_nodes:
+        stack.catalog_read_only(cfg, node, False)
+    machine.run_in(cfg, via, ["crm_resource", "--cleanup"], timeout=60)
+    log("waiting for every resource to start")
+    cluster.wait_for(cfg, via, "every resource Started", _all_started, timeout=120)
 
 
 def exec_in(cfg: LabConfig, name: str, argv: Sequence[str]) -> int:

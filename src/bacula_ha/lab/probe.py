@@ -9,12 +9,17 @@ the rounds where that happened. Only the standard library is used.
 from __future__ import annotations
 
 import json
+import os
 import select
 import socket
 import struct
 import sys
+import threading
 import time
+from collections.abc import Callable
 from typing import Any
+
+from bacula_ha.bacula.protocol import ProtocolError, console_probe, director_probe
 
 ETH_P_ARP = 0x0806
 ROUND = 0.05
@@ -78,10 +83,55 @@ def arp_watch(address: str, seconds: float, iface: str = "eth0") -> dict[str, An
     }
 
 
+def _first_answer(check: Callable[[], object], deadline: float) -> float | None:
+    """Wall-clock time of the first successful check, polling every 50 ms until deadline."""
+    while time.time() < deadline:
+        try:
+            check()
+            return time.time()
+        except (OSError, ProtocolError):
+            time.sleep(0.05)
+    return None
+
+
+def bacula_watch(targets: list[str], seconds: float) -> dict[str, float | None]:
+    """When each Bacula daemon first answers a real authenticated session (director: console
+    login; storage daemon: director Hello), as wall-clock times; None if not within seconds."""
+    from bacula_ha.lab.config import SUBNET
+
+    deadline = time.time() + seconds
+    checks: dict[str, Callable[[], object]] = {
+        "dir": lambda: console_probe(f"{SUBNET}.21", 9101, os.environ["BHL_DIR_PW"], 1.0),
+        "sd": lambda: director_probe(
+            f"{SUBNET}.22", 9103, "lab-dir", os.environ["BHL_SD_PW"], 1.0, "sd"
+        ),
+    }
+    results: dict[str, float | None] = {}
+
+    def worker(name: str) -> None:
+        results[name] = _first_answer(checks[name], deadline)
+
+    threads = [threading.Thread(target=worker, args=(t,)) for t in targets]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return results
+
+
+USAGE = (
+    "usage: python -m bacula_ha.lab.probe arp ADDRESS SECONDS\n"
+    "       python -m bacula_ha.lab.probe bacula dir,sd SECONDS"
+)
+
+
 def main() -> None:
-    if len(sys.argv) != 4 or sys.argv[1] != "arp":
-        sys.exit("usage: python -m bacula_ha.lab.probe arp ADDRESS SECONDS")
-    print(json.dumps(arp_watch(sys.argv[2], float(sys.argv[3]))))
+    if len(sys.argv) != 4 or sys.argv[1] not in ("arp", "bacula"):
+        sys.exit(USAGE)
+    if sys.argv[1] == "arp":
+        print(json.dumps(arp_watch(sys.argv[2], float(sys.argv[3]))))
+    else:
+        print(json.dumps(bacula_watch(sys.argv[2].split(","), float(sys.argv[3]))))
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@ from __future__ import annotations
 import grp
 import os
 import pwd
+import re
 import secrets
 import shutil
 import subprocess
@@ -356,3 +357,44 @@ def bconsole(cfg: LabConfig, commands: str, on: str = "client", timeout: float =
     """Run bconsole commands from a machine against the director's VIP."""
     argv = ["bconsole", "-c", "/etc/bacula/bconsole.conf", "-u", "10"]
     return machine.run_in(cfg, on, argv, input_text=commands, timeout=timeout).stdout
+
+
+def catalog_read_only(cfg: LabConfig, node: str, read_only: bool) -> None:
+    """Make the Bacula database refuse writes for every new session (or allow them again)."""
+    value = "SET default_transaction_read_only = on" if read_only else "RESET ALL"
+    sql = f"ALTER DATABASE bacula {value}"
+    argv = ["runuser", "-u", "postgres", "--", str(PG_BIN / "psql"), "-h", "/run/postgresql"]
+    argv += ["-d", "postgres", "-q", "-v", "ON_ERROR_STOP=1", "-c", sql]
+    machine.run_in(cfg, node, argv, timeout=30)
+
+
+def director_answers(cfg: LabConfig, timeout: float = 3.0) -> bool:
+    """True if the director behind its VIP answers a console `status dir` from the client."""
+    argv = ["timeout", str(timeout + 2), "bconsole", "-c", "/etc/bacula/bconsole.conf"]
+    argv += ["-u", str(int(timeout))]
+    proc = machine.run_in(
+        cfg, "client", argv, input_text="status dir\n", check=False, timeout=timeout + 10
+    )
+    return "Daemon started" in proc.stdout
+
+
+def run_job(cfg: LabConfig, command: str, timeout: float = 120) -> tuple[int, str]:
+    """Run a job through bconsole from the client, wait for it; return (jobid, jobstatus)."""
+    out = bconsole(cfg, f"{command}\nwait\n", timeout=timeout)
+    match = re.search(r"Job queued\. JobId=(\d+)", out)
+    if not match:
+        raise LabError(f"the director did not queue the job:\n{out[-1500:]}")
+    jobid = int(match.group(1))
+    listing = bconsole(cfg, f"llist jobid={jobid}\n", timeout=60)
+    status = re.search(r"jobstatus:\s*(\S+)", listing, re.IGNORECASE)
+    return jobid, status.group(1) if status else "?"
+
+
+def backup(cfg: LabConfig) -> tuple[int, str]:
+    return run_job(cfg, f"run job={BACKUP_JOB} yes")
+
+
+def restore(cfg: LabConfig, jobid: int) -> tuple[int, str]:
+    """Restore every file of a backup job into the client's restore directory."""
+    command = f"restore jobid={jobid} client={CLIENT_FD} where={CLIENT_RESTORE} all done yes"
+    return run_job(cfg, command)

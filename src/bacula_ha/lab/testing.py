@@ -113,3 +113,44 @@ class ArpWatch:
         if self._proc.poll() is None:
             self._proc.kill()
             self._proc.wait()
+
+
+class BaculaWatch:
+    """A probe in the client timing when the director and the storage daemon answer again."""
+
+    def __init__(self, cfg: LabConfig, seconds: float, targets: str = "dir,sd") -> None:
+        from bacula_ha.lab.stack import Secrets
+
+        pw = Secrets.load_or_create(cfg)
+        argv = machine.exec_argv(
+            cfg,
+            "client",
+            [sys.executable, "-m", "bacula_ha.lab.probe", "bacula", targets, str(seconds)],
+        )
+        env = {**NODE_ENV, "BHL_DIR_PW": pw.director, "BHL_SD_PW": pw.storage}
+        self._proc = subprocess.Popen(argv, stdout=subprocess.PIPE, text=True, env=env)
+        self._seconds = seconds
+
+    def result(self) -> dict[str, float | None]:
+        out, _ = self._proc.communicate(timeout=self._seconds + 30)
+        if self._proc.returncode != 0:
+            raise LabError(f"Bacula probe failed ({self._proc.returncode})")
+        data: dict[str, float | None] = json.loads(out)
+        return data
+
+    def kill(self) -> None:
+        if self._proc.poll() is None:
+            self._proc.kill()
+            self._proc.wait()
+
+
+def failed_actions(cfg: LabConfig) -> tuple[str, ...]:
+    return cluster.view(cfg, cluster.any_live_node(cfg)).failed_actions
+
+
+def started_on(cfg: LabConfig, rid: str) -> tuple[str, ...]:
+    """Nodes where resource rid is Started (empty if stopped or the cluster is unreachable)."""
+    try:
+        return resource_nodes(cfg, rid)
+    except LabError:
+        return ()

@@ -1,0 +1,229 @@
+"""The Bacula stack on the lab cluster: the failover tests 1-6 of issue 7.
+
+One lab (examples/lab-site.toml, generated and applied with pcs) serves the module; every
+test leaves it healed, wherever the resources ended up (stickiness keeps them there).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from bacula_ha.lab import cluster, lab, machine, stack
+from bacula_ha.lab.config import LabConfig
+from bacula_ha.lab.testing import (
+    ArpWatch,
+    BaculaWatch,
+    failed_actions,
+    host_fingerprint,
+    pcs,
+    powered_off,
+    running_lab,
+    started_on,
+    wait_until,
+)
+
+pytestmark = [
+    pytest.mark.lab,
+    pytest.mark.skipif(os.geteuid() != 0, reason="the lab needs root"),
+]
+
+
+@pytest.fixture(scope="module")
+def stack_lab() -> Iterator[LabConfig]:
+    before = host_fingerprint()
+    with running_lab(nodes=2, site=stack.default_site()) as cfg:
+        yield cfg
+    assert host_fingerprint() == before, "the lab changed host cluster files"
+
+
+def _active(cfg: LabConfig, rid: str = "dir1-dir") -> str:
+    nodes = started_on(cfg, rid)
+    assert len(nodes) == 1, f"{rid} runs on {nodes}"
+    return nodes[0]
+
+
+def _other(cfg: LabConfig, node: str) -> str:
+    return next(m.name for m in cfg.cluster_nodes if m.name != node)
+
+
+def _client_data(cfg: LabConfig, tag: str) -> None:
+    """Fresh random files in the client's backup set (and an empty restore directory)."""
+    script = (
+        f"rm -rf {stack.CLIENT_DATA} {stack.CLIENT_RESTORE} && mkdir -p {stack.CLIENT_DATA}/sub"
+        f" && head -c 2500000 /dev/urandom > {stack.CLIENT_DATA}/blob-{tag}"
+        f" && echo {tag} > {stack.CLIENT_DATA}/sub/note.txt"
+    )
+    machine.run_in(cfg, "client", ["sh", "-c", script])
+
+
+def _restored_identical(cfg: LabConfig) -> bool:
+    restored = f"{stack.CLIENT_RESTORE}{stack.CLIENT_DATA}"
+    proc = machine.run_in(cfg, "client", ["diff", "-r", stack.CLIENT_DATA, restored], check=False)
+    return proc.returncode == 0
+
+
+def _reason(cfg: LabConfig, rid: str) -> list[str]:
+    return [f for f in failed_actions(cfg) if f.startswith(rid + "_")]
+
+
+def test_1_nothing_lost_on_crash(stack_lab: LabConfig) -> None:
+    cfg = stack_lab
+    _client_data(cfg, "one")
+    jobid, status = stack.backup(cfg)
+    assert status == "T", f"backup {jobid} ended {status}"
+    active = _active(cfg)
+    assert _active(cfg, "cat1-catalog") == active
+    standby = _other(cfg, active)
+    crash = time.time()
+    lab.fail(cfg, active, "crash")
+    watch = BaculaWatch(cfg, seconds=90)
+    answered = watch.result()
+    assert answered["dir"] is not None and answered["sd"] is not None, answered
+    print(f"crash RTO: director {answered['dir'] - crash:.2f} s, sd {answered['sd'] - crash:.2f} s")
+    # Fenced first: the power switch acted on fence_dummy's "off" for the crashed node.
+    assert (cfg.lab_dir / "power" / active).read_text() == "off"
+    assert f"powered off {active}" in (cfg.lab_dir / "log" / "power.log").read_text()
+    for rid in ("cat1-catalog", "dir1-dir", "sd1-sd"):
+        assert started_on(cfg, rid) == (standby,), rid
+    rjob, rstatus = stack.restore(cfg, jobid)
+    assert rstatus == "T", f"restore {rjob} ended {rstatus}"
+    assert _restored_identical(cfg), "restored files differ from the originals"
+    _client_data(cfg, "two")
+    jobid2, status2 = stack.backup(cfg)
+    assert status2 == "T" and jobid2 > jobid
+    lab.heal(cfg)
+
+
+def test_2_partition_never_two_answer(stack_lab: LabConfig) -> None:
+    cfg = stack_lab
+    active = _active(cfg)
+    watches = {
+        vip: ArpWatch(cfg, lab.VIPS[vip], 15) for vip in ("catalog-vip", "dir-vip", "sd1-vip")
+    }
+    try:
+        time.sleep(1)
+        lab.fail(cfg, active, "partition")
+        wait_until("one side powered off", lambda: len(powered_off(cfg)) == 1, 40)
+        results = {vip: w.result() for vip, w in watches.items()}
+    finally:
+        for w in watches.values():
+            w.kill()
+    for vip, result in results.items():
+        assert result["rounds"] > 100, (vip, result)
+        assert result["max_macs"] == 1, (vip, result["duplicates"])
+    (fenced,) = powered_off(cfg)
+    survivor = _other(cfg, fenced)
+    wait_until(
+        "the director on the survivor", lambda: started_on(cfg, "dir1-dir") == (survivor,), 60
+    )
+    lab.heal(cfg)
+    assert stack.director_answers(cfg)
+    _, status = stack.backup(cfg)
+    assert status == "T"
+
+
+@pytest.mark.parametrize(
+    ("mode", "rid", "target", "interval", "timeout"),
+    [("hang-dir", "dir1-dir", "dir", 11, 10), ("hang-sd", "sd1-sd", "sd", 11, 10)],
+)
+def test_3_hang_detected_and_recovered(
+    stack_lab: LabConfig, mode: str, rid: str, target: str, interval: int, timeout: int
+) -> None:
+    cfg = stack_lab
+    node = _active(cfg, rid)
+    start_timeout = 60
+    hung = time.time()
+    lab.fail(cfg, node, mode)
+    # A stopped daemon still completes TCP handshakes: only a real answer counts.
+    watch = BaculaWatch(cfg, seconds=interval + timeout + start_timeout + 15, targets=target)
+    answered = watch.result()[target]
+    assert answered is not None, f"{rid} did not recover"
+    took = answered - hung
+    print(f"{mode}: answered again after {took:.2f} s")
+    assert took <= interval + timeout + start_timeout
+    reasons = _reason(cfg, rid)
+    assert reasons, failed_actions(cfg)
+    lab.heal(cfg)
+
+
+def test_4_config_change_reaches_standby_and_survives_failover(stack_lab: LabConfig) -> None:
+    cfg = stack_lab
+    active = _active(cfg)
+    standby = _other(cfg, active)
+    extra = (
+        "\nJob {\n  Name = LabExtra\n  Type = Backup\n  Level = Full\n  Client = client-fd\n"
+        "  FileSet = LabSet\n  Storage = sd1\n  Pool = File\n  Messages = Standard\n}\n"
+    )
+    conf = "/etc/bacula/bacula-dir.conf"
+    machine.run_in(cfg, active, ["sh", "-c", f"cat >> {conf}"], input_text=extra)
+    # Reload through the cluster: a reloadable parameter change makes Pacemaker call reload.
+    pcs(cfg, "resource", "update", "dir1-dir", f"reload_token={int(time.time())}")
+    wait_until(
+        "the director to know LabExtra",
+        lambda: "LabExtra" in stack.bconsole(cfg, "show job=LabExtra\n"),
+        30,
+    )
+    wait_until(
+        "the standby to hold the change",
+        lambda: "LabExtra" in machine.run_in(cfg, standby, ["cat", conf]).stdout,
+        60,
+    )
+    lab.fail(cfg, active, "crash")
+    wait_until("the director on the standby", lambda: stack.director_answers(cfg), 90, step=0.5)
+    assert started_on(cfg, "dir1-dir") == (standby,)
+    _, status = stack.run_job(cfg, "run job=LabExtra yes")
+    assert status == "T"
+    lab.heal(cfg)
+
+
+def test_5_read_only_catalog_stops_the_director(stack_lab: LabConfig) -> None:
+    cfg = stack_lab
+    node = _active(cfg, "cat1-db")
+    lab.fail(cfg, node, "catalog-readonly")
+    wait_until(
+        "bacula-catalog to fail with its reason", lambda: bool(_reason(cfg, "cat1-catalog")), 60
+    )
+    assert any("read-only" in r for r in _reason(cfg, "cat1-catalog")), _reason(cfg, "cat1-catalog")
+    wait_until(
+        "the director and the catalog check stopped everywhere",
+        lambda: not started_on(cfg, "dir1-dir") and not started_on(cfg, "cat1-catalog"),
+        120,
+    )
+    # It stays so: the director is not restarted against a catalog that refuses writes.
+    time.sleep(12)
+    assert not started_on(cfg, "dir1-dir")
+    assert not stack.director_answers(cfg)
+    lab.heal(cfg)
+    assert stack.director_answers(cfg)
+
+
+def test_6_storage_unmounted_detected_and_recovered(stack_lab: LabConfig) -> None:
+    cfg = stack_lab
+    node = _active(cfg, "sd1-sd")
+    lab.fail(cfg, node, "unmount-sd")
+    wait_until(
+        "the unmount to be detected",
+        lambda: bool(_reason(cfg, "sd1-sd") or _reason(cfg, "sd1-fs")),
+        60,
+    )
+    print("detected by:", _reason(cfg, "sd1-sd") + _reason(cfg, "sd1-fs"))
+    where = started_on(cfg, "sd1-sd") or (node,)
+
+    def remounted() -> bool:
+        nodes = started_on(cfg, "sd1-sd")
+        if not nodes:
+            return False
+        mounts = machine.run_in(cfg, nodes[0], ["cat", "/proc/mounts"]).stdout
+        return f" {stack.SD_MOUNT} " in mounts
+
+    wait_until("the storage daemon back on its mounted disk", remounted, 90)
+    assert where
+    lab.heal(cfg)
+    _client_data(cfg, "six")
+    _, status = stack.backup(cfg)
+    assert status == "T"
+    assert cluster.view(cfg, cluster.any_live_node(cfg)).failed_actions == ()
