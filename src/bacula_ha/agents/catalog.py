@@ -36,7 +36,12 @@ _METADATA = MetaData(
         "latency_threshold is reported as degraded. Connection settings come from the "
         "director's Catalog resource (read with bdirjson) unless parameters override them. "
         "The password reaches the client through a private 0600 file, never argv or the log. "
-        "A probe only reports whether this resource was started on this node."
+        "A probe only reports whether this resource was started on this node. Monitors reuse "
+        "the settings read at start until the configuration (or a file it includes) changes. "
+        "Example: pcs resource create catalog ocf:bacula:bacula-catalog "
+        "config=/etc/bacula/bacula-dir.conf op monitor interval=30s "
+        "op monitor interval=127s OCF_CHECK_LEVEL=20; then order the database before catalog "
+        "and catalog before the director, and colocate them."
     ),
     parameters=(
         Parameter(
