@@ -47,7 +47,9 @@ METADATA = MetaData(
 class FileDaemonAgent(DaemonAgent):
     kind = KIND
     metadata = METADATA
-    depths = (0, 10)
+    # DaemonAgent.depths is inferred as a 3-tuple; annotating it there as
+    # ClassVar[tuple[int, ...]] (as ocf.agent.Agent does) would make this ignore unneeded.
+    depths = (0, 10)  # type: ignore[assignment]
 
     def answer(
         self, p: DaemonParams, res: Resources, daemon: Daemon, timeout: float, log: Logger

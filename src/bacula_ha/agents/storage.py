@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import stat
 
-from ..bacula import protocol
 from ..bacula.config import Resources
 from ..bacula.daemon import (
     Daemon,
@@ -17,7 +16,7 @@ from ..bacula.daemon import (
     passwords_of,
 )
 from ..ocf.env import Environment
-from ..ocf.errors import GenericError
+from ..ocf.errors import GenericError, NotConfiguredError
 from ..ocf.log import Logger
 from ..ocf.metadata import MetaData, Parameter
 from ..ocf.status import OCFStatus
@@ -42,12 +41,15 @@ METADATA = MetaData(
         "Runs a Bacula storage daemon (bacula-sd); several can run on one node, each with its "
         "own configuration, port and working directory. monitor depth 0 checks the process; "
         "depth 10 authenticates as the configured director, so a wedged daemon fails; depth "
-        "20 checks every Device's Archive Device: a directory must exist, be writable by the "
-        "daemon's user on a read-write filesystem and, when archive_mounts is set, lie on one "
-        "of those mounted filesystems (not on the bare mount point of an unmounted one); a "
-        "tape or changer device node must exist. The storage daemon has no configuration "
-        "reload (it needs a restart), so no reload is advertised. It cannot list the jobs a "
-        "stop interrupts without its director; the director's log shows them."
+        "20 checks every Device's Archive Device as the daemon's user sees it: a directory "
+        "must exist, be writable by that user (not merely by root) on a read-write filesystem "
+        "and, when archive_mounts is set, lie on one of those filesystems, mounted (not on the "
+        "bare mount point of an unmounted one); a tape drive or changer node must exist and be "
+        "readable and writable; FIFO devices are not checked. Probes never check the archive "
+        "devices. "
+        "The storage daemon has no configuration reload (it needs a restart), so no reload is "
+        "advertised. It cannot list the jobs a stop interrupts without its director; the "
+        "director's log shows them."
     ),
     parameters=(
         *common_parameters(KIND),
@@ -68,6 +70,11 @@ class StorageAgent(DaemonAgent):
     kind = KIND
     metadata = METADATA
 
+    def configure(self, env: Environment, log: Logger) -> DaemonParams:
+        params = super().configure(env, log)
+        archive_mounts(env.param("archive_mounts"))  # a malformed list is 6 on every node
+        return params
+
     def answer(
         self, p: DaemonParams, res: Resources, daemon: Daemon, timeout: float, log: Logger
     ) -> None:
@@ -76,18 +83,33 @@ class StorageAgent(DaemonAgent):
     def deep_check(
         self, p: DaemonParams, res: Resources, daemon: Daemon, env: Environment, log: Logger
     ) -> OCFStatus | None:
-        mounts = tuple(os.path.normpath(m) for m in env.param("archive_mounts").split())
-        uid, gids = _account(p.user, p.group)
+        if env.is_probe:
+            # A probe asks only whether the daemon runs here; shared storage is never
+            # required by a probe (it may be mounted after the probe, or on another node).
+            return None
+        mounts = archive_mounts(p.extra.get("archive_mounts", ""))
+        checks = _device_checks(res)
         mounted = _mount_points() if mounts else {}
-        for device in res.all("Device"):
-            name = str(device.get("Name", "?"))
-            path = str(device.get("ArchiveDevice", ""))
-            _check_device(name, path, mounts, mounted, uid, gids)
-        for changer in res.all("Autochanger"):
-            path = str(changer.get("ChangerDevice", ""))
-            if path and not os.path.exists(path):
-                raise GenericError(f"autochanger {changer.get('Name')}: {path} does not exist")
+        with _Credentials(p.user, p.group):
+            problems = _problems(checks, mounts, mounted)
+        for label, problem in problems:
+            log.warning(f"{label}: {problem}")
+        if problems:
+            # The first device by name and how many more: the reason is cut at 128 characters.
+            label, problem = problems[0]
+            more = f" (+{len(problems) - 1} more)" if len(problems) > 1 else ""
+            raise GenericError(f"{label}{more}: {problem}")
         return None
+
+
+def archive_mounts(value: str) -> tuple[str, ...]:
+    """The archive_mounts parameter: absolute mount points, normalised. Raises 6."""
+    mounts = []
+    for mount in value.split():
+        if not mount.startswith("/"):
+            raise NotConfiguredError(f"parameter archive_mounts: {mount!r} is not an absolute path")
+        mounts.append(os.path.normpath(mount))
+    return tuple(mounts)
 
 
 def director_probe(res: Resources, daemon: Daemon, timeout: float, which: str) -> None:
@@ -96,6 +118,8 @@ def director_probe(res: Resources, daemon: Daemon, timeout: float, which: str) -
     if not directors:
         raise GenericError(f"{res.path} names no Director: nothing may talk to this daemon")
     name, password = next(iter(directors.items()))
+    from ..bacula import protocol  # only monitors of depth 10 and more need it
+
     try:
         protocol.director_probe(
             daemon.address, daemon.port, name, password, timeout, "sd" if which == "sd" else "fd"
@@ -106,80 +130,166 @@ def director_probe(res: Resources, daemon: Daemon, timeout: float, which: str) -
         raise GenericError(f"no answer on {daemon.address}:{daemon.port}: {exc}") from None
 
 
-def _check_device(
-    name: str,
-    path: str,
-    mounts: tuple[str, ...],
-    mounted: dict[str, str],
-    uid: int,
-    gids: set[int],
-) -> None:
-    if path.startswith("/dev/"):
-        # A tape drive: the node must exist (udev names it); its media are not our concern.
-        try:
-            mode = os.stat(path).st_mode
-        except OSError:
-            raise GenericError(f"device {name}: {path} does not exist") from None
-        if not (stat.S_ISCHR(mode) or stat.S_ISBLK(mode)):
-            raise GenericError(f"device {name}: {path} is not a device node")
-        return
-    if not os.path.isdir(path):
-        raise GenericError(f"device {name}: archive directory {path} is missing")
+# What depth 20 checks: (label for the reason, path, "dir" | "node").
+_Check = tuple[str, str, str]
+
+
+def _device_checks(res: Resources) -> list[_Check]:
+    """Every Archive Device and changer node of the configuration, each once."""
+    checks: list[_Check] = []
+    seen: set[str] = set()
+
+    def add(label: str, path: str, what: str) -> None:
+        if path and path not in seen:
+            seen.add(path)
+            checks.append((label, path, what))
+
+    for device in res.all("Device"):
+        name = str(device.get("Name", "?"))
+        path = str(device.get("ArchiveDevice", ""))
+        dtype = str(device.get("DeviceType", "")).lower()
+        if dtype == "fifo":
+            continue  # a named pipe that a job's program makes and removes; nothing to check
+        # Without a Device Type Bacula decides by what the path is; a path under /dev is a
+        # tape drive (udev names it), anything else a directory of volume files.
+        tape = dtype in ("tape", "vtl") or (not dtype and path.startswith("/dev/"))
+        add(f"device {name}", path, "node" if tape else "dir")
+        if device.get("Autochanger"):
+            add(f"device {name} changer", str(device.get("ChangerDevice", "")), "node")
+    for changer in res.all("Autochanger"):
+        name = str(changer.get("Name", "?"))
+        add(f"autochanger {name}", str(changer.get("ChangerDevice", "")), "node")
+    return checks
+
+
+def _problems(
+    checks: list[_Check], mounts: tuple[str, ...], mounted: dict[str, str]
+) -> list[tuple[str, str]]:
+    """(label, what is wrong) of each failing device, as seen by the process that runs this."""
+    problems = []
+    for label, path, what in checks:
+        problem = _node_problem(path) if what == "node" else _dir_problem(path, mounts, mounted)
+        if problem:
+            problems.append((label, problem))
+    return problems
+
+
+def _node_problem(path: str) -> str | None:
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        return f"{path} does not exist"
+    except OSError as exc:
+        return f"{path}: {exc.strerror}"
+    if not (stat.S_ISCHR(mode) or stat.S_ISBLK(mode)):
+        return f"{path} is not a device node"
+    if not os.access(path, os.R_OK | os.W_OK):
+        return f"{path} is not readable and writable by the storage daemon's user"
+    return None
+
+
+def _dir_problem(path: str, mounts: tuple[str, ...], mounted: dict[str, str]) -> str | None:
     if mounts:
-        mount = _mount_of(path, mounted)
-        if mount not in mounts:
-            raise GenericError(
-                f"device {name}: {path} is not on its backup filesystem "
-                f"({' or '.join(mounts)} not mounted)"
-            )
+        # First, so that the directory left on the bare mount point of an unmounted backup
+        # filesystem (present and writable) is not taken for the real one.
+        real = os.path.realpath(path)
+        expected = _owning_mount(real, tuple(os.path.realpath(m) for m in mounts))
+        if expected is None:
+            return f"{path} is not under archive_mounts ({' '.join(mounts)})"
+        if expected not in mounted:
+            return f"backup filesystem {expected} is not mounted"
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return f"archive directory {path} is missing"
+    except OSError as exc:
+        return f"archive directory {path}: {exc.strerror}"
+    if not stat.S_ISDIR(st.st_mode):
+        return f"archive device {path} is not a directory"
     if os.statvfs(path).f_flag & os.ST_RDONLY:
-        raise GenericError(f"device {name}: {path} is on a read-only filesystem")
-    if not _writable(path, uid, gids):
-        raise GenericError(f"device {name}: {path} is not writable by the storage daemon")
+        return f"{path} is on a read-only filesystem"
+    # Run as the daemon's user, so the kernel judges: modes of the path and its parents,
+    # ACLs, and not root's right to write anywhere.
+    if not os.access(path, os.W_OK | os.X_OK):
+        return f"{path} is not writable by the storage daemon's user"
+    return None
+
+
+def _owning_mount(path: str, mounts: tuple[str, ...]) -> str | None:
+    """The longest of `mounts` that holds `path`, or None."""
+    best: str | None = None
+    for mount in mounts:
+        holds = path == mount or path.startswith(mount.rstrip("/") + "/")
+        if holds and (best is None or len(mount) > len(best)):
+            best = mount
+    return best
 
 
 def _mount_points() -> dict[str, str]:
     """Mount point -> filesystem source, from this mount namespace."""
     points: dict[str, str] = {}
-    with open("/proc/self/mountinfo", encoding="utf-8", errors="replace") as handle:
+    with open("/proc/self/mountinfo", "rb") as handle:
         for line in handle:
             fields = line.split()
-            # Octal escapes (\040 for a space) are how mountinfo writes odd characters.
-            point = fields[4].encode().decode("unicode_escape")
-            points[point] = fields[fields.index("-") + 2] if "-" in fields else ""
+            if b"-" not in fields:
+                continue
+            source = fields[fields.index(b"-") + 2]
+            points[_unescape(fields[4])] = _unescape(source)
     return points
 
 
-def _mount_of(path: str, mounted: dict[str, str]) -> str:
-    """The mount point whose filesystem holds `path` (the longest mounted prefix)."""
-    path = os.path.realpath(path)
-    best = "/"
-    for point in mounted:
-        if (path == point or path.startswith(point.rstrip("/") + "/")) and len(point) > len(best):
-            best = point
-    return best
+def _unescape(field: bytes) -> str:
+    """mountinfo writes space, tab, newline and backslash as octal escapes (\\040)."""
+    if b"\\" not in field:
+        return os.fsdecode(field)
+    import re
+
+    raw = re.sub(rb"\\([0-7]{3})", lambda m: bytes([int(m.group(1), 8)]), field)
+    return os.fsdecode(raw)
 
 
-def _account(user: str, group: str) -> tuple[int, set[int]]:
+class _Credentials:
+    """The daemon's user, group and groups as this process's real and effective ids.
+
+    Inside `with _Credentials(user, group)`, stat and access() judge as the kernel will for
+    the daemon (root may write where the daemon may not; ACLs count). The saved ids stay
+    root's, which is what allows switching back. When not root (a test, a manual run), or
+    for a daemon that runs as root, nothing changes. In-process rather than in a forked
+    child: a fork costs more than every check it would make, and the agent is single-threaded.
+    """
+
+    def __init__(self, user: str, group: str) -> None:
+        self.uid, self.gid, self.groups = _account(user, group)
+        self.switch = os.geteuid() == 0 and self.uid != 0
+        self.old: tuple[tuple[int, int, int], tuple[int, int, int], list[int]] | None = None
+
+    def __enter__(self) -> None:
+        if not self.switch:
+            return
+        self.old = (os.getresuid(), os.getresgid(), os.getgroups())
+        saved_uid, saved_gid = self.old[0][2], self.old[1][2]
+        os.setgroups(self.groups)
+        os.setresgid(self.gid, self.gid, saved_gid)
+        os.setresuid(self.uid, self.uid, saved_uid)
+
+    def __exit__(self, *exc: object) -> None:
+        if self.old is None:
+            return
+        uids, gids, groups = self.old
+        os.setresuid(*uids)  # first: back to root, who may set the groups
+        os.setresgid(*gids)
+        os.setgroups(groups)
+        self.old = None
+
+
+def _account(user: str, group: str) -> tuple[int, int, list[int]]:
+    """uid, gid and groups the daemon runs with: Bacula's drop() does initgroups(user, gid)."""
     import grp
     import pwd
 
     pw = pwd.getpwnam(user)
-    gids = {grp.getgrnam(group).gr_gid, pw.pw_gid}
-    gids |= {g.gr_gid for g in grp.getgrall() if user in g.gr_mem}
-    return pw.pw_uid, gids
-
-
-def _writable(path: str, uid: int, gids: set[int]) -> bool:
-    """Would `uid` be allowed to create files in `path`? (root's os.access says yes to all.)"""
-    if uid == 0:
-        return True
-    st = os.stat(path)
-    if st.st_uid == uid:
-        return bool(st.st_mode & stat.S_IWUSR and st.st_mode & stat.S_IXUSR)
-    if st.st_gid in gids:
-        return bool(st.st_mode & stat.S_IWGRP and st.st_mode & stat.S_IXGRP)
-    return bool(st.st_mode & stat.S_IWOTH and st.st_mode & stat.S_IXOTH)
+    gid = grp.getgrnam(group).gr_gid if group else pw.pw_gid
+    return pw.pw_uid, gid, sorted(set(os.getgrouplist(user, gid)))
 
 
 AGENT = StorageAgent()
