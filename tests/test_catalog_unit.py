@@ -10,6 +10,7 @@ import pytest
 
 from bacula_ha.agents.catalog import AGENT, Config
 from bacula_ha.bacula import catalog as cat
+from bacula_ha.bacula.config import config_sources, signature
 from bacula_ha.ocf.env import Environment
 from bacula_ha.ocf.errors import NotConfiguredError
 from bacula_ha.ocf.log import Logger
@@ -134,14 +135,14 @@ def test_config_sources_follow_includes(tmp_path: Path) -> None:
     nested.write_text(f'@"{inc}"\n')
     main = tmp_path / "dir.conf"
     main.write_text(f"Director {{ Name = d }}\n@{nested}\nx = 1 # mail@example.org\n")
-    assert cat.config_sources(str(main)) == [str(main), str(nested), str(inc)]
+    assert config_sources(str(main)) == [str(main), str(nested), str(inc)]
     main.write_text("@/etc/bacula/conf.d/*.conf\n")
-    assert cat.config_sources(str(main)) is None  # a wildcard: cannot be cached
+    assert config_sources(str(main)) is None  # a wildcard: cannot be cached
     main.write_text('@|"sh -c cat /x"\n')
-    assert cat.config_sources(str(main)) is None
-    sig = cat.signature([str(inc)])
+    assert config_sources(str(main)) is None
+    sig = signature([str(inc)])
     assert sig is not None and sig[str(inc)][1] == inc.stat().st_size
-    assert cat.signature([str(tmp_path / "missing")]) is None
+    assert signature([str(tmp_path / "missing")]) is None
 
 
 def _configure(params: dict[str, str]) -> Config:

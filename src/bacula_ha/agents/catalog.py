@@ -5,9 +5,9 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
 
 from ..bacula import catalog as cat
+from ..bacula.config import config_sources, signature
 from ..ocf import params
 from ..ocf.agent import Agent, Handler
 from ..ocf.env import Environment
@@ -16,6 +16,12 @@ from ..ocf.log import Logger
 from ..ocf.metadata import Action, MetaData, Parameter
 from ..ocf.state import StateFile
 from ..ocf.status import OCFStatus
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from dataclasses import dataclass
+else:
+    from ..ocf.record import dataclass
 
 AGENT_NAME = "bacula-catalog"
 DEFAULT_CONFIG = "/etc/bacula/bacula-dir.conf"
@@ -305,10 +311,10 @@ def _fresh_settings(
     settings = _settings(config, env)
     paths: list[str] | None = []
     if config.needs_director_config:
-        paths = cat.config_sources(config.config)
+        paths = config_sources(config.config)
     if paths is not None and config.password_file:
         paths.append(config.password_file)
-    sig = cat.signature(paths) if paths is not None else None
+    sig = signature(paths) if paths is not None else None
     if sig is None:
         return settings, None
     cache: dict[str, object] = {
@@ -324,7 +330,7 @@ def _cached_settings(config: Config, cache: object) -> cat.CatalogSettings | Non
     if not isinstance(cache, dict) or cache.get("params") != _params_key(config):
         return None
     sources = cache.get("sources")
-    if not isinstance(sources, dict) or cat.signature(list(sources)) != sources:
+    if not isinstance(sources, dict) or signature(list(sources)) != sources:
         return None
     data = cache.get("settings")
     return cat.settings_from_dict(data) if isinstance(data, dict) else None

@@ -6,12 +6,21 @@ import contextlib
 import os
 import time
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import Protocol
 
 from ..ocf.command import CommandTimeout, run
 from ..ocf.deadline import Deadline
 from ..ocf.errors import GenericError, NotConfiguredError, NotInstalledError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from dataclasses import dataclass, field
+    from typing import Protocol
+
+    class _Log(Protocol):
+        def debug(self, message: str) -> None: ...
+
+else:
+    from ..ocf.record import dataclass, field
 
 BDIRJSON = "/usr/sbin/bdirjson"
 BACULA_LIBDIR = "/usr/lib/bacula"
@@ -89,48 +98,6 @@ def read_catalogs(
         raise NotInstalledError(f"{bdirjson} is not installed (bacula-director)")
     resources = load(bdirjson, config, deadline)
     return [_settings_from_json(item) for item in resources.all("Catalog")]
-
-
-def config_sources(config: str, limit: int = 64) -> list[str] | None:
-    """The director's file and every file it @-includes (recursively), or None when the
-    set cannot be known from the text (a wildcard or a `@|command` include)."""
-    import re
-
-    found: list[str] = []
-    pending = [config]
-    while pending:
-        path = pending.pop()
-        if path in found:
-            continue
-        if len(found) >= limit:
-            return None
-        found.append(path)
-        try:
-            with open(path, encoding="utf-8", errors="replace") as handle:
-                text = handle.read()
-        except OSError:
-            return None
-        # Bacula's lexer takes `@file` (or `@"file"`) wherever a token may start.
-        for match in re.finditer(r'(?:^|[\s;{}=])@("([^"]*)"|(\S+))', text):
-            target = match.group(2) if match.group(2) is not None else match.group(3)
-            if not target or target.startswith("|") or any(c in target for c in "*?["):
-                return None
-            if not os.path.isabs(target):
-                target = os.path.join(os.path.dirname(config), target)
-            pending.append(target)
-    return found
-
-
-def signature(paths: Sequence[str]) -> dict[str, list[int]] | None:
-    """What tells a file changed: inode, size and modification time (None: one is missing)."""
-    result: dict[str, list[int]] = {}
-    for path in paths:
-        try:
-            st = os.stat(path)
-        except OSError:
-            return None
-        result[path] = [st.st_ino, st.st_size, st.st_mtime_ns]
-    return result
 
 
 def settings_to_dict(settings: CatalogSettings) -> dict[str, object]:
@@ -235,10 +202,6 @@ class CheckOptions:
     query_timeout: int = 10  # seconds, per statement on the server
     schema_version: int = FALLBACK_SCHEMA_VERSION
     tmpdir: str | None = None  # where the 0600 password file lives while the client runs
-
-
-class _Log(Protocol):
-    def debug(self, message: str) -> None: ...
 
 
 def check(

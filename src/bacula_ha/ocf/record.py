@@ -12,7 +12,7 @@ an agent's path therefore write
 
 so that mypy checks real frozen dataclasses while the agent runs this small stand-in. It
 supports what those modules use: `@dataclass(frozen=True)` with annotated fields, defaults,
-ClassVar annotations skipped, `__post_init__`, equality, hashing and repr.
+`field(repr=False)`, ClassVar annotations skipped, `__post_init__`, equality, hashing, repr.
 """
 
 from __future__ import annotations
@@ -22,6 +22,19 @@ from collections.abc import Callable
 
 class FrozenInstanceError(AttributeError):
     """Assigning to a field of a frozen record."""
+
+
+_MISSING = object()
+
+
+class _Field:
+    def __init__(self, default: object, show: bool) -> None:
+        self.default, self.show = default, show
+
+
+def field(*, default: object = _MISSING, repr: bool = True) -> object:
+    """`dataclasses.field` for the two options records use: a default, and repr=False."""
+    return _Field(default, repr)
 
 
 def dataclass(*, frozen: bool = True) -> Callable[[type], type]:
@@ -37,7 +50,21 @@ def _make(cls: type) -> type:
             if str(annotation).startswith(("ClassVar", "typing.ClassVar")) or name in names:
                 continue
             names.append(name)
-    defaults = {name: getattr(cls, name) for name in names if hasattr(cls, name)}
+    defaults: dict[str, object] = {}
+    hidden: set[str] = set()
+    for name in names:
+        if not hasattr(cls, name):
+            continue
+        value = getattr(cls, name)
+        if isinstance(value, _Field):
+            if not value.show:
+                hidden.add(name)
+            if value.default is _MISSING:
+                delattr(cls, name)
+                continue
+            value = value.default
+            setattr(cls, name, value)
+        defaults[name] = value
     fields = tuple(names)
     post_init = getattr(cls, "__post_init__", None)
 
@@ -70,7 +97,7 @@ def _make(cls: type) -> type:
         return hash(_values(self))
 
     def __repr__(self: object) -> str:
-        inner = ", ".join(f"{n}={getattr(self, n)!r}" for n in fields)
+        inner = ", ".join(f"{n}={getattr(self, n)!r}" for n in fields if n not in hidden)
         return f"{cls.__name__}({inner})"
 
     def __setattr__(self: object, name: str, value: object) -> None:
