@@ -268,9 +268,13 @@ class _Credentials:
             return
         self.old = (os.getresuid(), os.getresgid(), os.getgroups())
         saved_uid, saved_gid = self.old[0][2], self.old[1][2]
-        os.setgroups(self.groups)
-        os.setresgid(self.gid, self.gid, saved_gid)
-        os.setresuid(self.uid, self.uid, saved_uid)
+        try:
+            os.setgroups(self.groups)
+            os.setresgid(self.gid, self.gid, saved_gid)
+            os.setresuid(self.uid, self.uid, saved_uid)
+        except BaseException:
+            self.__exit__()
+            raise
 
     def __exit__(self, *exc: object) -> None:
         if self.old is None:
