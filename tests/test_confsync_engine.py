@@ -176,7 +176,13 @@ def test_interrupted_transfer_leaves_a_complete_tree(lab: Lab, fault: str) -> No
     report = sync_lab(lab, cfg, state)
     assert not report.degraded, report.reason()
     assert tree_state(live) == tree_state(lab.source)
-    assert not Path(remote.stage_path(str(live))).exists()
+    # The next stage is built in the background after the swap: a clean mirror of live.
+    ready = Path(remote.ready_path(str(live)))
+    end = time.monotonic() + 20
+    while not ready.exists() and time.monotonic() < end:
+        time.sleep(0.05)
+    assert ready.read_text() == _digest(live)
+    assert tree_state(Path(remote.stage_path(str(live)))) == tree_state(live)
 
 
 def test_backups_are_bounded(lab: Lab) -> None:

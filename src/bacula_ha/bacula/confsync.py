@@ -491,9 +491,16 @@ def _sync_peer(
                 else:
                     live = rp if scan[rp]["digest"] != remote.ABSENT else None
                     _rsync(cfg, peer, p, remote.stage_path(rp), live, deadline)
-            swap_items = [i for i, p in zip(items, cfg.paths, strict=True) if p in todo]
-            for item in swap_items:
+            swap_items = []
+            for item, p in zip(items, cfg.paths, strict=True):
+                if p not in todo:
+                    continue
                 item.pop("prepare", None)
+                change = changes.get(p)
+                if scan[remote_of[p]].get("prepared") and change is not None:
+                    # The peer re-reads only these names to record the new tree.
+                    item["changed"] = [n for n in change.changed if n not in change.gone]
+                swap_items.append(item)
             swapped = call_helper(
                 cfg, peer, {"op": "swap", "items": swap_items, "keep": cfg.backups}, deadline, 60
             )
