@@ -2,6 +2,6 @@
 
 from __future__ import annotations
 
-from tests.fixtures_db import *  # noqa: F403
 from tests.fixtures_agents import *  # noqa: F403
 from tests.fixtures_bacula import *  # noqa: F403
+from tests.fixtures_db import *  # noqa: F403

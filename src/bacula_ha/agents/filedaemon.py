@@ -47,9 +47,7 @@ METADATA = MetaData(
 class FileDaemonAgent(DaemonAgent):
     kind = KIND
     metadata = METADATA
-    # DaemonAgent.depths is inferred as a 3-tuple; annotating it there as
-    # ClassVar[tuple[int, ...]] (as ocf.agent.Agent does) would make this ignore unneeded.
-    depths = (0, 10)  # type: ignore[assignment]
+    depths = (0, 10)  # nothing deeper than a protocol answer means anything here
 
     def answer(
         self, p: DaemonParams, res: Resources, daemon: Daemon, timeout: float, log: Logger

@@ -69,6 +69,7 @@ METADATA = MetaData(
 class StorageAgent(DaemonAgent):
     kind = KIND
     metadata = METADATA
+    recorded = ("Device", "Autochanger")
 
     def configure(self, env: Environment, log: Logger) -> DaemonParams:
         params = super().configure(env, log)

@@ -147,7 +147,10 @@ class DaemonAgent(Agent[DaemonParams]):
     """start / stop / monitor / validate-all of one Bacula daemon; subclasses add what is theirs."""
 
     kind: ClassVar[Kind]
-    depths = (0, 10, 20)
+    depths: ClassVar[tuple[int, ...]] = (0, 10, 20)
+    # Resource types (besides the Directors' names and passwords) that start records for the
+    # monitors, so that they need not run Bacula's parser while the files are unchanged.
+    recorded: ClassVar[tuple[str, ...]] = ()
 
     # -- hooks for the agents ------------------------------------------------------------
     def answer(
@@ -274,7 +277,7 @@ class DaemonAgent(Agent[DaemonParams]):
             raise NotRunningError(f"{self.kind.title} is not running")
         if env.depth < 10:
             return None
-        quick = self._cached_probe(p, env, cached) if env.depth < 20 else None
+        quick = self._cached_probe(p, env, cached)
         try:
             res, daemon = quick or self.read(p, env)
         except (NotConfiguredError, NotInstalledError) as exc:
@@ -427,6 +430,7 @@ class DaemonAgent(Agent[DaemonParams]):
                     {"Name": r.get("Name", ""), "Password": r.get("Password", "")}
                     for r in res.all("Director")
                 ],
+                "resources": {kind: list(res.all(kind)) for kind in self.recorded},
             }
         )
 
@@ -451,7 +455,9 @@ class DaemonAgent(Agent[DaemonParams]):
             daemon = Daemon(
                 daemon.name, p.address or daemon.address, p.port or daemon.port, daemon.pid_file
             )
-        return Resources(p.config, {"Director": tuple(state["directors"])}), daemon
+        by_type = {k: tuple(v) for k, v in (state.get("resources") or {}).items()}
+        by_type["Director"] = tuple(state["directors"])
+        return Resources(p.config, by_type), daemon
 
     def _state(self, p: DaemonParams, env: Environment) -> dict[str, Any] | None:
         state = StateFile(env, self.kind.agent).read()
