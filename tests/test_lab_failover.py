@@ -12,7 +12,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from bacula_ha.lab import cluster, lab, machine, stack
+from bacula_ha.lab import lab, machine, stack
 from bacula_ha.lab.config import LabConfig
 from bacula_ha.lab.testing import (
     ArpWatch,
@@ -210,6 +210,8 @@ def test_6_storage_unmounted_detected_and_recovered(stack_lab: LabConfig) -> Non
         lambda: bool(_reason(cfg, "sd1-sd") or _reason(cfg, "sd1-fs")),
         60,
     )
+    # Whichever looks first: bacula-sd's depth-20 check (archive_mounts, every 13 s here) or
+    # the Filesystem monitor (every 20 s); both are real detections of the same fault.
     print("detected by:", _reason(cfg, "sd1-sd") + _reason(cfg, "sd1-fs"))
     where = started_on(cfg, "sd1-sd") or (node,)
 
@@ -226,4 +228,5 @@ def test_6_storage_unmounted_detected_and_recovered(stack_lab: LabConfig) -> Non
     _client_data(cfg, "six")
     _, status = stack.backup(cfg)
     assert status == "T"
-    assert cluster.view(cfg, cluster.any_live_node(cfg)).failed_actions == ()
+    # Healed means healed: no failure of the storage group is left.
+    assert not _reason(cfg, "sd1-sd") and not _reason(cfg, "sd1-fs")
