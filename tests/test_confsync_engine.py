@@ -296,3 +296,42 @@ def test_request_sync_uses_the_saved_parameters(lab: Lab, tmp_path: Path) -> Non
     assert saved is not None and saved["peers"]["p1"]["last_good"] > 0
     # No instance active: nothing to do, no error.
     assert confsync.request_sync(Deadline.after(5), rsctmp=str(tmp_path / "none"), log=LOG) == []
+
+
+def test_mode_drift_stays_in_the_backup_despite_the_prebuilt_stage(lab: Lab) -> None:
+    # The stage built after a push is hard links to the live tree; rsync changes modes in
+    # place, so the full transfer that drift forces must not run into those links.
+    cfg = lab.config(peers=(confsync.Peer("p1", "p1"),))
+    state: dict[str, object] = {}
+    sync_lab(lab, cfg, state)
+    live = lab.peer_path("p1")
+    ready = Path(remote.ready_path(str(live)))
+    end = time.monotonic() + 20
+    while not ready.exists() and time.monotonic() < end:
+        time.sleep(0.05)
+    assert ready.exists()
+    (live / "passwords.conf").chmod(0o604)
+    report = sync_lab(lab, cfg, state)
+    (p1,) = report.results
+    assert p1.pushed and p1.drift == (f"{lab.source}/passwords.conf",)
+    assert ((live / "passwords.conf").stat().st_mode & 0o777) == 0o640
+    kept = Path(remote.backups_dir(str(live))) / p1.backups[0] / "passwords.conf"
+    assert (kept.stat().st_mode & 0o777) == 0o604
+
+
+def test_a_new_source_does_not_change_the_live_tree_through_the_stage(lab: Lab) -> None:
+    # After a failover the new source knows nothing of the peer: the whole tree goes through
+    # rsync, and the stage built ahead (hard links to live) must be cleared first.
+    cfg = lab.config(peers=(confsync.Peer("p1", "p1"),))
+    sync_lab(lab, cfg, {})
+    live = lab.peer_path("p1")
+    ready = Path(remote.ready_path(str(live)))
+    end = time.monotonic() + 20
+    while not ready.exists() and time.monotonic() < end:
+        time.sleep(0.05)
+    assert ready.exists()
+    (lab.source / "passwords.conf").chmod(0o600)
+    (p1,) = sync_lab(lab, cfg, {}).results
+    assert p1.pushed and ((live / "passwords.conf").stat().st_mode & 0o777) == 0o600
+    kept = Path(remote.backups_dir(str(live))) / p1.backups[0] / "passwords.conf"
+    assert (kept.stat().st_mode & 0o777) == 0o640

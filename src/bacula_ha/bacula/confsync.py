@@ -483,10 +483,15 @@ def _sync_peer(
             if p not in todo:
                 paths_known[p] = {"pushed": sources[p], "digest": scan[remote_of[p]]["digest"]}
         if todo:
+            full = [p for p in todo if not (scan[remote_of[p]].get("prepared") and changes.get(p))]
+            if full:
+                # The whole tree goes through rsync: a stage built ahead must go first.
+                clear = [i for i, p in zip(items, cfg.paths, strict=True) if p in full]
+                call_helper(cfg, peer, {"op": "clear", "items": clear}, deadline, 60)
             for p in todo:
                 rp = remote_of[p]
                 change = changes.get(p)
-                if scan[rp].get("prepared") and change is not None:
+                if p not in full and change is not None:
                     _rsync_names(cfg, peer, p, remote.stage_path(rp), change, deadline)
                 else:
                     live = rp if scan[rp]["digest"] != remote.ABSENT else None

@@ -253,12 +253,11 @@ def _scan(path: str, item: dict[str, Any]) -> dict[str, Any]:
     prepared = False
     plan = item.get("prepare")
     ready = _read_ready(path)
-    # The stage is claimed from here on: whatever happens, it is no longer a clean mirror.
-    _drop_ready(path)
     if plan and entries is not None and plan["expect"] == current and not drift:
         # The tree is exactly what the source last pushed: the source knows which names
         # changed since, so the stage is the live tree hard-linked minus those names.
         skip, gone = set(plan["skip"]), set(plan["gone"])
+        _drop_ready(path)  # claimed: from here on it is not a clean mirror any more
         if ready == current and os.path.isdir(stage_path(path)):
             _unlink_names(stage_path(path), entries, skip, gone)
         else:
@@ -267,11 +266,9 @@ def _scan(path: str, item: dict[str, Any]) -> dict[str, Any]:
         with open(entries_path(path), "w", encoding="utf-8", errors="surrogateescape") as out:
             out.write(json.dumps({n: k for n, k in entries.items() if n not in skip}))
         prepared = True
-    else:
-        # A stage left by an interrupted transfer (or built for a tree that has changed
-        # since): its files may be hard links to the live tree, and rsync would change
-        # their modes in place; start the next one afresh.
-        _remove_tree(stage_path(path))
+    elif ready != current and os.path.lexists(stage_path(path)):
+        # Left by an interrupted transfer, or built for a tree that changed since.
+        clear(path)
     return {
         "digest": current,
         "recorded": recorded,
@@ -279,6 +276,17 @@ def _scan(path: str, item: dict[str, Any]) -> dict[str, Any]:
         "drift_count": len(drift),
         "prepared": prepared,
     }
+
+
+def clear(path: str) -> None:
+    """Remove the stage: rsync must not meet hard links to the live tree in it.
+
+    (rsync replaces a changed file by a new one, but changes modes and owners in place:
+    on a hard link that would change the live tree before the swap.)
+    """
+    _drop_ready(path)
+    _remove_tree(stage_path(path))
+    _remove_tree(entries_path(path))
 
 
 def _unlink_names(stage: str, entries: Entries, skip: set[str], gone: set[str]) -> None:
@@ -520,6 +528,14 @@ def handle(request: dict[str, Any]) -> dict[str, Any]:
         return {"paths": {i["path"]: scan(i) for i in items}}
     if op == "swap":
         return {"paths": swap(items, int(request["keep"]))}
+    if op == "clear":
+        for item in items:
+            fd = _lock(item["path"])
+            try:
+                clear(item["path"])
+            finally:
+                os.close(fd)
+        return {"paths": {i["path"]: True for i in items}}
     if op == "backups":
         return {"paths": backups(items)}
     if op == "restore":
