@@ -1,9 +1,12 @@
-"""Probes run inside the client machine: who answers ARP for an address, and when a port answers.
+"""Probes run inside the client machine: who answers ARP for a VIP, when Bacula daemons answer.
 
-`python -m bacula_ha.lab.probe arp ADDRESS SECONDS` asks "who has ADDRESS" every 50 ms for
-SECONDS and prints one JSON object: how many rounds got answers, the largest number of distinct
-MAC addresses that answered one round (more than 1 means two nodes answered for one VIP), and
-the rounds where that happened. Only the standard library is used.
+`python -m bacula_ha.lab.probe arp ADDRESS SECONDS [first]` asks "who has ADDRESS" every 50 ms
+for SECONDS (or until the first answer) and prints one JSON object: how many rounds got answers,
+the largest number of distinct MAC addresses that answered one round (more than 1 means two
+nodes answered for one VIP), the rounds where that happened, and when the first answer came.
+
+`python -m bacula_ha.lab.probe bacula dir,sd SECONDS` prints, for each daemon, the wall-clock
+time it first completed an authenticated session (passwords from BHL_DIR_PW and BHL_SD_PW).
 """
 
 from __future__ import annotations
@@ -39,13 +42,15 @@ def _own_ip(iface: str) -> bytes:
         return fcntl.ioctl(s.fileno(), 0x8915, packed)[20:24]  # SIOCGIFADDR
 
 
-def arp_watch(address: str, seconds: float, iface: str = "eth0") -> dict[str, Any]:
+def arp_watch(
+    address: str, seconds: float, iface: str = "eth0", until_answer: bool = False
+) -> dict[str, Any]:
     mac, ip, target = _mac(iface), _own_ip(iface), socket.inet_aton(address)
     sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_ARP))
     sock.bind((iface, 0))
     frame = b"\xff" * 6 + mac + struct.pack("!H", ETH_P_ARP)
     frame += struct.pack("!HHBBH", 1, 0x0800, 6, 4, 1) + mac + ip + b"\0" * 6 + target
-    start = time.monotonic()
+    start_epoch, start = time.time(), time.monotonic()
     rounds = answered = max_macs = 0
     dups: list[dict[str, Any]] = []
     first_answer = last_silence = None
@@ -67,6 +72,8 @@ def arp_watch(address: str, seconds: float, iface: str = "eth0") -> dict[str, An
             answered += 1
             if first_answer is None:
                 first_answer = t
+                if until_answer:
+                    break
         else:
             last_silence = t
         max_macs = max(max_macs, len(macs))
@@ -78,6 +85,7 @@ def arp_watch(address: str, seconds: float, iface: str = "eth0") -> dict[str, An
         "answered": answered,
         "max_macs": max_macs,
         "duplicates": dups,
+        "start_epoch": start_epoch,
         "first_answer": first_answer,
         "last_silence": last_silence,
     }
@@ -120,16 +128,17 @@ def bacula_watch(targets: list[str], seconds: float) -> dict[str, float | None]:
 
 
 USAGE = (
-    "usage: python -m bacula_ha.lab.probe arp ADDRESS SECONDS\n"
+    "usage: python -m bacula_ha.lab.probe arp ADDRESS SECONDS [first]\n"
     "       python -m bacula_ha.lab.probe bacula dir,sd SECONDS"
 )
 
 
 def main() -> None:
-    if len(sys.argv) != 4 or sys.argv[1] not in ("arp", "bacula"):
+    if len(sys.argv) not in (4, 5) or sys.argv[1] not in ("arp", "bacula"):
         sys.exit(USAGE)
     if sys.argv[1] == "arp":
-        print(json.dumps(arp_watch(sys.argv[2], float(sys.argv[3]))))
+        until = sys.argv[4:] == ["first"]
+        print(json.dumps(arp_watch(sys.argv[2], float(sys.argv[3]), until_answer=until)))
     else:
         print(json.dumps(bacula_watch(sys.argv[2].split(","), float(sys.argv[3]))))
 

@@ -92,12 +92,11 @@ def powered_off(cfg: LabConfig) -> list[str]:
 class ArpWatch:
     """An ARP probe running in the client for a fixed time; result() waits for its verdict."""
 
-    def __init__(self, cfg: LabConfig, address: str, seconds: float) -> None:
-        argv = machine.exec_argv(
-            cfg,
-            "client",
-            [sys.executable, "-m", "bacula_ha.lab.probe", "arp", address, str(seconds)],
-        )
+    def __init__(
+        self, cfg: LabConfig, address: str, seconds: float, until_answer: bool = False
+    ) -> None:
+        probe = [sys.executable, "-m", "bacula_ha.lab.probe", "arp", address, str(seconds)]
+        argv = machine.exec_argv(cfg, "client", probe + (["first"] if until_answer else []))
         env = {**NODE_ENV, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
         self._proc = subprocess.Popen(argv, stdout=subprocess.PIPE, text=True, env=env)
         self._seconds = seconds

@@ -1,0 +1,164 @@
+"""Failover recovery time (RTO) in the lab: our agents next to ocf:heartbeat:anything and the
+Dummy + IPaddr2 floor, side by side on one lab; plus the cold `lab up` times.
+
+Run as root: `.venv/bin/python bench/bench_failover.py [--trials N] [--json FILE]`.
+Brings up the lab with examples/lab-site.toml (our agents), then on the same cluster and the
+same fencing replaces the Bacula resources, in turn, by
+  anything: the same groups with ocf:heartbeat:anything wrapping bacula-dir / bacula-sd (what an
+            admin without our agents would build; no catalog check, no confsync);
+  floor:    one Dummy + IPaddr2 group on the director's VIP (the cluster's own cost).
+Each trial crashes the node running the director (power off, fenced by the survivor) and takes
+the time from the crash until, from the client namespace, (a) the director answers a console
+login on its VIP and (b) the storage daemon answers a director Hello on its VIP; for the floor,
+until the VIP answers ARP. Then the hang case: SIGSTOP the director, time until it answers again.
+The lab is torn down at the end, also on failure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from bacula_ha.lab import lab, stack
+from bacula_ha.lab.config import LabConfig
+from bacula_ha.lab.testing import ArpWatch, BaculaWatch, pcs, running_lab, started_on, wait_until
+
+DIR_VIP = lab.VIPS["dir-vip"]
+ANYTHING_DIR = (
+    "binfile=/usr/sbin/bacula-dir",
+    "cmdline_options=-f -c /etc/bacula/bacula-dir.conf -u bacula -g bacula",
+    "pidfile=/run/bacula/anything-dir.pid",
+)
+ANYTHING_SD = (
+    "binfile=/usr/sbin/bacula-sd",
+    "cmdline_options=-f -c /etc/bacula/bacula-sd.conf -u bacula -g bacula",
+    "pidfile=/run/bacula/anything-sd.pid",
+)
+HANG_LIMIT = 90.0  # seconds we wait for recovery from a hung director
+
+
+def _log(message: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+def crash_trial(cfg: LabConfig, holder_rid: str, floor: bool) -> dict[str, Any]:
+    """Crash the node running holder_rid; time until the services answer again; heal."""
+    (node,) = started_on(cfg, holder_rid)
+    crash = time.time()
+    lab.fail(cfg, node, "crash")
+    result: dict[str, Any] = {"crashed": node}
+    if floor:
+        arp = ArpWatch(cfg, DIR_VIP, 60, until_answer=True).result()
+        first = arp["first_answer"]
+        result["vip"] = None if first is None else arp["start_epoch"] + first - crash
+    else:
+        answered = BaculaWatch(cfg, 90).result()
+        for key in ("dir", "sd"):
+            t = answered[key]
+            result[key] = None if t is None else t - crash
+    lab.heal(cfg)
+    return result
+
+
+def hang_trial(cfg: LabConfig) -> float | None:
+    """SIGSTOP the director; seconds until it answers again (None: not within HANG_LIMIT)."""
+    (node,) = started_on(cfg, "dir1-dir") or started_on(cfg, "dir1-any")
+    hung = time.time()
+    lab.fail(cfg, node, "hang-dir")
+    answered = BaculaWatch(cfg, HANG_LIMIT, targets="dir").result()["dir"]
+    lab.heal(cfg)
+    return None if answered is None else answered - hung
+
+
+def to_anything(cfg: LabConfig) -> None:
+    for rid in ("dir1-confsync", "dir1-dir", "cat1-catalog", "sd1-sd"):
+        pcs(cfg, "resource", "delete", rid, "--force")
+    pcs(cfg, "resource", "create", "dir1-any", "ocf:heartbeat:anything", *ANYTHING_DIR,
+        "--group", "dir1-group")  # fmt: skip
+    pcs(cfg, "resource", "create", "sd1-any", "ocf:heartbeat:anything", *ANYTHING_SD,
+        "--group", "sd1-group")  # fmt: skip
+    wait_until("the anything groups", lambda: bool(started_on(cfg, "dir1-any")), 90)
+    wait_until("the director under anything", lambda: stack.director_answers(cfg), 60)
+
+
+def to_floor(cfg: LabConfig) -> None:
+    for group in ("dir1-group", "sd1-group", "cat1-group"):
+        pcs(cfg, "resource", "delete", group, "--force")
+    pcs(cfg, "resource", "create", "floor-dummy", "ocf:heartbeat:Dummy", "--group", "floor")
+    pcs(cfg, "resource", "create", "floor-ip", "ocf:heartbeat:IPaddr2", f"ip={DIR_VIP}",
+        "cidr_netmask=24", "nic=eth0", "--group", "floor")  # fmt: skip
+    wait_until("the floor group", lambda: bool(started_on(cfg, "floor-ip")), 60)
+
+
+def _median(values: list[float | None]) -> float | None:
+    got = [v for v in values if v is not None]
+    return statistics.median(got) if got else None
+
+
+def _fmt(value: float | None) -> str:
+    return "   -  " if value is None else f"{value:6.2f}"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--trials", type=int, default=2, help="crash trials per configuration")
+    parser.add_argument("--json", type=Path, help="also write the raw figures here")
+    args = parser.parse_args()
+    figures: dict[str, Any] = {}
+
+    lab.down(LabConfig().lab_dir)
+    start = time.monotonic()
+    with running_lab(nodes=2) as bare:
+        figures["cold_up_bare"] = time.monotonic() - start
+        _log(f"bare lab up: {figures['cold_up_bare']:.1f} s")
+        del bare
+    start = time.monotonic()
+    with running_lab(nodes=2, site=stack.default_site()) as cfg:
+        figures["cold_up_stack"] = time.monotonic() - start
+        _log(f"stack lab up: {figures['cold_up_stack']:.1f} s")
+        for name, prepare, holder in (
+            ("ours", None, "dir1-dir"),
+            ("anything", to_anything, "dir1-any"),
+            ("floor", to_floor, "floor-ip"),
+        ):
+            if prepare is not None:
+                prepare(cfg)
+            trials = []
+            for i in range(args.trials):
+                trial = crash_trial(cfg, holder, floor=name == "floor")
+                _log(f"{name} crash trial {i + 1}: {trial}")
+                trials.append(trial)
+            figures[name] = {"crash": trials}
+            if name != "floor":
+                figures[name]["hang"] = hang_trial(cfg)
+                _log(f"{name} hang: {figures[name]['hang']}")
+
+    ours_dir = _median([t["dir"] for t in figures["ours"]["crash"]])
+    ours_sd = _median([t["sd"] for t in figures["ours"]["crash"]])
+    any_dir = _median([t["dir"] for t in figures["anything"]["crash"]])
+    any_sd = _median([t["sd"] for t in figures["anything"]["crash"]])
+    floor = _median([t["vip"] for t in figures["floor"]["crash"]])
+    print(
+        f"cold lab up: bare {figures['cold_up_bare']:.1f} s, stack {figures['cold_up_stack']:.1f} s"
+    )
+    print(f"crash RTO, median of {args.trials} (s)   director   storage")
+    print(f"  ours (ocf:bacula)             {_fmt(ours_dir)}   {_fmt(ours_sd)}")
+    print(f"  anything                      {_fmt(any_dir)}   {_fmt(any_sd)}")
+    print(f"  floor (Dummy+IPaddr2, ARP)    {_fmt(floor)}")
+    if ours_dir is not None and floor:
+        print(f"  ours / floor: director {ours_dir / floor:.2f}x", end="")
+        print(f", storage {ours_sd / floor:.2f}x" if ours_sd else "")
+    ours_hang, any_hang = figures["ours"]["hang"], figures["anything"]["hang"]
+    print(f"hang (SIGSTOP director) to answering again (s): ours {_fmt(ours_hang)}, "
+          f"anything {_fmt(any_hang)} (- = not within {HANG_LIMIT:.0f} s)")  # fmt: skip
+    if args.json:
+        args.json.write_text(json.dumps(figures, indent=1))
+
+
+if __name__ == "__main__":
+    main()
