@@ -73,7 +73,13 @@ _METADATA = MetaData(
             "node can share one list. Empty: every cluster node but this one (crm_node -l).",
             default="",
         ),
-        Parameter("user", "ssh user", "User to log in as on the peers.", default="root"),
+        Parameter(
+            "user",
+            "ssh user",
+            "User to log in as on the peers (it must be able to write the paths and set "
+            "their owners: root). Empty: ssh's own choice (ssh_config User, else root).",
+            default="",
+        ),
         Parameter(
             "identity",
             "ssh identity file",
@@ -254,7 +260,7 @@ class ConfsyncAgent(Agent[Config]):
         if any("/" in e for e in excludes):
             raise NotConfiguredError("exclude: patterns match base names and hold no '/'")
         user = p["user"]
-        if not user or user.startswith("-") or any(c.isspace() for c in user):
+        if user.startswith("-") or any(c.isspace() for c in user):
             raise NotConfiguredError(f"user={user!r} is not a user name")
         peers, local = _resolve_targets(p["targets"], env.deadline)
         cfg = cs.SyncConfig(

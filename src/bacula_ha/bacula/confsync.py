@@ -71,7 +71,7 @@ class SyncConfig:
 
     paths: tuple[str, ...]
     peers: tuple[Peer, ...]
-    user: str = "root"
+    user: str = ""  # "" = ssh's choice (ssh_config, else the agent's user)
     identity: str = ""
     ssh_config: str = ""
     ssh_options: tuple[str, ...] = ()
