@@ -26,23 +26,37 @@ DUMMY = f"{OCF_ROOT}/resource.d/heartbeat/Dummy"
 BASE_ENV = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "OCF_ROOT": OCF_ROOT}
 
 
-def measure(argv: Sequence[str], env: Mapping[str, str], runs: int) -> tuple[float, float, int]:
-    """Median wall seconds over `runs` executions, peak RSS (MiB), and the exit code.
+def measure_all(
+    commands: Sequence[tuple[str, Sequence[str], Mapping[str, str]]], runs: int
+) -> list[tuple[str, float, float, int]]:
+    """Median wall seconds, peak RSS (MiB) and exit code of each command.
 
-    The peak comes from GNU time in a separate run: a child forked from this benchmark
-    would report this process's own RSS, copied before exec, as its peak.
+    The commands run interleaved, one round at a time, so that a change in the machine's load
+    (other sessions, the daemons' own work) weighs on every row alike and the ratios hold.
+    The peak comes from GNU time in a separate run: a child forked from this benchmark would
+    report this process's own RSS, copied before exec, as its peak.
     """
-    times, code = [], 0
+    times: list[list[float]] = [[] for _ in commands]
+    codes = [0] * len(commands)
     for _ in range(runs):
-        start = time.perf_counter()
-        code = subprocess.run(argv, env=dict(env), stdout=subprocess.DEVNULL,
-                              stderr=subprocess.DEVNULL).returncode
-        times.append(time.perf_counter() - start)
-    with tempfile.NamedTemporaryFile("r") as out:
-        subprocess.run(["/usr/bin/time", "-f", "%M", "-o", out.name, *argv], env=dict(env),
-                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        peak_kib = int(out.read().strip().splitlines()[-1])
-    return statistics.median(times), peak_kib / 1024, code
+        for i, (_, argv, env) in enumerate(commands):
+            start = time.perf_counter()
+            codes[i] = subprocess.run(
+                argv, env=dict(env), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+            ).returncode
+            times[i].append(time.perf_counter() - start)
+    rows = []
+    for i, (label, argv, env) in enumerate(commands):
+        with tempfile.NamedTemporaryFile("r") as out:
+            subprocess.run(
+                ["/usr/bin/time", "-f", "%M", "-o", out.name, *argv],
+                env=dict(env),
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+            peak_kib = int(out.read().strip().splitlines()[-1])
+        rows.append((label, statistics.median(times[i]), peak_kib / 1024, codes[i]))
+    return rows
 
 
 def ocf_env(params: Mapping[str, str], rsctmp: str, **extra: str) -> dict[str, str]:
@@ -89,57 +103,77 @@ def main() -> None:
     runs = parser.parse_args().runs
     rsctmp = tempfile.mkdtemp(prefix="bench-rsctmp-")
     pg = PostgresServer(make_basedir("postgres", prefix="bench-pg-")).start()
-    root = make_basedir("bacula", prefix="bench-site-")
-    rows: list[tuple[str, float, float, int]] = []
+    roots = [make_basedir("bacula", prefix="bench-site-") for _ in range(2)]
     try:
         cat = pg.create_bacula_catalog("bacula", "bacula", "bench-pw")
-        site = BaculaSite(
-            root,
-            catalog=CatalogSettings(password=cat.db_password, port=pg.port),
-            dir_port=free_port(),
-            fd_port=free_port(),
-            sd_ports=(free_port(),),
-            devices_per_sd=10,
-        ).write()
-        dir_p = {"config": str(site.dir_conf), "bconsole_config": str(site.console_conf)}
-        sd_p = {"config": str(site.sd_conf(0))}
-        fd_p = {"config": str(site.fd_conf)}
+        # Site A runs (monitors); site B never does (probes of a stopped daemon), so that
+        # every row can be measured in the same interleaved rounds.
+        site, idle = (
+            BaculaSite(
+                root,
+                catalog=CatalogSettings(password=cat.db_password, port=pg.port),
+                dir_port=free_port(),
+                fd_port=free_port(),
+                sd_ports=(free_port(),),
+                devices_per_sd=10,
+                name=f"bench{i}",
+            ).write()
+            for i, root in enumerate(roots)
+        )
 
-        def row(label: str, argv: Sequence[str], env: Mapping[str, str]) -> None:
-            wall, peak, code = measure(argv, env, runs)
-            rows.append((label, wall, peak, code))
+        def params(s: BaculaSite) -> dict[str, dict[str, str]]:
+            return {
+                "bacula-dir": {"config": str(s.dir_conf), "bconsole_config": str(s.console_conf)},
+                "bacula-sd": {"config": str(s.sd_conf(0))},
+                "bacula-fd": {"config": str(s.fd_conf)},
+            }
 
-        row("python3 -I -c pass (floor)", ["/usr/bin/python3", "-I", "-c", "pass"], BASE_ENV)
-        row("Dummy meta-data (anchor)", [DUMMY, "meta-data"], BASE_ENV)
-        row("Dummy monitor (anchor)", [DUMMY, "monitor"], ocf_env({}, rsctmp))
-        for name, params in (("bacula-dir", dir_p), ("bacula-sd", sd_p), ("bacula-fd", fd_p)):
-            agent = f"{OURS}/{name}"
-            row(f"{name} meta-data", [agent, "meta-data"], BASE_ENV)
-            row(f"{name} probe, stopped", [agent, "monitor"], ocf_env(params, rsctmp))
+        running, stopped = params(site), params(idle)
         gaps = []
         for _ in range(5):
-            gaps.append(start_returns_after_answer(site, dir_p, rsctmp))
-            subprocess.run([f"{OURS}/bacula-dir", "stop"], env=ocf_env(dir_p, rsctmp), check=True)
-        for name, params in (("bacula-dir", dir_p), ("bacula-sd", sd_p), ("bacula-fd", fd_p)):
+            gaps.append(start_returns_after_answer(site, running["bacula-dir"], rsctmp))
+            subprocess.run(
+                [f"{OURS}/bacula-dir", "stop"],
+                env=ocf_env(running["bacula-dir"], rsctmp),
+                check=True,
+            )
+        for name, p in running.items():
+            subprocess.run([f"{OURS}/{name}", "start"], env=ocf_env(p, rsctmp), check=True)
+        commands: list[tuple[str, Sequence[str], Mapping[str, str]]] = [
+            ("python3 -I -c pass (floor)", ["/usr/bin/python3", "-I", "-c", "pass"], BASE_ENV),
+            ("Dummy meta-data (anchor)", [DUMMY, "meta-data"], BASE_ENV),
+            ("Dummy monitor (anchor)", [DUMMY, "monitor"], ocf_env({}, rsctmp)),
+        ]
+        for name in running:
             agent = f"{OURS}/{name}"
-            subprocess.run([agent, "start"], env=ocf_env(params, rsctmp), check=True)
+            commands.append((f"{name} meta-data", [agent, "meta-data"], BASE_ENV))
+            commands.append(
+                (
+                    f"{name} probe, stopped",
+                    [agent, "monitor"],
+                    ocf_env(stopped[name], rsctmp, OCF_RESOURCE_INSTANCE="idle"),
+                )
+            )
             for depth in (0, 10, 20):
                 if name == "bacula-fd" and depth == 20:
                     continue
                 env = ocf_env(
-                    params, rsctmp, OCF_CHECK_LEVEL=str(depth), OCF_RESKEY_CRM_meta_interval="10000"
+                    running[name],
+                    rsctmp,
+                    OCF_CHECK_LEVEL=str(depth),
+                    OCF_RESKEY_CRM_meta_interval="10000",
                 )
-                label = f"{name} monitor depth {depth}" + (
-                    " (10 devices)" if name == "bacula-sd" and depth == 20 else ""
-                )
-                row(label, [agent, "monitor"], env)
-        for name, params in (("bacula-dir", dir_p), ("bacula-sd", sd_p), ("bacula-fd", fd_p)):
-            subprocess.run([f"{OURS}/{name}", "stop"], env=ocf_env(params, rsctmp), check=True)
+                extra = " (10 devices)" if name == "bacula-sd" and depth == 20 else ""
+                commands.append((f"{name} monitor depth {depth}{extra}", [agent, "monitor"], env))
+        rows = measure_all(commands, runs)
+        for name, p in running.items():
+            subprocess.run([f"{OURS}/{name}", "stop"], env=ocf_env(p, rsctmp), check=True)
     finally:
-        for conf in ("bacula-dir", "bacula-sd", "bacula-fd"):
-            subprocess.run(["pkill", "-KILL", "-f", f"{conf} .*{root}"], check=False)
+        for root in roots:
+            for conf in ("bacula-dir", "bacula-sd", "bacula-fd"):
+                subprocess.run(["pkill", "-KILL", "-f", f"{conf} .*{root}"], check=False)
+            shutil.rmtree(root, ignore_errors=True)
         pg.cleanup()
-        shutil.rmtree(root, ignore_errors=True)
         shutil.rmtree(rsctmp, ignore_errors=True)
 
     floor = rows[0][1]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 
 from ..bacula.config import Resources, json_tool_for, load
-from ..bacula.console import bconsole, running_jobs
+from ..bacula.console import RunningJob, bconsole, running_jobs
 from ..bacula.daemon import (
     Daemon,
     DaemonAgent,
@@ -160,18 +160,34 @@ class DirectorAgent(DaemonAgent):
         return None
 
     def before_stop(self, p: DaemonParams, daemon: Daemon, env: Environment, log: Logger) -> None:
+        # Asked of the director itself over its own protocol: bconsole's configuration may
+        # name another director, and a bconsole that cannot connect retries for its timeout.
+        from ..bacula import protocol
+
+        res, daemon = self.resources(p, env)
+        password = passwords_of(res, "Director").get(daemon.name, "")
+
+        def jobs() -> list[RunningJob]:
+            try:
+                out = protocol.console_probe(
+                    daemon.address, daemon.port, password, p.check_timeout, command="status dir"
+                )
+            except protocol.ProtocolError as exc:
+                raise GenericError(f"cannot list running jobs: {exc}") from None
+            return running_jobs(out)
+
         wait = P.seconds("job_wait", p.extra.get("job_wait", "") or "0")
-        jobs = running_jobs(self._console(p, env, log, ["status dir"]))
-        if jobs and wait > 0:
-            log.info(f"waiting up to {wait:g}s for {len(jobs)} running job(s)")
+        running = jobs()
+        if running and wait > 0:
+            log.info(f"waiting up to {wait:g}s for {len(running)} running job(s)")
             # Leave the rest of the stop timeout for the daemon's own shutdown.
             until = env.deadline.sooner(min(wait, env.deadline.remaining() * 0.5))
-            while jobs and not until.expired():
+            while running and not until.expired():
                 import time
 
                 time.sleep(min(1.0, until.remaining()))
-                jobs = running_jobs(self._console(p, env, log, ["status dir"]))
-        for job in jobs:
+                running = jobs()
+        for job in running:
             log.warning(f"stopping the director interrupts JobId {job.job_id}: {job.description}")
 
     def _console(self, p: DaemonParams, env: Environment, log: Logger, cmds: list[str]) -> str:

@@ -277,9 +277,8 @@ class DaemonAgent(Agent[DaemonParams]):
             raise NotRunningError(f"{self.kind.title} is not running")
         if env.depth < 10:
             return None
-        quick = self._cached_probe(p, env, cached)
         try:
-            res, daemon = quick or self.read(p, env)
+            res, daemon = self.resources(p, env, cached)
         except (NotConfiguredError, NotInstalledError) as exc:
             # The daemon runs with the configuration it loaded; a file broken or removed
             # since (an admin mid-edit) must not get it stopped, let alone cluster-wide.
@@ -443,6 +442,13 @@ class DaemonAgent(Agent[DaemonParams]):
             return Daemon(state["name"], state["address"], state["port"], state["pid_file"])
         except KeyError:
             return None
+
+    def resources(
+        self, p: DaemonParams, env: Environment, cached: Daemon | None = None
+    ) -> tuple[Resources, Daemon]:
+        """What the checks need: from the record while the files are unchanged, else parsed."""
+        quick = self._cached_probe(p, env, cached or self._cached(p, env))
+        return quick or self.read(p, env)
 
     def _cached_probe(
         self, p: DaemonParams, env: Environment, daemon: Daemon | None

@@ -12,34 +12,36 @@ if TYPE_CHECKING:
 
 
 class StateFile:
-    """A small JSON document owned by one resource instance on this node (mode 0600)."""
+    """A small document (dicts, lists, strings, numbers) owned by one resource instance.
+
+    Stored with `marshal`, which the interpreter has loaded before any agent code runs:
+    every monitor reads this file, and `json` (with the `re` it imports) would cost a monitor
+    a fifth of its time. The file is root's, mode 0600, in a root-only directory, and never
+    outlives a boot; one written by another Python version reads as absent (a cache miss).
+    """
 
     def __init__(self, env: Environment, agent: str) -> None:
         safe = env.instance.replace("/", "_")
-        self.path = os.path.join(env.rsctmp, "bacula-ha", f"{agent}-{safe}.json")
+        self.path = os.path.join(env.rsctmp, "bacula-ha", f"{agent}-{safe}.state")
 
     def read(self) -> dict[str, Any] | None:
-        try:
-            with open(self.path, encoding="utf-8") as handle:
-                text = handle.read()
-        except OSError:
-            return None
-        import json  # only when there is something to parse: a probe after boot finds nothing
+        import marshal
 
         try:
-            data = json.loads(text)
-        except ValueError:
+            with open(self.path, "rb") as handle:
+                data = marshal.load(handle)
+        except (OSError, EOFError, ValueError, TypeError):
             return None
         return data if isinstance(data, dict) else None
 
     def write(self, data: dict[str, Any]) -> None:
-        import json
+        import marshal
 
         os.makedirs(os.path.dirname(self.path), mode=0o700, exist_ok=True)
         tmp = f"{self.path}.{os.getpid()}.tmp"
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            json.dump(data, handle)
+        with os.fdopen(fd, "wb") as handle:
+            marshal.dump(data, handle)
         os.replace(tmp, self.path)
 
     def remove(self) -> None:
