@@ -288,6 +288,8 @@ def check_source(
             except NotInstalledError:
                 log.debug(f"{parser} not installed: {conf} not parsed")
                 parsed = None
+            except CommandTimeout:
+                raise ConfigCheckFailed(f"{parser} did not finish in {timeout:.0f}s") from None
             if parsed is not None and not parsed.ok:
                 raise ConfigCheckFailed(f"{conf_name}: {bacula_error(parsed.stderr)}")
             if mode != "full":
@@ -573,9 +575,13 @@ def sync(
             changes[p] = source_changes(p, e or {})
 
     def work(peer: Peer) -> None:
-        outcomes[peer.name] = _sync_peer(
-            cfg, peer, sources, changes, peers_state.get(peer.name, {}), deadline
-        )
+        known = peers_state.get(peer.name, {})
+        try:
+            outcomes[peer.name] = _sync_peer(cfg, peer, sources, changes, known, deadline)
+        except Exception as exc:  # one peer's surprise must not cost the others their sync
+            error = f"internal error: {type(exc).__name__}: {exc}"[:160]
+            log.error(f"peer {peer.name}: {error}")
+            outcomes[peer.name] = (PeerResult(peer.name, ok=False, error=error), dict(known))
 
     _parallel(work, cfg.peers)
     results: list[PeerResult] = []
