@@ -2,16 +2,23 @@
 
 from __future__ import annotations
 
-import hashlib
-import hmac
+import _socket
 import os
-import socket
 import struct
 import time
 
+# The socket and hashlib modules would cost a depth-10 monitor more than the check itself
+# (socket turns its constants into enums, hashlib loads OpenSSL): their C cores, _socket and
+# _md5, are all this client needs. hashlib stays the fallback for a build without _md5.
 TYPE_CHECKING = False
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # typeshed knows hashlib's md5, not the private module's (the same API)
+    from hashlib import md5 as _md5
     from typing import Literal
+else:
+    try:
+        from _md5 import md5 as _md5
+    except ImportError:  # a build without _md5
+        from hashlib import md5 as _md5
 
 
 __all__ = ["AuthRejected", "NoAnswer", "ProtocolError", "console_probe", "director_probe"]
@@ -29,7 +36,7 @@ _HDR_EXTEND = 1 << 29  # a 32-bit flags word follows the length
 _OFFSET = 1 << 27  # data compression with an offset (job data only, never expected here)
 _MAX_PACKET = 1_000_000  # what bsock.c accepts; larger means we are out of step
 _HEADER = struct.Struct(">i")
-_QUICKACK: int | None = getattr(socket, "TCP_QUICKACK", None)  # Linux only
+_QUICKACK: int | None = getattr(_socket, "TCP_QUICKACK", None)  # Linux only
 _LINGER = 2.0  # seconds we wait, at most, for the daemon to close after our hang-up
 
 # Answers fixed by src/lib/cram-md5.c and the daemons' authenticate.c/hello.c.
@@ -84,11 +91,32 @@ def bacula_base64(data: bytes, compatible: bool = False) -> str:
 
 def password_key(password: str) -> bytes:
     """The cram-md5 key: daemons keep MD5(clear-text password) as hex (store_password)."""
-    return hashlib.md5(password.encode()).hexdigest().encode()
+    return _md5(password.encode()).hexdigest().encode()
 
 
 def _digest(challenge: str, key: bytes) -> bytes:
-    return hmac.new(key, challenge.encode(), "md5").digest()
+    """HMAC-MD5 (RFC 2104) of the challenge, as Bacula's hmac_md5 computes it."""
+    if len(key) > 64:
+        key = _md5(key).digest()
+    key = key.ljust(64, b"\0")
+    inner = _md5(bytes(b ^ 0x36 for b in key) + challenge.encode()).digest()
+    return _md5(bytes(b ^ 0x5C for b in key) + inner).digest()
+
+
+def _connect(address: str, port: int, timeout: float) -> _socket.socket:
+    """socket.create_connection, on _socket: the first address that accepts."""
+    last: OSError = OSError(f"{address} has no address")
+    for family, kind, proto, _, where in _socket.getaddrinfo(address, port, 0, _socket.SOCK_STREAM):
+        sock = _socket.socket(family, kind, proto)
+        try:
+            sock.settimeout(timeout)
+            sock.connect(where)
+        except OSError as err:
+            sock.close()
+            last = err
+            continue
+        return sock
+    raise last
 
 
 def _bash_spaces(name: str) -> str:
@@ -150,12 +178,12 @@ class _Session:
         self.answered = False  # has the daemon itself said anything yet?
         self._where = f"{address}:{port}"
         try:
-            self._sock = socket.create_connection((address, port), timeout=self._left())
+            self._sock = _connect(address, port, self._left())
         except TimeoutError:
             raise NoAnswer(f"{self._where}: connect timed out") from None
         except OSError as err:
             raise NoAnswer(f"{self._where}: cannot connect: {err.strerror or err}") from None
-        self._sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self._sock.setsockopt(_socket.IPPROTO_TCP, _socket.TCP_NODELAY, 1)
 
     def _left(self) -> float:
         left = self._deadline - time.monotonic()
@@ -211,7 +239,7 @@ class _Session:
         # with Nagle on its side and delayed ACKs on ours that costs ~40 ms per command.
         # Linux re-arms delayed ACKs, so ask again before every read.
         if _QUICKACK is not None:
-            self._sock.setsockopt(socket.IPPROTO_TCP, _QUICKACK, 1)
+            self._sock.setsockopt(_socket.IPPROTO_TCP, _QUICKACK, 1)
 
     def recv(self) -> str | int:
         """The next message as text, or a signal as a negative int."""
@@ -297,7 +325,10 @@ def _authenticate(session: _Session, hello: str, key: bytes) -> None:
     digest = _digest(challenge, key)
     # cram_md5_challenge accepts either base64 flavour; so do we.
     if not any(
-        hmac.compare_digest(answer, bacula_base64(digest, flavour)) for flavour in (False, True)
+        # A plain comparison: this is the client checking the daemon's proof, not a server
+        # that a timing attack could probe.
+        answer == bacula_base64(digest, flavour)
+        for flavour in (False, True)
     ):
         session.send(_AUTH_FAILED)
         raise AuthRejected("the daemon's answer to our challenge is wrong (another password?)")
