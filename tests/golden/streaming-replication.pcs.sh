@@ -78,8 +78,8 @@ run resource create catalog-catalog ocf:bacula:bacula-catalog \
 # Placement: preferred node first, standby second, nowhere else.
 run constraint location add catalog-group-prefers-pg1 catalog-group pg1 -- 100
 run constraint location add catalog-group-standby-pg2 catalog-group pg2 -- 50
-run constraint location catalog-group rule constraint-id=catalog-group-only-on-pair score=-INFINITY '#uname' ne pg1 and '#uname' ne pg2
-run constraint location catalog-db-clone rule constraint-id=catalog-db-clone-only-on-pair score=-INFINITY '#uname' ne pg1 and '#uname' ne pg2
+run constraint location catalog-group rule constraint-id=catalog-group-only-on-pair resource-discovery=never score=-INFINITY '#uname' ne pg1 and '#uname' ne pg2
+run constraint location catalog-db-clone rule constraint-id=catalog-db-clone-only-on-pair resource-discovery=never score=-INFINITY '#uname' ne pg1 and '#uname' ne pg2
 run constraint location catalog-db-clone rule constraint-id=catalog-db-clone-promote-on-pg1 role=Promoted score=100 '#uname' eq pg1
 run constraint location catalog-db-clone rule constraint-id=catalog-db-clone-promote-on-pg2 role=Promoted score=50 '#uname' eq pg2
 run constraint colocation add catalog-group with Promoted catalog-db-clone INFINITY id=catalog-group-with-promoted
@@ -112,7 +112,7 @@ run resource create dir-confsync ocf:bacula:bacula-confsync \
 # Placement: preferred node first, standby second, nowhere else.
 run constraint location add dir-group-prefers-pg1 dir-group pg1 -- 100
 run constraint location add dir-group-standby-pg2 dir-group pg2 -- 50
-run constraint location dir-group rule constraint-id=dir-group-only-on-pair score=-INFINITY '#uname' ne pg1 and '#uname' ne pg2
+run constraint location dir-group rule constraint-id=dir-group-only-on-pair resource-discovery=never score=-INFINITY '#uname' ne pg1 and '#uname' ne pg2
 run constraint colocation add dir-group with catalog-group INFINITY id=dir-group-with-catalog
 run constraint order start catalog-group then start dir-group kind=Mandatory id=dir-group-after-catalog
 
@@ -143,7 +143,7 @@ run resource create sd-sd ocf:bacula:bacula-sd \
 # Placement: preferred node first, standby second, nowhere else.
 run constraint location add sd-group-prefers-store1 sd-group store1 -- 100
 run constraint location add sd-group-standby-pg1 sd-group pg1 -- 50
-run constraint location sd-group rule constraint-id=sd-group-only-on-pair score=-INFINITY '#uname' ne store1 and '#uname' ne pg1
+run constraint location sd-group rule constraint-id=sd-group-only-on-pair resource-discovery=never score=-INFINITY '#uname' ne store1 and '#uname' ne pg1
 
 # === File daemon fd ===
 # File daemon on store1, standby pg1; VIP 192.0.2.53.
@@ -164,7 +164,7 @@ run resource create fd-fd ocf:bacula:bacula-fd \
 # Placement: preferred node first, standby second, nowhere else.
 run constraint location add fd-group-prefers-store1 fd-group store1 -- 100
 run constraint location add fd-group-standby-pg1 fd-group pg1 -- 50
-run constraint location fd-group rule constraint-id=fd-group-only-on-pair score=-INFINITY '#uname' ne store1 and '#uname' ne pg1
+run constraint location fd-group rule constraint-id=fd-group-only-on-pair resource-discovery=never score=-INFINITY '#uname' ne store1 and '#uname' ne pg1
 
 if [ -n "$push" ]; then
     pcs cluster cib-push "$cib" diff-against="$work/original.xml"

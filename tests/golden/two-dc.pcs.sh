@@ -94,8 +94,8 @@ run resource create cat1-catalog ocf:bacula:bacula-catalog \
 # Placement: preferred node first, standby second, nowhere else.
 run constraint location add cat1-group-prefers-dc1-n1 cat1-group dc1-n1 -- 100
 run constraint location add cat1-group-standby-dc2-n1 cat1-group dc2-n1 -- 50
-run constraint location cat1-group rule constraint-id=cat1-group-only-on-pair score=-INFINITY '#uname' ne dc1-n1 and '#uname' ne dc2-n1
-run constraint location cat1-drbd-clone rule constraint-id=cat1-drbd-clone-only-on-pair score=-INFINITY '#uname' ne dc1-n1 and '#uname' ne dc2-n1
+run constraint location cat1-group rule constraint-id=cat1-group-only-on-pair resource-discovery=never score=-INFINITY '#uname' ne dc1-n1 and '#uname' ne dc2-n1
+run constraint location cat1-drbd-clone rule constraint-id=cat1-drbd-clone-only-on-pair resource-discovery=never score=-INFINITY '#uname' ne dc1-n1 and '#uname' ne dc2-n1
 run constraint location cat1-drbd-clone rule constraint-id=cat1-drbd-clone-promote-on-dc1-n1 role=Promoted score=100 '#uname' eq dc1-n1
 run constraint location cat1-drbd-clone rule constraint-id=cat1-drbd-clone-promote-on-dc2-n1 role=Promoted score=50 '#uname' eq dc2-n1
 run constraint colocation add cat1-group with Promoted cat1-drbd-clone INFINITY id=cat1-group-with-promoted
@@ -128,7 +128,7 @@ run resource create dir1-confsync ocf:bacula:bacula-confsync \
 # Placement: preferred node first, standby second, nowhere else.
 run constraint location add dir1-group-prefers-dc1-n1 dir1-group dc1-n1 -- 100
 run constraint location add dir1-group-standby-dc2-n1 dir1-group dc2-n1 -- 50
-run constraint location dir1-group rule constraint-id=dir1-group-only-on-pair score=-INFINITY '#uname' ne dc1-n1 and '#uname' ne dc2-n1
+run constraint location dir1-group rule constraint-id=dir1-group-only-on-pair resource-discovery=never score=-INFINITY '#uname' ne dc1-n1 and '#uname' ne dc2-n1
 run constraint colocation add dir1-group with cat1-group INFINITY id=dir1-group-with-catalog
 run constraint order start cat1-group then start dir1-group kind=Mandatory id=dir1-group-after-catalog
 
@@ -165,7 +165,7 @@ run resource create cat2-catalog ocf:bacula:bacula-catalog \
 # Placement: preferred node first, standby second, nowhere else.
 run constraint location add cat2-group-prefers-dc1-n2 cat2-group dc1-n2 -- 100
 run constraint location add cat2-group-standby-dc2-n2 cat2-group dc2-n2 -- 50
-run constraint location cat2-group rule constraint-id=cat2-group-only-on-pair score=-INFINITY '#uname' ne dc1-n2 and '#uname' ne dc2-n2
+run constraint location cat2-group rule constraint-id=cat2-group-only-on-pair resource-discovery=never score=-INFINITY '#uname' ne dc1-n2 and '#uname' ne dc2-n2
 
 # === Director dir2 ===
 # Director on dc2-n2, standby dc1-n2; VIP 203.0.113.21.
@@ -194,7 +194,7 @@ run resource create dir2-confsync ocf:bacula:bacula-confsync \
 # Placement: preferred node first, standby second, nowhere else.
 run constraint location add dir2-group-prefers-dc2-n2 dir2-group dc2-n2 -- 100
 run constraint location add dir2-group-standby-dc1-n2 dir2-group dc1-n2 -- 50
-run constraint location dir2-group rule constraint-id=dir2-group-only-on-pair score=-INFINITY '#uname' ne dc2-n2 and '#uname' ne dc1-n2
+run constraint location dir2-group rule constraint-id=dir2-group-only-on-pair resource-discovery=never score=-INFINITY '#uname' ne dc2-n2 and '#uname' ne dc1-n2
 run constraint order start cat2-group then start dir2-group kind=Mandatory id=dir2-group-after-catalog
 
 # === Storage daemon sd1 ===
@@ -235,8 +235,8 @@ run resource create sd1-sd ocf:bacula:bacula-sd \
 # Placement: preferred node first, standby second, nowhere else.
 run constraint location add sd1-group-prefers-dc1-n1 sd1-group dc1-n1 -- 100
 run constraint location add sd1-group-standby-dc2-n1 sd1-group dc2-n1 -- 50
-run constraint location sd1-group rule constraint-id=sd1-group-only-on-pair score=-INFINITY '#uname' ne dc1-n1 and '#uname' ne dc2-n1
-run constraint location sd1-drbd-clone rule constraint-id=sd1-drbd-clone-only-on-pair score=-INFINITY '#uname' ne dc1-n1 and '#uname' ne dc2-n1
+run constraint location sd1-group rule constraint-id=sd1-group-only-on-pair resource-discovery=never score=-INFINITY '#uname' ne dc1-n1 and '#uname' ne dc2-n1
+run constraint location sd1-drbd-clone rule constraint-id=sd1-drbd-clone-only-on-pair resource-discovery=never score=-INFINITY '#uname' ne dc1-n1 and '#uname' ne dc2-n1
 run constraint location sd1-drbd-clone rule constraint-id=sd1-drbd-clone-promote-on-dc1-n1 role=Promoted score=100 '#uname' eq dc1-n1
 run constraint location sd1-drbd-clone rule constraint-id=sd1-drbd-clone-promote-on-dc2-n1 role=Promoted score=50 '#uname' eq dc2-n1
 run constraint colocation add sd1-group with Promoted sd1-drbd-clone INFINITY id=sd1-group-with-promoted
@@ -269,7 +269,7 @@ run resource create sd2-sd ocf:bacula:bacula-sd \
 # Placement: preferred node first, standby second, nowhere else.
 run constraint location add sd2-group-prefers-dc1-n2 sd2-group dc1-n2 -- 100
 run constraint location add sd2-group-standby-dc2-n2 sd2-group dc2-n2 -- 50
-run constraint location sd2-group rule constraint-id=sd2-group-only-on-pair score=-INFINITY '#uname' ne dc1-n2 and '#uname' ne dc2-n2
+run constraint location sd2-group rule constraint-id=sd2-group-only-on-pair resource-discovery=never score=-INFINITY '#uname' ne dc1-n2 and '#uname' ne dc2-n2
 
 # === Storage daemon sd3 ===
 # Storage daemon on dc2-n1, standby dc1-n1; VIP 203.0.113.33.
@@ -309,8 +309,8 @@ run resource create sd3-sd ocf:bacula:bacula-sd \
 # Placement: preferred node first, standby second, nowhere else.
 run constraint location add sd3-group-prefers-dc2-n1 sd3-group dc2-n1 -- 100
 run constraint location add sd3-group-standby-dc1-n1 sd3-group dc1-n1 -- 50
-run constraint location sd3-group rule constraint-id=sd3-group-only-on-pair score=-INFINITY '#uname' ne dc2-n1 and '#uname' ne dc1-n1
-run constraint location sd3-drbd-clone rule constraint-id=sd3-drbd-clone-only-on-pair score=-INFINITY '#uname' ne dc2-n1 and '#uname' ne dc1-n1
+run constraint location sd3-group rule constraint-id=sd3-group-only-on-pair resource-discovery=never score=-INFINITY '#uname' ne dc2-n1 and '#uname' ne dc1-n1
+run constraint location sd3-drbd-clone rule constraint-id=sd3-drbd-clone-only-on-pair resource-discovery=never score=-INFINITY '#uname' ne dc2-n1 and '#uname' ne dc1-n1
 run constraint location sd3-drbd-clone rule constraint-id=sd3-drbd-clone-promote-on-dc2-n1 role=Promoted score=100 '#uname' eq dc2-n1
 run constraint location sd3-drbd-clone rule constraint-id=sd3-drbd-clone-promote-on-dc1-n1 role=Promoted score=50 '#uname' eq dc1-n1
 run constraint colocation add sd3-group with Promoted sd3-drbd-clone INFINITY id=sd3-group-with-promoted
@@ -343,7 +343,7 @@ run resource create sd4-sd ocf:bacula:bacula-sd \
 # Placement: preferred node first, standby second, nowhere else.
 run constraint location add sd4-group-prefers-dc2-n2 sd4-group dc2-n2 -- 100
 run constraint location add sd4-group-standby-dc1-n2 sd4-group dc1-n2 -- 50
-run constraint location sd4-group rule constraint-id=sd4-group-only-on-pair score=-INFINITY '#uname' ne dc2-n2 and '#uname' ne dc1-n2
+run constraint location sd4-group rule constraint-id=sd4-group-only-on-pair resource-discovery=never score=-INFINITY '#uname' ne dc2-n2 and '#uname' ne dc1-n2
 
 if [ -n "$push" ]; then
     pcs cluster cib-push "$cib" diff-against="$work/original.xml"

@@ -87,8 +87,8 @@ run resource create cat1-catalog ocf:bacula:bacula-catalog \
 # Placement: preferred node first, standby second, nowhere else.
 run constraint location add cat1-group-prefers-bk1 cat1-group bk1 -- 100
 run constraint location add cat1-group-standby-bk2 cat1-group bk2 -- 50
-run constraint location cat1-group rule constraint-id=cat1-group-only-on-pair score=-INFINITY '#uname' ne bk1 and '#uname' ne bk2
-run constraint location cat1-drbd-clone rule constraint-id=cat1-drbd-clone-only-on-pair score=-INFINITY '#uname' ne bk1 and '#uname' ne bk2
+run constraint location cat1-group rule constraint-id=cat1-group-only-on-pair resource-discovery=never score=-INFINITY '#uname' ne bk1 and '#uname' ne bk2
+run constraint location cat1-drbd-clone rule constraint-id=cat1-drbd-clone-only-on-pair resource-discovery=never score=-INFINITY '#uname' ne bk1 and '#uname' ne bk2
 run constraint location cat1-drbd-clone rule constraint-id=cat1-drbd-clone-promote-on-bk1 role=Promoted score=100 '#uname' eq bk1
 run constraint location cat1-drbd-clone rule constraint-id=cat1-drbd-clone-promote-on-bk2 role=Promoted score=50 '#uname' eq bk2
 run constraint colocation add cat1-group with Promoted cat1-drbd-clone INFINITY id=cat1-group-with-promoted
@@ -121,7 +121,7 @@ run resource create dir1-confsync ocf:bacula:bacula-confsync \
 # Placement: preferred node first, standby second, nowhere else.
 run constraint location add dir1-group-prefers-bk1 dir1-group bk1 -- 100
 run constraint location add dir1-group-standby-bk2 dir1-group bk2 -- 50
-run constraint location dir1-group rule constraint-id=dir1-group-only-on-pair score=-INFINITY '#uname' ne bk1 and '#uname' ne bk2
+run constraint location dir1-group rule constraint-id=dir1-group-only-on-pair resource-discovery=never score=-INFINITY '#uname' ne bk1 and '#uname' ne bk2
 run constraint colocation add dir1-group with cat1-group INFINITY id=dir1-group-with-catalog
 run constraint order start cat1-group then start dir1-group kind=Mandatory id=dir1-group-after-catalog
 
@@ -163,8 +163,8 @@ run resource create sd1-sd ocf:bacula:bacula-sd \
 # Placement: preferred node first, standby second, nowhere else.
 run constraint location add sd1-group-prefers-bk1 sd1-group bk1 -- 100
 run constraint location add sd1-group-standby-bk2 sd1-group bk2 -- 50
-run constraint location sd1-group rule constraint-id=sd1-group-only-on-pair score=-INFINITY '#uname' ne bk1 and '#uname' ne bk2
-run constraint location sd1-drbd-clone rule constraint-id=sd1-drbd-clone-only-on-pair score=-INFINITY '#uname' ne bk1 and '#uname' ne bk2
+run constraint location sd1-group rule constraint-id=sd1-group-only-on-pair resource-discovery=never score=-INFINITY '#uname' ne bk1 and '#uname' ne bk2
+run constraint location sd1-drbd-clone rule constraint-id=sd1-drbd-clone-only-on-pair resource-discovery=never score=-INFINITY '#uname' ne bk1 and '#uname' ne bk2
 run constraint location sd1-drbd-clone rule constraint-id=sd1-drbd-clone-promote-on-bk1 role=Promoted score=100 '#uname' eq bk1
 run constraint location sd1-drbd-clone rule constraint-id=sd1-drbd-clone-promote-on-bk2 role=Promoted score=50 '#uname' eq bk2
 run constraint colocation add sd1-group with Promoted sd1-drbd-clone INFINITY id=sd1-group-with-promoted

@@ -8,7 +8,10 @@ from pathlib import Path
 import click
 
 from .errors import GeneratorError
-from .render import FORMATS
+
+# Kept here, not imported from .render: `bacula-ha --help` and the other subcommands should
+# not pay for loading jinja2 and the generator.
+FORMATS = ("crm", "pcs")
 
 
 @click.command()
@@ -16,7 +19,7 @@ from .render import FORMATS
 @click.option(
     "--format",
     "fmt",
-    type=click.Choice(sorted(FORMATS)),
+    type=click.Choice(FORMATS),
     required=True,
     help="crm: a file for `crm configure load update`; pcs: a shell script of pcs commands.",
 )

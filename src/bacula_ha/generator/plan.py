@@ -100,6 +100,7 @@ class RuleLocation:
     operation: str  # "ne" | "eq"
     nodes: tuple[str, ...]
     role: str | None = None
+    discovery: str | None = None  # resource-discovery: "never" skips probes there
 
 
 @dataclass(frozen=True)
@@ -267,7 +268,19 @@ class _Builder:
         self, rsc: str, preferred: str, standby: str, role: str | None = None
     ) -> tuple[list[Location], list[RuleLocation]]:
         """Preferred node, then standby, and never anywhere else (where the data is not)."""
-        rules = [RuleLocation(f"{rsc}-only-on-pair", rsc, "-INFINITY", "ne", (preferred, standby))]
+        # Outside its two nodes a resource is not probed either (unless the site asks): on a
+        # large cluster the probes of every resource on every node dominate the transition.
+        discovery = None if self.site.probe_all_nodes else "never"
+        rules = [
+            RuleLocation(
+                f"{rsc}-only-on-pair",
+                rsc,
+                "-INFINITY",
+                "ne",
+                (preferred, standby),
+                discovery=discovery,
+            )
+        ]
         if role is None:
             return [
                 Location(f"{rsc}-prefers-{preferred}", rsc, preferred, PREFERRED_SCORE),

@@ -63,6 +63,20 @@ def _refuse_controls(text: str) -> None:
         raise GeneratorError(f"refusing to render a control character in {text!r}")
 
 
+def _bytecode_cache() -> jinja2.BytecodeCache | None:
+    """Compiled templates kept between runs: compiling costs more than rendering a big site.
+
+    Jinja2's default directory is private to the user (it checks owner and mode); the cache is
+    keyed by the template source, so an edited template is recompiled.
+    """
+    if os.environ.get("BACULA_HA_NO_TEMPLATE_CACHE"):
+        return None
+    try:
+        return jinja2.FileSystemBytecodeCache()
+    except (OSError, RuntimeError):
+        return None  # no usable cache directory: compile every time
+
+
 @cache
 def _environment(directory: str) -> jinja2.Environment:
     env = jinja2.Environment(
@@ -72,6 +86,7 @@ def _environment(directory: str) -> jinja2.Environment:
         trim_blocks=True,
         lstrip_blocks=True,
         autoescape=False,  # neither output is HTML; the quoting filters do the escaping
+        bytecode_cache=_bytecode_cache(),
     )
     env.filters.update(
         crmq=crm_quote, shq=sh_quote, shpairs=sh_pairs, comment=comment, dur=duration

@@ -6,7 +6,7 @@ import ipaddress
 import re
 import tomllib
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -188,6 +188,7 @@ class Site:
     name: str
     stickiness: int
     fence_delay: int
+    probe_all_nodes: bool
     properties: Pairs
     nodes: tuple[Node, ...]
     directors: tuple[Director, ...]
@@ -195,7 +196,6 @@ class Site:
     filedaemons: tuple[Daemon, ...]
     ops: Ops
     source: str
-    lines: LineMap | None = field(default=None, compare=False, repr=False)
 
     def node(self, name: str) -> Node:
         return next(n for n in self.nodes if n.name == name)
@@ -215,9 +215,17 @@ def fmt_path(path: FieldPath) -> str:
 class _Reader:
     """Typed access to the raw TOML that records a problem instead of raising."""
 
-    def __init__(self, lines: LineMap) -> None:
-        self.lines = lines
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self._lines: LineMap | None = None
         self.problems: list[Problem] = []
+
+    @property
+    def lines(self) -> LineMap:
+        # Built on the first problem only: a valid site never needs line numbers.
+        if self._lines is None:
+            self._lines = LineMap(self.text)
+        return self._lines
 
     def problem(self, path: FieldPath, message: str) -> None:
         self.problems.append(Problem(fmt_path(path), message, self.lines.line(path)))
@@ -384,7 +392,7 @@ def parse_site(text: str, source: str = "<site>") -> Site:
         raise SiteError(
             source, [Problem("", f"not valid TOML: {exc}", int(line.group(1)) if line else None)]
         ) from None
-    reader = _Reader(LineMap(text))
+    reader = _Reader(text)
     site = _parse(reader, raw, source)
     if reader.problems or site is None:
         raise SiteError(source, reader.problems)
@@ -402,7 +410,7 @@ def _parse(r: _Reader, raw: dict[str, Any], source: str) -> Site | None:
         r.table(
             raw.get("site", {}),
             ("site",),
-            ("name", "stickiness", "fence_delay", "properties"),
+            ("name", "stickiness", "fence_delay", "probe_all_nodes", "properties"),
             ("name",),
         )
         or {}
@@ -411,6 +419,7 @@ def _parse(r: _Reader, raw: dict[str, Any], source: str) -> Site | None:
     stickiness = r.integer(head, "stickiness", ("site",), 0, 1000000)
     fence_delay = r.duration(head, "fence_delay", ("site",))
     properties = r.params(head, "properties", ("site",))
+    probe_all_nodes = r.boolean(head, "probe_all_nodes", ("site",), False)
     for prop, _ in properties:
         if prop in ("stonith-enabled",):
             r.problem(("site", "properties", prop), "is set by the generator (always true)")
@@ -429,6 +438,7 @@ def _parse(r: _Reader, raw: dict[str, Any], source: str) -> Site | None:
         name=name,
         stickiness=200 if stickiness is None else stickiness,
         fence_delay=5 if fence_delay is None else fence_delay,
+        probe_all_nodes=probe_all_nodes,
         properties=properties,
         nodes=tuple(nodes),
         directors=tuple(directors),
@@ -436,7 +446,6 @@ def _parse(r: _Reader, raw: dict[str, Any], source: str) -> Site | None:
         filedaemons=tuple(filedaemons),
         ops=site_ops,
         source=source,
-        lines=r.lines,
     )
     _cross_check(r, site)
     return site
