@@ -245,6 +245,18 @@ def test_bacula_error_text_and_catalog_failures() -> None:
     assert not confsync.is_catalog_failure(text)
 
 
+def test_parser_errors_keep_error_lines_and_hide_passwords() -> None:
+    out = (
+        '{\n  "Director": {\n    "Password": "s3cret-error",\n'
+        'Config error: expected a string, got: x : Password = "s3cret" x\n'
+        "            : line 9, col 20 of file /etc/bacula/bacula-dir.conf\n"
+        '  Password = "s3cret" x\n'
+    )
+    text = confsync._error_lines(out)
+    assert "s3cret" not in text
+    assert "Config error: expected a string" in text and "line 9, col 20" in text
+
+
 def test_config_survives_the_state_file() -> None:
     cfg = confsync.SyncConfig(
         paths=("/etc/bacula",),

@@ -14,6 +14,7 @@ from bacula_ha.bacula import confsync
 from bacula_ha.bacula import confsync_remote as remote
 from bacula_ha.ocf.deadline import Deadline
 from bacula_ha.ocf.log import Logger
+from tests.fixtures_bacula import SiteFactory
 from tests.test_confsync_fixtures import PEERS, Lab, lab, make_tree, sync_lab, tree_state
 
 __all__ = ["lab"]  # the fixture, imported for pytest
@@ -335,3 +336,23 @@ def test_a_new_source_does_not_change_the_live_tree_through_the_stage(lab: Lab) 
     assert p1.pushed and ((live / "passwords.conf").stat().st_mode & 0o777) == 0o600
     kept = Path(remote.backups_dir(str(live))) / p1.backups[0] / "passwords.conf"
     assert (kept.stat().st_mode & 0o777) == 0o640
+
+
+def test_full_check_with_a_reachable_catalog(lab: Lab, site_factory: SiteFactory) -> None:
+    # A complete site (director, storage, file daemon, console) on a live PostgreSQL
+    # catalog: every daemon's own -t passes and the tree goes out without a note.
+    site = site_factory()
+    cfg = lab.config(paths=(str(site.etc),), check="full", peers=(confsync.Peer("p1", "p1"),))
+    state: dict[str, object] = {}
+    report = sync_lab(lab, cfg, state)
+    assert not report.degraded and report.notes == (), report
+    peer_conf = lab.peer_path("p1", site.dir_conf)
+    assert peer_conf.read_text() == site.dir_conf.read_text()
+
+    # A director configuration with a resource that is never closed: not pushed.
+    good = site.dir_conf.read_text()
+    site.dir_conf.write_text(good + "Job {\n  Name = unfinished\n")
+    report = sync_lab(lab, cfg, state)
+    assert report.degraded and report.results == ()
+    assert "bacula-dir.conf" in report.check_failed and "unclosed" in report.check_failed
+    assert peer_conf.read_text() == good

@@ -260,6 +260,20 @@ def bacula_error(text: str) -> str:
     return " ".join(lines[:2])[:200] or "failed without a message"
 
 
+def _error_lines(text: str) -> str:
+    import re
+
+    where = re.compile(r"line \d+, col \d+")
+    keep = [
+        line
+        for line in text.splitlines()
+        if ("error" in line.lower() or where.search(line)) and '"' not in line.split(":")[0]
+    ]
+    # Bacula echoes the offending directive: never let a password reach a log or crm_mon.
+    keep = [re.sub(r'"[^"]*"', '"***"', ln) if "password" in ln.lower() else ln for ln in keep]
+    return "\n".join(keep)
+
+
 def is_catalog_failure(text: str) -> bool:
     return any(marker in text for marker in _CATALOG_MARKERS)
 
@@ -291,7 +305,10 @@ def check_source(
             except CommandTimeout:
                 raise ConfigCheckFailed(f"{parser} did not finish in {timeout:.0f}s") from None
             if parsed is not None and not parsed.ok:
-                raise ConfigCheckFailed(f"{conf_name}: {bacula_error(parsed.stderr)}")
+                # The parsers print their errors on stdout, where the JSON would have been:
+                # only error lines are kept, never anything that could be a directive.
+                text = _error_lines(parsed.stdout + "\n" + parsed.stderr)
+                raise ConfigCheckFailed(f"{conf_name}: {bacula_error(text)}")
             if mode != "full":
                 continue
             try:
@@ -312,7 +329,7 @@ def check_source(
             if daemon == "bacula-dir" and is_catalog_failure(output):
                 notes.append("catalog unreachable during bacula-dir -t (not a config error)")
                 continue
-            raise ConfigCheckFailed(f"{daemon} -t: {bacula_error(output)}")
+            raise ConfigCheckFailed(f"{daemon} -t: {bacula_error(_error_lines(output))}")
     return notes
 
 
