@@ -138,21 +138,26 @@ def main() -> None:
                 figures[name]["hang"] = hang_trial(cfg)
                 _log(f"{name} hang: {figures[name]['hang']}")
 
-    ours_dir = _median([t["dir"] for t in figures["ours"]["crash"]])
-    ours_sd = _median([t["sd"] for t in figures["ours"]["crash"]])
-    any_dir = _median([t["dir"] for t in figures["anything"]["crash"]])
-    any_sd = _median([t["sd"] for t in figures["anything"]["crash"]])
-    floor = _median([t["vip"] for t in figures["floor"]["crash"]])
     print(
         f"cold lab up: bare {figures['cold_up_bare']:.1f} s, stack {figures['cold_up_stack']:.1f} s"
     )
-    print(f"crash RTO, median of {args.trials} (s)   director   storage")
-    print(f"  ours (ocf:bacula)             {_fmt(ours_dir)}   {_fmt(ours_sd)}")
-    print(f"  anything                      {_fmt(any_dir)}   {_fmt(any_sd)}")
-    print(f"  floor (Dummy+IPaddr2, ARP)    {_fmt(floor)}")
-    if ours_dir is not None and floor:
-        print(f"  ours / floor: director {ours_dir / floor:.2f}x", end="")
-        print(f", storage {ours_sd / floor:.2f}x" if ours_sd else "")
+    # Fencing node1 waits pcmk_delay_base (1 s, the site's fence race rule): compare like with like.
+    print("crash RTO in s, median per crashed node      director  storage   / floor (dir, sd)")
+    for node in ("node1", "node2"):
+        floor = _median([t["vip"] for t in figures["floor"]["crash"] if t["crashed"] == node])
+        for name in ("ours", "anything", "floor"):
+            trials = [t for t in figures[name]["crash"] if t["crashed"] == node]
+            if not trials:
+                continue
+            if name == "floor":
+                print(f"  {node} floor (Dummy+IPaddr2, ARP)   {_fmt(floor)}")
+                continue
+            d = _median([t["dir"] for t in trials])
+            sd = _median([t["sd"] for t in trials])
+            ratio = ""
+            if floor and d is not None and sd is not None:
+                ratio = f"   {d / floor:.2f}x, {sd / floor:.2f}x"
+            print(f"  {node} {name:28} {_fmt(d)}   {_fmt(sd)}{ratio}")
     ours_hang, any_hang = figures["ours"]["hang"], figures["anything"]["hang"]
     print(f"hang (SIGSTOP director) to answering again (s): ours {_fmt(ours_hang)}, "
           f"anything {_fmt(any_hang)} (- = not within {HANG_LIMIT:.0f} s)")  # fmt: skip

@@ -59,6 +59,10 @@ def seed_cib(cfg: LabConfig, work: Path, fencing: bool = True) -> Path:
         "dc-deadtime": cfg.dc_deadtime,
         "no-quorum-policy": "stop",
         "cluster-recheck-interval": "1min",
+        # Every lab node sees the whole machine's load (2 cores shared by all nodes and
+        # whatever else runs): Pacemaker's load throttle would otherwise run one action at a
+        # time per node, serialising independent groups during a failover.
+        "load-threshold": "10000%",
     }
     for name, value in props.items():
         run(["crm_attribute", "--type", "crm_config", "--name", name, "--update", value], env=env)
