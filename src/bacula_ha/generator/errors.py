@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from dataclasses import dataclass
+else:
+    from bacula_ha.ocf.record import dataclass  # see schema.py: light records at run time
 
 
 @dataclass(frozen=True)
