@@ -356,3 +356,41 @@ def test_full_check_with_a_reachable_catalog(lab: Lab, site_factory: SiteFactory
     assert report.degraded and report.results == ()
     assert "bacula-dir.conf" in report.check_failed and "unclosed" in report.check_failed
     assert peer_conf.read_text() == good
+
+
+def test_request_sync_does_not_queue_behind_a_stuck_sync(lab: Lab, tmp_path: Path) -> None:
+    rsctmp = tmp_path / "rsctmp"
+    path = confsync.state_path(str(rsctmp), "confsync-test")
+    os.makedirs(os.path.dirname(path))
+    confsync.save_state(path, {"config": confsync.config_to_json(lab.config())})
+    held = confsync.Lock(path)
+    assert held.acquire(Deadline.after(1))
+    try:
+        began = time.monotonic()
+        assert confsync.request_sync(Deadline.after(2), rsctmp=str(rsctmp), log=LOG) == []
+        assert time.monotonic() - began < 4
+        assert not (lab.peer_path("p1") / "passwords.conf").exists()
+    finally:
+        held.release()
+    assert len(confsync.request_sync(Deadline.after(60), rsctmp=str(rsctmp), log=LOG)) == 1
+    assert (lab.peer_path("p1") / "passwords.conf").exists()
+
+
+def test_peer_frozen_behind_a_live_connection_is_bounded_by_the_deadline(lab: Lab) -> None:
+    # The multiplexed connection is up when the peer freezes: no connect timeout applies,
+    # only the action's deadline (and ssh's keep-alives).
+    cfg = lab.config()
+    state: dict[str, object] = {}
+    sync_lab(lab, cfg, state)
+    (lab.source / "clients" / "c0010.conf").write_text("while p2 is frozen\n")
+    lab.servers["p2"].pause()
+    try:
+        began = time.monotonic()
+        report = confsync.sync(cfg, Deadline.after(8), LOG, state)
+        elapsed = time.monotonic() - began
+    finally:
+        lab.servers["p2"].resume()
+    p1, p2 = report.results
+    assert p1.ok and p1.pushed and not p2.ok
+    assert elapsed < 10
+    assert (lab.peer_path("p1") / "clients" / "c0010.conf").read_text() == "while p2 is frozen\n"

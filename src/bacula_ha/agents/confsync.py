@@ -34,6 +34,7 @@ ADMIN_ACTIONS = ("sync", "status", "backups", "rollback")
 ADMIN_TIMEOUT = 600.0
 # A sync never takes the stop's last seconds: the state file must still be removed.
 STOP_RESERVE = 3.0
+STOP_PUSH_BOUND = 45.0
 
 _METADATA = MetaData(
     name=AGENT_NAME,
@@ -319,7 +320,8 @@ class ConfsyncAgent(Agent[Config]):
 
     def stop(self, config: Config, env: Environment, log: Logger) -> OCFStatus | None:
         if os.path.exists(config.state):
-            last = Deadline(env.deadline.at - STOP_RESERVE)
+            # Best effort: a frozen peer must not hold the stop for its whole timeout.
+            last = Deadline(min(env.deadline.at - STOP_RESERVE, _monotonic() + STOP_PUSH_BOUND))
             if not last.expired():
                 try:
                     report = self.locked_sync(config, last, log)
@@ -506,6 +508,12 @@ def _remove_state(state: str, mux_dir: str) -> None:
             os.unlink(path)
     if mux_dir:
         shutil.rmtree(mux_dir, ignore_errors=True)
+
+
+def _monotonic() -> float:
+    import time
+
+    return time.monotonic()
 
 
 def _now() -> float:

@@ -10,12 +10,13 @@ does lives in `confsync_remote`, which is sent to the peer as program text.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shlex
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
@@ -360,12 +361,13 @@ def call_helper(
     """Run one confsync_remote request on `peer`; its answer, or SyncError."""
     command = f"exec {REMOTE_PYTHON} -I -S -c {shlex.quote(_BOOT)}"
     try:
-        done = run(
-            [*cfg.ssh_argv(), peer.address, command],
-            deadline=deadline,
-            timeout=timeout,
-            input=_helper_program(request),
-        )
+        with _watchdog(cfg, peer, deadline, timeout):
+            done = run(
+                [*cfg.ssh_argv(), peer.address, command],
+                deadline=deadline,
+                timeout=timeout,
+                input=_helper_program(request),
+            )
     except CommandTimeout:
         raise SyncError(f"no answer within {deadline.bound(timeout):.0f}s") from None
     if not done.ok:
@@ -391,7 +393,8 @@ def _rsync(
     argv += ["-e", " ".join(shlex.quote(a) for a in cfg.ssh_argv())]
     argv += [src + "/" if is_dir else src, f"{peer.address}:{dest}" + ("/" if is_dir else "")]
     try:
-        done = run(argv, deadline=deadline)
+        with _watchdog(cfg, peer, deadline, None):
+            done = run(argv, deadline=deadline)
     except CommandTimeout:
         raise SyncError(
             "transfer did not finish in time (stage left, live tree untouched)"
@@ -413,13 +416,38 @@ def _rsync_names(
     argv += [src + "/", f"{peer.address}:{stage}/"]
     listing = b"".join(os.fsencode(n) + b"\0" for n in names)
     try:
-        done = run(argv, deadline=deadline, input=listing)
+        with _watchdog(cfg, peer, deadline, None):
+            done = run(argv, deadline=deadline, input=listing)
     except CommandTimeout:
         raise SyncError(
             "transfer did not finish in time (stage left, live tree untouched)"
         ) from None
     if not done.ok:
         raise SyncError(f"rsync failed: {_ssh_failure(done)}")
+
+
+@contextlib.contextmanager
+def _watchdog(
+    cfg: SyncConfig, peer: Peer, deadline: Deadline, timeout: float | None
+) -> Iterator[None]:
+    """Close the peer's shared connection if a command over it outlives its bound.
+
+    A multiplexed ssh client hands its pipes to the master connection: killing the client
+    at the deadline is not enough, the pipes stay open (and the runner waiting on them)
+    until the master goes. A peer that froze behind a live connection would otherwise hold
+    the action until ssh's keep-alives give up.
+    """
+    if not cfg.mux_dir:
+        yield
+        return
+    delay = deadline.bound(timeout) + 0.3
+    timer = threading.Timer(delay, close_connection, args=(cfg, peer, Deadline.after(5)))
+    timer.daemon = True
+    timer.start()
+    try:
+        yield
+    finally:
+        timer.cancel()
 
 
 def close_connection(cfg: SyncConfig, peer: Peer, deadline: Deadline) -> None:

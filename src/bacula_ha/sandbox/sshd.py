@@ -242,11 +242,19 @@ class RunningSshd:
             os.killpg(self.process.pid, signal.SIGKILL)
 
     def pause(self) -> None:
-        """Freeze the server (a peer that accepts TCP but never answers)."""
+        """Freeze the server and its open sessions (a machine that hangs: TCP is still
+        accepted by the kernel, nothing answers)."""
         os.killpg(self.process.pid, signal.SIGSTOP)
+        self._signal_sessions(signal.SIGSTOP)
 
     def resume(self) -> None:
+        self._signal_sessions(signal.SIGCONT)
         os.killpg(self.process.pid, signal.SIGCONT)
+
+    def _signal_sessions(self, sig: int) -> None:
+        for pid in descendants(self.process.pid):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, sig)
 
 
 def descendants(pid: int) -> list[int]:
