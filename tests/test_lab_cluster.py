@@ -122,6 +122,8 @@ def test_crash_fails_over_after_fencing(lab2: LabConfig) -> None:
     print(f"crash failover (crash to VIP answering): {time.monotonic() - start:.2f} s")
     _healed(lab2)
     assert set(cluster.view(lab2, active).online) == {"node1", "node2"}
+    # The rebooted node came back without the VIP it held when it crashed.
+    assert vip_holder(lab2, "test-vip") == [standby]
 
 
 def test_partition_fences_one_side_and_never_two_answer(lab2: LabConfig) -> None:

@@ -126,6 +126,17 @@ def create_machine_net(m: Machine) -> None:
     run(["ip", "-n", m.netns, "link", "set", "eth0", "up"])
 
 
+def reset_net(m: Machine) -> None:
+    """What a reboot does to the network: only the machine's own address is left on eth0.
+
+    The network namespace outlives the machine's processes, so addresses a dead machine held
+    (a VIP) would otherwise still answer after it boots again.
+    """
+    run(["ip", "-n", m.netns, "addr", "flush", "dev", "eth0"])
+    run(["ip", "-n", m.netns, "addr", "add", f"{m.address}/{PREFIX_LEN}", "dev", "eth0"])
+    run(["ip", "-n", m.netns, "link", "set", "eth0", "up"])
+
+
 def set_port(name: str, up: bool) -> None:
     run(["ip", "-n", SWITCH_NS, "link", "set", "bhl-p-" + name, "up" if up else "down"])
 
@@ -183,6 +194,7 @@ def boot(cfg: LabConfig, m: Machine, timeout: float = 15.0) -> int:
     """Start the machine's PID-1 under the supervisor; return its host PID once set up."""
     ready = m.dir / "ready"
     ready.unlink(missing_ok=True)
+    reset_net(m)
     argv = ["ip", "netns", "exec", m.netns, "unshare", "--pid", "--fork", "--mount", "--uts"]
     argv += ["--propagation", "private", "--mount-proc"]
     argv += [sys.executable, "-m", procs.INIT_MODULE, str(cfg.lab_dir), m.name]
@@ -212,6 +224,8 @@ def power_off(lab_dir: Path, name: str) -> None:
     while time.monotonic() < deadline:
         left = run(["ip", "netns", "pids", NS_PREFIX + name], check=False).stdout.split()
         if not [p for p in left if procs.alive(int(p))]:
+            # Powered off holds no address; boot() gives the machine its own back.
+            run(["ip", "-n", NS_PREFIX + name, "addr", "flush", "dev", "eth0"], check=False)
             return
         time.sleep(0.02)
     raise LabError(f"processes of {name} survive its power-off")
