@@ -301,3 +301,32 @@ def test_cli_status_sync_and_rollback(lab: Lab, rsctmp: Path, ocf_root: Path) ->
     assert "\nrestored p2:" in back.output
     assert tree_state(lab.source) == before == tree_state(lab.peer_path("p1"))
     assert run(lab, "stop", rsctmp).code == 0
+
+
+def test_node_attribute_written_for_good_peers_and_rate_limited(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # crm_attribute needs a cluster: a stand-in executable records how it is called.
+    calls = tmp_path / "calls"
+    fake = tmp_path / "crm_attribute"
+    fake.write_text(f'#!/bin/sh\necho "$@" >> {calls}\n')
+    fake.chmod(0o755)
+    monkeypatch.setattr(confsync, "CRM_ATTRIBUTE", str(fake))
+    cfg = confsync.SyncConfig(
+        paths=("/etc/bacula",),
+        peers=(confsync.Peer("n2", "n2"), confsync.Peer("n3", "n3")),
+        local_node="n1",
+    )
+    peers = {"n2": {"last_good": 1_800_000_000.0}, "n3": {"last_good": None, "error": "down"}}
+    log = agent.Logger("t", to_stderr=False)
+    confsync._update_attributes(cfg, peers, Deadline.after(10), log)
+    assert calls.read_text().split("\n")[0] == (
+        "-N n2 -n bacula-confsync-last-good -l reboot -v 2027-01-15T08:00:00Z"
+    )
+    assert "n3" not in calls.read_text()
+    peers["n2"]["last_good"] += 60  # a minute later: not worth a round trip to the cluster
+    confsync._update_attributes(cfg, peers, Deadline.after(10), log)
+    assert len(calls.read_text().splitlines()) == 1
+    peers["n2"]["last_good"] += confsync.ATTRIBUTE_REFRESH
+    confsync._update_attributes(cfg, peers, Deadline.after(10), log)
+    assert len(calls.read_text().splitlines()) == 2
