@@ -167,6 +167,16 @@ def test_non_ascii_values_are_refused(tmp_path: Path) -> None:
         ("storage[0].vip.ip", 'ip = "10.2.0.12"', "ip = {}"),
         ("node[0].fence.agent", 'agent = "fence_dummy"', "agent = {}"),
         ("director[0].catalog.database.agent", 'agent = "pgsql"', "agent = {}"),
+        (
+            "director[0].vip.nic",
+            "cidr_netmask = 24 }\nparams = { config",
+            "cidr_netmask = 24, nic = {} }}\nparams = {{ config",
+        ),
+        (
+            "storage[0].vip.cidr_netmask",
+            'ip = "10.2.0.12" }',
+            'ip = "10.2.0.12", cidr_netmask = {} }}',
+        ),
     ],
 )
 def test_hostile_names_are_refused(

@@ -29,7 +29,8 @@ T = TypeVar("T")
 # same rule, which also keeps them safe inside comments and crm syntax, where ids cannot be quoted.
 ID_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]*$")
 PARAM_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]*$")
-NIC_RE = re.compile(r"^[A-Za-z0-9_.:@-]{1,15}$")
+# Linux refuses "/", ":" and blanks in interface names; a leading "-" would read as an option.
+NIC_RE = re.compile(r"^[A-Za-z0-9_.@][A-Za-z0-9_.@-]{0,14}$")
 FENCE_AGENT_RE = re.compile(r"^fence_[A-Za-z0-9_]+$")
 EXTRA_RE = re.compile(
     r"^(?:(?:lsb|systemd|service):[A-Za-z0-9_.@-]+|ocf:[A-Za-z0-9_-]+:[A-Za-z0-9_.-]+)$"
