@@ -233,6 +233,7 @@ def third_party(kind: str) -> AgentInfo:
     return _THIRD_PARTY[kind]
 
 
+@cache
 def bacula(agent: str) -> AgentInfo:
     """One of our agents, from its meta-data."""
     return _from_metadata(bacula_metadata(agent))

@@ -177,6 +177,10 @@ class _Builder:
     def __init__(self, site: Site) -> None:
         self.site = site
         self.problems: list[Problem] = []
+        # Most resources of a kind share their operations: compute each combination once
+        # (a 100-daemon site has hundreds of identical op lists).
+        self._ops: dict[tuple[AgentInfo, str, Ops], tuple[tuple[Op, ...], list[tuple[str, str]]]]
+        self._ops = {}
 
     def problem(self, field: str, message: str) -> None:
         self.problems.append(Problem(field, message))
@@ -185,6 +189,18 @@ class _Builder:
         self, rid: str, info: AgentInfo, kind: str, overrides: Ops, field: str
     ) -> tuple[Op, ...]:
         """The agent's default operations with the site's, then the component's, overrides."""
+        key = (info, kind, overrides)
+        if key not in self._ops:
+            self._ops[key] = self._compute_ops(info, kind, overrides)
+        ops, problems = self._ops[key]
+        for suffix, message in problems:
+            self.problem(f"{field}{suffix}", message.format(rid=rid))
+        return ops
+
+    def _compute_ops(
+        self, info: AgentInfo, kind: str, overrides: Ops
+    ) -> tuple[tuple[Op, ...], list[tuple[str, str]]]:
+        problems: list[tuple[str, str]] = []  # (field suffix, message with {rid})
         chosen: dict[str, OpDefault] = {o.name: o for o in info.ops}
         for source in (self.site.ops, overrides):
             for okind, name, override in source:
@@ -192,9 +208,11 @@ class _Builder:
                     continue
                 if name not in chosen:
                     have = ", ".join(sorted(chosen))
-                    self.problem(
-                        f"{field}.ops.{kind}.{name}",
-                        f"{info.spec or kind} has no such operation here (it has: {have})",
+                    problems.append(
+                        (
+                            f".ops.{kind}.{name}",
+                            f"{info.spec or kind} has no such operation here (it has: {have})",
+                        )
                     )
                     continue
                 chosen[name] = _apply(chosen[name], override)
@@ -203,10 +221,12 @@ class _Builder:
         for o in chosen.values():
             if o.interval:
                 if o.interval in seen:
-                    self.problem(
-                        f"{field}.ops.{kind}",
-                        f"{rid}: {o.name} and {seen[o.interval]} both recur every "
-                        f"{o.interval}s; Pacemaker needs distinct intervals",
+                    problems.append(
+                        (
+                            f".ops.{kind}",
+                            f"{{rid}}: {o.name} and {seen[o.interval]} both recur every "
+                            f"{o.interval}s; Pacemaker needs distinct intervals",
+                        )
                     )
                 seen[o.interval] = o.name
             out.append(
@@ -218,7 +238,7 @@ class _Builder:
                     o.depth if o.depth else None,
                 )
             )
-        return tuple(out)
+        return tuple(out), problems
 
     def vip(self, name: str, vip: Vip, ops: Ops, field: str) -> Primitive:
         params: list[tuple[str, str]] = [("ip", vip.ip)]
