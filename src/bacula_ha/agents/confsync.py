@@ -220,14 +220,17 @@ def parse_paths(value: str) -> tuple[str, ...]:
 
 
 def _mux_dir(rsctmp: str, instance: str) -> str:
-    """A directory for ssh control sockets; their path must fit in 108 bytes."""
-    preferred = os.path.join(rsctmp, "bacula-ha", f"confsync-mux-{instance}")
-    if len(preferred) <= 60:
-        return preferred
+    """A private directory for this instance's ssh control sockets.
+
+    A socket path must fit in 108 bytes, and ssh adds "/%C" (41) plus a temporary suffix
+    (17) while it creates one: HA_RSCTMP paths are too long, so the directory is named by a
+    hash of (HA_RSCTMP, instance) under /run (a tmpfs, like HA_RSCTMP), else /tmp.
+    """
     import hashlib
 
-    tag = hashlib.sha1(preferred.encode()).hexdigest()[:12]
-    return f"/tmp/bcs-mux-{tag}"
+    tag = hashlib.sha1(f"{rsctmp}\0{instance}".encode()).hexdigest()[:12]
+    base = "/run" if os.access("/run", os.W_OK) else "/tmp"
+    return f"{base}/bacula-confsync-{tag}"
 
 
 class ConfsyncAgent(Agent[Config]):

@@ -16,6 +16,7 @@ import fnmatch
 import hashlib
 import json
 import os
+import re
 import shutil
 import stat
 import sys
@@ -89,12 +90,16 @@ def walk(path: str, excludes: list[str]) -> Entries | None:
     entries: Entries = {".": _key(path, top)}
     if not stat.S_ISDIR(top.st_mode):
         return entries
+    # One compiled pattern: five fnmatch calls per name were a third of a walk's time.
+    excluded = (
+        re.compile("|".join(fnmatch.translate(p) for p in excludes)).match if excludes else None
+    )
     pending = [("", path)]
     while pending:
         rel_dir, full_dir = pending.pop()
         with os.scandir(full_dir) as it:
             for entry in it:
-                if excludes and any(fnmatch.fnmatchcase(entry.name, p) for p in excludes):
+                if excluded is not None and excluded(entry.name):
                     continue
                 rel = rel_dir + entry.name
                 st = entry.stat(follow_symlinks=False)
