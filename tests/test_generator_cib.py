@@ -12,7 +12,8 @@ import pytest
 
 from bacula_ha.generator.generate import generate_text
 from bacula_ha.generator.plan import PREFERRED_SCORE, STANDBY_SCORE, Plan, build
-from bacula_ha.generator.schema import load_site
+from bacula_ha.generator.render import render
+from bacula_ha.generator.schema import load_site, parse_site
 from tests.test_generator_helpers import (
     EXAMPLES,
     apply_crm,
@@ -223,3 +224,70 @@ def test_data_centre_down_runs_the_site_in_the_other(
             assert where[comp.members[-1]][0] in alive, (comp.group, where[comp.members[-1]])
             assert all(where[m][0] in alive for m in comp.members), comp.group
         assert not [r for r, (n, _) in where.items() if n not in alive]
+
+
+VARIANTS = """\
+[site]
+name = "variants"
+probe_all_nodes = true
+properties = { cluster-recheck-interval = "5min" }
+
+[[node]]
+name = "v1"
+fence = { agent = "fence_dummy", params = { type = "file", status_file = "/run/v1" } }
+
+[[node]]
+name = "v2"
+fence = { agent = "fence_dummy", params = { type = "file", status_file = "/run/v2" }  }
+
+[[director]]
+name = "dir"
+preferred = "v1"
+standby = "v2"
+vip = { ip = "10.3.0.10", cidr_netmask = 24, params = { iflabel = "dir" } }
+confsync = { enabled = false }
+
+[director.catalog]
+backend = "postgresql"
+vip = { ip = "10.3.0.11", cidr_netmask = 24 }
+database = { agent = "pgsql", replicated = true, params = { rep_mode = "sync", pgdata = "/pg" } }
+
+[[filedaemon]]
+name = "fd"
+preferred = "v2"
+standby = "v1"
+vip = { ip = "10.3.0.12" }
+extra = [{ agent = "lsb:rsync" }]
+
+[filedaemon.disk]
+type = "drbd"
+drbd_resource = "fd"
+device = "/dev/drbd9"
+fstype = "xfs"
+directory = "/srv/fd"
+"""
+
+
+def test_variants_replicated_pgsql_drbd_file_daemon_extras(
+    ocf_agents: None, tmp_path: Path
+) -> None:
+    """What the examples do not show: pgsql replication, a DRBD file daemon, extras, properties."""
+    plan = build(parse_site(VARIANTS, "variants.toml"))
+    crm = empty_cib(tmp_path / "crm.xml", ["v1", "v2"])
+    pcs = empty_cib(tmp_path / "pcs.xml", ["v1", "v2"])
+    apply_crm(render(plan, "crm"), crm)
+    apply_pcs(render(plan, "pcs"), pcs)
+    for cib in (crm, pcs):
+        verify(cib)
+    assert normalised(crm) == normalised(pcs)
+    text = crm.read_text()
+    assert 'name="node_list" value="v1 v2"' in text and 'name="master_ip" value="10.3.0.11"' in text
+    assert "resource-discovery" not in text  # probe_all_nodes
+    assert 'name="cluster-recheck-interval" value="5min"' in text
+    assert 'id="fd-rsync" class="lsb" type="rsync"' in text
+    assert "dir-confsync" not in text
+    up = tmp_path / "up.xml"
+    simulate(crm, up)
+    where = placement(up)
+    assert where["dir-cat-db"] == ("v1", "Promoted") and where["dir-cat-catalog"][0] == "v1"
+    assert where["fd-drbd"] == ("v2", "Promoted") and where["fd-rsync"][0] == "v2"
