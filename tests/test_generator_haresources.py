@@ -105,6 +105,12 @@ def test_bad_lines_get_a_message_with_the_line(text: str, message: str) -> None:
         convert(text, "ha", ["n2"] if "standby" not in message else [], "s")
 
 
+def test_unknown_scripts_with_arguments_are_dropped_with_a_warning() -> None:
+    text, warnings = convert("n1 10.0.0.2 MailTo::root@example.org bacula-sd\n", "ha", ["n2"], "s")
+    assert "MailTo" not in text
+    assert any("MailTo::root@example.org" in w and "dropped" in w for w in warnings), warnings
+
+
 def test_cli_writes_file_and_warns(tmp_path: Path) -> None:
     source = tmp_path / "haresources"
     source.write_text(GUIDE)

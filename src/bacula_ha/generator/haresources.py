@@ -109,9 +109,14 @@ def _parse_line(number: int, text: str, source: str, warnings: list[str]) -> _Gr
         elif lower in _DATABASES:
             group.kinds.append("catalog")
             group.database = _DATABASES[lower]
+        elif args or not re.match(r"^[A-Za-z0-9_.@-]+$", name):
+            # A Heartbeat resource script with arguments (MailTo::..., IPsrcaddr::...) has no
+            # init script of that name to fall back on: say so rather than guess.
+            warnings.append(
+                f"{where}: {word!r} dropped: no equivalent; add it to the site "
+                "by hand if it is still needed"
+            )
         else:
-            if not re.match(r"^[A-Za-z0-9_.@-]+$", name) or args:
-                raise HaresourcesError(f"{where}: cannot translate {word!r}")
             group.extra.append(f"lsb:{name}")
             warnings.append(
                 f"{where}: {name} is not a Bacula component: kept as lsb:{name}; "
