@@ -209,6 +209,17 @@ def test_with_catalog_requires_the_same_nodes() -> None:
     )
 
 
+def test_plan_problems_have_lines_too() -> None:
+    text = BASE.replace("[[storage]]", "[[storage]]\nops.storage.monitor = { interval = 31 }")
+    number = text.splitlines().index("ops.storage.monitor = { interval = 31 }") + 1
+    line = one(text, "both recur every 31s")
+    assert line.startswith(f"site.toml:{number}: storage[0].ops.storage: sd1-sd:"), line
+    text = BASE.replace("[[storage]]", "[[storage]]\nops.vip.monitor_promoted = { timeout = 5 }")
+    number = text.splitlines().index("ops.vip.monitor_promoted = { timeout = 5 }") + 1
+    line = one(text, "has no such operation")
+    assert line.startswith(f"site.toml:{number}: storage[0].ops.vip.monitor_promoted:"), line
+
+
 def test_invalid_toml_names_the_line() -> None:
     text = BASE.replace('name = "sd1"', "name = sd1")
     number = text.splitlines().index("name = sd1") + 1

@@ -49,8 +49,10 @@ class LineMap:
                 continue
             key_match = _KEY.match(line)
             if key_match:
-                path = (*table, *_split_key(key_match.group(1)))
-                self._lines.setdefault(path, number)
+                keys = _split_key(key_match.group(1))
+                # A dotted key (`ops.storage.monitor = ...`) also defines its prefixes.
+                for end in range(1, len(keys) + 1):
+                    self._lines.setdefault((*table, *keys[:end]), number)
                 rest = line[key_match.end() :]
                 depth = max(rest.count("[") - rest.count("]"), 0)
 

@@ -183,7 +183,7 @@ class _Builder:
         self._ops = {}
 
     def problem(self, field: str, message: str) -> None:
-        self.problems.append(Problem(field, message))
+        self.problems.append(Problem(field, message, self.site.line(field)))
 
     def ops(
         self, rid: str, info: AgentInfo, kind: str, overrides: Ops, field: str

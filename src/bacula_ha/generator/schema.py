@@ -18,9 +18,9 @@ from .locate import Path as FieldPath
 # classes is a measurable part of a run); mypy checks them as real frozen dataclasses.
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from dataclasses import dataclass
+    from dataclasses import dataclass, field
 else:
-    from bacula_ha.ocf.record import dataclass
+    from bacula_ha.ocf.record import dataclass, field
 
 Pairs = tuple[tuple[str, str], ...]
 T = TypeVar("T")
@@ -204,9 +204,17 @@ class Site:
     filedaemons: tuple[Daemon, ...]
     ops: Ops
     source: str
+    text: str = field(default="", repr=False)  # the TOML, to find lines of later problems
 
     def node(self, name: str) -> Node:
         return next(n for n in self.nodes if n.name == name)
+
+    def line(self, field_name: str) -> int | None:
+        """The line of a field named like `storage[0].ops.storage.monitor`, if known."""
+        path: list[str | int] = []
+        for name, index in re.findall(r"([^.\[\]]+)|\[(\d+)\]", field_name):
+            path.append(int(index) if index else name)
+        return LineMap(self.text).line(tuple(path)) if path and self.text else None
 
 
 def fmt_path(path: FieldPath) -> str:
@@ -454,6 +462,7 @@ def _parse(r: _Reader, raw: dict[str, Any], source: str) -> Site | None:
         filedaemons=tuple(filedaemons),
         ops=site_ops,
         source=source,
+        text=r.text,
     )
     _cross_check(r, site)
     return site
