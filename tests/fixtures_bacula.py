@@ -8,6 +8,8 @@ import signal
 import subprocess
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 
@@ -15,14 +17,20 @@ from bacula_ha.ocf.process import Identity
 from bacula_ha.sandbox.bacula import BaculaSite, CatalogSettings
 from bacula_ha.sandbox.postgres import CatalogInfo, free_port, make_basedir
 
-__all__ = ["SiteFactory", "kill_site_daemons", "site_factory"]
+from .fixtures_agents import AgentRun, run_agent
+
+__all__ = ["SiteFactory", "kill_site_daemons", "rsctmp", "site_factory"]
 
 SiteFactory = Callable[..., BaculaSite]
 _DAEMONS = ("/usr/sbin/bacula-dir", "/usr/sbin/bacula-sd", "/usr/sbin/bacula-fd")
 
 
-def kill_site_daemons(site: BaculaSite) -> None:
-    """SIGKILL every Bacula daemon whose command line names one of this site's files."""
+def kill_site_daemons(site: BaculaSite) -> int:
+    """SIGKILL every Bacula daemon whose command line names one of this site's files.
+
+    Returns how many it killed.
+    """
+    killed = 0
     confs = [str(p) for p in site.etc.glob("*.conf")]
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
@@ -33,8 +41,10 @@ def kill_site_daemons(site: BaculaSite) -> None:
                 try:
                     os.kill(pid, signal.SIGCONT)
                     os.kill(pid, signal.SIGKILL)
+                    killed += 1
                 except ProcessLookupError:
                     pass
+    return killed
 
 
 @pytest.fixture
@@ -66,20 +76,11 @@ def site_factory(pg_catalog: CatalogInfo) -> Iterator[SiteFactory]:
     try:
         yield make
     finally:
-        for site in sites:
-            kill_site_daemons(site)
-        time.sleep(0.1)
+        # A test that stopped its daemons leaves none: wait only for those killed here.
+        if sum(kill_site_daemons(site) for site in sites):
+            time.sleep(0.1)
         for site in sites:
             shutil.rmtree(site.root, ignore_errors=True)
-
-
-def dir_params(site: BaculaSite, **extra: str) -> dict[str, str]:
-    return {
-        "config": str(site.dir_conf),
-        "bconsole_config": str(site.console_conf),
-        "check_timeout": "2",
-        **extra,
-    }
 
 
 def bconsole(site: BaculaSite, *commands: str, timeout: float = 20) -> str:
@@ -91,3 +92,131 @@ def bconsole(site: BaculaSite, *commands: str, timeout: float = 20) -> str:
         timeout=timeout,
     )
     return out.stdout
+
+
+@pytest.fixture
+def rsctmp(tmp_path: Path) -> Path:
+    """The agents' HA_RSCTMP, private to the test."""
+    path = tmp_path / "rsctmp"
+    path.mkdir()
+    return path
+
+
+def gone(pid: int) -> bool:
+    """No such process, or only its zombie (the container's init may not reap it)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split(") ")[1].startswith("Z")
+    except (FileNotFoundError, ProcessLookupError):
+        return True
+
+
+# -- the three daemon agents, described for the tests they share -------------------------------
+
+
+@dataclass(frozen=True)
+class DaemonAgent:
+    """What the shared daemon-agent tests need to know of one agent (bacula-dir, -sd, -fd)."""
+
+    short: str  # dir, sd, fd: the agent is bacula-<short>, like the daemon in /usr/sbin
+    # Where the daemon (the index-th, for storage daemons) is in a site: its configuration,
+    # its port and the name of its working directory (BaculaSite.workdir).
+    where: Callable[[BaculaSite, int], tuple[Path, int, str]]
+    section: str  # a resource type of its configuration, to break the file with
+    longdesc: tuple[str, ...]  # words its meta-data's longdesc holds (case aside)
+    extra_params: Callable[[BaculaSite], dict[str, str]] = lambda _: {}  # beyond config
+    depths: tuple[int, ...] = (0, 10, 20)  # the monitor depths its meta-data offers
+    reloads: bool = False  # advertises reload and reload-agent
+    as_bacula: bool = True  # started by hand with -u bacula -g bacula
+    no_answer: str = "no answer"  # a depth-10 failure when the daemon does not answer
+    optional: tuple[str, ...] = ("user", "group", "address", "port")  # may be set empty
+
+    @property
+    def name(self) -> str:
+        return f"bacula-{self.short}"
+
+    @property
+    def deepest(self) -> int:
+        return self.depths[-1]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def on(self, site: BaculaSite, index: int = 0) -> Daemon:
+        return Daemon(self, site, index)
+
+
+@dataclass(frozen=True)
+class Daemon:
+    """One daemon of a site (the `index`-th storage daemon), run through its agent."""
+
+    agent: DaemonAgent
+    site: BaculaSite
+    index: int = 0
+
+    @property
+    def conf(self) -> Path:
+        return self.agent.where(self.site, self.index)[0]
+
+    @property
+    def port(self) -> int:
+        return self.agent.where(self.site, self.index)[1]
+
+    @property
+    def workdir(self) -> Path:
+        return self.site.workdir(self.agent.where(self.site, self.index)[2])
+
+    def params(self, **extra: str) -> dict[str, str]:
+        return {
+            "config": str(self.conf),
+            **self.agent.extra_params(self.site),
+            "check_timeout": "2",
+            **extra,
+        }
+
+    def pidfile(self) -> Path:
+        return next(self.workdir.glob(f"{self.agent.name}.*.pid"))
+
+    def pid(self) -> int:
+        return int(self.pidfile().read_text().strip())
+
+    def run(
+        self, action: str, tmp: Path, *, params: dict[str, str] | None = None, **kw: object
+    ) -> AgentRun:
+        return run_agent(
+            self.agent.name,
+            action,
+            self.params(**(params or {})),
+            rsctmp=tmp,
+            **kw,  # type: ignore[arg-type]
+        )
+
+    def start(self, tmp: Path, **kw: object) -> None:
+        result = self.run("start", tmp, **kw)  # type: ignore[arg-type]
+        assert result.code == 0, result.stderr
+
+
+DIRECTOR = DaemonAgent(
+    short="dir",
+    where=lambda site, _: (site.dir_conf, site.dir_port, "dir"),
+    section="Director",
+    longdesc=("reload tests the configuration", "depth 20 runs bconsole"),
+    extra_params=lambda site: {"bconsole_config": str(site.console_conf)},
+    reloads=True,
+    no_answer="does not answer",
+)
+STORAGE = DaemonAgent(
+    short="sd",
+    where=lambda site, index: (site.sd_conf(index), site.sd_ports[index], f"sd{index}"),
+    section="Device",
+    longdesc=("no configuration reload",),
+    optional=("user", "group", "address", "port", "archive_mounts"),
+)
+FILEDAEMON = DaemonAgent(
+    short="fd",
+    where=lambda site, _: (site.fd_conf, site.fd_port, "fd"),
+    section="FileDaemon",
+    longdesc=("no depth 20", "no reload"),
+    depths=(0, 10),  # no depth 20: it falls back to 10
+    as_bacula=False,  # the file daemon runs as root
+)
+DAEMON_AGENTS = (DIRECTOR, STORAGE, FILEDAEMON)
