@@ -177,11 +177,14 @@ def test_up_recovers_after_a_crashed_lab(lab2: LabConfig) -> None:
 
 
 def test_down_leaves_nothing(lab2: LabConfig) -> None:
-    loops = list(lab.leftovers(lab2.lab_dir).loops)
+    images = [str(p) for p in (lab2.lab_dir / "disks").glob("*.img")]
+    assert images
     lab.down(lab2.lab_dir)
     left = lab.leftovers(lab2.lab_dir)
     assert left.empty, left.describe()
     assert not [n for n in machine.netns_list() if n.startswith("bhl-")]
+    # Loop device names are reused by anything else on the machine: check backing files.
     attached = subprocess.run(["losetup", "-a"], capture_output=True, text=True).stdout
-    assert not [d for d in loops if d + ":" in attached]
+    assert not [i for i in images if i in attached]
+    assert not lab2.lab_dir.exists()
     assert "bhl-" not in subprocess.run(["ip", "link"], capture_output=True, text=True).stdout

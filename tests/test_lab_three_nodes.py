@@ -68,4 +68,6 @@ def test_minority_partition_is_fenced_by_the_majority(lab3: LabConfig) -> None:
     (holder,) = vip_holder(lab3, "test-vip")
     assert holder != active
     lab.heal(lab3)
-    assert len(cluster.view(lab3, active).online) == 3
+    wait_until(
+        "the healed node to see all three", lambda: len(cluster.view(lab3, active).online) == 3, 30
+    )
