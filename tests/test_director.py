@@ -69,3 +69,29 @@ def test_stop_logs_the_jobs_it_interrupts(
     stop = d.run("stop", rsctmp, extra_env={"HA_LOGFILE": str(log)})
     assert stop.code == 0, stop.stderr
     assert "interrupts JobId 1" in log.read_text()
+
+
+def test_stop_waits_for_running_jobs_with_job_wait(
+    site_factory: SiteFactory, rsctmp: Path, tmp_path: Path, ocf_root: Path
+) -> None:
+    """With job_wait, a stop lets a running backup finish: the catalog records it as OK."""
+    from .fixtures_bacula import FILEDAEMON, STORAGE
+
+    site = site_factory()
+    # Enough data that the job is still running when the stop comes.
+    (site.data_dir / "big.bin").write_bytes(b"\0" * (64 << 20))
+    sd, fd, d = STORAGE.on(site), FILEDAEMON.on(site), DIRECTOR.on(site)
+    for daemon in (sd, fd, d):
+        assert daemon.run("start", rsctmp).code == 0
+    assert "Job queued" in bconsole(site, "run job=BackupSandbox yes")
+    log = tmp_path / "ha.log"
+    stop = d.run("stop", rsctmp, params={"job_wait": "60"}, extra_env={"HA_LOGFILE": str(log)})
+    assert stop.code == 0, stop.stderr
+    text = log.read_text()
+    assert "waiting up to 60s for 1 running job(s)" in text
+    assert "interrupts JobId" not in text
+    assert d.run("start", rsctmp).code == 0
+    record = bconsole(site, "llist jobid=1")
+    assert "jobstatus: T" in record, record  # T: terminated normally
+    for daemon in (d, fd, sd):
+        assert daemon.run("stop", rsctmp).code == 0
