@@ -169,6 +169,25 @@ def test_bad_parameters_get_the_right_code(
         assert run(lab, "monitor", rsctmp, interval_ms=0, **params).code == 7
 
 
+def test_symlinked_path_is_refused_here_and_on_a_peer(
+    lab: Lab, rsctmp: Path, ocf_root: Path
+) -> None:
+    link = lab.tmp / "src" / "etc" / "bacula-link"
+    link.symlink_to(lab.source)
+    refused = run(lab, "validate-all", rsctmp, paths=str(link))
+    assert refused.code == 2 and "symlink" in refused.reason
+    # On a peer: the live tree is a symlink there; that peer fails, with the reason.
+    real = lab.roots["p1"] / "elsewhere"
+    real.mkdir()
+    target = lab.peer_path("p1")
+    target.parent.mkdir(parents=True)
+    target.symlink_to(real)
+    report = confsync.sync(lab.config(), Deadline.after(30), agent.Logger("t"), {})
+    p1, p2 = report.results
+    assert not p1.ok and "symlink" in p1.error and p2.ok
+    assert target.is_symlink() and not any(real.iterdir())
+
+
 def test_unknown_action_and_usage(lab: Lab, rsctmp: Path, ocf_root: Path) -> None:
     assert run(lab, "promote", rsctmp).code == 3
     usage = subprocess.run([str(EXECUTABLE), "usage"], capture_output=True, text=True)

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..bacula import confsync as cs
+from ..bacula import confsync_remote as remote
 from ..ocf import params
 from ..ocf.agent import Agent, Handler
 from ..ocf.deadline import Deadline
@@ -298,6 +299,10 @@ class ConfsyncAgent(Agent[Config]):
         for path in cfg.paths:
             if not os.path.lexists(path):
                 raise ArgsError(f"{path} does not exist on this node")
+            try:
+                remote.check_swappable(path)
+            except ValueError as exc:
+                raise ArgsError(str(exc)) from None
         for name, value in (("identity", cfg.identity), ("ssh_config", cfg.ssh_config)):
             if value and not os.access(value, os.R_OK):
                 raise ArgsError(f"{name} {value} is missing or unreadable on this node")

@@ -236,9 +236,18 @@ def _drop_ready(path: str) -> None:
         pass
 
 
+def check_swappable(path: str) -> None:
+    """A path is replaced by one rename: it cannot be a symlink or a mount point."""
+    if os.path.islink(path):
+        raise ValueError(f"{path} is a symlink: list the directory it points to instead")
+    if os.path.ismount(path):
+        raise ValueError(f"{path} is a mount point: it cannot be replaced by a rename")
+
+
 def scan(item: dict[str, Any]) -> dict[str, Any]:
     """The state of one path: its digest, and what drifted since the last recorded sync."""
     path = item["path"]
+    check_swappable(path)
     # rsync creates the stage itself but not its parent (nor a missing parent of the path).
     os.makedirs(state_dir(path), mode=0o700, exist_ok=True)
     fd = _lock(path)
