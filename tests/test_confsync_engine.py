@@ -394,3 +394,46 @@ def test_peer_frozen_behind_a_live_connection_is_bounded_by_the_deadline(lab: La
     assert p1.ok and p1.pushed and not p2.ok
     assert elapsed < 10
     assert (lab.peer_path("p1") / "clients" / "c0010.conf").read_text() == "while p2 is frozen\n"
+
+
+def _acl(entries: list[tuple[int, int, int]]) -> bytes:
+    """A POSIX ACL in the kernel's xattr format (what setfacl writes)."""
+    import struct
+
+    return struct.pack("<I", 2) + b"".join(struct.pack("<HHI", *e) for e in entries)
+
+
+def test_acls_and_xattrs_travel(lab: Lab) -> None:
+    import pwd
+
+    try:
+        uid = pwd.getpwnam("bacula").pw_uid
+    except KeyError:
+        pytest.skip("no bacula user on this machine")
+    undefined = 0xFFFFFFFF
+    # user::rw- user:bacula:r-- group::r-- mask::r-- other::---
+    user_obj, user, group_obj, mask, other = 0x01, 0x02, 0x04, 0x10, 0x20
+    acl = _acl(
+        [
+            (user_obj, 6, undefined),
+            (user, 4, uid),
+            (group_obj, 4, undefined),
+            (mask, 4, undefined),
+            (other, 0, undefined),
+        ]
+    )
+    secret = lab.source / "passwords.conf"
+    os.setxattr(secret, "system.posix_acl_access", acl)
+    os.setxattr(secret, "user.bacula-ha-test", b"kept")
+    cfg = lab.config(peers=(confsync.Peer("p1", "p1"),))
+    state: dict[str, object] = {}
+    assert not sync_lab(lab, cfg, state).degraded
+    copy = lab.peer_path("p1") / "passwords.conf"
+    assert os.getxattr(copy, "system.posix_acl_access") == os.getxattr(
+        secret, "system.posix_acl_access"
+    )
+    assert os.getxattr(copy, "user.bacula-ha-test") == b"kept"
+    # An ACL-only change is a change: it reaches the peer at the next sync.
+    os.setxattr(secret, "user.bacula-ha-test", b"changed")
+    (p1,) = sync_lab(lab, cfg, state).results
+    assert p1.pushed and os.getxattr(copy, "user.bacula-ha-test") == b"changed"
