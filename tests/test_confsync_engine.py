@@ -433,7 +433,7 @@ def test_acls_and_xattrs_travel(lab: Lab) -> None:
         secret, "system.posix_acl_access"
     )
     assert os.getxattr(copy, "user.bacula-ha-test") == b"kept"
-    # An ACL-only change is a change: it reaches the peer at the next sync.
+    # An xattr-only change is a change: it reaches the peer at the next sync.
     os.setxattr(secret, "user.bacula-ha-test", b"changed")
     (p1,) = sync_lab(lab, cfg, state).results
     assert p1.pushed and os.getxattr(copy, "user.bacula-ha-test") == b"changed"
