@@ -11,6 +11,7 @@ import pytest
 
 from bacula_ha.agents import confsync as agent
 from bacula_ha.bacula import confsync
+from bacula_ha.bacula import confsync_remote as remote
 from bacula_ha.ocf.deadline import Deadline
 from bacula_ha.ocf.errors import ArgsError, NotConfiguredError
 from tests.fixtures_agents import SYSTEM_OCF_ROOT, AgentRun, run_agent
@@ -167,6 +168,34 @@ def test_bad_parameters_get_the_right_code(
     assert run(lab, "stop", rsctmp, **params).code == 0
     if code == 2:  # not usable on this node: a probe says "not running here"
         assert run(lab, "monitor", rsctmp, interval_ms=0, **params).code == 7
+
+
+def test_a_former_peer_separates_its_live_files_from_its_backups_at_start(
+    lab: Lab, rsctmp: Path, ocf_root: Path
+) -> None:
+    # p1 received pushes: its live files are hard links shared with its backups.
+    cfg = lab.config(peers=(confsync.Peer("p1", "p1"),))
+    state: dict[str, object] = {}
+    confsync.sync(cfg, Deadline.after(30), agent.Logger("t"), state)
+    (lab.source / "clients" / "c0001.conf").write_text("second push\n")
+    confsync.sync(cfg, Deadline.after(30), agent.Logger("t"), state)
+    former = lab.peer_path("p1")
+    shared = former / "clients" / "c0002.conf"
+    assert shared.stat().st_nlink > 1
+    before = tree_state(former)
+    # Failover: p1's tree becomes a source (pushing to p2).
+    params = lab.params(paths=str(former), targets="p2", peer_root=str(lab.tmp / "%n-root"))
+    started = run_agent(NAME, "start", params, rsctmp=rsctmp, instance="former")
+    assert started.code == 0, started.stderr
+    assert shared.stat().st_nlink == 1
+    assert tree_state(former) == before  # same content, owners, modes, times
+    # An in-place edit on the new source no longer reaches the backups.
+    with open(shared, "a") as handle:
+        handle.write("# edited in place\n")
+    backups = Path(remote.backups_dir(str(former)))
+    for stamp in backups.iterdir():
+        assert "edited in place" not in (stamp / "clients" / "c0002.conf").read_text()
+    assert run_agent(NAME, "stop", params, rsctmp=rsctmp, instance="former").code == 0
 
 
 def test_symlinked_path_is_refused_here_and_on_a_peer(

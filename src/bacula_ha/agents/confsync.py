@@ -319,6 +319,16 @@ class ConfsyncAgent(Agent[Config]):
         existing["config"] = cs.config_to_json(config.sync)
         existing.setdefault("started", _now())
         cs.save_state(config.state, existing)
+        # This node is the source from now on: its live files must not share inodes with
+        # the backups it kept as a peer, or the admins' in-place edits would change those.
+        for path in config.sync.paths:
+            try:
+                copied = remote.unshare(path)
+            except OSError as exc:
+                log.warning(f"{path}: could not separate the live files from the backups: {exc}")
+                continue
+            if copied:
+                log.info(f"{path}: {copied} file(s) no longer share their inode with a backup")
         # Running from here on: a failed first push is the monitor's business, never a
         # failed start (the resource is colocated with the director).
         report = self.locked_sync(config, env.deadline, log)

@@ -303,6 +303,35 @@ def clear(path: str) -> None:
     _remove_tree(entries_path(path))
 
 
+def unshare(path: str) -> int:
+    """Give every live file that shares its inode (with a backup, a stage) one of its own.
+
+    A node that received pushes holds its live tree as hard links shared with its backups.
+    Once it becomes the source, admins edit that tree, and an editor that writes in place
+    (nano, `>>`, vim on a file with several links) would change the backups too. The copy
+    keeps content, owner, mode, times, ACLs and xattrs, and replaces each file by a rename.
+    Returns how many files were copied.
+    """
+    clear(path)  # the stage built while this node was a peer is of no use to a source
+    if not os.path.isdir(path) or os.path.islink(path):
+        return 0
+    copied = 0
+    for top, _dirs, files in os.walk(path):
+        for name in files:
+            full = os.path.join(top, name)
+            st = os.lstat(full)
+            if not stat.S_ISREG(st.st_mode) or st.st_nlink < 2:
+                continue
+            tmp = os.path.join(top, f".{name}.bacula-ha-unshare")
+            shutil.copy2(full, tmp)  # content, mode, times and xattrs (ACLs are xattrs)
+            os.chown(tmp, st.st_uid, st.st_gid)
+            os.chmod(tmp, stat.S_IMODE(st.st_mode))  # chown may drop set-id bits
+            os.utime(tmp, ns=(st.st_atime_ns, st.st_mtime_ns))
+            os.replace(tmp, full)
+            copied += 1
+    return copied
+
+
 def _unlink_names(stage: str, entries: Entries, skip: set[str], gone: set[str]) -> None:
     """Take the names about to change out of a stage built ahead of time."""
     for rel in sorted(skip, reverse=True):  # children before their directory
