@@ -143,7 +143,7 @@ def ocf_agents() -> Iterator[None]:
     """The ocf:bacula agents installed where crmsh and pcs look for them (/usr/lib/ocf).
 
     Agents already installed (by `bacula-ha install`) are used as they are; any agent still
-    missing gets a meta-data-only stub from the generator's fallback meta-data, removed after.
+    missing gets a meta-data-only stub rendered from its registry meta-data, removed after.
     """
     missing = [a for a in agentinfo.BACULA_AGENTS if not (OCF_BACULA / a).exists()]
     if missing:

@@ -1,17 +1,16 @@
 """What the generator knows of agents: ours from their meta-data, third-party ones from a table.
 
 Parameter names, defaults and operation timeouts of the `ocf:bacula:*` agents come from the agents'
-own meta-data (`bacula_ha.agents.registry`), never from a second copy. The one exception is marked
-FALLBACK below: minimal built-in meta-data for agents whose module does not exist yet, so that the
-generator works while the agents are being written. The registry always wins.
+own meta-data (`bacula_ha.agents.registry`), never from a second copy.
 """
 
 from __future__ import annotations
 
-import importlib
 from functools import cache
 
-from bacula_ha.ocf.metadata import Action, MetaData, Parameter
+from bacula_ha.ocf.metadata import MetaData
+
+from .errors import GeneratorError
 
 # The agents' light frozen records at run time (importing dataclasses and decorating two dozen
 # classes is a measurable part of a run); mypy checks them as real frozen dataclasses.
@@ -45,91 +44,16 @@ class AgentInfo:
     ops: tuple[OpDefault, ...]
 
 
-# ---------------------------------------------------------------------------------------------
-# FALLBACK: minimal meta-data for agents whose module is not in the registry yet. Parameter names
-# are the project's contract; timeouts and monitor depths are conservative guesses. Delete an
-# entry once its agent is registered (the registry is preferred even while an entry remains).
-def _fallback_param(name: str) -> Parameter:
-    return Parameter(name=name, shortdesc=name, longdesc=f"{name} (fallback meta-data).")
-
-
-_FALLBACK_PARAMS: dict[str, tuple[str, ...]] = {
-    "bacula-dir": (
-        "binary",
-        "config",
-        "user",
-        "group",
-        "bconsole",
-        "bconsole_config",
-        "address",
-        "port",
-        "job_wait",
-        "check_timeout",
-        "reload_token",
-    ),
-    "bacula-sd": ("binary", "config", "user", "group", "address", "port", "check_timeout"),
-    "bacula-fd": ("binary", "config", "user", "group", "address", "port", "check_timeout"),
-    "bacula-catalog": (
-        "dir_config",
-        "catalog",
-        "backend",
-        "host",
-        "port",
-        "dbname",
-        "dbuser",
-        "password_file",
-        "connect_timeout",
-        "max_latency",
-        "schema_version",
-    ),
-    "bacula-confsync": (
-        "paths",
-        "targets",
-        "ssh_user",
-        "ssh_identity",
-        "ssh_options",
-        "backups",
-        "check_configs",
-    ),
-}
-
-
-def _fallback_metadata(agent: str) -> MetaData:
-    return MetaData(
-        name=agent,
-        version="0.0-fallback",
-        shortdesc=f"{agent} (fallback meta-data of the generator)",
-        longdesc=f"Stand-in meta-data for {agent} until its agent is registered.",
-        parameters=tuple(_fallback_param(p) for p in _FALLBACK_PARAMS[agent]),
-        actions=(
-            Action("start", 60),
-            Action("stop", 60),
-            Action("monitor", 30, interval=30, depth=0),
-            Action("monitor", 60, interval=120, depth=20),
-            Action("meta-data", 5),
-            Action("validate-all", 30),
-        ),
-    )
-
-
-# END FALLBACK
-# ---------------------------------------------------------------------------------------------
-
-
 @cache
 def bacula_metadata(agent: str) -> MetaData:
-    """The agent's meta-data from the registry, else the FALLBACK above."""
+    """The agent's meta-data, from the agent registry."""
+    # Imported here: only a run that needs our agents pays for loading them.
+    from bacula_ha.agents import registry
+
     try:
-        registry = importlib.import_module("bacula_ha.agents.registry")
-    except ModuleNotFoundError as exc:
-        if exc.name != "bacula_ha.agents.registry":
-            raise
-        return _fallback_metadata(agent)
-    try:
-        found: MetaData = registry.metadata(agent)
+        return registry.metadata(agent)
     except KeyError:
-        return _fallback_metadata(agent)
-    return found
+        raise GeneratorError(f"agent {agent} is not available in this installation") from None
 
 
 def _from_metadata(meta: MetaData) -> AgentInfo:
