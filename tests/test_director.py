@@ -83,7 +83,10 @@ def test_stop_waits_for_running_jobs_with_job_wait(
     sd, fd, d = STORAGE.on(site), FILEDAEMON.on(site), DIRECTOR.on(site)
     for daemon in (sd, fd, d):
         assert daemon.run("start", rsctmp).code == 0
-    assert "Job queued" in bconsole(site, "run job=BackupSandbox yes")
+    queued = bconsole(site, "run job=BackupSandbox yes")
+    assert "Job queued. JobId=" in queued, queued
+    # The catalog is shared by the session: take the id this run got.
+    job_id = queued.split("Job queued. JobId=")[1].split()[0]
     log = tmp_path / "ha.log"
     stop = d.run("stop", rsctmp, params={"job_wait": "60"}, extra_env={"HA_LOGFILE": str(log)})
     assert stop.code == 0, stop.stderr
@@ -91,7 +94,7 @@ def test_stop_waits_for_running_jobs_with_job_wait(
     assert "waiting up to 60s for 1 running job(s)" in text
     assert "interrupts JobId" not in text
     assert d.run("start", rsctmp).code == 0
-    record = bconsole(site, "llist jobid=1")
+    record = bconsole(site, f"llist jobid={job_id}")
     assert "jobstatus: T" in record, record  # T: terminated normally
     for daemon in (d, fd, sd):
         assert daemon.run("stop", rsctmp).code == 0
