@@ -296,3 +296,19 @@ def test_command_runner_bounds_and_reports(capsys: pytest.CaptureFixture[str]) -
     with pytest.raises(NotInstalledError):
         run(["/nonexistent/bin"], deadline=Deadline.after(5))
     assert redact(["mysql", "--password=s3cret"], ["s3cret"]) == "mysql --password=***"
+
+
+def test_timeout_does_not_wait_for_pipes_held_by_an_escaped_process(tmp_path: Any) -> None:
+    from bacula_ha.ocf.command import CommandTimeout, run
+
+    pidfile = tmp_path / "escaped.pid"
+    start = time.monotonic()
+    # setsid puts the sleeper outside the killed group while it keeps our stdout open.
+    script = f"setsid sh -c 'echo $$ > {pidfile}; exec sleep 20' & sleep 20"
+    try:
+        with pytest.raises(CommandTimeout):
+            run(["/bin/sh", "-c", script], deadline=Deadline.after(10), timeout=0.5)
+        assert time.monotonic() - start < 5
+    finally:
+        if pidfile.exists():
+            os.kill(int(pidfile.read_text()), signal.SIGKILL)

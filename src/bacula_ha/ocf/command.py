@@ -107,7 +107,15 @@ def run(
     except subprocess.TimeoutExpired:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGKILL)
-        proc.communicate()
+        try:
+            proc.communicate(timeout=2)
+        except subprocess.TimeoutExpired:
+            # A process outside the group (an ssh ControlMaster, a daemon the child forked
+            # into its own session) may still hold the pipes: stop reading, the child is dead.
+            for pipe in (proc.stdout, proc.stderr, proc.stdin):
+                if pipe is not None:
+                    pipe.close()
+            proc.wait()
         raise CommandTimeout(
             f"{os.path.basename(argv[0])} did not finish within {bound:.1f}s"
         ) from None
