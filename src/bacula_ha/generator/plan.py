@@ -179,7 +179,7 @@ class _Builder:
         self.problems: list[Problem] = []
         # Most resources of a kind share their operations: compute each combination once
         # (a 100-daemon site has hundreds of identical op lists).
-        self._ops: dict[tuple[AgentInfo, str, Ops], tuple[tuple[Op, ...], list[tuple[str, str]]]]
+        self._ops: dict[tuple[int, str, Ops], tuple[tuple[Op, ...], list[tuple[str, str]]]]
         self._ops = {}
 
     def problem(self, field: str, message: str) -> None:
@@ -189,7 +189,8 @@ class _Builder:
         self, rid: str, info: AgentInfo, kind: str, overrides: Ops, field: str
     ) -> tuple[Op, ...]:
         """The agent's default operations with the site's, then the component's, overrides."""
-        key = (info, kind, overrides)
+        # id(): agent infos are long-lived singletons, and hashing one hashes all its ops.
+        key = (id(info), kind, overrides)
         if key not in self._ops:
             self._ops[key] = self._compute_ops(info, kind, overrides)
         ops, problems = self._ops[key]
