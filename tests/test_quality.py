@@ -40,3 +40,18 @@ def test_agents_import_only_the_standard_library() -> None:
     out = subprocess.run([sys.executable, "-I", "-c", code], capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "[]"
+
+
+def test_cli_imports_only_the_subcommand_it_runs() -> None:
+    code = (
+        "import sys\n"
+        "from click.testing import CliRunner\n"
+        "from bacula_ha.cli import main\n"
+        "r = CliRunner().invoke(main, ['generate', '--help'])\n"
+        "assert r.exit_code == 0, r.output\n"
+        "print(sorted(m for m in sys.modules if m.startswith(('bacula_ha.lab', "
+        "'bacula_ha.confsync', 'bacula_ha.bacula.confsync'))))\n"
+    )
+    out = subprocess.run([sys.executable, "-I", "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]"
