@@ -1,4 +1,4 @@
-"""PID 1 of a lab machine: sets up its private mounts and hostname, then reaps orphans forever.
+"""PID 1 of a lab machine: sets up its private mounts and hostname, then reaps orphans.
 
 Run as `python -m bacula_ha.lab.nodeinit LAB_DIR NAME` in fresh PID, mount and UTS
 namespaces. It must stay alive: it holds the machine's mount namespace, and killing it

@@ -1,4 +1,4 @@
-"""Probes run inside the client machine: who answers ARP for a VIP, when Bacula daemons answer.
+"""Probes run in the client machine: who answers ARP for a VIP, when Bacula daemons answer.
 
 `python -m bacula_ha.lab.probe arp ADDRESS SECONDS [first]` asks "who has ADDRESS" every 50 ms
 for SECONDS (or until the first answer) and prints one JSON object: how many rounds got answers,

@@ -1,5 +1,9 @@
-"""The Bacula stack in the lab: agents, per-node Bacula configuration, the catalog on its disk,
-the client's file daemon, and the site's cluster configuration from `bacula-ha generate`."""
+"""The Bacula stack in the lab: agents, Bacula configuration, catalog disk, client, site.
+
+Our agents go into a lab-private OCF tree; every machine gets the same Bacula configuration;
+the catalog is created on its loop disk; the client runs bacula-fd; the site's cluster
+configuration comes from `bacula-ha generate` and is applied with pcs inside a node.
+"""
 
 from __future__ import annotations
 

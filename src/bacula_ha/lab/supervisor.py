@@ -1,6 +1,7 @@
-"""The lab's host-side supervisor: the power switch that really powers fenced nodes off, and
-the parent (a child subreaper) of every machine's PID-1, so nothing the lab starts is left as
-a zombie on a host whose PID 1 does not reap.
+"""The lab's host-side supervisor: the power switch, and the parent of every machine's PID-1.
+
+It really powers fenced nodes off, and as a child subreaper it reaps every machine's PID-1, so
+nothing the lab starts is left as a zombie on a host whose PID 1 does not reap.
 
 Run as `python -m bacula_ha.lab.supervisor LAB_DIR`. It serves one request per connection on
 LAB_DIR/supervisor.sock, a JSON line: {"op": "ping"} or {"op": "spawn", "argv": [...],
