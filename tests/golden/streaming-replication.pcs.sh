@@ -133,7 +133,7 @@ run resource create sd-fs ocf:heartbeat:Filesystem \
        monitor interval=20s timeout=40s \
     --no-default-ops --group sd-group
 run resource create sd-sd ocf:bacula:bacula-sd \
-    config=/etc/bacula/bacula-sd.conf \
+    config=/etc/bacula/bacula-sd.conf archive_mounts=/srv/bacula \
     op start interval=0s timeout=60s \
        stop interval=0s timeout=60s \
        monitor interval=10s timeout=20s \

@@ -120,7 +120,7 @@ run resource create dir1-dir ocf:bacula:bacula-dir \
        monitor interval=61s timeout=30s OCF_CHECK_LEVEL=20 \
     --no-default-ops --group dir1-group
 run resource create dir1-confsync ocf:bacula:bacula-confsync \
-    paths=/etc/bacula 'targets=dc1-n1 dc1-n2 dc2-n1 dc2-n2' user=bacula-sync identity=/etc/bacula/ha/sync_ed25519 \
+    paths=/etc/bacula 'targets=dc1-n1 dc1-n2 dc2-n1 dc2-n2' user=root identity=/etc/bacula/ha/sync_ed25519 \
     op start interval=0s timeout=120s \
        stop interval=0s timeout=120s \
        monitor interval=60s timeout=120s \
@@ -186,7 +186,7 @@ run resource create dir2-dir ocf:bacula:bacula-dir \
        monitor interval=61s timeout=30s OCF_CHECK_LEVEL=20 \
     --no-default-ops --group dir2-group
 run resource create dir2-confsync ocf:bacula:bacula-confsync \
-    paths=/etc/bacula 'targets=dc1-n1 dc1-n2 dc2-n1 dc2-n2' user=bacula-sync identity=/etc/bacula/ha/sync_ed25519 \
+    paths=/etc/bacula 'targets=dc1-n1 dc1-n2 dc2-n1 dc2-n2' user=root identity=/etc/bacula/ha/sync_ed25519 \
     op start interval=0s timeout=120s \
        stop interval=0s timeout=120s \
        monitor interval=60s timeout=120s \
@@ -225,7 +225,7 @@ run resource create sd1-fs ocf:heartbeat:Filesystem \
        monitor interval=20s timeout=40s \
     --no-default-ops --group sd1-group
 run resource create sd1-sd ocf:bacula:bacula-sd \
-    config=/etc/bacula/sd1/bacula-sd.conf \
+    config=/etc/bacula/sd1/bacula-sd.conf archive_mounts=/srv/sd1 \
     op start interval=0s timeout=60s \
        stop interval=0s timeout=60s \
        monitor interval=10s timeout=20s \
@@ -259,7 +259,7 @@ run resource create sd2-fs ocf:heartbeat:Filesystem \
        monitor interval=20s timeout=40s \
     --no-default-ops --group sd2-group
 run resource create sd2-sd ocf:bacula:bacula-sd \
-    config=/etc/bacula/sd2/bacula-sd.conf \
+    config=/etc/bacula/sd2/bacula-sd.conf archive_mounts=/srv/sd2 \
     op start interval=0s timeout=60s \
        stop interval=0s timeout=60s \
        monitor interval=10s timeout=20s \
@@ -299,7 +299,7 @@ run resource create sd3-fs ocf:heartbeat:Filesystem \
        monitor interval=20s timeout=40s \
     --no-default-ops --group sd3-group
 run resource create sd3-sd ocf:bacula:bacula-sd \
-    config=/etc/bacula/sd3/bacula-sd.conf \
+    config=/etc/bacula/sd3/bacula-sd.conf archive_mounts=/srv/sd3 \
     op start interval=0s timeout=60s \
        stop interval=0s timeout=60s \
        monitor interval=10s timeout=20s \
@@ -333,7 +333,7 @@ run resource create sd4-fs ocf:heartbeat:Filesystem \
        monitor interval=20s timeout=40s \
     --no-default-ops --group sd4-group
 run resource create sd4-sd ocf:bacula:bacula-sd \
-    config=/etc/bacula/sd4/bacula-sd.conf \
+    config=/etc/bacula/sd4/bacula-sd.conf archive_mounts=/srv/sd4 \
     op start interval=0s timeout=60s \
        stop interval=0s timeout=60s \
        monitor interval=10s timeout=20s \

@@ -153,7 +153,7 @@ run resource create sd1-fs ocf:heartbeat:Filesystem \
        monitor interval=20s timeout=40s \
     --no-default-ops --group sd1-group
 run resource create sd1-sd ocf:bacula:bacula-sd \
-    config=/etc/bacula/bacula-sd.conf \
+    config=/etc/bacula/bacula-sd.conf archive_mounts=/srv/bacula \
     op start interval=0s timeout=60s \
        stop interval=0s timeout=60s \
        monitor interval=10s timeout=20s \

@@ -500,7 +500,12 @@ class _Builder:
             else:
                 notes.append("Volumes on a shared disk.")
             members.append(self.filesystem(s.name, s.disk, s.ops, field))
-        members.append(self.bacula(f"{s.name}-{suffix}", agent, kind, s.params, s.ops, field))
+        params = s.params
+        if s.kind == "storage" and s.disk is not None and "archive_mounts" not in dict(params):
+            # The deep monitor then fails when the backup filesystem is not mounted, instead
+            # of writing volumes onto the bare mount point on the root filesystem.
+            params = (*params, ("archive_mounts", s.disk.directory))
+        members.append(self.bacula(f"{s.name}-{suffix}", agent, kind, params, s.ops, field))
         members += self.extras(s.name, s.extra, s.ops, field)
         title = f"{'Storage daemon' if s.kind == 'storage' else 'File daemon'} {s.name}"
         return self.component(title, notes, s.name, s.preferred, s.standby, members, clone)
