@@ -268,6 +268,9 @@ def prepare_files(cfg: LabConfig) -> None:
             _put(etc / "bacula-fd.conf", filedaemon_conf(pw), 0o640, bacula)
             data = fs / "srv/data"
             data.mkdir(parents=True, exist_ok=True)
+            # Something to back up in the demo (the tests write their own files).
+            (data / "hello.txt").write_text("hello from the bacula-ha lab client\n")
+            (data / "random.bin").write_bytes(os.urandom(1 << 20))
             (fs / "srv/restore").mkdir(parents=True, exist_ok=True)
         else:
             _put(etc / "bacula-dir.conf", director_conf(pw), 0o640, bacula)
