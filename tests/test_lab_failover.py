@@ -128,7 +128,12 @@ def test_2_partition_never_two_answer(stack_lab: LabConfig) -> None:
 
 @pytest.mark.parametrize(
     ("mode", "rid", "target", "interval", "timeout"),
-    [("hang-dir", "dir1-dir", "dir", 11, 10), ("hang-sd", "sd1-sd", "sd", 11, 10)],
+    [
+        ("hang-dir", "dir1-dir", "dir", 11, 10),
+        ("hang-sd", "sd1-sd", "sd", 11, 10),
+        # A killed director is the depth-0 monitor's job (every 10 s).
+        ("kill-dir", "dir1-dir", "dir", 10, 20),
+    ],
 )
 def test_3_hang_detected_and_recovered(
     stack_lab: LabConfig, mode: str, rid: str, target: str, interval: int, timeout: int

@@ -1,0 +1,74 @@
+"""`bacula-ha lab` without a lab: bad input and a missing lab give a message, never a traceback."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from bacula_ha.lab import lab
+from bacula_ha.lab.config import LabConfig
+from bacula_ha.lab.errors import LabError
+
+BACULA_HA = str(Path(sys.executable).with_name("bacula-ha"))
+
+
+def _cli(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "BACULA_HA_LAB_DIR": str(tmp_path / "lab")}
+    return subprocess.run(
+        [BACULA_HA, "lab", *args], capture_output=True, text=True, env=env, timeout=60
+    )
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("status",), "no lab is up"),
+        (("heal",), "no lab is up"),
+        (("exec", "node1", "true"), "no lab is up"),
+        (("fail", "node1"), "no lab is up"),
+        (("fail", "node1", "--mode", "explode"), "Invalid value for '--mode'"),
+        (("up", "--nodes", "9"), "Invalid value for '--nodes'"),
+        (("up", "--bare", "--site", "x.toml"), "exclude each other"),
+    ],
+)
+def test_cli_errors_are_messages(tmp_path: Path, args: tuple[str, ...], message: str) -> None:
+    proc = _cli(tmp_path, *args)
+    assert proc.returncode in (1, 2), proc
+    assert message in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert not (tmp_path / "lab").exists()
+
+
+def test_bad_site_is_refused_before_anything_is_built(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[[node]\nname = ")
+    proc = _cli(tmp_path, "up", "--site", str(bad))
+    assert proc.returncode == 1 and "is not valid TOML" in proc.stderr
+    other = tmp_path / "other.toml"
+    other.write_text('[site]\nname = "x"\n[[node]]\nname = "alpha"\n')
+    proc = _cli(tmp_path, "up", "--site", str(other))
+    assert proc.returncode == 1 and "describes nodes alpha" in proc.stderr
+    assert not (tmp_path / "lab").exists()
+
+
+def test_lab_config_bounds() -> None:
+    with pytest.raises(LabError, match="2 to 5 nodes"):
+        LabConfig(nodes=1)
+    cfg = LabConfig(nodes=3)
+    assert [m.address for m in cfg.machines] == [
+        "10.99.0.1",
+        "10.99.0.2",
+        "10.99.0.3",
+        "10.99.0.100",
+    ]
+    with pytest.raises(LabError, match="no cluster node 'client'"):
+        cfg.node("client")
+
+
+def test_hosts_file_names_every_machine_and_vip() -> None:
+    hosts = lab.hosts_file(LabConfig(nodes=2))
+    for line in ("10.99.0.1 node1", "10.99.0.100 client", "10.99.0.21 dir-vip"):
+        assert line in hosts
