@@ -16,7 +16,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -24,6 +24,7 @@ sys.path.insert(0, str(ROOT))
 
 from bacula_ha.bacula.catalog import default_client  # noqa: E402
 from bacula_ha.sandbox.postgres import CatalogInfo, PostgresServer, make_basedir  # noqa: E402
+from bacula_ha.sandbox.server import SandboxServer  # noqa: E402
 from tests.catalog_helpers import CatalogEntry, write_director_conf  # noqa: E402
 
 AGENT = ROOT / "agents" / "bacula-catalog"
@@ -120,6 +121,51 @@ def bench_backend(
         )
 
 
+def bench_server(
+    label: str,
+    server: SandboxServer,
+    params: Mapping[str, str],
+    floors: Callable[[CatalogInfo], dict[str, list[str]]],
+    runs: int,
+) -> None:
+    """Start `server`, give it a catalog behind a director configuration, bench, clean up."""
+    try:
+        server.start()
+        info = server.create_bacula_catalog("bacula", "bacula", "bench-Secret")
+        entry = CatalogEntry(
+            "MyCatalog", "bacula", "bacula", "bench-Secret", "127.0.0.1", info.port
+        )
+        with tempfile.TemporaryDirectory() as tmp:
+            conf = write_director_conf(Path(tmp) / "bacula-dir.conf", [entry])
+            bench_backend(label, info, {"config": str(conf), **params}, floors(info), runs)
+    finally:
+        server.cleanup()
+
+
+def postgres_floors(info: CatalogInfo) -> dict[str, list[str]]:
+    """The bare clients: Debian's /usr/bin/psql wrapper and PostgreSQL's own binary."""
+    return {
+        f"{client} -c 'select 1'": [client, "-X", "-c", "select 1"]
+        for client in ("/usr/bin/psql", default_client("postgresql"))
+    }
+
+
+def mariadb_floors(info: CatalogInfo) -> dict[str, list[str]]:
+    """The bare client, its password in a file (@CNF@) as the agent passes it."""
+    return {
+        "mariadb -e 'select 1'": [
+            "/usr/bin/mariadb",
+            "--defaults-extra-file=@CNF@",
+            "--host=127.0.0.1",
+            f"--port={info.port}",
+            "--user=bacula",
+            "bacula",
+            "-e",
+            "select 1",
+        ],
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=30)
@@ -127,64 +173,13 @@ def main() -> None:
     args = parser.parse_args()
     print(f"python: {sys.executable}  cpus: {os.cpu_count()}")
 
-    server = PostgresServer(make_basedir("postgres", prefix="bacula-ha-bench-"))
-    try:
-        server.start()
-        info = server.create_bacula_catalog("bacula", "bacula", "bench-Secret")
-        with tempfile.TemporaryDirectory() as tmp:
-            conf = write_director_conf(
-                Path(tmp) / "bacula-dir.conf",
-                [
-                    CatalogEntry(
-                        "MyCatalog", "bacula", "bacula", "bench-Secret", "127.0.0.1", info.port
-                    )
-                ],
-            )
-            floors = {
-                "/usr/bin/psql -c 'select 1'": ["/usr/bin/psql", "-X", "-c", "select 1"],
-                f"{default_client('postgresql')} -c 'select 1'": [
-                    default_client("postgresql"),
-                    "-X",
-                    "-c",
-                    "select 1",
-                ],
-            }
-            bench_backend("PostgreSQL 15", info, {"config": str(conf)}, floors, args.runs)
-    finally:
-        server.cleanup()
-
+    pg = PostgresServer(make_basedir("postgres", prefix="bacula-ha-bench-"))
+    bench_server("PostgreSQL 15", pg, {}, postgres_floors, args.runs)
     if args.mariadb:
         from bacula_ha.sandbox.mariadb import MariaDBServer
 
         my = MariaDBServer(make_basedir("mysql", prefix="bacula-ha-bench-"))
-        try:
-            my.start()
-            info = my.create_bacula_catalog("bacula", "bacula", "bench-Secret")
-            with tempfile.TemporaryDirectory() as tmp:
-                conf = write_director_conf(
-                    Path(tmp) / "bacula-dir.conf",
-                    [
-                        CatalogEntry(
-                            "MyCatalog", "bacula", "bacula", "bench-Secret", "127.0.0.1", info.port
-                        )
-                    ],
-                )
-                floors = {
-                    "mariadb -e 'select 1'": [
-                        "/usr/bin/mariadb",
-                        "--defaults-extra-file=@CNF@",
-                        "--host=127.0.0.1",
-                        f"--port={info.port}",
-                        "--user=bacula",
-                        "bacula",
-                        "-e",
-                        "select 1",
-                    ],
-                }
-                params = {"config": str(conf), "backend": "mysql"}
-                bench_backend("MariaDB 10.11", info, params, floors, args.runs)
-        finally:
-            my.cleanup()
+        bench_server("MariaDB 10.11", my, {"backend": "mysql"}, mariadb_floors, args.runs)
 
 
 if __name__ == "__main__":

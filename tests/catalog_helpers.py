@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import pytest
+
 from bacula_ha.sandbox.postgres import CatalogInfo
+from bacula_ha.sandbox.server import SandboxServer
+from tests.fixtures_agents import AgentRun
+from tests.fixtures_db import MARIADB_PASSWORD, PG_PASSWORD
 
 AGENT = Path(__file__).resolve().parent.parent / "agents" / "bacula-catalog"
 
@@ -96,19 +102,10 @@ Job {{
 
 
 @dataclass(frozen=True)
-class Outcome:
-    """One agent run."""
+class Outcome(AgentRun):
+    """One agent run (its exit reason as AgentRun reads it), and how long it took."""
 
-    code: int
-    stdout: str
-    stderr: str
     seconds: float
-
-    @property
-    def reason(self) -> str:
-        """The last exit reason, as Pacemaker keeps it."""
-        lines = [ln for ln in self.stderr.splitlines() if ln.startswith("ocf-exit-reason:")]
-        return lines[-1][len("ocf-exit-reason:") :] if lines else ""
 
 
 def run_agent(
@@ -198,3 +195,69 @@ def processes_mentioning(secret: str) -> list[str]:
             if secret.encode() in data:
                 hits.append(f"{pid}/{part}")
     return hits
+
+
+# -- the backends ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Backend:
+    """One database server as the tests see it: its fixtures, parameters and wording."""
+
+    name: str  # the pytest id and the prefix of its fixtures in tests/fixtures_db.py
+    password: str  # the shared catalog's: a string to look for in ps and logs
+    params: Mapping[str, str]  # the agent parameters that select this backend
+    client: str  # what the agent's client shows on its command line and in the debug log
+    refused: str  # words of the reason when nothing listens
+    auth_failed: str  # ... when the password is wrong
+    no_database: str  # ... when database "nosuchdb" does not exist
+    table: str  # a table the depth-10 check needs (dropped: the reason names it)
+    slow_insert: str  # SQL: every insert into Counters sleeps 0.5 s, as on a slow disk
+    drop_database: str  # SQL with {name}
+
+    def fixture(self, request: pytest.FixtureRequest, what: str) -> object:
+        """This backend's `server`, `catalog` or `spare` fixture of tests/fixtures_db.py."""
+        return request.getfixturevalue(f"{self.name}_{what}")
+
+
+POSTGRES = Backend(
+    name="pg",
+    password=PG_PASSWORD,
+    params={},
+    client="psql",
+    refused="refused",
+    auth_failed="password authentication failed",
+    no_database='database "nosuchdb" does not exist',
+    table="JobMedia",
+    slow_insert=(
+        "CREATE FUNCTION slow() RETURNS trigger LANGUAGE plpgsql AS"
+        " $$BEGIN PERFORM pg_sleep(0.5); RETURN NEW; END$$;"
+        " CREATE TRIGGER slow BEFORE INSERT ON counters FOR EACH ROW EXECUTE FUNCTION slow();"
+    ),
+    drop_database="DROP DATABASE IF EXISTS {name} WITH (FORCE)",
+)
+MARIADB = Backend(
+    name="mariadb",
+    password=MARIADB_PASSWORD,
+    params={"backend": "mysql"},
+    client="--defaults-extra-file",  # the client reads its password from a file, never argv
+    refused="Can't connect",
+    auth_failed="Access denied",
+    no_database="nosuchdb",
+    table="Media",
+    slow_insert=(
+        "CREATE TRIGGER slow BEFORE INSERT ON Counters FOR EACH ROW SET @slept = SLEEP(0.5)"
+    ),
+    drop_database="DROP DATABASE IF EXISTS {name}",
+)
+
+
+@contextlib.contextmanager
+def scratch_catalog_on(server: SandboxServer, backend: Backend) -> Iterator[CatalogInfo]:
+    """A catalog of its own on a shared server, for a test that breaks it; dropped after."""
+    name = f"scratch_{os.getpid()}_{time.monotonic_ns() % 10**9}"
+    info = server.create_bacula_catalog(name, "bacula", backend.password)
+    try:
+        yield info
+    finally:
+        server.sql(backend.drop_database.format(name=name))

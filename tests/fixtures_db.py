@@ -7,95 +7,139 @@ pauses or reconfigures a server uses the function-scoped factories.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Callable, Iterator
+from typing import TypeVar
 
 import pytest
 
 from bacula_ha.sandbox.mariadb import MARIADBD, MariaDBServer
 from bacula_ha.sandbox.postgres import CatalogInfo, PostgresServer, make_basedir
+from bacula_ha.sandbox.server import SandboxServer
 
 __all__ = [
     "mariadb_catalog",
     "mariadb_factory",
     "mariadb_server",
+    "mariadb_spare",
+    "mariadb_spare_server",
     "pg_catalog",
     "pg_factory",
     "pg_server",
+    "pg_spare",
+    "pg_spare_server",
 ]
+
+# The shared catalogs' passwords: strings the tests look for in ps and logs.
+PG_PASSWORD = "pg-Secret-4711"
+MARIADB_PASSWORD = "my-Secret-4711"
+
+S = TypeVar("S", bound=SandboxServer)
+
+
+@contextlib.contextmanager
+def _servers(kind: Callable[[str], S], os_user: str, prefix: str) -> Iterator[Callable[[], S]]:
+    """A maker of started servers, each in a fresh basedir, all removed on the way out."""
+    servers: list[S] = []
+
+    def make() -> S:
+        server = kind(str(make_basedir(os_user, prefix=prefix)))
+        servers.append(server)
+        return server.start()
+
+    try:
+        yield make
+    finally:
+        for server in servers:
+            server.cleanup()
+
+
+def _spare(server: S, info: CatalogInfo) -> tuple[S, CatalogInfo]:
+    """The spare `server` running and not paused (whatever the last test did), its catalog."""
+    server.resume()
+    return server.start(), info
+
+
+def _postgres() -> contextlib.AbstractContextManager[Callable[[], PostgresServer]]:
+    return _servers(PostgresServer, "postgres", "bacula-ha-pg-")
+
+
+def _mariadb() -> contextlib.AbstractContextManager[Callable[[], MariaDBServer]]:
+    if not os.access(MARIADBD, os.X_OK):
+        pytest.skip("mariadb-server is not installed")
+    return _servers(MariaDBServer, "mysql", "bacula-ha-my-")
 
 
 @pytest.fixture(scope="session")
 def pg_server() -> Iterator[PostgresServer]:
     """One PostgreSQL for the whole session (do not stop or reconfigure it)."""
-    server = PostgresServer(make_basedir("postgres", prefix="bacula-ha-pg-"))
-    try:
-        server.start()
-        yield server
-    finally:
-        server.cleanup()
+    with _postgres() as make:
+        yield make()
 
 
 @pytest.fixture(scope="session")
 def pg_catalog(pg_server: PostgresServer) -> CatalogInfo:
     """A Bacula catalog `bacula` (user bacula) on the shared PostgreSQL: read, do not break."""
-    return pg_server.create_bacula_catalog("bacula", "bacula", "pg-Secret-4711")
+    return pg_server.create_bacula_catalog("bacula", "bacula", PG_PASSWORD)
 
 
 @pytest.fixture
 def pg_factory() -> Iterator[Callable[[], PostgresServer]]:
     """Make private PostgreSQL servers (started) that the test may stop, pause or break."""
-    servers: list[PostgresServer] = []
-
-    def make() -> PostgresServer:
-        server = PostgresServer(make_basedir("postgres", prefix="bacula-ha-pg-"))
-        servers.append(server)
-        return server.start()
-
-    try:
+    with _postgres() as make:
         yield make
-    finally:
-        for server in servers:
-            server.cleanup()
 
 
-def _mariadb_available() -> bool:
-    return os.access(MARIADBD, os.X_OK)
+@pytest.fixture(scope="session")
+def pg_spare_server() -> Iterator[tuple[PostgresServer, CatalogInfo]]:
+    """A second session PostgreSQL with a catalog `bacula`, for pg_spare."""
+    with _postgres() as make:
+        server = make()
+        yield server, server.create_bacula_catalog("bacula", "bacula", PG_PASSWORD)
+
+
+@pytest.fixture
+def pg_spare(
+    pg_spare_server: tuple[PostgresServer, CatalogInfo],
+) -> tuple[PostgresServer, CatalogInfo]:
+    """A PostgreSQL the test may stop or pause (running again for the next test), and its
+    catalog (password as pg_catalog's)."""
+    return _spare(*pg_spare_server)
 
 
 @pytest.fixture(scope="session")
 def mariadb_server() -> Iterator[MariaDBServer]:
     """One MariaDB for the whole session (do not stop or reconfigure it)."""
-    if not _mariadb_available():
-        pytest.skip("mariadb-server is not installed")
-    server = MariaDBServer(make_basedir("mysql", prefix="bacula-ha-my-"))
-    try:
-        server.start()
-        yield server
-    finally:
-        server.cleanup()
+    with _mariadb() as make:
+        yield make()
 
 
 @pytest.fixture(scope="session")
 def mariadb_catalog(mariadb_server: MariaDBServer) -> CatalogInfo:
     """A Bacula catalog `bacula` (user bacula) on the shared MariaDB: read, do not break."""
-    return mariadb_server.create_bacula_catalog("bacula", "bacula", "my-Secret-4711")
+    return mariadb_server.create_bacula_catalog("bacula", "bacula", MARIADB_PASSWORD)
 
 
 @pytest.fixture
 def mariadb_factory() -> Iterator[Callable[[], MariaDBServer]]:
     """Make private MariaDB servers (started) that the test may stop, pause or break."""
-    if not _mariadb_available():
-        pytest.skip("mariadb-server is not installed")
-    servers: list[MariaDBServer] = []
-
-    def make() -> MariaDBServer:
-        server = MariaDBServer(make_basedir("mysql", prefix="bacula-ha-my-"))
-        servers.append(server)
-        return server.start()
-
-    try:
+    with _mariadb() as make:
         yield make
-    finally:
-        for server in servers:
-            server.cleanup()
+
+
+@pytest.fixture(scope="session")
+def mariadb_spare_server() -> Iterator[tuple[MariaDBServer, CatalogInfo]]:
+    """A second session MariaDB with a catalog `bacula`, for mariadb_spare."""
+    with _mariadb() as make:
+        server = make()
+        yield server, server.create_bacula_catalog("bacula", "bacula", MARIADB_PASSWORD)
+
+
+@pytest.fixture
+def mariadb_spare(
+    mariadb_spare_server: tuple[MariaDBServer, CatalogInfo],
+) -> tuple[MariaDBServer, CatalogInfo]:
+    """A MariaDB the test may stop or pause (running again for the next test), and its
+    catalog (password as mariadb_catalog's)."""
+    return _spare(*mariadb_spare_server)

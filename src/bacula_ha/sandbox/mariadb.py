@@ -2,21 +2,10 @@
 
 from __future__ import annotations
 
-import os
-import signal
 import subprocess
 from pathlib import Path
 
-from .postgres import (
-    CatalogInfo,
-    SandboxError,
-    ensure_owned_dir,
-    free_port,
-    run_as,
-    spawn_as,
-    stop_process,
-    wait_until,
-)
+from .server import CatalogInfo, SandboxError, SandboxServer, run_as
 
 MARIADBD = "/usr/sbin/mariadbd"
 INSTALL_DB = "/usr/bin/mariadb-install-db"
@@ -63,12 +52,17 @@ def bacula_mysql_package(cache: Path = SCRIPT_CACHE) -> Path:
     return cache
 
 
-class MariaDBServer:
+class MariaDBServer(SandboxServer):
     """One private MariaDB: data, socket, pid file and log under `basedir`, run by `os_user`.
 
     Administration runs as root over the socket (unix_socket authentication of root@localhost,
     as mariadb-install-db sets it up); Bacula's user authenticates with its password.
     """
+
+    name = "mariadb"  # stop_signal SIGTERM: a clean shutdown
+    start_timeout = 60.0
+    stop_timeout = 30.0
+    poll_interval = 0.1
 
     def __init__(
         self,
@@ -78,27 +72,13 @@ class MariaDBServer:
         os_user: str = "mysql",
         listen: str = "127.0.0.1",
     ) -> None:
-        self.basedir = Path(basedir)
-        self.port = port if port is not None else free_port()
-        self.os_user = os_user
-        self.listen = listen
-        self.datadir = self.basedir / "data"
-        self.socket_dir = self.basedir / "sock"
+        super().__init__(basedir, port, os_user, listen)
         self.socket = self.socket_dir / "mysqld.sock"
-        self.pidfile = self.basedir / "sock" / "mysqld.pid"
-        self.logfile = self.basedir / "mariadb.log"
-        self._proc: subprocess.Popen[bytes] | None = None
-
-    @property
-    def pid(self) -> int | None:
-        if self._proc is None or self._proc.poll() is not None:
-            return None
-        return self._proc.pid
+        self.pidfile = self.socket_dir / "mysqld.pid"
 
     def init(self) -> MariaDBServer:
         """mariadb-install-db (once); idempotent."""
-        ensure_owned_dir(self.basedir, self.os_user)
-        ensure_owned_dir(self.socket_dir, self.os_user)
+        self._make_dirs()
         if (self.datadir / "mysql").is_dir():
             return self
         run_as(
@@ -115,74 +95,31 @@ class MariaDBServer:
         )
         return self
 
-    def start(self, timeout: float = 60.0) -> MariaDBServer:
-        """Start mariadbd (init first if needed) and wait until it answers on its socket."""
-        if self.pid is not None:
-            return self
-        self.init()
-        self._proc = spawn_as(
-            self.os_user,
-            [
-                MARIADBD,
-                "--no-defaults",
-                f"--datadir={self.datadir}",
-                f"--socket={self.socket}",
-                f"--pid-file={self.pidfile}",
-                f"--port={self.port}",
-                f"--bind-address={self.listen}",
-                "--skip-name-resolve",
-                "--skip-log-bin",
-                # Throwaway data: no durability, small memory.
-                "--innodb-flush-log-at-trx-commit=0",
-                "--innodb-doublewrite=0",
-                "--innodb-buffer-pool-size=32M",
-                "--innodb-log-file-size=16M",
-                "--performance-schema=OFF",
-                "--max-connections=40",
-            ],
-            self.logfile,
-        )
+    def _command(self) -> list[str]:
+        return [
+            MARIADBD,
+            "--no-defaults",
+            f"--datadir={self.datadir}",
+            f"--socket={self.socket}",
+            f"--pid-file={self.pidfile}",
+            f"--port={self.port}",
+            f"--bind-address={self.listen}",
+            "--skip-name-resolve",
+            "--skip-log-bin",
+            # Throwaway data: no durability, small memory.
+            "--innodb-flush-log-at-trx-commit=0",
+            "--innodb-doublewrite=0",
+            "--innodb-buffer-pool-size=32M",
+            "--innodb-log-file-size=16M",
+            "--performance-schema=OFF",
+            "--max-connections=40",
+        ]
 
-        def ready() -> bool:
-            if self._proc is not None and self._proc.poll() is not None:
-                raise SandboxError(f"mariadbd exited at start, see {self.logfile}: {self._tail()}")
-            if not self.socket.exists():
-                return False
-            return self.sql("SELECT 1", check=False, timeout=5) == "1"
-
-        try:
-            wait_until(ready, timeout, f"mariadb on port {self.port}", interval=0.1)
-        except SandboxError:
-            self.stop()
-            raise
-        return self
-
-    def stop(self, timeout: float = 30.0) -> None:
-        """SIGTERM (a clean shutdown), escalating to SIGKILL of the process group; idempotent."""
-        if self._proc is not None:
-            stop_process(self._proc, signal.SIGTERM, timeout)
-            self._proc = None
-
-    def pause(self) -> None:
-        """SIGSTOP the server: connections are accepted by the kernel and never answered."""
-        if self._proc is not None:
-            os.killpg(self._proc.pid, signal.SIGSTOP)
-
-    def resume(self) -> None:
-        if self._proc is not None:
-            os.killpg(self._proc.pid, signal.SIGCONT)
-
-    def cleanup(self) -> None:
-        import shutil
-
-        self.stop()
-        shutil.rmtree(self.basedir, ignore_errors=True)
-
-    def __enter__(self) -> MariaDBServer:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
+    def _ready(self) -> bool:
+        """mariadbd answers on its socket."""
+        if not self.socket.exists():
+            return False
+        return self.sql("SELECT 1", check=False, timeout=5) == "1"
 
     def client_args(self) -> list[str]:
         """The client's arguments for root over this server's socket (no option files)."""
@@ -240,9 +177,3 @@ class MariaDBServer:
 
     def make_read_only(self, on: bool = True) -> None:
         self.set_global("read_only", "1" if on else "0")
-
-    def _tail(self) -> str:
-        try:
-            return self.logfile.read_text(errors="replace")[-600:]
-        except OSError:
-            return ""

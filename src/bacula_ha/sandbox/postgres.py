@@ -2,174 +2,29 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
 import pwd
 import signal
-import socket
-import subprocess
-import tempfile
-import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
+
+# The helpers moved to .server; they stay importable from here (the lab, tests and benches
+# import them from this module).
+from .server import CatalogInfo as CatalogInfo
+from .server import SandboxError as SandboxError
+from .server import SandboxServer
+from .server import ensure_owned_dir as ensure_owned_dir
+from .server import free_port as free_port
+from .server import make_basedir as make_basedir
+from .server import run_as as run_as
+from .server import spawn_as as spawn_as
+from .server import stop_process as stop_process
+from .server import wait_until as wait_until
 
 PG_BINDIR = Path("/usr/lib/postgresql/15/bin")
 BACULA_SCRIPTS = Path("/usr/share/bacula-director")
 # The schema version Debian's bacula-director 9.6 creates and expects (table Version).
 BACULA_CATALOG_VERSION = 16
-# Never hand out the host's own service ports, even by accident.
-_RESERVED_PORTS = frozenset({3306, 5432, 9101, 9102, 9103})
-
-
-class SandboxError(RuntimeError):
-    """A throwaway server could not be set up, started or stopped."""
-
-
-@dataclass(frozen=True)
-class CatalogInfo:
-    """How to reach a Bacula catalog created in a sandbox server."""
-
-    db_name: str
-    db_user: str
-    db_password: str
-    host: str  # a socket directory (PostgreSQL) or an address
-    port: int
-    socket: str = ""  # MariaDB's socket file; empty for PostgreSQL (host is the directory)
-
-
-# -- helpers shared with the MariaDB sandbox -------------------------------------------------
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    """A TCP port nobody listens on right now (the kernel's choice, never a default port)."""
-    while True:
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-            sock.bind((host, 0))
-            port = int(sock.getsockname()[1])
-        if port not in _RESERVED_PORTS:
-            return port
-
-
-def make_basedir(owner: str, prefix: str = "bacula-ha-db-", parent: str = "/tmp") -> Path:
-    """A fresh directory owned by `owner` under a parent that user can traverse.
-
-    pytest's tmp_path lives under a root-only 0700 directory, which an unprivileged server
-    user cannot enter, hence a directory of our own under /tmp.
-    """
-    path = Path(tempfile.mkdtemp(prefix=prefix, dir=parent))
-    path.chmod(0o755)
-    entry = pwd.getpwnam(owner)
-    os.chown(path, entry.pw_uid, entry.pw_gid)
-    return path
-
-
-def ensure_owned_dir(path: Path, owner: str, mode: int = 0o755) -> None:
-    """Create `path` if needed and give it to `owner`, checking that the owner can reach it."""
-    path.mkdir(parents=True, exist_ok=True)
-    path.chmod(mode)
-    entry = pwd.getpwnam(owner)
-    os.chown(path, entry.pw_uid, entry.pw_gid)
-    for parent in path.resolve().parents:
-        st = parent.stat()
-        # Traversal needs x for "other" unless the owner (or its group) owns the directory.
-        if st.st_uid == entry.pw_uid or st.st_mode & 0o001:
-            continue
-        if st.st_gid == entry.pw_gid and st.st_mode & 0o010:
-            continue
-        raise SandboxError(f"user {owner} cannot traverse {parent} (mode {st.st_mode & 0o777:o})")
-
-
-def run_as(
-    user: str,
-    argv: Sequence[str],
-    *,
-    env: Mapping[str, str] | None = None,
-    input: str | None = None,
-    timeout: float = 60.0,
-    check: bool = True,
-) -> subprocess.CompletedProcess[str]:
-    """Run argv as `user` (root drops privileges), capturing text output."""
-    uid, gid, groups, child_env = _identity(user, env)
-    proc = subprocess.run(
-        list(argv),
-        env=child_env,
-        input=input,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        cwd="/",
-        check=False,
-        user=uid,
-        group=gid,
-        extra_groups=groups,
-    )
-    if check and proc.returncode != 0:
-        detail = (proc.stderr or proc.stdout)[-800:]
-        raise SandboxError(f"{Path(argv[0]).name} failed ({proc.returncode}): {detail}")
-    return proc
-
-
-def _identity(
-    user: str, env: Mapping[str, str] | None
-) -> tuple[int | None, int | None, list[int] | None, dict[str, str]]:
-    """uid, gid, supplementary groups to switch to (None: stay), and a clean environment."""
-    entry = pwd.getpwnam(user)
-    child_env = {"PATH": "/usr/bin:/bin", "HOME": entry.pw_dir, "LANG": "C.UTF-8", "LC_ALL": "C"}
-    child_env.update(env or {})
-    if os.geteuid() == 0 and entry.pw_uid != 0:
-        return entry.pw_uid, entry.pw_gid, [], child_env
-    return None, None, None, child_env
-
-
-def spawn_as(
-    user: str, argv: Sequence[str], logfile: Path, env: Mapping[str, str] | None = None
-) -> subprocess.Popen[bytes]:
-    """Start a long-running server as `user` in its own session, output to `logfile`."""
-    uid, gid, groups, child_env = _identity(user, env)
-    with open(logfile, "ab") as log:
-        return subprocess.Popen(
-            list(argv),
-            env=child_env,
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            cwd="/",
-            # Own session: a stray SIGINT to the test runner does not reach it, and stop()
-            # can kill the whole group (backends included) if the server ignores TERM.
-            start_new_session=True,
-            user=uid,
-            group=gid,
-            extra_groups=groups,
-        )
-
-
-def stop_process(proc: subprocess.Popen[bytes], sig: int, timeout: float) -> None:
-    """Signal a server we started, wait, and escalate to SIGKILL on its whole process group."""
-    if proc.poll() is not None:
-        return
-    try:
-        os.killpg(proc.pid, signal.SIGCONT)  # a paused server cannot act on TERM
-        proc.send_signal(sig)
-        proc.wait(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        pass
-    except ProcessLookupError:
-        return
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait(timeout=10)
-
-
-def wait_until(predicate: object, timeout: float, what: str, interval: float = 0.05) -> None:
-    """Poll a zero-argument callable until it returns true, or raise SandboxError."""
-    assert callable(predicate)
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if predicate():
-            return
-        time.sleep(interval)
-    raise SandboxError(f"timed out after {timeout:.0f}s waiting for {what}")
 
 
 def sql_literal(value: str) -> str:
@@ -180,13 +35,18 @@ def sql_literal(value: str) -> str:
 # -- the PostgreSQL server -------------------------------------------------------------------
 
 
-class PostgresServer:
+class PostgresServer(SandboxServer):
     """One private PostgreSQL cluster: data, socket and log under `basedir`, owned by `os_user`.
 
     Administration runs as `os_user` over the socket with peer authentication (that user is
     the superuser); every other role authenticates with scram passwords, locally and over TCP,
     so a wrong password really fails.
     """
+
+    name = "postgres"
+    stop_signal = signal.SIGINT  # fast shutdown: TERM would wait for the clients to leave
+    start_timeout = 30.0
+    stop_timeout = 15.0
 
     def __init__(
         self,
@@ -198,28 +58,14 @@ class PostgresServer:
         bindir: Path = PG_BINDIR,
         allowed: Sequence[str] = ("127.0.0.0/8",),
     ) -> None:
-        self.basedir = Path(basedir)
+        super().__init__(basedir, port, os_user, listen)
         self.allowed = tuple(allowed)  # networks that may connect over TCP (with a password)
-        self.port = port if port is not None else free_port()
-        self.os_user = os_user
-        self.listen = listen
         self.bindir = bindir
-        self.datadir = self.basedir / "data"
-        self.socket_dir = self.basedir / "sock"
-        self.logfile = self.basedir / "postgres.log"
-        self._proc: subprocess.Popen[bytes] | None = None
 
     # The superuser is named after the OS user, which is what peer authentication matches.
     @property
     def superuser(self) -> str:
         return self.os_user
-
-    @property
-    def pid(self) -> int | None:
-        """The postmaster's PID while we run it."""
-        if self._proc is None or self._proc.poll() is not None:
-            return None
-        return self._proc.pid
 
     @property
     def env(self) -> dict[str, str]:
@@ -228,8 +74,7 @@ class PostgresServer:
 
     def init(self) -> PostgresServer:
         """Run initdb (once) and write our configuration; idempotent."""
-        ensure_owned_dir(self.basedir, self.os_user)
-        ensure_owned_dir(self.socket_dir, self.os_user)
+        self._make_dirs()
         if (self.datadir / "PG_VERSION").exists():
             return self
         run_as(
@@ -266,63 +111,20 @@ class PostgresServer:
         )
         return self
 
-    def start(self, timeout: float = 30.0) -> PostgresServer:
-        """Start the postmaster (init first if needed) and wait until it accepts connections."""
-        if self.pid is not None:
-            return self
-        self.init()
+    def _before_spawn(self) -> None:
         pidfile = self.datadir / "postmaster.pid"
         if pidfile.exists():
             pidfile.unlink()  # stale: we only get here when our own process is gone
-        self._proc = spawn_as(
-            self.os_user,
-            [str(self.bindir / "postgres"), "-D", str(self.datadir)],
-            self.logfile,
-        )
 
-        def ready() -> bool:
-            if self._proc is not None and self._proc.poll() is not None:
-                raise SandboxError(f"postgres exited at start, see {self.logfile}: {self._tail()}")
-            return _postmaster_status(pidfile) == "ready"
+    def _command(self) -> list[str]:
+        return [str(self.bindir / "postgres"), "-D", str(self.datadir)]
 
-        try:
-            wait_until(ready, timeout, f"postgres on port {self.port}")
-        except SandboxError:
-            self.stop()
-            raise
-        return self
-
-    def stop(self, timeout: float = 15.0) -> None:
-        """Fast shutdown (SIGINT), escalating to SIGKILL of the process group; idempotent."""
-        if self._proc is not None:
-            stop_process(self._proc, signal.SIGINT, timeout)
-            self._proc = None
-
-    def pause(self) -> None:
-        """SIGSTOP the postmaster and all its backends: connections hang, nothing answers."""
-        if self._proc is not None:
-            os.killpg(self._proc.pid, signal.SIGSTOP)
-
-    def resume(self) -> None:
-        if self._proc is not None:
-            os.killpg(self._proc.pid, signal.SIGCONT)
+    def _ready(self) -> bool:
+        return _postmaster_status(self.datadir / "postmaster.pid") == "ready"
 
     def reload(self) -> None:
         if self._proc is not None:
             self._proc.send_signal(signal.SIGHUP)
-
-    def cleanup(self) -> None:
-        """Stop and delete everything under basedir."""
-        import shutil
-
-        self.stop()
-        shutil.rmtree(self.basedir, ignore_errors=True)
-
-    def __enter__(self) -> PostgresServer:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
 
     def psql(
         self,
@@ -354,6 +156,10 @@ class PostgresServer:
             check=check,
         )
         return proc.stdout.strip()
+
+    def sql(self, sql: str, *, db: str = "", check: bool = True, timeout: float = 60.0) -> str:
+        """psql() under the name every sandbox server answers to."""
+        return self.psql(sql, db=db or "postgres", check=check, timeout=timeout)
 
     def set_config(self, name: str, value: str, *, db: str | None = None) -> None:
         """ALTER SYSTEM (or ALTER DATABASE when `db` is given) and reload."""
@@ -410,8 +216,7 @@ class PostgresServer:
             bindir=self.bindir,
             allowed=self.allowed,
         )
-        ensure_owned_dir(replica.basedir, self.os_user)
-        ensure_owned_dir(replica.socket_dir, self.os_user)
+        replica._make_dirs()
         run_as(
             self.os_user,
             [
@@ -488,12 +293,6 @@ class PostgresServer:
         entry = pwd.getpwnam(self.os_user)
         if os.geteuid() == 0:
             os.chown(path, entry.pw_uid, entry.pw_gid)
-
-    def _tail(self) -> str:
-        try:
-            return self.logfile.read_text(errors="replace")[-600:]
-        except OSError:
-            return ""
 
 
 def _postmaster_status(pidfile: Path) -> str:
