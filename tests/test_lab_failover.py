@@ -129,8 +129,8 @@ def test_2_partition_never_two_answer(stack_lab: LabConfig) -> None:
 @pytest.mark.parametrize(
     ("mode", "rid", "target", "interval", "timeout"),
     [
-        ("hang-dir", "dir1-dir", "dir", 11, 10),
-        ("hang-sd", "sd1-sd", "sd", 11, 10),
+        ("hang-dir", "dir1-dir", "dir", 11, 20),
+        ("hang-sd", "sd1-sd", "sd", 11, 20),
         # A killed director is the depth-0 monitor's job (every 10 s).
         ("kill-dir", "dir1-dir", "dir", 10, 20),
     ],
