@@ -218,10 +218,9 @@ class DaemonAgent(Agent[DaemonParams]):
         def ready() -> bool:
             nonlocal last_error
             if self.find_pid(p, env, daemon) is None:
-                if launcher.poll() is not None and launcher.returncode != 0:
-                    raise GenericError(
-                        f"{self.kind.agent} failed to start: exit {launcher.returncode}"
-                    )
+                code = _exit_code(launcher)
+                if code:
+                    raise GenericError(f"{self.kind.agent} failed to start: exit {code}")
                 return False
             try:
                 self.answer(p, res, daemon, min(p.check_timeout, 2.0), log)
@@ -366,25 +365,20 @@ class DaemonAgent(Agent[DaemonParams]):
             return False
         return True
 
-    def _launch(self, p: DaemonParams, env: Environment, log: Logger) -> Any:
-        import subprocess
-
-        from ..ocf.command import BASE_ENV
+    def _launch(self, p: DaemonParams, env: Environment, log: Logger) -> int:
+        """Start the daemon (it forks away); the launcher's pid, not waited for here."""
+        from ..ocf.command import BASE_ENV, spawn
 
         argv = [p.binary, "-c", p.config, "-u", p.user, "-g", p.group]
         log.debug("running: " + " ".join(argv))
-        # The daemon forks away; its launcher is not waited for here, so that the start
-        # returns as soon as the daemon answers. Output goes nowhere: Bacula logs through
-        # its own Messages resource.
-        return subprocess.Popen(
-            argv,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            env=dict(BASE_ENV),
-            start_new_session=True,
-            cwd="/",
-        )
+        # Output goes nowhere: Bacula logs through its own Messages resource.
+        null = os.open(os.devnull, os.O_RDWR)
+        try:
+            return spawn(argv, BASE_ENV, null, null, null)
+        except OSError as exc:
+            raise NotInstalledError(f"cannot run {p.binary}: {exc.strerror}") from None
+        finally:
+            os.close(null)
 
     def _kill(self, pid: int, env: Environment, log: Logger) -> None:
         grace = max(1.0, (env.deadline.remaining() - 1.0) * _TERM_SHARE)
@@ -508,6 +502,15 @@ class DaemonAgent(Agent[DaemonParams]):
             raise GenericError(f"{self.kind.title} does not answer after the reload")
         self._remember(p, env, daemon)
         log.info(f"{self.kind.title} reloaded {p.config}")
+
+
+def _exit_code(pid: int) -> int | None:
+    """The launcher's exit code once it has exited (reaping it), else None."""
+    try:
+        done, status = os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:
+        return None  # reaped already
+    return os.waitstatus_to_exitcode(status) if done else None
 
 
 def _reachable(listen: str) -> str:
