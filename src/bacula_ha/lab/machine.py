@@ -186,6 +186,8 @@ def write_spec(
         "tmpfs": [list(t) for t in TMPFS],
         "binds": binds,
         "dirs": [list(d) for d in RUN_DIRS],
+        # Where this source tree and its interpreter live: agents and tools run from there.
+        "keep": [str(Path(__file__).resolve().parents[3]), sys.prefix],
     }
     (m.dir / "spec.json").write_text(json.dumps(spec, indent=1))
 

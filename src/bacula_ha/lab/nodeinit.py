@@ -28,10 +28,30 @@ def setup(spec: dict[str, Any]) -> None:
     socket.sethostname(str(spec["hostname"]))
     # Nothing made here may propagate back to the host's mount namespace.
     _mount(["--make-rprivate", "/"])
+    # The project and its interpreter must stay visible although they may live below a
+    # directory the machine gets privately (a clone under /tmp or /root): hold them open now
+    # and bind them back after the private mounts if those hid them.
+    keep = []
+    for path in spec.get("keep", []):
+        try:
+            fd = os.open(path, os.O_PATH | os.O_DIRECTORY)
+        except OSError:
+            continue
+        keep.append((str(path), fd, os.fstat(fd)))
     for target, mode in spec["tmpfs"]:
         _mount(["-t", "tmpfs", "-o", f"mode={mode},nosuid,nodev", "tmpfs", str(target)])
     for source, target in spec["binds"]:
         _mount(["--bind", str(source), str(target)])
+    for path, fd, before in keep:
+        try:
+            now = os.stat(path)
+            hidden = (now.st_dev, now.st_ino) != (before.st_dev, before.st_ino)
+        except OSError:
+            hidden = True
+        if hidden:
+            os.makedirs(path, exist_ok=True)
+            _mount(["--bind", f"/proc/{os.getpid()}/fd/{fd}", path])
+        os.close(fd)
     for path, user, group, mode in spec["dirs"]:
         os.makedirs(path, exist_ok=True)
         subprocess.run(["chown", f"{user}:{group}", path], check=True)
