@@ -50,7 +50,9 @@ def setup(spec: dict[str, Any]) -> None:
             hidden = True
         if hidden:
             os.makedirs(path, exist_ok=True)
-            _mount(["--bind", f"/proc/{os.getpid()}/fd/{fd}", path])
+            # --no-canonicalize: mount(8) would resolve the magic link to its (now hidden)
+            # path name, and bind the empty directory onto itself.
+            _mount(["--no-canonicalize", "--bind", f"/proc/{os.getpid()}/fd/{fd}", path])
         os.close(fd)
     for path, user, group, mode in spec["dirs"]:
         os.makedirs(path, exist_ok=True)
