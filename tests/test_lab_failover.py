@@ -177,6 +177,23 @@ def test_4_config_change_reaches_standby_and_survives_failover(stack_lab: LabCon
         lambda: "LabExtra" in machine.run_in(cfg, standby, ["cat", conf]).stdout,
         60,
     )
+    # Each peer's last good sync is a transient node attribute (what crm_mon -A shows).
+    last_good = machine.run_in(
+        cfg,
+        active,
+        [
+            "crm_attribute",
+            "-N",
+            standby,
+            "-n",
+            "bacula-confsync-last-good",
+            "-l",
+            "reboot",
+            "-G",
+            "-q",
+        ],
+    ).stdout.strip()
+    assert last_good.startswith("20"), last_good
     lab.fail(cfg, active, "crash")
     wait_until("the director on the standby", lambda: stack.director_answers(cfg), 90, step=0.5)
     assert started_on(cfg, "dir1-dir") == (standby,)
