@@ -41,15 +41,8 @@ PROMOTABLE_META: Pairs = (
 )
 
 
-@dataclass(frozen=True)
-class Op:
-    """One operation of a primitive; interval and timeout in seconds."""
-
-    name: str
-    interval: int
-    timeout: int
-    role: str | None = None
-    depth: int | None = None
+# One operation of a primitive: the same fields as an agent's default operation, resolved.
+Op = OpDefault
 
 
 @dataclass(frozen=True)
