@@ -87,8 +87,9 @@ def test_1_nothing_lost_on_crash(stack_lab: LabConfig) -> None:
     # Fenced first: the power switch acted on fence_dummy's "off" for the crashed node.
     assert (cfg.lab_dir / "power" / active).read_text() == "off"
     assert f"powered off {active}" in (cfg.lab_dir / "log" / "power.log").read_text()
+    # A daemon answers just before Pacemaker records its start as done: give it a moment.
     for rid in ("cat1-catalog", "dir1-dir", "sd1-sd"):
-        assert started_on(cfg, rid) == (standby,), rid
+        wait_until(f"{rid} on {standby}", lambda r=rid: started_on(cfg, r) == (standby,), 30)
     rjob, rstatus = stack.restore(cfg, jobid)
     assert rstatus == "T", f"restore {rjob} ended {rstatus}"
     assert _restored_identical(cfg), "restored files differ from the originals"
@@ -196,7 +197,7 @@ def test_4_config_change_reaches_standby_and_survives_failover(stack_lab: LabCon
     assert last_good.startswith("20"), last_good
     lab.fail(cfg, active, "crash")
     wait_until("the director on the standby", lambda: stack.director_answers(cfg), 90, step=0.5)
-    assert started_on(cfg, "dir1-dir") == (standby,)
+    wait_until("dir1-dir on the standby", lambda: started_on(cfg, "dir1-dir") == (standby,), 30)
     _, status = stack.run_job(cfg, "run job=LabExtra yes")
     assert status == "T"
     lab.heal(cfg)

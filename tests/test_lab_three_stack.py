@@ -7,7 +7,7 @@ import os
 import pytest
 
 from bacula_ha.lab import lab, stack
-from bacula_ha.lab.testing import BaculaWatch, running_lab, started_on
+from bacula_ha.lab.testing import BaculaWatch, running_lab, started_on, wait_until
 
 pytestmark = [
     pytest.mark.lab,
@@ -24,6 +24,10 @@ def test_three_node_stack_fails_over_to_the_standby_only() -> None:
         lab.fail(cfg, active, "crash")
         answered = BaculaWatch(cfg, 90).result()
         assert answered["dir"] is not None and answered["sd"] is not None
+        # The director answers just before Pacemaker records its start as done.
+        wait_until(
+            "the director's start recorded", lambda: len(started_on(cfg, "dir1-dir")) == 1, 30
+        )
         # node3 only gives quorum: the site keeps every group on its preferred/standby pair.
         (holder,) = started_on(cfg, "dir1-dir")
         assert holder not in (active, "node3")
