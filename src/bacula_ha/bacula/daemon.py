@@ -270,14 +270,14 @@ class DaemonAgent(Agent[DaemonParams]):
         return None
 
     def monitor(self, p: DaemonParams, env: Environment, log: Logger) -> OCFStatus | None:
-        cached = self._cached(p, env)
-        pid = self.find_pid(p, env, cached)
+        recorded = self._recorded(p, env)
+        pid = self.find_pid(p, env, recorded[1] if recorded else None)
         if pid is None:
             raise NotRunningError(f"{self.kind.title} is not running")
         if env.depth < 10:
             return None
         try:
-            res, daemon = self.resources(p, env, cached)
+            res, daemon = self.resources(p, env, recorded)
         except (NotConfiguredError, NotInstalledError) as exc:
             # The daemon runs with the configuration it loaded; a file broken or removed
             # since (an admin mid-edit) must not get it stopped, let alone cluster-wide.
@@ -427,36 +427,31 @@ class DaemonAgent(Agent[DaemonParams]):
             }
         )
 
-    def _cached(self, p: DaemonParams, env: Environment) -> Daemon | None:
-        """The daemon's facts as recorded at start, while its configuration is unchanged."""
+    def resources(
+        self,
+        p: DaemonParams,
+        env: Environment,
+        recorded: tuple[Resources, Daemon] | None = None,
+    ) -> tuple[Resources, Daemon]:
+        """What the checks need: from the record while the files are unchanged, else parsed."""
+        return recorded or self._recorded(p, env) or self.read(p, env)
+
+    def _recorded(self, p: DaemonParams, env: Environment) -> tuple[Resources, Daemon] | None:
+        """What start recorded (facts, Directors, `recorded` types), read once, while valid."""
         state = self._state(p, env)
         if state is None:
             return None
         try:
-            return Daemon(state["name"], state["address"], state["port"], state["pid_file"])
-        except KeyError:
-            return None
-
-    def resources(
-        self, p: DaemonParams, env: Environment, cached: Daemon | None = None
-    ) -> tuple[Resources, Daemon]:
-        """What the checks need: from the record while the files are unchanged, else parsed."""
-        quick = self._cached_probe(p, env, cached or self._cached(p, env))
-        return quick or self.read(p, env)
-
-    def _cached_probe(
-        self, p: DaemonParams, env: Environment, daemon: Daemon | None
-    ) -> tuple[Resources, Daemon] | None:
-        """What a depth-10 check needs, from the record, without running Bacula's parser."""
-        state = self._state(p, env)
-        if state is None or daemon is None or not isinstance(state.get("directors"), list):
-            return None
-        if p.address or p.port:
             daemon = Daemon(
-                daemon.name, p.address or daemon.address, p.port or daemon.port, daemon.pid_file
+                state["name"],
+                p.address or state["address"],
+                p.port or state["port"],
+                state["pid_file"],
             )
-        by_type = {k: tuple(v) for k, v in (state.get("resources") or {}).items()}
-        by_type["Director"] = tuple(state["directors"])
+            by_type = {k: tuple(v) for k, v in (state.get("resources") or {}).items()}
+            by_type["Director"] = tuple(state["directors"])
+        except (KeyError, TypeError, AttributeError):
+            return None
         return Resources(p.config, by_type), daemon
 
     def _state(self, p: DaemonParams, env: Environment) -> dict[str, Any] | None:
@@ -539,6 +534,3 @@ def _check_account(user: str, group: str) -> None:
 def passwords_of(res: Resources, kind: str) -> dict[str, str]:
     """Name -> password of every resource of `kind` (kept in memory only, never logged)."""
     return {str(r.get("Name", "")): str(r.get("Password", "")) for r in res.all(kind)}
-
-
-_ = config_error  # re-exported for the agents
