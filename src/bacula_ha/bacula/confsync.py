@@ -392,15 +392,7 @@ def _rsync(
         argv.append(f"--link-dest={link_dest}")
     argv += ["-e", " ".join(shlex.quote(a) for a in cfg.ssh_argv())]
     argv += [src + "/" if is_dir else src, f"{peer.address}:{dest}" + ("/" if is_dir else "")]
-    try:
-        with _watchdog(cfg, peer, deadline, None):
-            done = run(argv, deadline=deadline)
-    except CommandTimeout:
-        raise SyncError(
-            "transfer did not finish in time (stage left, live tree untouched)"
-        ) from None
-    if not done.ok:
-        raise SyncError(f"rsync failed: {_ssh_failure(done)}")
+    _transfer(cfg, peer, argv, deadline)
 
 
 def _rsync_names(
@@ -415,6 +407,13 @@ def _rsync_names(
     argv += ["-e", " ".join(shlex.quote(a) for a in cfg.ssh_argv())]
     argv += [src + "/", f"{peer.address}:{stage}/"]
     listing = b"".join(os.fsencode(n) + b"\0" for n in names)
+    _transfer(cfg, peer, argv, deadline, listing)
+
+
+def _transfer(
+    cfg: SyncConfig, peer: Peer, argv: list[str], deadline: Deadline, listing: bytes | None = None
+) -> None:
+    """Run one rsync into a peer's stage under the watchdog; SyncError when it fails."""
     try:
         with _watchdog(cfg, peer, deadline, None):
             done = run(argv, deadline=deadline, input=listing)

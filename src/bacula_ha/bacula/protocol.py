@@ -124,6 +124,17 @@ def _bash_spaces(name: str) -> str:
     return name.replace(" ", "\x01")
 
 
+def _lz4_length(src: bytes, i: int, length: int) -> tuple[int, int]:
+    """A 4-bit LZ4 length, extended by following bytes while it is 15 and they are 255."""
+    if length == 15:
+        while True:
+            length += src[i]
+            i += 1
+            if src[i - 1] != 255:
+                break
+    return length, i
+
+
 def _lz4_block(src: bytes, limit: int = 4 * _MAX_PACKET) -> bytes:
     """Decode one LZ4 block; daemons compress packets > 20 bytes if the peer sent a version."""
     out = bytearray()
@@ -132,13 +143,7 @@ def _lz4_block(src: bytes, limit: int = 4 * _MAX_PACKET) -> bytes:
         while i < n:
             token = src[i]
             i += 1
-            length = token >> 4
-            if length == 15:
-                while True:
-                    length += src[i]
-                    i += 1
-                    if src[i - 1] != 255:
-                        break
+            length, i = _lz4_length(src, i, token >> 4)
             if i + length > n:
                 raise ProtocolError("truncated LZ4 literals")
             out += src[i : i + length]
@@ -149,13 +154,7 @@ def _lz4_block(src: bytes, limit: int = 4 * _MAX_PACKET) -> bytes:
             i += 2
             if not 0 < offset <= len(out):
                 raise ProtocolError("bad LZ4 match offset")
-            length = token & 15
-            if length == 15:
-                while True:
-                    length += src[i]
-                    i += 1
-                    if src[i - 1] != 255:
-                        break
+            length, i = _lz4_length(src, i, token & 15)
             length += 4
             start = len(out) - offset
             for k in range(length):  # byte by byte: a match may overlap its own output
