@@ -159,12 +159,13 @@ class DirectorAgent(DaemonAgent):
             raise GenericError("the director could not query its catalog")
         return None
 
-    def before_stop(self, p: DaemonParams, daemon: Daemon, env: Environment, log: Logger) -> None:
+    def before_stop(
+        self, p: DaemonParams, res: Resources, daemon: Daemon, env: Environment, log: Logger
+    ) -> None:
         # Asked of the director itself over its own protocol: bconsole's configuration may
         # name another director, and a bconsole that cannot connect retries for its timeout.
         from ..bacula import protocol
 
-        res, daemon = self.resources(p, env)
         password = passwords_of(res, "Director").get(daemon.name, "")
 
         def jobs() -> list[RunningJob]:

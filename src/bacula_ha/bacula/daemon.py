@@ -165,7 +165,9 @@ class DaemonAgent(Agent[DaemonParams]):
         """The depth-20 check; default: nothing deeper than depth 10."""
         return None
 
-    def before_stop(self, p: DaemonParams, daemon: Daemon, env: Environment, log: Logger) -> None:
+    def before_stop(
+        self, p: DaemonParams, res: Resources, daemon: Daemon, env: Environment, log: Logger
+    ) -> None:
         """Called with the daemon running, before it is stopped (e.g. to report jobs)."""
 
     def before_test(self, p: DaemonParams, deadline: Deadline, log: Logger) -> None:
@@ -241,19 +243,20 @@ class DaemonAgent(Agent[DaemonParams]):
         )
 
     def stop(self, p: DaemonParams, env: Environment, log: Logger) -> OCFStatus | None:
+        res: Resources | None
         daemon: Daemon | None
         try:
-            _, daemon = self.read(p, env)
+            res, daemon = self.resources(p, env)
         except (NotConfiguredError, NotInstalledError) as exc:
             log.warning(f"cannot read the configuration ({exc.reason}); stopping by process")
-            daemon = None
+            res, daemon = None, None
         pid = self.find_pid(p, env, daemon)
         if pid is None:
             self._forget(env, daemon)
             return None
-        if daemon is not None:
+        if res is not None and daemon is not None:
             try:
-                self.before_stop(p, daemon, env, log)
+                self.before_stop(p, res, daemon, env, log)
             except GenericError as exc:
                 log.warning(f"before stopping: {exc.reason}")
         self._kill(pid, env, log)
