@@ -8,6 +8,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 
+# What failover needs (`bacula-ha check`, docs/check.md): keepalives that notice a peer which
+# moved within seconds, and backup jobs that are rescheduled after a storage daemon failover
+# (the sandbox's failovers take 5-10 s: the first retry, 30 s later, finds the daemon back).
+HEARTBEAT = "10 seconds"
+
+
 def _password() -> str:
     return secrets.token_urlsafe(18)
 
@@ -140,6 +146,7 @@ class BaculaSite:
   Device = {self.sd_name(i)}-dev0
   Media Type = File{i}
   Maximum Concurrent Jobs = 10
+  Heartbeat Interval = {HEARTBEAT}
 }}
 """
             for i, port in enumerate(self.sd_ports)
@@ -155,6 +162,7 @@ Director {{
   Maximum Concurrent Jobs = 10
   Password = "{self.dir_password}"
   Messages = Standard
+  Heartbeat Interval = {HEARTBEAT}
 }}
 Catalog {{
   Name = {c.name}
@@ -170,6 +178,7 @@ Client {{
   File Retention = 30 days
   Job Retention = 6 months
   AutoPrune = yes
+  Heartbeat Interval = {HEARTBEAT}
 }}
 {storages}Pool {{
   Name = Default
@@ -199,6 +208,7 @@ Job {{
   Pool = Default
   Messages = Standard
   Write Bootstrap = "{self.workdir("dir")}/%c.bsr"
+  Spool Attributes = yes
   Reschedule On Error = yes
   Reschedule Interval = 30 seconds
   Reschedule Times = 5
@@ -239,6 +249,7 @@ Storage {{
   WorkingDirectory = "{self.workdir(key)}"
   PidDirectory = "{self.workdir(key)}"
   Maximum Concurrent Jobs = 20
+  Heartbeat Interval = {HEARTBEAT}
 }}
 Director {{
   Name = {self.dir_name()}
@@ -255,6 +266,7 @@ FileDaemon {{
   WorkingDirectory = "{self.workdir("fd")}"
   Pid Directory = "{self.workdir("fd")}"
   Maximum Concurrent Jobs = 20
+  Heartbeat Interval = {HEARTBEAT}
 }}
 Director {{
   Name = {self.dir_name()}
