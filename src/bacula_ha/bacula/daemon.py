@@ -173,6 +173,14 @@ class DaemonAgent(Agent[DaemonParams]):
     def before_test(self, p: DaemonParams, deadline: Deadline, log: Logger) -> None:
         """Fast checks before `-t` (which may wait long for a server that is down)."""
 
+    def before_launch(self, p: DaemonParams, res: Resources, env: Environment, log: Logger) -> None:
+        """Called after the configuration test, right before the daemon is launched."""
+
+    def after_start(
+        self, p: DaemonParams, res: Resources, daemon: Daemon, env: Environment, log: Logger
+    ) -> None:
+        """Called once the daemon answers (also when start finds it answering already)."""
+
     def classify_test_failure(self, output: str) -> type[GenericError] | None:
         """Map `-t` output to an error class that is not a configuration error, else None."""
         return None
@@ -208,10 +216,12 @@ class DaemonAgent(Agent[DaemonParams]):
         if self.find_pid(p, env) is not None and self._answers(p, env, log):
             log.info(f"{self.kind.title} already running")
             self._remember(p, env)
+            self.after_start(p, *self.resources(p, env), env, log)
             return None
         self.test_config(p, env.deadline, log)
         res, daemon = self.read(p, env)
         self._clear_stale(daemon, p)
+        self.before_launch(p, res, env, log)
         launcher = self._launch(p, env, log)
         log.info(f"started {self.kind.title} {daemon.name}; waiting for it to answer")
 
@@ -233,6 +243,7 @@ class DaemonAgent(Agent[DaemonParams]):
 
         if wait_until(ready, env.deadline):
             self._remember(p, env, daemon)
+            self.after_start(p, res, daemon, env, log)
             return None
         pid = self.find_pid(p, env, daemon)
         if pid is not None:
