@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from bacula_ha.agents import confsync as agent
-from bacula_ha.bacula import confsync
+from bacula_ha.bacula import configtest, confsync
 from bacula_ha.bacula import confsync_remote as remote
 from bacula_ha.ocf.deadline import Deadline
 from bacula_ha.ocf.errors import ArgsError, NotConfiguredError
@@ -283,14 +283,10 @@ def test_bacula_error_text_and_catalog_failures() -> None:
         "Config error: End of conf file reached with unclosed resource.\n"
         "            : line 325, col 15 of file /etc/bacula/bacula-dir.conf\n"
     )
-    assert confsync.bacula_error(text) == (
+    assert configtest.error_reason(text) == (
         "Config error: End of conf file reached with unclosed resource. "
-        "line 325, col 15 of file /etc/bacula/bacula-dir.conf"
+        "(line 325, col 15 of file /etc/bacula/bacula-dir.conf)"
     )
-    assert confsync.is_catalog_failure(
-        'bacula-dir: dird.c:1273-0 Could not open Catalog "MyCatalog", database "bacula".'
-    )
-    assert not confsync.is_catalog_failure(text)
 
 
 def test_parser_errors_keep_error_lines_and_hide_passwords() -> None:
@@ -300,7 +296,7 @@ def test_parser_errors_keep_error_lines_and_hide_passwords() -> None:
         "            : line 9, col 20 of file /etc/bacula/bacula-dir.conf\n"
         '  Password = "s3cret" x\n'
     )
-    text = confsync._error_lines(out)
+    text = configtest.error_reason(out)
     assert "s3cret" not in text
     assert "Config error: expected a string" in text and "line 9, col 20" in text
 

@@ -127,7 +127,9 @@ _METADATA = MetaData(
             "schema_version",
             "Expected catalog version",
             "The Version the catalog must hold; default: what the installed director creates "
-            "(read from its make_*_tables script; 16 for Bacula 9.6).",
+            "(read from its make_*_tables script; 16 for Bacula 9.6). Another version fails "
+            "the check with 5, on this node only: during a rolling upgrade another node's "
+            "Bacula may expect what the catalog holds.",
             "integer",
             default="",
             reloadable=True,
@@ -364,14 +366,18 @@ def _settings(config: Config, env: Environment) -> cat.CatalogSettings:
 
 
 def _read_password(path: str) -> str:
-    try:
-        with open(path, encoding="utf-8") as handle:
-            line = handle.readline()
-    except FileNotFoundError:
-        raise ArgsError(f"password_file {path} does not exist") from None
-    except OSError as exc:
-        raise ArgsError(f"password_file {path}: {exc.strerror}") from None
-    return line.rstrip("\r\n")
+    from ..bacula.config import read_text
+
+    if not os.path.exists(path):
+        raise ArgsError(f"password_file {path} does not exist")
+    # Read as a regular file only (a FIFO would block the action), at most a page.
+    text = read_text(path, 4096)
+    if text is None:
+        raise ArgsError(f"password_file {path} is not a readable regular file")
+    line = text.split("\n", 1)[0].rstrip("\r")
+    if "\ufffd" in line or not line.isprintable():
+        raise ArgsError(f"password_file {path}: the password is not printable UTF-8")
+    return line
 
 
 def _private_tmpdir(env: Environment) -> str | None:
@@ -385,14 +391,7 @@ def _integer(
     raw = env.param(name)
     if raw == "":
         return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise NotConfiguredError(f"{name}={raw!r} is not an integer") from None
-    if value < low or (high is not None and value > high):
-        limit = f"{low}..{high}" if high is not None else f">= {low}"
-        raise NotConfiguredError(f"{name}={value} is out of range ({limit})")
-    return value
+    return params.integer(name, raw, low=low, high=2**31 - 1 if high is None else high)
 
 
 def _state(env: Environment) -> StateFile:

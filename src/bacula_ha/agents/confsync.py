@@ -187,9 +187,7 @@ def _words(value: str) -> list[str]:
 
 
 def _integer(name: str, value: str, minimum: int) -> int:
-    if not value.strip().isdigit() or int(value) < minimum:
-        raise NotConfiguredError(f"{name}={value!r}: expected an integer >= {minimum}")
-    return int(value)
+    return params.integer(name, value, low=minimum)
 
 
 def parse_targets(value: str) -> list[cs.Peer]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 
 from ..bacula.config import Resources, json_tool_for, load
+from ..bacula.configtest import CatalogUnreachable
 from ..bacula.console import RunningJob, bconsole, running_jobs
 from ..bacula.daemon import (
     Daemon,
@@ -35,13 +36,6 @@ KIND = Kind(
     address_key="DirAddress",
     default_port=9101,
     title="director",
-)
-
-_CATALOG_DOWN = (
-    "Could not open Catalog",
-    "Unable to connect to PostgreSQL",
-    "Unable to connect to MySQL",
-    "Unable to connect to database",
 )
 
 METADATA = MetaData(
@@ -110,11 +104,6 @@ class DirectorAgent(DaemonAgent):
             if env.action != "stop" and not os.access(bconsole_bin, os.X_OK):
                 raise NotInstalledError(f"{bconsole_bin} is not installed")
 
-    def classify_test_failure(self, output: str) -> type[GenericError] | None:
-        if any(marker in output for marker in _CATALOG_DOWN):
-            return CatalogUnreachable
-        return None
-
     def before_test(self, p: DaemonParams, deadline: Deadline, log: Logger) -> None:
         # `bacula-dir -t` opens the catalog and, when the database is down, retries for half
         # a minute: connect first, so that a down catalog fails the start at once and clearly.
@@ -171,7 +160,11 @@ class DirectorAgent(DaemonAgent):
         def jobs() -> list[RunningJob]:
             try:
                 out = protocol.console_probe(
-                    daemon.address, daemon.port, password, p.check_timeout, command="status dir"
+                    daemon.address,
+                    daemon.port,
+                    password,
+                    env.deadline.bound(p.check_timeout),
+                    command="status dir",
                 )
             except protocol.ProtocolError as exc:
                 raise GenericError(f"cannot list running jobs: {exc}") from None
@@ -207,10 +200,6 @@ class DirectorAgent(DaemonAgent):
 
     def extra_actions(self) -> dict[str, Handler[DaemonParams]]:
         return {"reload": self.reload, "reload-agent": self.reload}
-
-
-class CatalogUnreachable(GenericError):
-    """The configuration is fine but the catalog cannot be opened: may work later or elsewhere."""
 
 
 def _request_confsync(env: Environment, log: Logger) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import stat
+from collections.abc import Mapping
 
 from ..bacula.config import Resources
 from ..bacula.daemon import (
@@ -20,6 +21,10 @@ from ..ocf.errors import GenericError, NotConfiguredError
 from ..ocf.log import Logger
 from ..ocf.metadata import MetaData, Parameter
 from ..ocf.status import OCFStatus
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 KIND = Kind(
     agent="bacula-sd",
@@ -44,9 +49,11 @@ METADATA = MetaData(
         "20 checks every Device's Archive Device as the daemon's user sees it: a directory "
         "must exist, be writable by that user (not merely by root) on a read-write filesystem "
         "and, when archive_mounts is set, lie on one of those filesystems, mounted (not on the "
-        "bare mount point of an unmounted one); a tape drive or changer node must exist and be "
-        "readable and writable; FIFO devices are not checked. Probes never check the archive "
-        "devices. "
+        "bare mount point of an unmounted one), and in any case still on the filesystem it "
+        "was on when the daemon started (a backup filesystem unmounted under a running daemon "
+        "fails the check even without archive_mounts); a tape drive or changer node must "
+        "exist and be readable and writable; FIFO devices are not checked. Probes never check "
+        "the archive devices. "
         "The storage daemon has no configuration reload (it needs a restart), so no reload is "
         "advertised. It cannot list the jobs a stop interrupts without its director; the "
         "director's log shows them."
@@ -81,6 +88,9 @@ class StorageAgent(DaemonAgent):
     ) -> None:
         director_probe(res, daemon, timeout, "sd")
 
+    def start_facts(self, p: DaemonParams, res: Resources) -> dict[str, Any]:
+        return {"filesystems": _filesystems(_device_checks(res))}
+
     def deep_check(
         self, p: DaemonParams, res: Resources, daemon: Daemon, env: Environment, log: Logger
     ) -> OCFStatus | None:
@@ -93,6 +103,7 @@ class StorageAgent(DaemonAgent):
         mounted = _mount_points() if mounts else {}
         with _Credentials(p.user, p.group):
             problems = _problems(checks, mounts, mounted)
+        problems += _moved(checks, self.recorded_facts(env).get("filesystems") or {})
         for label, problem in problems:
             log.warning(f"{label}: {problem}")
         if problems:
@@ -133,6 +144,42 @@ def director_probe(res: Resources, daemon: Daemon, timeout: float, which: str) -
 
 # What depth 20 checks: (label for the reason, path, "dir" | "node").
 _Check = tuple[str, str, str]
+
+
+def _filesystems(checks: list[_Check]) -> dict[str, list[object]]:
+    """Archive directory -> [device number, mount point] of the filesystem it lies on now."""
+    found: dict[str, list[object]] = {}
+    mounts: tuple[str, ...] | None = None
+    for _label, path, what in checks:
+        if what != "dir":
+            continue
+        try:
+            dev = os.stat(path).st_dev
+        except OSError:
+            continue
+        if mounts is None:
+            mounts = tuple(_mount_points())
+        real = os.path.realpath(path)
+        found[path] = [dev, _owning_mount(real, mounts) or "/"]
+    return found
+
+
+def _moved(checks: list[_Check], at_start: Mapping[str, object]) -> list[tuple[str, str]]:
+    """Archive directories no longer on the filesystem they were on when the daemon started:
+    the backup filesystem was unmounted (volumes now land on the root filesystem) or
+    replaced. Caught without archive_mounts."""
+    problems = []
+    for label, path, what in checks:
+        was = at_start.get(path)
+        if what != "dir" or not isinstance(was, list) or len(was) != 2:
+            continue
+        try:
+            dev = os.stat(path).st_dev
+        except OSError:
+            continue  # reported as missing by _problems
+        if dev != was[0]:
+            problems.append((label, f"{path} is no longer on {was[1]} (unmounted since start?)"))
+    return problems
 
 
 def _device_checks(res: Resources) -> list[_Check]:

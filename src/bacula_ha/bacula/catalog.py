@@ -259,13 +259,15 @@ def check(
         raw = found.get("version")
         if raw is None:
             raise GenericError(f"catalog table Version unreadable: {error} ({where})")
-        if not raw.isdigit():
+        if not (raw.isascii() and raw.isdigit()):
             raise NotConfiguredError(f"catalog {where} has no Version row")
         version = int(raw)
         if version != options.schema_version:
-            raise NotConfiguredError(
+            # 5, not 6: the expectation comes from this node's installed Bacula. During a
+            # rolling upgrade the other node's may match, so only this node is ruled out.
+            raise NotInstalledError(
                 f"catalog {settings.db_name} has schema version {version},"
-                f" the installed director expects {options.schema_version}"
+                f" the director installed on this node expects {options.schema_version}"
             )
     if options.depth >= 20 and found.get("write") != "ok":
         raise GenericError(f"catalog write check failed: {error} ({where})")
@@ -453,7 +455,9 @@ def _settings_from_json(item: Mapping[str, object]) -> CatalogSettings:
         user=str(item.get("User", "")),
         password=str(item.get("Password", "")),
         address=str(item.get("Address", "")),
-        port=int(port) if isinstance(port, int | str) and str(port).isdigit() else None,
+        port=int(port)
+        if isinstance(port, int | str) and str(port).isascii() and str(port).isdigit()
+        else None,
         socket=str(item.get("DbSocket", "")),
     )
 

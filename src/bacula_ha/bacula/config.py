@@ -6,7 +6,7 @@ import os
 from collections.abc import Mapping, Sequence
 
 from ..ocf.deadline import Deadline
-from ..ocf.errors import GenericError, NotConfiguredError, NotInstalledError
+from ..ocf.errors import NotConfiguredError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -44,35 +44,38 @@ def json_tool_for(binary: str, tool: str) -> str:
 
 
 def load(tool: str, config: str, deadline: Deadline, timeout: float = 10.0) -> Resources:
-    """Parse `config` with `tool`. A file Bacula rejects is NotConfiguredError (6)."""
-    import json
+    """Parse `config` with `tool`. A file Bacula rejects is NotConfiguredError (6), one that is
+    absent here NotInstalledError (5), a parser that does not finish GenericError (1)."""
+    from .configtest import parse
 
-    from ..ocf.command import run
-
-    if not os.path.isfile(config):
-        raise NotInstalledError(f"configuration {config} does not exist on this node")
-    result = run([tool, "-c", config], deadline=deadline, timeout=timeout)
-    if not result.ok:
-        raise NotConfiguredError(f"{config}: {config_error(result.stdout + result.stderr)}")
-    try:
-        entries: Sequence[Mapping[str, Any]] = json.loads(result.stdout)
-    except ValueError:
-        raise GenericError(f"{os.path.basename(tool)} printed no JSON for {config}") from None
+    verdict = parse(tool, config, deadline, timeout)
+    if not verdict.accepted:
+        raise verdict.error(config)
     by_type: dict[str, list[Mapping[str, Any]]] = {}
-    for entry in entries:
+    for entry in verdict.entries:
         for kind, body in entry.items():
-            by_type.setdefault(kind, []).append(body)
+            if isinstance(body, dict):
+                by_type.setdefault(kind, []).append(body)
     return Resources(config, {k: tuple(v) for k, v in by_type.items()})
 
 
-def config_error(output: str) -> str:
-    """The useful line of a Bacula configuration error (its parser prints several)."""
-    lines = [line.strip() for line in output.splitlines() if line.strip()]
-    for marker in ("Config error:", "ERR=", "Could not", "Cannot", "Error"):
-        for line in lines:
-            if marker in line:
-                return line[line.find(marker) :]
-    return lines[-1] if lines else "rejected by Bacula's parser"
+def read_text(path: str, limit: int = 1 << 20) -> str | None:
+    """A regular file's text (undecodable bytes replaced), or None: never blocks on a FIFO or
+    a device, which a configuration may name by mistake or malice."""
+    import stat
+
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError:
+        return None
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return None
+        return os.read(fd, limit).decode("utf-8", errors="replace")
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
 
 
 def config_sources(config: str, limit: int = 64) -> list[str] | None:
@@ -89,10 +92,8 @@ def config_sources(config: str, limit: int = 64) -> list[str] | None:
         if len(found) >= limit:
             return None
         found.append(path)
-        try:
-            with open(path, encoding="utf-8", errors="replace") as handle:
-                text = handle.read()
-        except OSError:
+        text = read_text(path)
+        if text is None:
             return None
         # Bacula's lexer takes `@file` (or `@"file"`) wherever a token may start.
         for match in re.finditer(r'(?:^|[\s;{}=])@("([^"]*)"|(\S+))', text):

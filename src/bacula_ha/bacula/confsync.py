@@ -238,47 +238,6 @@ _DAEMONS = (
     ("bacula-sd.conf", "bsdjson", "bacula-sd"),
     ("bacula-fd.conf", "bfdjson", "bacula-fd"),
 )
-# bacula-dir -t opens the catalog after every other check passed: these mean "the file is
-# fine, the database is not reachable", which must not stop a push.
-_CATALOG_MARKERS = (
-    "Could not open Catalog",
-    "Unable to connect to PostgreSQL",
-    "Unable to connect",
-)
-
-
-def bacula_error(text: str) -> str:
-    """The useful lines of a Bacula daemon's error output (without smartalloc noise)."""
-    lines: list[str] = []
-    for raw in text.splitlines():
-        line = " ".join(raw.split())
-        if not line or "Orphaned buffer" in line or "ERROR TERMINATION" in line:
-            continue
-        if line.startswith(": "):
-            line = line[2:]
-        if line not in lines:
-            lines.append(line)
-    return " ".join(lines[:2])[:200] or "failed without a message"
-
-
-def _error_lines(text: str) -> str:
-    import re
-
-    where = re.compile(r"line \d+, col \d+")
-    keep = [
-        line
-        for line in text.splitlines()
-        if ("error" in line.lower() or where.search(line)) and '"' not in line.split(":")[0]
-    ]
-    # Bacula echoes the offending directive: never let a password reach a log or crm_mon.
-    keep = [re.sub(r'"[^"]*"', '"***"', ln) if "password" in ln.lower() else ln for ln in keep]
-    return "\n".join(keep)
-
-
-def is_catalog_failure(text: str) -> bool:
-    return any(marker in text for marker in _CATALOG_MARKERS)
-
-
 def check_source(
     paths: Sequence[str], mode: str, timeout: float, deadline: Deadline, log: Log
 ) -> list[str]:
@@ -289,6 +248,8 @@ def check_source(
     the catalog; `bacula-dir -t` adds the daemon's own checks and opens it, and its retries
     against a dead database take 30 s, so it is bounded and a catalog failure is only a note.
     """
+    from . import configtest as ct
+
     notes: list[str] = []
     if mode == "none":
         return notes
@@ -297,40 +258,24 @@ def check_source(
             conf = os.path.join(path, conf_name)
             if not os.path.isfile(conf):
                 continue
-            try:
-                # Never log stdout: the JSON holds every password of the configuration.
-                parsed = run([f"{SBIN}/{parser}", "-c", conf], deadline=deadline, timeout=timeout)
-            except NotInstalledError:
+            parsed = ct.parse(f"{SBIN}/{parser}", conf, deadline, timeout)
+            if parsed.outcome == ct.NOT_INSTALLED:
                 log.debug(f"{parser} not installed: {conf} not parsed")
-                parsed = None
-            except CommandTimeout:
-                raise ConfigCheckFailed(f"{parser} did not finish in {timeout:.0f}s") from None
-            if parsed is not None and not parsed.ok:
-                # The parsers print their errors on stdout, where the JSON would have been:
-                # only error lines are kept, never anything that could be a directive.
-                text = _error_lines(parsed.stdout + "\n" + parsed.stderr)
-                raise ConfigCheckFailed(f"{conf_name}: {bacula_error(text)}")
+            elif not parsed.accepted:
+                raise ConfigCheckFailed(f"{conf_name}: {parsed.reason}")
             if mode != "full":
                 continue
-            try:
-                tested = run(
-                    [f"{SBIN}/{daemon}", "-t", "-c", conf], deadline=deadline, timeout=timeout
-                )
-            except NotInstalledError:
+            tested = ct.test([f"{SBIN}/{daemon}", "-t", "-c", conf], conf, deadline, timeout)
+            if tested.accepted:
+                continue
+            if tested.outcome == ct.NOT_INSTALLED:
                 log.debug(f"{daemon} not installed: {conf} not tested")
-                continue
-            except CommandTimeout:
-                if daemon == "bacula-dir" and parsed is not None:
-                    notes.append(f"{daemon} -t did not finish in {timeout:.0f}s (catalog?)")
-                    continue
-                raise ConfigCheckFailed(f"{daemon} -t did not finish in {timeout:.0f}s") from None
-            output = tested.stdout + tested.stderr
-            if tested.ok:
-                continue
-            if daemon == "bacula-dir" and is_catalog_failure(output):
+            elif daemon == "bacula-dir" and tested.outcome == ct.CATALOG_UNREACHABLE:
                 notes.append("catalog unreachable during bacula-dir -t (not a config error)")
-                continue
-            raise ConfigCheckFailed(f"{daemon} -t: {bacula_error(_error_lines(output))}")
+            elif daemon == "bacula-dir" and tested.outcome == ct.TIMED_OUT and parsed.accepted:
+                notes.append(f"{daemon} -t did not finish in {timeout:.0f}s (catalog?)")
+            else:
+                raise ConfigCheckFailed(f"{daemon} -t: {tested.reason}")
     return notes
 
 
@@ -351,8 +296,13 @@ def _helper_program(request: Mapping[str, Any]) -> bytes:
 
 
 def _ssh_failure(done: Completed) -> str:
-    text = bacula_error(done.stderr) if done.stderr.strip() else f"exit status {done.returncode}"
-    return text[:160]
+    """ssh's or the helper's first lines of complaint (noise dropped), for an exit reason."""
+    lines: list[str] = []
+    for raw in done.stderr.splitlines():
+        line = " ".join(raw.split())
+        if line and line not in lines:
+            lines.append(line)
+    return (" ".join(lines[:2]) or f"exit status {done.returncode}")[:160]
 
 
 def call_helper(

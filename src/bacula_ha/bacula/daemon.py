@@ -16,13 +16,14 @@ from ..ocf.errors import (
     NotConfiguredError,
     NotInstalledError,
     NotRunningError,
+    OCFError,
 )
 from ..ocf.log import Logger
 from ..ocf.metadata import Action, Parameter
 from ..ocf.process import Identity, is_alive, read_pidfile, terminate, wait_until
 from ..ocf.state import StateFile
 from ..ocf.status import OCFStatus
-from .config import Resources, config_error, config_sources, json_tool_for, load, signature
+from .config import Resources, config_sources, json_tool_for, load, signature
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -170,6 +171,16 @@ class DaemonAgent(Agent[DaemonParams]):
     ) -> None:
         """Called with the daemon running, before it is stopped (e.g. to report jobs)."""
 
+    def start_facts(self, p: DaemonParams, res: Resources) -> dict[str, Any]:
+        """What a daemon found at start that later checks compare with (kept in the record
+        whatever happens to the files since). Default: nothing."""
+        return {}
+
+    def recorded_facts(self, env: Environment) -> dict[str, Any]:
+        """What `start_facts` returned when this resource started here ({} if unknown)."""
+        facts = (StateFile(env, self.kind.agent).read() or {}).get("facts")
+        return facts if isinstance(facts, dict) else {}
+
     def before_test(self, p: DaemonParams, deadline: Deadline, log: Logger) -> None:
         """Fast checks before `-t` (which may wait long for a server that is down)."""
 
@@ -180,10 +191,6 @@ class DaemonAgent(Agent[DaemonParams]):
         self, p: DaemonParams, res: Resources, daemon: Daemon, env: Environment, log: Logger
     ) -> None:
         """Called once the daemon answers (also when start finds it answering already)."""
-
-    def classify_test_failure(self, output: str) -> type[GenericError] | None:
-        """Map `-t` output to an error class that is not a configuration error, else None."""
-        return None
 
     # -- OCF actions -----------------------------------------------------------------------
     def configure(self, env: Environment, log: Logger) -> DaemonParams:
@@ -224,6 +231,10 @@ class DaemonAgent(Agent[DaemonParams]):
         self.before_launch(p, res, env, log)
         launcher = self._launch(p, env, log)
         log.info(f"started {self.kind.title} {daemon.name}; waiting for it to answer")
+        # Kept back from the wait so that a daemon that never answers is still terminated
+        # inside the start's own timeout.
+        reserve = min(5.0, max(1.0, env.deadline.remaining() * 0.2))
+        waiting = Deadline(env.deadline.at - reserve)
 
         last_error = ""
 
@@ -235,41 +246,46 @@ class DaemonAgent(Agent[DaemonParams]):
                     raise GenericError(f"{self.kind.agent} failed to start: exit {code}")
                 return False
             try:
-                self.answer(p, res, daemon, min(p.check_timeout, 2.0), log)
+                self.answer(p, res, daemon, waiting.bound(min(p.check_timeout, 2.0)), log)
             except GenericError as exc:
                 last_error = exc.reason
                 return False
             return True
 
-        if wait_until(ready, env.deadline):
+        if wait_until(ready, waiting):
             self._remember(p, env, daemon)
             self.after_start(p, res, daemon, env, log)
             return None
         pid = self.find_pid(p, env, daemon)
         if pid is not None:
-            terminate(pid, Deadline.after(5), grace=2)
+            terminate(pid, env.deadline, grace=reserve / 2)
         raise GenericError(
             f"{self.kind.title} did not answer within the start timeout"
             + (f": {last_error}" if last_error else "")
         )
 
     def stop(self, p: DaemonParams, env: Environment, log: Logger) -> OCFStatus | None:
-        res: Resources | None
-        daemon: Daemon | None
-        try:
-            res, daemon = self.resources(p, env)
-        except (NotConfiguredError, NotInstalledError) as exc:
-            log.warning(f"cannot read the configuration ({exc.reason}); stopping by process")
-            res, daemon = None, None
+        """Stop what start recorded, else what the process scan finds. A failed stop gets the
+        node fenced, so nothing here depends on Bacula's parser, the catalog or the files:
+        the daemon runs with what it loaded at start, which is what the record holds."""
+        recorded = self._recorded(p, env, current=False)
+        daemon = recorded[1] if recorded else None
         pid = self.find_pid(p, env, daemon)
         if pid is None:
             self._forget(env, daemon)
             return None
-        if res is not None and daemon is not None:
+        if recorded is None:
+            # Started outside the cluster (or the record is lost): the jobs report is worth a
+            # short, bounded try at the parser, and nothing more.
             try:
-                self.before_stop(p, res, daemon, env, log)
-            except GenericError as exc:
-                log.warning(f"before stopping: {exc.reason}")
+                recorded = self.read(p, env, env.deadline.sooner(env.deadline.bound(3.0) * 0.3))
+            except OCFError as exc:
+                log.warning(f"cannot read the configuration ({exc.reason}); stopping by process")
+        if recorded is not None:
+            try:
+                self.before_stop(p, recorded[0], recorded[1], env, log)
+            except Exception as exc:  # a report that fails must not fail the stop
+                log.warning(f"before stopping: {getattr(exc, 'reason', type(exc).__name__)}")
         self._kill(pid, env, log)
         self._forget(env, daemon)
         return None
@@ -280,6 +296,8 @@ class DaemonAgent(Agent[DaemonParams]):
         known = isinstance(pid, int) and isinstance(exe, str) and isinstance(conf, str)
         if known and Identity(str(exe), str(conf)).matches(int(str(pid))):
             self._kill(int(str(pid)), env, log)
+        else:
+            log.info(f"nothing recorded to stop ({reason})")
         StateFile(env, self.kind.agent).remove()
         return None
 
@@ -298,7 +316,7 @@ class DaemonAgent(Agent[DaemonParams]):
             raise Degraded(
                 f"running, but its configuration on disk is unusable: {exc.reason}"
             ) from None
-        self.answer(p, res, daemon, p.check_timeout, log)
+        self.answer(p, res, daemon, env.deadline.bound(p.check_timeout), log)
         if env.depth < 20:
             return None
         return self.deep_check(p, res, daemon, env, log)
@@ -325,12 +343,15 @@ class DaemonAgent(Agent[DaemonParams]):
                 return int(entry)
         return None
 
-    def read(self, p: DaemonParams, env: Environment) -> tuple[Resources, Daemon]:
+    def read(
+        self, p: DaemonParams, env: Environment, deadline: Deadline | None = None
+    ) -> tuple[Resources, Daemon]:
         """Parse the configuration (with Bacula's parser) and extract what the checks need."""
         tool = json_tool_for(p.binary, self.kind.json_tool)
-        res = load(tool, p.config, env.deadline)
+        res = load(tool, p.config, deadline or env.deadline)
         own = res.first(self.kind.resource)
-        port = int(own.get(self.kind.port_key) or self.kind.default_port)
+        raw_port = own.get(self.kind.port_key) or self.kind.default_port
+        port = raw_port if isinstance(raw_port, int) else self.kind.default_port
         listen = str(own.get(self.kind.address_key) or "")
         address = p.address or _reachable(listen)
         pid_dir = str(own.get("PidDirectory") or "/run/bacula")
@@ -343,38 +364,20 @@ class DaemonAgent(Agent[DaemonParams]):
         return res, daemon
 
     def test_config(self, p: DaemonParams, deadline: Deadline, log: Logger) -> None:
-        """`<daemon> -t`: a file Bacula rejects is 6, anything that may pass later is not."""
-        from ..ocf.command import CommandTimeout, run
+        """`<daemon> -t`: a file Bacula rejects is 6, anything that may pass later is not
+        (an unreachable catalog 1, a directory on storage mounted elsewhere 5)."""
+        from .configtest import test
 
         self.before_test(p, deadline, log)
-        try:
-            result = run(
-                [p.binary, "-t", "-c", p.config, "-u", p.user, "-g", p.group],
-                deadline=deadline,
-                timeout=30,
-                log=log,
-            )
-        except CommandTimeout:
-            raise GenericError(
-                f"{self.kind.title} configuration test did not finish in time "
-                "(a server it needs, such as the catalog, may not answer)"
-            ) from None
-        if result.ok:
-            return
-        output = result.stdout + "\n" + result.stderr
-        reason = config_error(output)
-        transient = self.classify_test_failure(output)
-        if transient is not None:
-            raise transient(f"{self.kind.title} configuration test: {reason}")
-        if "Working Directory" in output or "No such file or directory" in output:
-            # A directory that may live on storage mounted on another node.
-            raise NotInstalledError(f"{self.kind.title} configuration test: {reason}")
-        raise NotConfiguredError(f"{p.config}: {reason}")
+        argv = [p.binary, "-t", "-c", p.config, "-u", p.user, "-g", p.group]
+        verdict = test(argv, p.config, deadline)
+        if not verdict.accepted:
+            raise verdict.error(f"{self.kind.title} configuration test")
 
     def _answers(self, p: DaemonParams, env: Environment, log: Logger) -> bool:
         try:
             res, daemon = self.read(p, env)
-            self.answer(p, res, daemon, p.check_timeout, log)
+            self.answer(p, res, daemon, env.deadline.bound(p.check_timeout), log)
         except GenericError:
             return False
         return True
@@ -438,6 +441,7 @@ class DaemonAgent(Agent[DaemonParams]):
                     for r in res.all("Director")
                 ],
                 "resources": {kind: list(res.all(kind)) for kind in self.recorded},
+                "facts": self.start_facts(p, res),
             }
         )
 
@@ -450,9 +454,12 @@ class DaemonAgent(Agent[DaemonParams]):
         """What the checks need: from the record while the files are unchanged, else parsed."""
         return recorded or self._recorded(p, env) or self.read(p, env)
 
-    def _recorded(self, p: DaemonParams, env: Environment) -> tuple[Resources, Daemon] | None:
-        """What start recorded (facts, Directors, `recorded` types), read once, while valid."""
-        state = self._state(p, env)
+    def _recorded(
+        self, p: DaemonParams, env: Environment, current: bool = True
+    ) -> tuple[Resources, Daemon] | None:
+        """What start recorded (facts, Directors, `recorded` types), read once; with `current`,
+        only while no source file changed since."""
+        state = self._state(p, env, current)
         if state is None:
             return None
         try:
@@ -468,10 +475,14 @@ class DaemonAgent(Agent[DaemonParams]):
             return None
         return Resources(p.config, by_type), daemon
 
-    def _state(self, p: DaemonParams, env: Environment) -> dict[str, Any] | None:
+    def _state(
+        self, p: DaemonParams, env: Environment, current: bool = True
+    ) -> dict[str, Any] | None:
         state = StateFile(env, self.kind.agent).read()
         if not state or state.get("config") != p.config or state.get("binary") != p.binary:
             return None
+        if not current:
+            return state
         recorded = state.get("sources")
         if not isinstance(recorded, dict) or signature(list(recorded)) != recorded:
             return None
@@ -502,7 +513,7 @@ class DaemonAgent(Agent[DaemonParams]):
 
         def answers() -> bool:
             try:
-                self.answer(p, res, daemon, min(2.0, p.check_timeout), log)
+                self.answer(p, res, daemon, env.deadline.bound(min(2.0, p.check_timeout)), log)
             except GenericError:
                 return False
             return True

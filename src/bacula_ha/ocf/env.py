@@ -19,6 +19,10 @@ _META_PREFIX = "OCF_RESKEY_CRM_meta_"
 DEFAULT_EXIT_REASON_PREFIX = "ocf-exit-reason:"
 # Pacemaker always passes a timeout; a tool or an admin by hand may not.
 DEFAULT_TIMEOUT_MS = 20_000
+# Bounds of the numbers Pacemaker passes: a week is longer than any sane action timeout or
+# interval, and keeps every deadline computation finite.
+MAX_MS = 7 * 86400 * 1000
+MAX_LEVEL = 1000
 
 
 @dataclass(frozen=True)
@@ -35,6 +39,8 @@ class Environment:
     deadline: Deadline
     rsctmp: str
     exit_reason_prefix: str
+    # What was malformed and replaced by its default (only when parsed leniently, for stop).
+    problems: tuple[str, ...] = ()
 
     @property
     def is_probe(self) -> bool:
@@ -54,8 +60,14 @@ class Environment:
         *,
         depths: Sequence[int] = (0,),
         default_timeout_ms: int = DEFAULT_TIMEOUT_MS,
+        lenient: bool = False,
     ) -> Environment:
-        """Parse argv and an environment mapping. Raises ArgsError on malformed meta values."""
+        """Parse argv and an environment mapping.
+
+        A malformed or out-of-range number raises ArgsError, or, when `lenient` (a stop, which
+        must not fail over a bad timeout), falls back to its default and is listed in
+        `problems`.
+        """
         action = argv[1] if len(argv) > 1 else environ.get("__OCF_ACTION", "")
         params: dict[str, str] = {}
         meta: dict[str, str] = {}
@@ -64,15 +76,25 @@ class Environment:
                 meta[key[len(_META_PREFIX) :]] = value
             elif key.startswith(_PARAM_PREFIX) and not key.startswith("OCF_RESKEY_CRM_"):
                 params[key[len(_PARAM_PREFIX) :]] = value
-        timeout_ms = _milliseconds(meta, "timeout", default_timeout_ms)
-        interval_ms = _milliseconds(meta, "interval", 0)
+        problems: list[str] = []
+
+        def number(name: str, raw: str, default: int, high: int) -> int:
+            # ASCII digits only: int() also reads '٣٠' as 30, and '²' passes isdigit().
+            if raw == "":
+                return default
+            if raw.isascii() and raw.isdigit() and int(raw) <= high:
+                return int(raw)
+            problem = f"{name}={raw[:24]!r} is not a whole number from 0 to {high}"
+            if not lenient:
+                raise ArgsError(problem)
+            problems.append(problem)
+            return default
+
+        timeout_ms = number("CRM_meta_timeout", meta.get("timeout", ""), default_timeout_ms, MAX_MS)
+        interval_ms = number("CRM_meta_interval", meta.get("interval", ""), 0, MAX_MS)
         if action != "monitor":
             interval_ms = 0
-        requested = environ.get("OCF_CHECK_LEVEL", "") or "0"
-        try:
-            level = int(requested)
-        except ValueError:
-            raise ArgsError(f"OCF_CHECK_LEVEL={requested!r} is not a number") from None
+        level = number("OCF_CHECK_LEVEL", environ.get("OCF_CHECK_LEVEL", ""), 0, MAX_LEVEL)
         instance = environ.get("OCF_RESOURCE_INSTANCE", "") or "default"
         rsctmp = environ.get("HA_RSCTMP", "") or "/run/resource-agents"
         return cls(
@@ -87,6 +109,7 @@ class Environment:
             rsctmp=rsctmp,
             exit_reason_prefix=environ.get("OCF_EXIT_REASON_PREFIX", "")
             or DEFAULT_EXIT_REASON_PREFIX,
+            problems=tuple(problems),
         )
 
     @classmethod
@@ -100,16 +123,3 @@ def effective_depth(requested: int, supported: Sequence[int]) -> int:
     """The deepest supported level not above the requested one (OCF: fall back to a lower one)."""
     candidates = [level for level in supported if level <= requested]
     return max(candidates) if candidates else min(supported, default=0)
-
-
-def _milliseconds(meta: Mapping[str, str], key: str, default: int) -> int:
-    raw = meta.get(key, "")
-    if raw == "":
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise ArgsError(f"CRM_meta_{key}={raw!r} is not a number of milliseconds") from None
-    if value < 0:
-        raise ArgsError(f"CRM_meta_{key}={raw!r} is negative")
-    return value

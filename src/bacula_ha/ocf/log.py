@@ -26,9 +26,12 @@ class Logger:
     debuglog: str = ""
     debug_enabled: bool = False
     to_stderr: bool = True
+    secrets: tuple[str, ...] = ()  # values never written, whatever the message
 
     @classmethod
-    def from_environ(cls, agent: str, environ: Mapping[str, str]) -> Logger:
+    def from_environ(
+        cls, agent: str, environ: Mapping[str, str], secrets: tuple[str, ...] = ()
+    ) -> Logger:
         instance = environ.get("OCF_RESOURCE_INSTANCE", "") or "default"
         facility = environ.get("HA_LOGFACILITY", "")
         if facility.lower() == "none":
@@ -44,6 +47,7 @@ class Logger:
             # Only "1" (as ocf-shellfuncs tests it): HA_debug=0 must not turn debugging on.
             debug_enabled=environ.get("HA_debug", "") == "1",
             to_stderr=to_stderr,
+            secrets=secrets,
         )
 
     def debug(self, message: str) -> None:
@@ -62,7 +66,7 @@ class Logger:
         is_debug = level == "debug"
         if is_debug and not self.debug_enabled and not self.debuglog:
             return
-        line = f"{level.upper()}: {message}"
+        line = f"{level.upper()}: {scrub(message, self.secrets)}"
         if self.debuglog:
             _append(self.debuglog, f"{self.tag}: {_stamp()} {line}\n")
         if is_debug and not self.debug_enabled:
@@ -74,6 +78,17 @@ class Logger:
         if self.to_stderr:
             sys.stderr.write(f"{self.tag}: {line}\n")
             sys.stderr.flush()
+
+
+def scrub(text: str, secrets: tuple[str, ...] = ()) -> str:
+    """`text` without the given secrets and without control characters (one line, no
+    terminal escapes or forged log lines)."""
+    for secret in secrets:
+        if secret:
+            text = text.replace(secret, "***")
+    if not text.isprintable():
+        text = "".join(c if c.isprintable() else " " if c.isspace() else "?" for c in text)
+    return text
 
 
 def _stderr_is_tty() -> bool:

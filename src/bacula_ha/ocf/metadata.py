@@ -40,6 +40,14 @@ class Parameter:
     unique_group: str | None = None
     reloadable: bool = False
     choices: tuple[str, ...] = ()
+    # Not rendered (OCF has no such attribute): the runner keeps the value out of every log
+    # line and exit reason.
+    secret: bool = False
+
+    @property
+    def is_secret(self) -> bool:
+        lowered = self.name.lower()
+        return self.secret or lowered in ("password", "passwd") or lowered.endswith("_password")
 
     def __post_init__(self) -> None:
         if self.content_type not in ("string", "integer", "boolean", "time"):

@@ -22,35 +22,64 @@ def boolean(name: str, value: str) -> bool:
     raise NotConfiguredError(f"parameter {name}={value!r} is not a boolean")
 
 
+def is_number(text: str) -> bool:
+    """ASCII digits only: `str.isdigit` also accepts '²' and '٣٠', which int() rejects or
+    reads as another number."""
+    return text.isascii() and text.isdigit()
+
+
+def integer(name: str, value: str, *, low: int = 0, high: int = 2**31 - 1) -> int:
+    """A decimal integer of ASCII digits (an optional leading '-') within [low, high]."""
+    text = value.strip()
+    digits = text[1:] if text.startswith("-") else text
+    if not is_number(digits) or len(digits) > 19:
+        raise NotConfiguredError(f"parameter {name}={value!r} is not an integer")
+    number = int(text)
+    if not low <= number <= high:
+        raise NotConfiguredError(f"parameter {name}={value!r} is out of range ({low}..{high})")
+    return number
+
+
 def port(name: str, value: str) -> int | None:
     """A TCP port, or None when empty (meaning: take it from the configuration)."""
     if value == "":
         return None
-    if not value.isdigit() or not 0 < int(value) < 65536:
+    if not is_number(value) or not 0 < int(value) < 65536:
         raise NotConfiguredError(f"parameter {name}={value!r} is not a TCP port")
     return int(value)
 
 
-def seconds(name: str, value: str, *, minimum: float = 0.0) -> float:
-    """A duration in seconds; accepts a bare number or a number with s/ms/min suffix."""
+# A week: longer than any action timeout Pacemaker would be given, short enough that no
+# arithmetic on it overflows.
+MAX_SECONDS = 7 * 86400.0
+
+
+def seconds(name: str, value: str, *, minimum: float = 0.0, maximum: float = MAX_SECONDS) -> float:
+    """A duration in seconds: a plain decimal number (ASCII), optionally with s/ms/min."""
     text = value.strip().lower()
     scale = 1.0
     for suffix, factor in (("ms", 0.001), ("min", 60.0), ("s", 1.0), ("m", 60.0)):
         if text.endswith(suffix):
             text, scale = text[: -len(suffix)], factor
             break
-    try:
-        result = float(text) * scale
-    except ValueError:
-        raise NotConfiguredError(f"parameter {name}={value!r} is not a duration") from None
-    if result < minimum or result != result:  # the second test rejects NaN
-        raise NotConfiguredError(f"parameter {name}={value!r} must be at least {minimum:g}s")
+    whole, _, fraction = text.partition(".")
+    if (
+        not (is_number(whole) or (whole == "" and fraction))
+        or not (fraction == "" or is_number(fraction))
+        or len(text) > 24
+    ):
+        raise NotConfiguredError(f"parameter {name}={value!r} is not a duration")
+    result = float(text) * scale
+    if not minimum <= result <= maximum:
+        raise NotConfiguredError(
+            f"parameter {name}={value!r} is out of range ({minimum:g}s..{maximum:g}s)"
+        )
     return result
 
 
 def absolute_path(name: str, value: str) -> str:
     if not value.startswith("/"):
         raise NotConfiguredError(f"parameter {name}={value!r} must be an absolute path")
-    if "\0" in value or "\n" in value:
+    if not value.isprintable():
         raise NotConfiguredError(f"parameter {name} holds a control character")
     return value

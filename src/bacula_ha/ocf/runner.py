@@ -9,7 +9,7 @@ from collections.abc import Mapping, Sequence
 from .agent import Agent, Handler
 from .env import DEFAULT_EXIT_REASON_PREFIX, Environment
 from .errors import OCFError, UnimplementedError
-from .log import Logger
+from .log import Logger, scrub
 from .status import OCFStatus
 
 TYPE_CHECKING = False
@@ -22,6 +22,8 @@ _STANDARD = ("start", "stop", "monitor", "validate-all")
 # A probe or a stop may find the node without what the resource needs (a binary, a file on
 # storage mounted elsewhere): then nothing of ours can be running here.
 _ABSENT = (OCFStatus.ERR_INSTALLED, OCFStatus.ERR_ARGS)
+_SUCCESSES = (OCFStatus.SUCCESS, OCFStatus.RUNNING_PROMOTED)
+_DEGRADED = (OCFStatus.DEGRADED, OCFStatus.DEGRADED_PROMOTED)
 
 
 def main(
@@ -44,14 +46,28 @@ def main(
         sys.stdout.write(usage(agent))
         return OCFStatus.SUCCESS
 
-    log = Logger.from_environ(name, environ)
-    prefix = environ.get("OCF_EXIT_REASON_PREFIX", "") or DEFAULT_EXIT_REASON_PREFIX
+    # The last line of defence: whatever an agent or a tool it ran put into a message, the
+    # values of the resource's secret parameters never reach the log or the exit reason.
+    secrets = tuple(
+        value
+        for p in agent.metadata.parameters
+        if p.is_secret and (value := environ.get(f"OCF_RESKEY_{p.name}", ""))
+    )
+    log = Logger.from_environ(name, environ, secrets)
+    prefix = scrub(environ.get("OCF_EXIT_REASON_PREFIX", "") or DEFAULT_EXIT_REASON_PREFIX)
     status, reason = _run(agent, action, argv, environ, log)
-    if reason:
-        reason = " ".join(reason.split())[:MAX_REASON]
-    level = "debug" if action == "monitor" and status in (0, 7) else "info"
-    if status not in (OCFStatus.SUCCESS, OCFStatus.NOT_RUNNING) and action != "monitor":
-        level = "error"
+    failed = status not in _SUCCESSES and not (
+        status == OCFStatus.NOT_RUNNING and action == "monitor"
+    )
+    if failed and not reason:
+        reason = f"{action or 'no action'} failed: {_status_name(status)}"
+    reason = " ".join(scrub(reason, secrets).split())[:MAX_REASON]
+    if action == "monitor" and status in (OCFStatus.SUCCESS, OCFStatus.NOT_RUNNING):
+        level = "debug"
+    elif failed:
+        level = "warning" if status in _DEGRADED else "error"
+    else:
+        level = "info"
     log.log(
         level,
         f"{action or '(no action)'}: {_status_name(status)}" + (f": {reason}" if reason else ""),
@@ -77,9 +93,12 @@ def _run(
             environ,
             depths=agent.depths,
             default_timeout_ms=(declared.timeout if declared else 20) * 1000,
+            lenient=action == "stop",
         )
     except OCFError as exc:
         return exc.status, exc.reason
+    for problem in env.problems:
+        log.warning(f"{problem}: using the default")
 
     try:
         try:
@@ -108,6 +127,12 @@ def _run(
 
         for line in traceback.format_exc().splitlines():
             log.error(line)
+        if action == "stop":
+            # A failed stop gets the node fenced: try the stop that needs nothing parsed.
+            try:
+                return _result(agent.stop_unconfigured(env, log, f"{type(exc).__name__}")), ""
+            except Exception:
+                pass
         return OCFStatus.ERR_GENERIC, f"internal error: {type(exc).__name__}: {exc}"
     if action == "stop" and status == OCFStatus.NOT_RUNNING:
         status = OCFStatus.SUCCESS  # stop never returns 7
