@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from . import __version__
 from .agents.registry import AGENT_MODULES, available, metadata
 
 PROVIDER = "bacula"
@@ -18,10 +20,28 @@ class InstallError(Exception):
     """The installation could not be done; nothing was left half-written."""
 
 
+# The installed executable names the package version that wrote it (see agent_text).
+_VERSION_LINE = re.compile(r"^VERSION = '([^'\n]*)'$", re.MULTILINE)
+
+
 @dataclass(frozen=True)
 class Change:
     path: Path
-    action: str  # installed | unchanged | removed | kept (modified by someone else)
+    action: str  # installed | updated | unchanged | removed | kept (modified by someone else)
+    detail: str = ""  # updated: what it replaced, e.g. "was 0.0.9"
+
+
+@dataclass(frozen=True)
+class Check:
+    """How one installed agent compares with what this package would install."""
+
+    path: Path
+    state: str  # current | missing | stale (another version) | differs (same version)
+    detail: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.state == "current"
 
 
 def agent_text(name: str, interpreter: str) -> str:
@@ -36,6 +56,7 @@ def agent_text(name: str, interpreter: str) -> str:
         f"#!{interpreter} -I\n"
         f'"""OCF resource agent ocf:{PROVIDER}:{name}, installed by `bacula-ha install`."""\n\n'
         "import sys\n\n"
+        f"VERSION = {__version__!r}\n"
         f"META_DATA = {rendered!r}\n\n"
         'if sys.argv[1:2] == ["meta-data"]:\n'
         "    sys.stdout.write(META_DATA)\n"
@@ -66,18 +87,52 @@ def install(ocf_root: Path, interpreter: str | None = None) -> list[Change]:
         text = agent_text(name, interpreter)
         path = target / name
         digest = _digest(text.encode())
-        if path.is_file() and _digest(path.read_bytes()) == digest and _mode(path) == 0o755:
+        old = _read(path)
+        if old is not None and _digest(old) == digest and _mode(path) == 0o755:
             changes.append(Change(path, "unchanged"))
-        else:
+            manifest[name] = digest
+            continue
+        try:
             # Written beside and renamed over, so Pacemaker never runs a half-written agent.
             tmp = path.with_name(f".{name}.tmp")
             tmp.write_text(text)
             tmp.chmod(0o755)
             os.replace(tmp, path)
+        except OSError as exc:
+            raise InstallError(f"cannot write {path}: {exc.strerror}") from None
+        if old is None:
             changes.append(Change(path, "installed"))
+        else:
+            # After an upgrade of the package the old copy names the old version: say so.
+            changes.append(Change(path, "updated", _describe_old(old, interpreter)))
         manifest[name] = digest
     _write_manifest(target, manifest)
     return changes
+
+
+def check(ocf_root: Path, interpreter: str | None = None) -> list[Check]:
+    """Compare every installed agent with what `install` would write now; changes nothing."""
+    interpreter = interpreter or sys.executable
+    target = provider_dir(ocf_root)
+    result: list[Check] = []
+    for name in available():
+        path = target / name
+        old = _read(path)
+        if old is None:
+            result.append(Check(path, "missing"))
+            continue
+        expected = agent_text(name, interpreter).encode()
+        version = _installed_version(old)
+        if old == expected and _mode(path) == 0o755:
+            result.append(Check(path, "current", f"version {__version__}"))
+        elif old == expected:
+            result.append(Check(path, "differs", f"mode {_mode(path):04o}, not 0755"))
+        elif version != __version__:
+            shown = version or "unknown"
+            result.append(Check(path, "stale", f"version {shown}, package {__version__}"))
+        else:
+            result.append(Check(path, "differs", _describe_old(old, interpreter)))
+    return result
 
 
 def uninstall(ocf_root: Path) -> list[Change]:
@@ -100,6 +155,31 @@ def uninstall(ocf_root: Path) -> list[Change]:
     except OSError:
         pass
     return changes
+
+
+def _read(path: Path) -> bytes | None:
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise InstallError(f"cannot read {path}: {exc.strerror}") from None
+
+
+def _installed_version(text: bytes) -> str | None:
+    found = _VERSION_LINE.search(text.decode(errors="replace"))
+    return found.group(1) if found else None
+
+
+def _describe_old(old: bytes, interpreter: str) -> str:
+    """What made an installed copy differ: its version, its interpreter, or its content."""
+    version = _installed_version(old)
+    if version != __version__:
+        return f"was {version or 'an unversioned copy'}"
+    first = old.split(b"\n", 1)[0].decode(errors="replace")
+    if first != f"#!{interpreter} -I":
+        return f"ran {first[2:].removesuffix(' -I')}, not {interpreter}"
+    return "content differed from this package (edited, or another build of the same version)"
 
 
 def _digest(data: bytes) -> str:

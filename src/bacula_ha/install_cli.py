@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import click
 
-from .install import InstallError, install, uninstall
+from .install import InstallError, check, install, uninstall
 
 
 @click.command("install")
@@ -17,15 +18,43 @@ from .install import InstallError, install, uninstall
     show_default=True,
     help="OCF root; agents go into OCF_ROOT/resource.d/bacula/.",
 )
+@click.option(
+    "--interpreter",
+    metavar="PATH",
+    help="Absolute path of the Python that runs the agents  [default: this one]",
+)
 @click.option("--uninstall", "remove", is_flag=True, help="Remove exactly what was installed.")
-def install_command(ocf_root: Path, remove: bool) -> None:
-    """Install the OCF agents (ocf:bacula:*) with this interpreter, isolated (-I)."""
+@click.option(
+    "--check",
+    "only_check",
+    is_flag=True,
+    help="Change nothing; exit 0 if the installed agents match this package, 1 if not.",
+)
+def install_command(
+    ocf_root: Path, interpreter: str | None, remove: bool, only_check: bool
+) -> None:
+    """Install the OCF agents (ocf:bacula:*) with this interpreter, isolated (-I).
+
+    An agent installed by another version of bacula-ha (after an upgrade) is replaced and
+    reported as `updated`. With --check: one line per agent (current, missing, stale: another
+    version, differs: same version but another interpreter or content); exit status 0 when every
+    agent is current, 1 when one is not, 2 for a usage error.
+    """
+    if remove and only_check:
+        raise click.UsageError("--check and --uninstall exclude each other")
     try:
-        changes = uninstall(ocf_root) if remove else install(ocf_root)
+        if only_check:
+            results = check(ocf_root, interpreter)
+            for result in results:
+                detail = f" ({result.detail})" if result.detail else ""
+                click.echo(f"{result.state:9} {result.path}{detail}")
+            sys.exit(0 if all(r.ok for r in results) else 1)
+        changes = uninstall(ocf_root) if remove else install(ocf_root, interpreter)
     except InstallError as exc:
         raise click.ClickException(str(exc)) from None
     for change in changes:
-        click.echo(f"{change.action:9} {change.path}")
+        detail = f" ({change.detail})" if change.detail else ""
+        click.echo(f"{change.action:9} {change.path}{detail}")
 
 
 commands = [install_command]

@@ -10,16 +10,22 @@ from pathlib import Path
 
 import jinja2
 
+from ..data import DataNotFound, data_path
 from .errors import GeneratorError
 from .plan import Plan
 
 FORMATS = {"crm": "site.crm.j2", "pcs": "site.pcs.j2"}
-# The templates live at the top of the source tree (crm-templates/), next to src/.
-_DEFAULT_DIR = Path(__file__).resolve().parents[3] / "crm-templates"
 
 
 def template_dir() -> Path:
-    return Path(os.environ.get("BACULA_HA_TEMPLATES", _DEFAULT_DIR))
+    """BACULA_HA_TEMPLATES, else the templates shipped with the package (crm-templates/)."""
+    override = os.environ.get("BACULA_HA_TEMPLATES")
+    if override:
+        return Path(override)
+    try:
+        return data_path("crm-templates")
+    except DataNotFound as exc:
+        raise GeneratorError(str(exc)) from None
 
 
 def crm_quote(value: object) -> str:

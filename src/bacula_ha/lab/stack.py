@@ -43,8 +43,10 @@ SCRIPTS = Path("/usr/share/bacula-director")
 
 
 def default_site() -> Path:
-    """examples/lab-site.toml of this source tree."""
-    return Path(__file__).resolve().parents[3] / "examples" / "lab-site.toml"
+    """examples/lab-site.toml, as shipped with the package (or of this source tree)."""
+    from ..data import data_path
+
+    return data_path("examples", "lab-site.toml")
 
 
 @dataclass(frozen=True)
