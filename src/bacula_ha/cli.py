@@ -15,6 +15,7 @@ _COMMANDS: dict[str, tuple[str, str]] = {
     "import-haresources": ("bacula_ha.generator.cli", "import_haresources"),
     "lab": ("bacula_ha.lab.cli", "lab"),
     "confsync": ("bacula_ha.confsync_cli", "confsync_group"),
+    "check": ("bacula_ha.check.cli", "check_command"),
 }
 
 

@@ -1,0 +1,58 @@
+"""The `bacula-ha check` command: a thin click layer over bacula_ha.check."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from .findings import EXIT_ERRORS
+
+
+@click.command("check")
+@click.argument("site", type=click.Path(dir_okay=False, path_type=Path))
+@click.option(
+    "--config",
+    "configs",
+    multiple=True,
+    metavar="FILE",
+    help="A Bacula configuration to check (repeat). Default: the files the site names for its "
+    "components (params.config), else the /etc/bacula defaults that exist.",
+)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(("text", "json")),
+    default="text",
+    show_default=True,
+    help="json: a stable document for monitoring (docs/check.md).",
+)
+@click.option(
+    "--failover-time",
+    type=click.IntRange(1, 3600),
+    default=30,
+    show_default=True,
+    metavar="SECONDS",
+    help="How long a failover of a storage daemon takes here: a Reschedule Interval shorter "
+    "than this is reported.",
+)
+def check_command(site: Path, configs: tuple[str, ...], fmt: str, failover_time: int) -> None:
+    """Check that the Bacula configuration lets the site described in SITE fail over.
+
+    Reads the configurations with Bacula's own parsers (bdirjson, bsdjson, bfdjson). Exit
+    status: 0 clean, 1 warnings only, 2 errors or unreadable input.
+    """
+    from .findings import format_input_error, format_json, format_text
+    from .inputs import CheckInputError
+    from .run import run_check
+
+    try:
+        report = run_check(site, list(configs), failover_time)
+    except CheckInputError as exc:
+        if fmt == "json":
+            sys.stdout.write(format_input_error(str(exc)))
+        click.echo(f"bacula-ha check: {exc}", err=True)
+        sys.exit(EXIT_ERRORS)
+    sys.stdout.write(format_json(report) if fmt == "json" else format_text(report))
+    sys.exit(report.exit_status)

@@ -1,0 +1,178 @@
+"""What `bacula-ha check` reads: the site, the Bacula configurations (through Bacula's own
+parsers, via bacula.config.load) and /etc/hosts; every unreadable input is a CheckInputError."""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..bacula.config import Resources, load
+from ..generator.errors import SiteError
+from ..generator.schema import Site, load_site
+from ..ocf.deadline import Deadline
+from ..ocf.errors import OCFError
+
+DIRECTOR, STORAGE, FILEDAEMON = "director", "storage", "filedaemon"
+TOOLS = {
+    DIRECTOR: "/usr/sbin/bdirjson",
+    STORAGE: "/usr/sbin/bsdjson",
+    FILEDAEMON: "/usr/sbin/bfdjson",
+}
+DEFAULT_CONFIGS = {
+    DIRECTOR: "/etc/bacula/bacula-dir.conf",
+    STORAGE: "/etc/bacula/bacula-sd.conf",
+    FILEDAEMON: "/etc/bacula/bacula-fd.conf",
+}
+PARSE_TIMEOUT = 30.0
+
+# Resource types only one daemon's configuration has: they order which parser is tried first.
+_ONLY_IN = (
+    (
+        DIRECTOR,
+        re.compile(r"^\s*(Catalog|Job|JobDefs|Pool|FileSet|Schedule|Console)\s*\{", re.M | re.I),
+    ),
+    (STORAGE, re.compile(r"^\s*(Device|Autochanger)\s*\{", re.M | re.I)),
+    (FILEDAEMON, re.compile(r"^\s*FileDaemon\s*\{", re.M | re.I)),
+)
+
+
+class CheckInputError(Exception):
+    """Input that cannot be read: the message names the file, and the line and field if known."""
+
+
+@dataclass(frozen=True)
+class Wanted:
+    """A configuration to check; `daemon` and `component` are known when the site names it."""
+
+    path: str
+    daemon: str | None = None
+    component: str | None = None  # the site component's name
+
+
+@dataclass(frozen=True)
+class Parsed:
+    """A configuration as Bacula's parser read it."""
+
+    path: str
+    daemon: str
+    component: str | None
+    resources: Resources
+
+
+def read_site(path: Path) -> Site:
+    try:
+        return load_site(path)
+    except SiteError as exc:
+        raise CheckInputError(str(exc)) from None
+
+
+def wanted_configs(site: Site, explicit: Sequence[str]) -> list[Wanted]:
+    """--config paths if given; else those the site names for its components (a missing one is
+    an error naming the site's field), else the /etc/bacula defaults that exist."""
+    if explicit:
+        return _unique([Wanted(os.path.abspath(p)) for p in explicit])
+    wanted: list[Wanted] = []
+    missing: list[str] = []
+
+    def add(daemon: str, component: str, params: Mapping[str, str], field: str) -> None:
+        named = params.get("config")
+        path = named or DEFAULT_CONFIGS[daemon]
+        if os.path.exists(path):
+            wanted.append(Wanted(path, daemon, component))
+        elif named:
+            line = site.line(f"{field}.params.config")
+            where = f"{site.source}:{line}" if line else site.source
+            missing.append(f"{where}: {field}.params.config: {path} does not exist here")
+
+    for i, d in enumerate(site.directors):
+        add(DIRECTOR, d.name, dict(d.params), f"director[{i}]")
+        if d.catalog is not None:
+            add(DIRECTOR, d.name, dict(d.catalog.params), f"director[{i}].catalog")
+    for i, s in enumerate(site.storages):
+        add(STORAGE, s.name, dict(s.params), f"storage[{i}]")
+    for i, f in enumerate(site.filedaemons):
+        add(FILEDAEMON, f.name, dict(f.params), f"filedaemon[{i}]")
+    if missing:
+        raise CheckInputError("\n".join(missing) + "\n(pass --config to name the files to check)")
+    if not wanted:
+        wanted = [Wanted(p, d) for d, p in DEFAULT_CONFIGS.items() if os.path.exists(p)]
+    if not wanted:
+        raise CheckInputError(
+            f"{site.source}: no Bacula configuration to check: the site names none and none of "
+            f"{', '.join(DEFAULT_CONFIGS.values())} exists (pass --config)"
+        )
+    return _unique(wanted)
+
+
+def _unique(wanted: list[Wanted]) -> list[Wanted]:
+    seen: set[str] = set()
+    out: list[Wanted] = []
+    for w in wanted:
+        if w.path not in seen:
+            seen.add(w.path)
+            out.append(w)
+    return out
+
+
+def parse_config(wanted: Wanted, deadline: Deadline) -> Parsed:
+    """Parse with the daemon's own parser; if the daemon is not known, the parser that accepts
+    the file decides (the likeliest one is tried first, and its complaint is the one reported)."""
+    path = wanted.path
+    if not os.path.exists(path):
+        raise CheckInputError(f"{path}: no such configuration file")
+    if not os.path.isfile(path):
+        raise CheckInputError(f"{path}: not a regular file")
+    order = [wanted.daemon] if wanted.daemon else _likely_daemons(path)
+    first_error: str | None = None
+    for daemon in order:
+        try:
+            resources = load(TOOLS[daemon], path, deadline, timeout=PARSE_TIMEOUT)
+        except OCFError as exc:
+            if first_error is None:
+                first_error = exc.reason
+            continue
+        return Parsed(path, daemon, wanted.component, resources)
+    reason = first_error or "rejected by Bacula's parsers"
+    if path not in reason:
+        reason = f"{path}: {reason}"
+    if wanted.daemon is None:
+        reason += " (not a director, storage daemon or file daemon configuration Bacula accepts)"
+    raise CheckInputError(reason)
+
+
+def _likely_daemons(path: str) -> list[str]:
+    name = os.path.basename(path).lower()
+    first: str | None = None
+    for daemon, marker in ((DIRECTOR, "dir"), (STORAGE, "sd"), (FILEDAEMON, "fd")):
+        if re.search(rf"(^|[-_.]){marker}([-_.0-9]|$)", name):
+            first = daemon
+            break
+    if first is None:
+        try:
+            text = Path(path).read_text(encoding="utf-8", errors="replace")[: 1 << 20]
+        except OSError:
+            text = ""
+        first = next((d for d, pattern in _ONLY_IN if pattern.search(text)), None)
+    order = [DIRECTOR, STORAGE, FILEDAEMON]
+    if first is not None:
+        order.remove(first)
+        order.insert(0, first)
+    return order
+
+
+def read_hosts(path: str = "/etc/hosts") -> dict[str, frozenset[str]]:
+    """Host name -> addresses from a hosts file. No DNS: a name the file does not list is
+    compared as written."""
+    names: dict[str, set[str]] = {}
+    try:
+        text = Path(path).read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return {}
+    for line in text.splitlines():
+        fields = line.split("#", 1)[0].split()
+        for name in fields[1:]:
+            names.setdefault(name.lower(), set()).add(fields[0])
+    return {name: frozenset(addrs) for name, addrs in names.items()}
