@@ -40,6 +40,8 @@ RESTORE_JOB = "LabRestore"
 # Private per machine as well: Bacula's configuration, state and logs, and /srv.
 STACK_DIRS = ("/var/lib/bacula", "/var/log/bacula", "/srv")
 SCRIPTS = Path("/usr/share/bacula-director")
+# Keepalives that notice within seconds a peer that died with its node (bacula-ha check).
+HEARTBEAT = "10 seconds"
 
 
 def default_site() -> Path:
@@ -82,6 +84,7 @@ Director {{
   Maximum Concurrent Jobs = 10
   Password = "{pw.director}"
   Messages = Daemon
+  Heartbeat Interval = {HEARTBEAT}
 }}
 Catalog {{
   Name = MyCatalog
@@ -100,6 +103,7 @@ Client {{
   File Retention = 30 days
   Job Retention = 6 months
   AutoPrune = yes
+  Heartbeat Interval = {HEARTBEAT}
 }}
 Storage {{
   Name = sd1
@@ -109,6 +113,7 @@ Storage {{
   Device = FileStorage
   Media Type = File
   Maximum Concurrent Jobs = 10
+  Heartbeat Interval = {HEARTBEAT}
 }}
 Pool {{
   Name = File
@@ -139,6 +144,12 @@ Job {{
   Pool = File
   Messages = Standard
   Write Bootstrap = "/var/lib/bacula/%c.bsr"
+  # What failover needs (bacula-ha check): a backup cut by a storage daemon failover is run
+  # again by Bacula itself; the lab fails over in 5-10 s, so the first retry finds it back.
+  Spool Attributes = yes
+  Reschedule On Error = yes
+  Reschedule Interval = 30 seconds
+  Reschedule Times = 3
 }}
 Job {{
   Name = {RESTORE_JOB}
@@ -173,6 +184,7 @@ Storage {{
   WorkingDirectory = "/var/lib/bacula"
   Pid Directory = "/run/bacula"
   Maximum Concurrent Jobs = 20
+  Heartbeat Interval = {HEARTBEAT}
 }}
 Director {{
   Name = {DIR_NAME}
@@ -209,6 +221,7 @@ FileDaemon {{
   WorkingDirectory = /var/lib/bacula
   Pid Directory = /run/bacula
   Maximum Concurrent Jobs = 20
+  Heartbeat Interval = {HEARTBEAT}
 }}
 Messages {{
   Name = Standard
