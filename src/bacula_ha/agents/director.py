@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 
+from ..bacula import jobs as interrupted
 from ..bacula.config import Resources, json_tool_for, load
 from ..bacula.configtest import CatalogUnreachable
 from ..bacula.console import RunningJob, bconsole, running_jobs
@@ -74,6 +75,7 @@ METADATA = MetaData(
             content_type="integer",
             default="0",
         ),
+        *interrupted.PARAMETERS,
         Parameter(
             "reload_token",
             "change to reload",
@@ -95,10 +97,13 @@ METADATA = MetaData(
 class DirectorAgent(DaemonAgent):
     kind = KIND
     metadata = METADATA
+    # The catalog's settings: stop records the jobs it stops there (bacula/jobs.py).
+    recorded = ("Catalog",)
 
     def validate(self, p: DaemonParams, env: Environment, log: Logger) -> None:
         super().validate(p, env, log)
         P.seconds("job_wait", p.extra.get("job_wait", "") or "0")
+        interrupted.policy_from(p.extra)
         if env.depth >= 20 or env.action in ("stop", "validate-all"):
             bconsole_bin = P.absolute_path("bconsole", env.param("bconsole", "/usr/sbin/bconsole"))
             if env.action != "stop" and not os.access(bconsole_bin, os.X_OK):
@@ -181,8 +186,21 @@ class DirectorAgent(DaemonAgent):
 
                 time.sleep(min(1.0, until.remaining()))
                 running = jobs()
+        console = interrupted.console_for(res, daemon, env.deadline.bound(p.check_timeout))
+        running = interrupted.stop_for_resume(p.extra, res, console, jobs, running, env, log)
         for job in running:
             log.warning(f"stopping the director interrupts JobId {job.job_id}: {job.description}")
+
+    def before_launch(self, p: DaemonParams, res: Resources, env: Environment, log: Logger) -> None:
+        # The director fails what its previous instance left running as soon as it starts:
+        # read it first (bacula/jobs.py).
+        interrupted.on_launch(p.extra, res, env, log)
+
+    def after_start(
+        self, p: DaemonParams, res: Resources, daemon: Daemon, env: Environment, log: Logger
+    ) -> None:
+        console = interrupted.console_for(res, daemon, env.deadline.bound(p.check_timeout))
+        interrupted.on_started(p.extra, res, console, env, log)
 
     def _console(self, p: DaemonParams, env: Environment, log: Logger, cmds: list[str]) -> str:
         binary = env.param("bconsole", "/usr/sbin/bconsole")

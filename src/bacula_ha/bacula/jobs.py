@@ -1,0 +1,743 @@
+"""Jobs across a failover: what a director left interrupted, and bringing each back once.
+
+Bacula 9.6's director, when it starts, marks every catalog job in `R` (running) or `C`
+(created) as failed (`cleanup_running_job`, `cleanup_created_job` in src/cats/sql_cmds.c,
+run from src/dird/dird.c), so the evidence exists only *before* the daemon starts. The start
+of the bacula-dir agent therefore records those jobs first (`record_interrupted`), then, once
+the director answers, brings them back (`bring_back`) with the console's `restart`:
+
+- a job in `I` (Incomplete: stopped with `stop jobid=N`, attributes spooled) is *resumed*:
+  same JobId, the director sends the file daemon the list of files already saved;
+- any other job (`f` after a crash) is *re-run from the start* with the same job, level,
+  client, fileset, pool and storage, under a new JobId.
+
+The record is a table in the catalog itself (`bacula_ha_rerun`), so it survives the node
+that wrote it and moves with the catalog. One row per interruption, keyed by the chain's
+first JobId (`origin`) and the interruption's number in the chain (`attempt`): a second
+claim of the same interruption (a retried start, a start after a failed one) collides with
+the unique key and changes nothing, which is what makes a job come back once per
+interruption. A re-run's new JobId is stored in the row, so when the re-run is interrupted
+in turn the chain continues (attempt + 1) and a chain longer than `max_reruns` is left
+failed and reported. A Log row on the interrupted job repeats each decision for
+`list joblog`. PostgreSQL catalogs only (MySQL: a warning, nothing is brought back).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Callable, Iterable, Mapping, Sequence
+
+from ..ocf.deadline import Deadline
+from ..ocf.errors import GenericError, NotConfiguredError
+from ..ocf.metadata import Parameter
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from dataclasses import dataclass
+    from typing import Protocol
+
+    from ..ocf.env import Environment
+    from .catalog import CatalogSettings
+    from .config import Resources
+    from .console import RunningJob
+    from .daemon import Daemon
+
+    class _Log(Protocol):
+        def debug(self, message: str) -> None: ...
+        def info(self, message: str) -> None: ...
+        def warning(self, message: str) -> None: ...
+
+else:
+    from ..ocf.record import dataclass
+
+# The statuses Bacula 9.6's start-up clean-up turns into `f` (src/cats/sql_cmds.c).
+CLEANED_AT_START = ("R", "C")
+# Job types (Job.Type) by the names the rerun_types parameter takes.
+TYPE_NAMES = {
+    "backup": "B",
+    "restore": "R",
+    "verify": "V",
+    "copy": "c",
+    "migration": "g",
+    "admin": "D",
+}
+MODES = ("rerun", "log", "off")
+# The restart kind (the console's keyword) for a job's status once the director runs.
+_RESTART_KIND = {"I": "incomplete", "A": "canceled", "f": "failed", "E": "failed"}
+# Final outcomes of an interruption; `pending` and `issuing` are the ones still to act on.
+FINAL = ("rerun", "resumed", "logged", "limit", "finished", "refused")
+TABLE = "bacula_ha_rerun"
+_SEP = "\x1f"
+_QUEUED = re.compile(r"JobId=(\d+)")
+
+
+class CatalogError(GenericError):
+    """The catalog could not be read or written for the job bookkeeping."""
+
+
+@dataclass(frozen=True)
+class Policy:
+    """What to do with interrupted jobs (the director agent's parameters, parsed)."""
+
+    mode: str = "rerun"  # rerun | log | off
+    types: frozenset[str] = frozenset({"B"})  # Job.Type letters brought back
+    max_reruns: int = 2  # re-runs of one chain; interrupted once more, it is left failed
+
+
+@dataclass(frozen=True)
+class Job:
+    """A job as the catalog holds it, with the chain it belongs to."""
+
+    job_id: int
+    name: str
+    type: str
+    level: str
+    status: str
+    client: str = ""
+    fileset: str = ""
+    pool: str = ""
+    origin: int = 0  # first JobId of the chain (0: not known yet)
+    attempt: int = 1  # which interruption of the chain this is
+
+    def describe(self) -> str:
+        return f"JobId {self.job_id} ({self.name}, type {self.type}, level {self.level})"
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One row of the record: an interruption and what was decided for it."""
+
+    job_id: int
+    origin: int
+    attempt: int
+    action: str
+    name: str = ""
+    status_now: str = ""  # the job's status in the catalog when read
+    new_job_id: int | None = None
+    max_before: int = 0  # the highest JobId when the command was issued (to adopt a re-run)
+
+
+def parse_policy(mode: str, types: str, max_reruns: int) -> Policy:
+    """The policy from parameter text; ValueError names what is wrong."""
+    mode = (mode or "rerun").strip().lower()
+    if mode not in MODES:
+        raise ValueError(f"interrupted_jobs must be one of {', '.join(MODES)}, not {mode!r}")
+    letters = set()
+    for word in (types or "backup").replace(",", " ").split():
+        if word.lower() not in TYPE_NAMES:
+            known = ", ".join(TYPE_NAMES)
+            raise ValueError(f"rerun_types: unknown job type {word!r} (known: {known})")
+        letters.add(TYPE_NAMES[word.lower()])
+    if max_reruns < 0:
+        raise ValueError("max_reruns must be 0 or more")
+    return Policy(mode, frozenset(letters), max_reruns)
+
+
+# -- pure decisions ----------------------------------------------------------------------------
+
+
+def decide(job: Job, policy: Policy) -> str:
+    """The action recorded for one interruption: pending (bring back), logged, or limit."""
+    if job.attempt > policy.max_reruns:
+        return "limit"
+    if policy.mode != "rerun" or job.type not in policy.types:
+        return "logged"
+    return "pending"
+
+
+def restart_command(job_id: int, status: str) -> str | None:
+    """The console command that brings a job in `status` back, or None (nothing to do)."""
+    kind = _RESTART_KIND.get(status)
+    return None if kind is None else f"restart {kind} jobid={job_id} yes"
+
+
+def queued_job_id(output: str) -> int | None:
+    """The JobId in the console's "Job queued. JobId=N" (restart, run)."""
+    found = _QUEUED.findall(output)
+    return int(found[-1]) if found else None
+
+
+def adopted(entry: Entry, later: Mapping[str, int]) -> tuple[str, int] | None:
+    """For an entry left `issuing` (the agent died between the command and its record):
+    (outcome, JobId) of what the command made, if the catalog shows it; None: never queued.
+
+    A resume keeps the JobId, so it happened if the job left its stopped state; a re-run
+    is the newest job of the same name above the highest JobId when it was issued."""
+    status = entry.status_now
+    if status in ("f", "A", "E"):
+        newest = later.get(entry.name, 0)
+        if entry.max_before and newest > entry.max_before:
+            return "rerun", newest
+        return None
+    if status and status != "I":
+        return "resumed", entry.job_id
+    return None
+
+
+# -- the catalog -----------------------------------------------------------------------------
+
+
+def _lit(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+_CREATE = f"""CREATE TABLE IF NOT EXISTS {TABLE} (
+  id serial PRIMARY KEY,
+  jobid integer NOT NULL,
+  origin integer NOT NULL,
+  attempt integer NOT NULL,
+  found char(1) NOT NULL,
+  action text NOT NULL,
+  new_jobid integer,
+  max_before integer NOT NULL DEFAULT 0,
+  node text NOT NULL DEFAULT '',
+  created timestamptz NOT NULL DEFAULT now(),
+  updated timestamptz NOT NULL DEFAULT now(),
+  UNIQUE (origin, attempt));
+"""
+
+
+def sql(
+    settings: CatalogSettings,
+    script: str,
+    *,
+    client: str,
+    deadline: Deadline,
+    timeout: float,
+    tmpdir: str | None = None,
+    log: _Log | None = None,
+) -> list[list[str]]:
+    """Run a script on the catalog (PostgreSQL); the rows it printed, fields split."""
+    # Imported here: the agent pays for them only when it has jobs to look at.
+    from ..ocf.command import CommandTimeout, run
+    from .catalog import POSTGRESQL, CheckOptions, _client_call, _client_error, _password_file
+
+    timeout = max(1.0, deadline.bound(timeout))
+    options = CheckOptions(
+        depth=0,
+        connect_timeout=max(2, int(timeout / 2)),
+        query_timeout=max(1, int(timeout)),
+        tmpdir=tmpdir,
+    )
+    with _password_file(POSTGRESQL, settings.password, tmpdir) as passfile:
+        argv, env = _client_call(POSTGRESQL, client, settings, options, passfile)
+        argv[1:1] = ["-F", _SEP]
+        env["PGAPPNAME"] = "bacula-ha-jobs"
+        try:
+            result = run(
+                argv,
+                deadline=deadline,
+                timeout=timeout + 1,
+                env=env,
+                input=script.encode(),
+                secrets=[settings.password],
+                log=log,
+            )
+        except CommandTimeout:
+            raise CatalogError(f"catalog {settings.where()} did not answer in time") from None
+    if not result.ok:
+        error = _client_error(result.stderr, settings.password) or f"exit {result.returncode}"
+        raise CatalogError(f"catalog {settings.where()}: {error}")
+    return [line.split(_SEP) for line in result.stdout.splitlines() if line.strip()]
+
+
+def _jobs_query(where: str) -> str:
+    # The chain: the latest record whose re-run this job is (a resume keeps the JobId, so the
+    # job's own earlier records count too).
+    return f"""SELECT 'job', j.JobId, j.Name, j.Type, j.Level, j.JobStatus,
+  coalesce(c.Name, ''), coalesce(f.FileSet, ''), coalesce(p.Name, ''),
+  coalesce(l.origin, j.JobId), coalesce(l.attempt, 0) + 1
+FROM Job j
+LEFT JOIN Client c ON c.ClientId = j.ClientId
+LEFT JOIN FileSet f ON f.FileSetId = j.FileSetId
+LEFT JOIN Pool p ON p.PoolId = j.PoolId
+LEFT JOIN LATERAL (SELECT r.origin, r.attempt FROM {TABLE} r
+  WHERE r.new_jobid = j.JobId ORDER BY r.attempt DESC LIMIT 1) l ON true
+WHERE {where} ORDER BY j.JobId;
+"""
+
+
+def _rows_to_jobs(rows: Iterable[Sequence[str]]) -> list[Job]:
+    jobs = []
+    for row in rows:
+        if len(row) != 11 or row[0] != "job":
+            continue
+        jobs.append(
+            Job(
+                job_id=int(row[1]),
+                name=row[2],
+                type=row[3],
+                level=row[4],
+                status=row[5],
+                client=row[6],
+                fileset=row[7],
+                pool=row[8],
+                origin=int(row[9]),
+                attempt=int(row[10]),
+            )
+        )
+    return jobs
+
+
+class Ledger:
+    """The record of interrupted jobs in one catalog, through psql."""
+
+    def __init__(
+        self,
+        settings: CatalogSettings,
+        *,
+        client: str,
+        node: str = "",
+        tmpdir: str | None = None,
+        log: _Log | None = None,
+    ) -> None:
+        self.settings = settings
+        self.client = client
+        self.node = node or os.uname().nodename
+        self.tmpdir = tmpdir
+        self.log = log
+
+    def _sql(self, script: str, deadline: Deadline, timeout: float) -> list[list[str]]:
+        return sql(
+            self.settings,
+            "SET client_min_messages = warning;\n" + script,
+            client=self.client,
+            deadline=deadline,
+            timeout=timeout,
+            tmpdir=self.tmpdir,
+            log=self.log,
+        )
+
+    def interrupted(
+        self, deadline: Deadline, timeout: float, statuses: Sequence[str] = CLEANED_AT_START
+    ) -> list[Job]:
+        """Jobs in `statuses` (what the start-up clean-up will fail), with their chains."""
+        wanted = ", ".join(_lit(s) for s in statuses)
+        rows = self._sql(_CREATE + _jobs_query(f"j.JobStatus IN ({wanted})"), deadline, timeout)
+        return _rows_to_jobs(rows)
+
+    def jobs(self, job_ids: Iterable[int], deadline: Deadline, timeout: float) -> list[Job]:
+        ids = ", ".join(str(int(i)) for i in job_ids) or "NULL"
+        rows = self._sql(_CREATE + _jobs_query(f"j.JobId IN ({ids})"), deadline, timeout)
+        return _rows_to_jobs(rows)
+
+    def claim(
+        self, decided: Sequence[tuple[Job, str]], deadline: Deadline, timeout: float
+    ) -> list[tuple[Job, str]]:
+        """Record each interruption once; the (job, action) pairs that were new."""
+        if not decided:
+            return []
+        lines = [_CREATE]
+        for job, action in decided:
+            lines.append(
+                f"INSERT INTO {TABLE} (jobid, origin, attempt, found, action, node) VALUES "
+                f"({job.job_id}, {job.origin}, {job.attempt}, {_lit(job.status[:1] or '?')}, "
+                f"{_lit(action)}, {_lit(self.node)}) ON CONFLICT (origin, attempt) DO NOTHING "
+                f"RETURNING 'new', origin, attempt;"
+            )
+            lines.append(_log_row(job.job_id, _claim_text(job, action)))
+        rows = self._sql("BEGIN;\n" + "\n".join(lines) + "\nCOMMIT;\n", deadline, timeout)
+        new = {(int(r[1]), int(r[2])) for r in rows if len(r) == 3 and r[0] == "new"}
+        return [(job, action) for job, action in decided if (job.origin, job.attempt) in new]
+
+    def open_entries(
+        self, deadline: Deadline, timeout: float
+    ) -> tuple[list[Entry], dict[str, int]]:
+        """Entries still to act on, each with its job's current status; and, per job name,
+        the newest JobId above the lowest `max_before` among them (to adopt lost re-runs)."""
+        rows = self._sql(
+            _CREATE
+            + f"""SELECT 'entry', r.jobid, r.origin, r.attempt, r.action, coalesce(j.Name, ''),
+  coalesce(j.JobStatus, ''), r.max_before
+FROM {TABLE} r LEFT JOIN Job j ON j.JobId = r.jobid
+WHERE r.action IN ('pending', 'issuing') ORDER BY r.id;
+SELECT 'later', j.Name, max(j.JobId) FROM Job j
+WHERE j.JobId > (SELECT coalesce(min(max_before), 0) FROM {TABLE}
+  WHERE action = 'issuing' AND max_before > 0)
+  AND EXISTS (SELECT 1 FROM {TABLE} WHERE action = 'issuing' AND max_before > 0)
+GROUP BY j.Name;
+SELECT 'max', coalesce(max(JobId), 0) FROM Job;
+""",
+            deadline,
+            timeout,
+        )
+        entries = []
+        later: dict[str, int] = {}
+        for row in rows:
+            if row[0] == "entry" and len(row) == 8:
+                entries.append(
+                    Entry(
+                        job_id=int(row[1]),
+                        origin=int(row[2]),
+                        attempt=int(row[3]),
+                        action=row[4],
+                        name=row[5],
+                        status_now=row[6],
+                        max_before=int(row[7] or 0),
+                    )
+                )
+            elif row[0] == "later" and len(row) == 3:
+                later[row[1]] = int(row[2])
+            elif row[0] == "max" and len(row) == 2:
+                later[""] = int(row[1])
+        return entries, later
+
+    def mark(
+        self,
+        entries: Sequence[Entry],
+        action: str,
+        deadline: Deadline,
+        timeout: float,
+        *,
+        new_ids: Mapping[tuple[int, int], int] | None = None,
+        max_before: int = 0,
+        notes: Mapping[tuple[int, int], str] | None = None,
+    ) -> None:
+        if not entries:
+            return
+        lines = []
+        for e in entries:
+            key = (e.origin, e.attempt)
+            new = (new_ids or {}).get(key)
+            sets = [f"action = {_lit(action)}", "updated = now()", f"node = {_lit(self.node)}"]
+            if new is not None:
+                sets.append(f"new_jobid = {int(new)}")
+            if max_before:
+                sets.append(f"max_before = {int(max_before)}")
+            lines.append(
+                f"UPDATE {TABLE} SET {', '.join(sets)} "
+                f"WHERE origin = {e.origin} AND attempt = {e.attempt};"
+            )
+            note = (notes or {}).get(key)
+            if note:
+                lines.append(_log_row(e.job_id, note))
+        self._sql("BEGIN;\n" + "\n".join(lines) + "\nCOMMIT;\n", deadline, timeout)
+
+    def entries(self, deadline: Deadline, timeout: float) -> list[dict[str, str]]:
+        """Every row of the record (for tests and reports)."""
+        rows = self._sql(
+            _CREATE
+            + f"SELECT 'row', jobid, origin, attempt, found, action, coalesce(new_jobid::text, ''),"
+            f" node FROM {TABLE} ORDER BY id;\n",
+            deadline,
+            timeout,
+        )
+        keys = ("jobid", "origin", "attempt", "found", "action", "new_jobid", "node")
+        return [dict(zip(keys, r[1:], strict=True)) for r in rows if r[0] == "row" and len(r) == 8]
+
+
+def _claim_text(job: Job, action: str) -> str:
+    what = {
+        "pending": "to be brought back",
+        "logged": "logged only (policy)",
+        "limit": "not brought back: interrupted too often in a row",
+    }.get(action, action)
+    chain = f"attempt {job.attempt} of chain {job.origin}"
+    return f"bacula-ha: interrupted (found {job.status}), {chain}: {what}"
+
+
+def _log_row(job_id: int, text: str) -> str:
+    values = f"({int(job_id)}, now(), {_lit(text + chr(10))})"
+    return f"INSERT INTO Log (JobId, Time, LogText) VALUES {values};"
+
+
+# -- the two phases of a start -------------------------------------------------------------------
+
+
+def record_interrupted(
+    ledger: Ledger,
+    policy: Policy,
+    deadline: Deadline,
+    log: _Log,
+    *,
+    timeout: float = 5.0,
+    statuses: Sequence[str] = CLEANED_AT_START,
+) -> list[tuple[Job, str]]:
+    """Before the director starts: record the jobs the last instance left running, once.
+
+    Returns the interruptions newly recorded (an interruption recorded by an earlier,
+    failed start is not returned again, and not recorded twice)."""
+    jobs = ledger.interrupted(deadline, timeout, statuses)
+    if not jobs:
+        return []
+    decided = [(job, decide(job, policy)) for job in jobs]
+    new = ledger.claim(decided, deadline, timeout)
+    for job, action in new:
+        if action == "limit":
+            log.warning(
+                f"{job.describe()} was interrupted {job.attempt} times in a row (chain from "
+                f"JobId {job.origin}): not brought back again (max_reruns={policy.max_reruns})"
+            )
+        elif action == "logged":
+            log.warning(f"{job.describe()} was interrupted; policy: logged, not brought back")
+        else:
+            log.info(f"{job.describe()} was interrupted (status {job.status}); will bring it back")
+    return new
+
+
+def bring_back(
+    ledger: Ledger,
+    console: Callable[[str], str],
+    deadline: Deadline,
+    log: _Log,
+    *,
+    timeout: float = 5.0,
+) -> list[tuple[Entry, str, int | None]]:
+    """After the director answers: restart every recorded interruption not yet acted on.
+
+    Each entry is marked `issuing` (with the highest JobId so far) before its command, and
+    its outcome right after; an entry found `issuing` by a later start adopts the job the
+    command made instead of issuing it again. Returns (entry, outcome, new JobId)."""
+    entries, later = ledger.open_entries(deadline, timeout)
+    if not entries:
+        return []
+    highest = later.pop("", 0)
+    done: list[tuple[Entry, str, int | None]] = []
+    to_issue: list[Entry] = []
+    for e in entries:
+        if e.action == "issuing":
+            found = adopted(e, later)
+            if found is not None:
+                done.append((e, found[0], found[1]))
+                continue
+        if e.status_now in CLEANED_AT_START:
+            continue  # running under this director already: nothing to do now
+        if e.status_now in ("T", "W", ""):
+            done.append((e, "finished", None))
+            continue
+        to_issue.append(e)
+    ledger.mark(to_issue, "issuing", deadline, timeout, max_before=highest)
+    for e in to_issue:
+        command = restart_command(e.job_id, e.status_now)
+        if command is None:
+            done.append((e, "refused", None))
+            continue
+        try:
+            output = console(command)
+        except GenericError as exc:
+            log.warning(f"could not bring back JobId {e.job_id}: {exc.reason}")
+            continue  # stays `issuing`: a later start adopts or issues it
+        new = queued_job_id(output)
+        if new is None:
+            tail = " ".join(output.split())[-160:]
+            log.warning(f"the director did not queue JobId {e.job_id} again: {tail}")
+            done.append((e, "refused", None))
+            continue
+        done.append((e, "resumed" if new == e.job_id else "rerun", new))
+    by_outcome: dict[str, list[Entry]] = {}
+    new_ids: dict[tuple[int, int], int] = {}
+    notes: dict[tuple[int, int], str] = {}
+    for e, outcome, new in done:
+        by_outcome.setdefault(outcome, []).append(e)
+        key = (e.origin, e.attempt)
+        if new is not None:
+            new_ids[key] = new
+        notes[key] = f"bacula-ha: {_outcome_text(e, outcome, new)}"
+    for outcome, group in by_outcome.items():
+        ledger.mark(group, outcome, deadline, timeout, new_ids=new_ids, notes=notes)
+    for e, outcome, new in done:
+        text = f"JobId {e.job_id} ({e.name or '?'}): {_outcome_text(e, outcome, new)}"
+        (log.warning if outcome == "refused" else log.info)(text)
+    return done
+
+
+def _outcome_text(e: Entry, outcome: str, new: int | None) -> str:
+    chain = f"(attempt {e.attempt}, chain from JobId {e.origin})"
+    if outcome == "resumed":
+        return f"resumed as JobId {new} {chain}"
+    if outcome == "rerun":
+        return f"re-run from the start as JobId {new} {chain}"
+    if outcome == "finished":
+        return "finished meanwhile: not run again"
+    return f"could not be brought back (status {e.status_now or 'gone'})"
+
+
+# -- the bacula-dir agent's side ----------------------------------------------------------------
+
+PARAMETERS = (
+    Parameter(
+        "interrupted_jobs",
+        "what start does with interrupted jobs",
+        "rerun: before the director starts, its start reads from the catalog the jobs the "
+        "previous instance left running (R) or created (C), which the director marks failed "
+        "when it starts; once the director answers, it brings each back once: a job stopped "
+        "Incomplete (see on_stop) is RESUMED under the same JobId, sending only the files not "
+        "yet saved; any other (a crash or fencing of the director's node) is RE-RUN FROM THE "
+        "START under a new JobId with the same job, level, client, fileset, pool and storage. "
+        "Only the types in rerun_types; the others are logged. log: log them only. off: do "
+        "nothing. The record (table bacula_ha_rerun in the catalog, PostgreSQL only) makes "
+        "each interruption count once, also across nodes and retried starts. A catalog that "
+        "cannot be read is a warning, never a failed start.",
+        default="rerun",
+        choices=MODES,
+    ),
+    Parameter(
+        "rerun_types",
+        "job types brought back",
+        "Space-separated job types that interrupted_jobs=rerun brings back: backup, restore, "
+        "verify, copy, migration, admin. Jobs of other types are logged, not re-run.",
+        default="backup",
+    ),
+    Parameter(
+        "max_reruns",
+        "re-runs of one job in a row",
+        "How many times in a row one job is brought back. Interrupted once more (its re-runs "
+        "keep crashing the director), it is left failed and reported in the log.",
+        content_type="integer",
+        default="2",
+    ),
+    Parameter(
+        "on_stop",
+        "what stop does with running backups",
+        "resume: stop (a planned move: crm resource move, node standby) ends running backup "
+        "jobs with the console's `stop jobid=N` after job_wait, which leaves them Incomplete "
+        "when the job spools attributes (Spool Attributes = yes), and the next start RESUMES "
+        "them (`restart incomplete`): only the files not saved yet are sent again. Without "
+        "spooled attributes Bacula cancels them instead and they are re-run from the start. "
+        "interrupt: the director is stopped under its jobs, which are then re-run from the "
+        "start. Ignored with interrupted_jobs=off.",
+        default="resume",
+        choices=("resume", "interrupt"),
+    ),
+)
+
+
+def policy_from(params: Mapping[str, str]) -> Policy:
+    """The policy from the agent's parameters; NotConfiguredError names a bad value."""
+    raw = params.get("max_reruns", "") or "2"
+    if not raw.strip().isdigit():
+        raise NotConfiguredError(f"max_reruns must be a whole number, not {raw!r}")
+    on_stop = params.get("on_stop", "") or "resume"
+    if on_stop not in ("resume", "interrupt"):
+        raise NotConfiguredError(f"on_stop must be resume or interrupt, not {on_stop!r}")
+    try:
+        return parse_policy(
+            params.get("interrupted_jobs", ""), params.get("rerun_types", ""), int(raw)
+        )
+    except ValueError as exc:
+        raise NotConfiguredError(str(exc)) from None
+
+
+def ledger_for(res: Resources, env: Environment, log: _Log) -> Ledger | None:
+    """The record in the catalog the director uses (its first Catalog), or None."""
+    from .catalog import POSTGRESQL, _settings_from_json, default_client
+    from .network import catalog_backend
+
+    catalogs = res.all("Catalog")
+    if not catalogs:
+        return None
+    if catalog_backend(catalogs[0]) != POSTGRESQL:
+        log.warning("interrupted jobs are brought back for PostgreSQL catalogs only")
+        return None
+    return Ledger(
+        _settings_from_json(catalogs[0]),
+        client=default_client(POSTGRESQL),
+        tmpdir=env.rsctmp or None,
+        log=log,
+    )
+
+
+def _budget(deadline: Deadline, share: float, most: float) -> Deadline:
+    return deadline.sooner(min(most, max(0.5, deadline.remaining() * share)))
+
+
+def on_launch(params: Mapping[str, str], res: Resources, env: Environment, log: _Log) -> None:
+    """Before the director starts: record what the last instance left (never fails the start)."""
+    policy = policy_from(params)
+    if policy.mode == "off":
+        return
+    try:
+        ledger = ledger_for(res, env, log)
+        if ledger is not None:
+            until = _budget(env.deadline, 0.15, 8.0)
+            record_interrupted(ledger, policy, until, log, timeout=until.remaining())
+    except GenericError as exc:
+        log.warning(f"interrupted jobs: cannot read the catalog ({exc.reason}); none noted")
+
+
+def on_started(
+    params: Mapping[str, str],
+    res: Resources,
+    console: Callable[[str], str],
+    env: Environment,
+    log: _Log,
+) -> None:
+    """Once the director answers: bring back what is recorded (never fails the start)."""
+    if policy_from(params).mode == "off":
+        return
+    try:
+        ledger = ledger_for(res, env, log)
+        if ledger is not None:
+            until = _budget(env.deadline, 0.3, 15.0)
+            bring_back(ledger, console, until, log, timeout=until.remaining())
+    except GenericError as exc:
+        log.warning(f"interrupted jobs: not brought back now ({exc.reason}); the next start will")
+
+
+def console_for(res: Resources, daemon: Daemon, timeout: float) -> Callable[[str], str]:
+    """A console command runner on the director itself (its own address and password)."""
+    from . import protocol
+    from .daemon import passwords_of
+
+    password = passwords_of(res, "Director").get(daemon.name, "")
+
+    def send(command: str) -> str:
+        try:
+            return protocol.console_probe(
+                daemon.address, daemon.port, password, timeout, command=command
+            )
+        except protocol.ProtocolError as exc:
+            raise GenericError(f"console {command.split()[0]!r}: {exc}") from None
+
+    return send
+
+
+def stop_for_resume(
+    params: Mapping[str, str],
+    res: Resources,
+    console: Callable[[str], str],
+    list_running: Callable[[], list[RunningJob]],
+    running: list[RunningJob],
+    env: Environment,
+    log: _Log,
+) -> list[RunningJob]:
+    """on_stop=resume: `stop` the running jobs the policy brings back, wait (bounded) for
+    them to end, record them for the next start; the jobs still running afterwards."""
+    import time
+
+    policy = policy_from(params)
+    if not running or policy.mode != "rerun" or params.get("on_stop", "resume") != "resume":
+        return running
+    try:
+        ledger = ledger_for(res, env, log)
+        if ledger is None:
+            return running
+        until = _budget(env.deadline, 0.2, 5.0)
+        ids = [job.job_id for job in running]
+        wanted = [j for j in ledger.jobs(ids, until, until.remaining()) if j.type in policy.types]
+        # Recorded before the stop: whatever happens next (the stop fails, the node dies),
+        # the next start brings each back once, resumed if it ended Incomplete.
+        until = _budget(env.deadline, 0.2, 5.0)
+        ledger.claim([(j, decide(j, policy)) for j in wanted], until, until.remaining())
+    except GenericError as exc:
+        log.warning(f"cannot stop jobs for a resume ({exc.reason}); they are interrupted")
+        return running
+    for job in wanted:
+        try:
+            console(f"stop jobid={job.job_id}")
+            log.info(f"{job.describe()} stopped to be resumed by the next start")
+        except GenericError as exc:
+            log.warning(f"could not stop {job.describe()}: {exc.reason}")
+    # Leave most of the stop timeout to the daemon's own shutdown.
+    until = _budget(env.deadline, 0.4, 30.0)
+    stopping = {j.job_id for j in wanted}
+    while not until.expired():
+        try:
+            running = list_running()
+        except GenericError:
+            break
+        if not stopping & {r.job_id for r in running}:
+            break
+        time.sleep(min(0.2, until.remaining()))
+    return running
