@@ -125,7 +125,7 @@ def parse_config(wanted: Wanted, deadline: Deadline) -> Parsed:
         raise CheckInputError(f"{path}: no such configuration file")
     if not os.path.isfile(path):
         raise CheckInputError(f"{path}: not a regular file")
-    order = [wanted.daemon] if wanted.daemon else _likely_daemons(path)
+    order, sure = ([wanted.daemon], True) if wanted.daemon else _likely_daemons(path)
     first_error: str | None = None
     for daemon in order:
         try:
@@ -138,12 +138,13 @@ def parse_config(wanted: Wanted, deadline: Deadline) -> Parsed:
     reason = first_error or "rejected by Bacula's parsers"
     if path not in reason:
         reason = f"{path}: {reason}"
-    if wanted.daemon is None:
+    if not sure:
         reason += " (not a director, storage daemon or file daemon configuration Bacula accepts)"
     raise CheckInputError(reason)
 
 
-def _likely_daemons(path: str) -> list[str]:
+def _likely_daemons(path: str) -> tuple[list[str], bool]:
+    """Every daemon, the likeliest first; and whether the file's name or text gave a clue."""
     name = os.path.basename(path).lower()
     first: str | None = None
     for daemon, marker in ((DIRECTOR, "dir"), (STORAGE, "sd"), (FILEDAEMON, "fd")):
@@ -160,7 +161,7 @@ def _likely_daemons(path: str) -> list[str]:
     if first is not None:
         order.remove(first)
         order.insert(0, first)
-    return order
+    return order, first is not None
 
 
 def read_hosts(path: str = "/etc/hosts") -> dict[str, frozenset[str]]:
