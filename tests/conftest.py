@@ -10,7 +10,8 @@ from tests.fixtures_db import *  # noqa: F403
 
 # The fast tier (`scripts/test --fast`, `pytest -m fast`): tests that need neither root nor any
 # daemon. Listed here, in one place, by module; a test of these modules that asks for one of
-# SLOW_FIXTURES (a real server, the system OCF root, a lab) stays in the full run.
+# SLOW_FIXTURES (a real server, the system OCF root, a lab) or is marked `slow` stays in the
+# full run.
 FAST_MODULES = frozenset(
     {
         "test_architecture",
@@ -62,7 +63,11 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     fast = pytest.mark.fast
     for item in items:
         module = item.module.__name__.rsplit(".", 1)[-1] if item.module else ""
-        if module not in FAST_MODULES or item.get_closest_marker("lab"):
+        if (
+            module not in FAST_MODULES
+            or item.get_closest_marker("lab")
+            or item.get_closest_marker("slow")
+        ):
             continue
         if SLOW_FIXTURES.isdisjoint(getattr(item, "fixturenames", ())):
             item.add_marker(fast)

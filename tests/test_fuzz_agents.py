@@ -1,0 +1,693 @@
+"""A seeded fuzzer over the five agents: every action, hostile parameters and environment.
+
+Each agent runs as Pacemaker runs it (a subprocess, a bare environment) against fake Bacula tools
+(tests/fake_bacula/fake-tool) and Bacula's real parsers (b*json, which need no daemon), so that
+no daemon or database ever runs. The configuration files hold marker secrets in malformed
+password directives, which Bacula's parser quotes in its error messages. For every trial:
+
+- the exit code is an OCF code; no traceback in stdout or stderr, no "internal error" (an
+  exception the agent did not expect);
+- every failure (but 7 from a monitor) carries one exit reason: printable, at most 128 characters;
+- no marker secret in stdout, stderr, HA_LOGFILE or HA_DEBUGLOG;
+- stop returns 0 (nothing of ours ever runs: the fakes refuse to run as daemons);
+- the action ends inside its deadline (CRM_meta_timeout, else the declared timeout, plus slack);
+- no process of the trial is left behind.
+
+Reproducible: `--fuzz-seed` (default: a fixed seed) and `--fuzz-trials` (per agent). A failure
+names the seed, the agent, the trial number, the action and the whole input.
+"""
+
+from __future__ import annotations
+
+import marshal
+import os
+import queue
+import random
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import xml.etree.ElementTree as ET
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+FAKE_TOOL = ROOT / "tests" / "fake_bacula" / "fake-tool"
+AGENTS = ("bacula-dir", "bacula-sd", "bacula-fd", "bacula-catalog", "bacula-confsync")
+DEFAULT_SEED = 20261130
+# Trials per agent: the fast tier's share, and the full run's further trials (another seed).
+DEFAULT_TRIALS = 80
+MORE_TRIALS = 320
+# Agents mostly wait on their own start-up and on short-lived children: a few at once keep
+# two cores busy.
+WORKERS = 3
+# What an action may take beyond its deadline: the interpreter's start on a loaded machine.
+SLACK = 3.0
+# Every secret in the fixtures starts with this; a part of it in any output is a leak.
+MARKER = "Zq9S3cr3t"
+OCF_CODES = frozenset({*range(10), 190, 191})
+REASON_PREFIX = "ocf-exit-reason:"
+MAX_REASON = 128
+# Blocking inputs (FIFOs, tools that hang) get a short CRM_meta_timeout so that a trial that
+# waits for its whole deadline costs little.
+SHORT_TIMEOUTS = ("1500", "2500")
+
+DAEMONS = {"bacula-dir": "bdirjson", "bacula-sd": "bsdjson", "bacula-fd": "bfdjson"}
+MODES = ("parser", "echo", "catalog", "hang")
+COMMON_ACTIONS = ("start", "stop", "monitor", "validate-all", "reload", "reload-agent", "meta-data")
+ODD_ACTIONS = ("bogus", "", "START", "monitor ", "meta-data\n", "-h")
+CONFSYNC_ACTIONS = ("sync", "status", "backups", "rollback")
+
+# Values Python's int() or str.isdigit() take but an OCF agent must not: every number parser
+# sees these.
+ODD_NUMBERS = (
+    "\u00b2",  # superscript two: isdigit() but int() raises
+    "\u0663\u0660",  # Arabic-Indic 30: int() takes it
+    "\uff15",  # fullwidth 5
+    "-1",
+    "0",
+    "-0",
+    "+5",
+    " 5",
+    "5 ",
+    "5.5",
+    "1e3",
+    "0x10",
+    "nan",
+    "inf",
+    "abc",
+    "9" * 30,
+    "9" * 400,
+    "99999999999",
+    "1_000",
+    "\x01",
+    "5\n",
+)
+ODD_STRINGS = (
+    "",
+    " ",
+    "-t",
+    "--help",
+    "a\nb",
+    "bell\x07",
+    "esc\x1b[31m",
+    "tab\there",
+    "\u00fcn\u00efc\u00f6d\u00e9",
+    "\u202eRTL",
+    "\udcff\udcfe",  # not UTF-8: the raw bytes 0xff 0xfe in the environment
+    "x" * 3000,
+    "$(touch pwned)",
+    "'\"`;|&<>",
+    "%s%n%x",
+    "../../etc/passwd",
+)
+TIMEOUTS = (
+    "2000",
+    "5000",
+    "10000",
+    "",
+    "0",
+    "-1",
+    "-20000",
+    "\u00b2",
+    "\u0663\u0660\u0660\u0660",
+    "1e4",
+    "abc",
+    " 5000",
+    "5000ms",
+    "9" * 30,
+    "9" * 400,
+    "99999999999",
+)
+INTERVALS = ("", "0", "10000", "31000", "-5", "\u00b2", "x", "9" * 30, "1.5")
+CHECK_LEVELS = ("", "0", "10", "20", "30", "-1", "\u00b2", "\u0661\u0660", "x", "9" * 40, "10 ")
+
+
+# State files left by someone else, a crash or another version. Never a pid that exists: a
+# bug must not get the fuzzer to signal a real process.
+JUNK_STATES = (
+    b"",
+    b"\x00junk{",
+    marshal.dumps([1, 2]),
+    marshal.dumps({"pid": "12"}),
+    marshal.dumps({"pid": 2**70, "binary": "/bin/sh", "config": "/x"}),
+    marshal.dumps({"pid": 4194305, "binary": 5, "config": None, "sources": "x"}),
+    marshal.dumps({"config": {"paths": 5}, "started": "yesterday", "cache": [1]}),
+)
+
+
+def _configs() -> dict[str, bytes]:
+    """Bacula configuration files, each with a marker secret where the parser will quote it."""
+    s = MARKER
+    return {
+        "dir-no-equals.conf": f'Director {{\n  Name = d\n  Password "{s}-a"\n}}\n'.encode(),
+        "dir-unterminated.conf": f'Director {{\n  Name = d\n  Password = "{s}-b\n}}\n'.encode(),
+        "dir-unquoted.conf": f"Director {{\n  Name = d\n  Password {s}-c\n}}\n".encode(),
+        "dir-shouting.conf": f'Director {{\n  Name = d\n  PASSWORD   "{s}-d"\n}}\n'.encode(),
+        "dir-tight.conf": f'Director {{\n  Name = d\n  Password="{s}-e\n}}\n'.encode(),
+        "dir-catalog.conf": (
+            f'Catalog {{\n  Name = MyCatalog\n  dbname = "bacula"\n  dbuser = "bacula"\n'
+            f'  dbpassword "{s}-f"\n}}\n'
+        ).encode(),
+        # The secret is fine where it is defined, and quoted by the error of another directive.
+        "dir-elsewhere.conf": (f'Director {{\n  Password = "{s}-g"\n  Name "{s}-g"\n}}\n').encode(),
+        "dir-not-utf8.conf": (
+            b'Director {\n  Name = d\xff\xfe\n  Password "' + f"{s}-h".encode() + b'"\n}\n'
+        ),
+        "sd-no-equals.conf": f'Director {{\n  Name = d\n  Password "{s}-i"\n}}\n'.encode(),
+        "sd-storage.conf": f"Storage {{\n  Name = s\n  Password {s}-j\n}}\n".encode(),
+        "console.conf": f'Director {{\n  Name = d\n  Password = "{s}-k\n}}\n'.encode(),
+        "empty.conf": b"",
+        "garbage.conf": b"\x00\x01\x02{{{{}}}}@@@",
+    }
+
+
+@dataclass
+class Slot:
+    """One worker's files: fake tools, configurations, a FIFO (its trials run one by one)."""
+
+    base: Path
+    files: Path = field(init=False)
+    fakes: Path = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.files = self.base / "files"
+        self.fakes = self.base / "fakes"
+        self.files.mkdir()
+        for name, text in _configs().items():
+            (self.files / name).write_bytes(text)
+        fifo = self.files / "fifo"
+        os.mkfifo(fifo)
+        (self.files / "includes-fifo.conf").write_text(
+            f'Director {{\n  Name = d\n  Password = "{MARKER}-l"\n}}\n@{fifo}\n'
+        )
+        (self.files / "a-directory").mkdir()
+        (self.files / "not-executable").write_text("#!/bin/sh\nexit 0\n")
+        (self.files / "password").write_text(f"{MARKER}-pw\n")
+        (self.files / "password-not-utf8").write_bytes(b"\xff\xfe" + f"{MARKER}-pw8".encode())
+        (self.files / "password-empty").write_text("")
+        (self.files / "bconsole.conf").write_text(
+            f"Director {{\n  Name = d\n  DIRport = 9101\n  address = localhost\n"
+            f'  Password = "{MARKER}-bc"\n}}\n'
+        )
+        for mode in MODES:
+            directory = self.fakes / mode
+            directory.mkdir(parents=True)
+            tools = [*DAEMONS, "bconsole", "psql", "mariadb"]
+            if mode in ("echo", "hang"):
+                # Beside the daemon, the agents take these instead of Debian's real parsers.
+                tools += list(DAEMONS.values())
+            for tool in tools:
+                (directory / tool).symlink_to(FAKE_TOOL)
+
+    def blocking(self) -> set[str]:
+        return {
+            str(self.files / "fifo"),
+            str(self.files / "includes-fifo.conf"),
+            *(str(p) for p in (self.fakes / "hang").iterdir()),
+        }
+
+
+@dataclass(frozen=True)
+class Trial:
+    agent: str
+    number: int
+    action: str
+    params: dict[str, str]
+    env: dict[str, str]
+    paths_tree: tuple[str, ...]  # config files copied into the trial's own tree (confsync)
+    junk_state: bytes | None = None  # what the instance's state file holds before the action
+
+
+@dataclass
+class Outcome:
+    trial: Trial
+    code: int | None
+    elapsed: float
+    allowed: float
+    stdout: str
+    stderr: str
+    logs: str
+    leftovers: list[str]
+    problems: list[str]
+
+
+# --- generating trials -------------------------------------------------------------------------
+
+
+def _param_pools(agent: str, slot: Slot, tree: Path) -> dict[str, tuple[str, ...]]:
+    f, fakes = slot.files, slot.fakes
+    dir_configs = tuple(str(f / n) for n in _configs() if n.startswith(("dir-", "empty", "garb")))
+    sd_configs = tuple(str(f / n) for n in _configs() if n.startswith(("sd-", "empty", "garb")))
+    odd_paths = (
+        str(f / "fifo"),
+        str(f / "a-directory"),
+        str(f / "missing"),
+        str(f / "dir-not-utf8.conf"),
+        str(f / "includes-fifo.conf"),
+        str(f / "not-executable"),
+        "relative/path",
+        "/dev/null",
+        str(f) + "/\udcff",
+    )
+    numbers = ("1", "5", "30", *ODD_NUMBERS)
+    ports = ("9101", "65535", "65536", "0", *ODD_NUMBERS)
+    if agent in DAEMONS:
+        configs = dir_configs if agent == "bacula-dir" else sd_configs
+        pools: dict[str, tuple[str, ...]] = {
+            "config": (*configs, str(f / "includes-fifo.conf"), *odd_paths),
+            "binary": (
+                *(str(fakes / m / agent) for m in MODES),
+                str(fakes / "parser" / "bacula-fd"),
+                *odd_paths,
+            ),
+            "user": ("bacula", "root", "nosuchuser", "-x", "0", *ODD_STRINGS[1:]),
+            "group": ("bacula", "root", "nosuchgroup", "-x", "0", *ODD_STRINGS[1:]),
+            "address": ("127.0.0.1", "::1", "host.invalid", "300.1.1.1", *ODD_STRINGS),
+            "port": ports,
+            "check_timeout": numbers,
+        }
+        if agent == "bacula-dir":
+            pools["bconsole"] = (*(str(fakes / m / "bconsole") for m in MODES), *odd_paths)
+            consoles = (str(f / "bconsole.conf"), str(f / "console.conf"))
+            pools["bconsole_config"] = (*consoles, *odd_paths)
+            pools["job_wait"] = numbers
+            pools["reload_token"] = ODD_STRINGS
+        if agent == "bacula-sd":
+            pools["archive_mounts"] = (str(tree), f"{tree} {f}", *odd_paths, *ODD_STRINGS)
+        return pools
+    if agent == "bacula-catalog":
+        return {
+            "config": (*dir_configs, *odd_paths),
+            "catalog": ("MyCatalog", "other", *ODD_STRINGS),
+            "backend": ("auto", "postgresql", "mysql", "oracle", *ODD_STRINGS),
+            "db_name": ("bacula", *ODD_STRINGS),
+            "db_user": ("bacula", *ODD_STRINGS),
+            "db_address": ("127.0.0.1", "host.invalid", *ODD_STRINGS),
+            "db_port": ports,
+            "db_socket": (str(f / "a-directory"), *odd_paths),
+            "password_file": (
+                str(f / "password"),
+                str(f / "password-not-utf8"),
+                str(f / "password-empty"),
+                *odd_paths,
+            ),
+            "client": (
+                *(str(fakes / m / "psql") for m in MODES),
+                str(fakes / "parser" / "mariadb"),
+                *odd_paths,
+            ),
+            "connect_timeout": numbers,
+            "query_timeout": numbers,
+            "latency_threshold": numbers,
+            "schema_version": ("16", *numbers),
+        }
+    # bacula-confsync: its paths are always the trial's own tree (never /etc/bacula).
+    return {
+        "paths": (str(tree), f"{tree} {tree}", f"{tree}/missing", str(f / "fifo"), "relative"),
+        "targets": ("", "peer.invalid", os.uname().nodename, "a:b", "x y", *ODD_STRINGS),
+        "user": ("", "root", "-oProxyCommand=x", "a b", *ODD_STRINGS),
+        "identity": ("", str(f / "password"), *odd_paths),
+        "ssh_config": ("", str(f / "a-directory"), *odd_paths),
+        "ssh_options": ("", "ConnectTimeout=1", "-o x", "Bad", *ODD_STRINGS),
+        "connect_timeout": numbers,
+        "io_timeout": numbers,
+        "backups": numbers,
+        "config_check": ("parse", "none", "full", "FULL", *ODD_STRINGS),
+        "check_timeout": numbers,
+        "exclude": ("*.swp", "a/b", *ODD_STRINGS),
+        "rsync_options": ("", "--checksum", "-a", "--delete", *ODD_STRINGS),
+        "node_attribute": ("false", "true", "yes", "0", *ODD_STRINGS),
+        "peer_root": ("", str(tree), *odd_paths),
+    }
+
+
+def _baseline(agent: str, slot: Slot, tree: Path) -> dict[str, str]:
+    f, fakes = slot.files, slot.fakes
+    if agent in DAEMONS:
+        config = "dir-no-equals.conf" if agent == "bacula-dir" else "sd-no-equals.conf"
+        base = {"binary": str(fakes / "parser" / agent), "config": str(f / config)}
+        if agent == "bacula-dir":
+            base["bconsole"] = str(fakes / "parser" / "bconsole")
+            base["bconsole_config"] = str(f / "bconsole.conf")
+        return base
+    if agent == "bacula-catalog":
+        return {"config": str(f / "dir-catalog.conf"), "client": str(fakes / "parser" / "psql")}
+    return {"paths": str(tree), "targets": "", "node_attribute": "false", "config_check": "parse"}
+
+
+# Parameters whose empty value means a real default (a real daemon, /etc/bacula, a real
+# database client): the fuzzer never leaves them empty.
+NEVER_EMPTY = frozenset({"binary", "bconsole", "client", "paths", "config"})
+
+
+def _pick(rng: random.Random, values: tuple[str, ...], sound: int, odd: float) -> str:
+    """One of the first `sound` values, or with probability `odd` any of them."""
+    return rng.choice(values) if rng.random() < odd else rng.choice(values[:sound])
+
+
+def make_trial(seed: int, agent: str, number: int, slot: Slot, tree: Path) -> Trial:
+    rng = random.Random(f"{seed}:{agent}:{number}")
+    actions = [*COMMON_ACTIONS, *COMMON_ACTIONS, *ODD_ACTIONS]
+    if agent == "bacula-confsync":
+        actions += CONFSYNC_ACTIONS
+    action = rng.choice(actions)
+    pools = _param_pools(agent, slot, tree)
+    params = _baseline(agent, slot, tree)
+    for name in rng.sample(sorted(pools), k=min(len(pools), rng.choice((0, 1, 1, 2, 3, 5)))):
+        pool = pools[name] if rng.random() < 0.8 else ODD_STRINGS + ODD_NUMBERS
+        value = rng.choice(pool)
+        if value == "" and name in NEVER_EMPTY:
+            continue
+        params[name] = value
+    if rng.random() < 0.1:
+        params[rng.choice(("unknown_param", "CRM_meta_x"))] = rng.choice(ODD_STRINGS)
+    if rng.random() < 0.1:
+        # The resource's own secret: the runner must keep it out of every output too.
+        params["password"] = f"{MARKER}-param"
+    # Mostly sound environments, so that most trials get past the environment's parsing.
+    env: dict[str, str] = {"OCF_RESKEY_CRM_meta_timeout": _pick(rng, TIMEOUTS, 3, 0.15)}
+    if rng.random() < 0.05:
+        del env["OCF_RESKEY_CRM_meta_timeout"]
+    if action.startswith("monitor") or rng.random() < 0.05:
+        env["OCF_RESKEY_CRM_meta_interval"] = _pick(rng, INTERVALS, 4, 0.2)
+    if rng.random() < 0.5:
+        env["OCF_CHECK_LEVEL"] = _pick(rng, CHECK_LEVELS, 5, 0.2)
+    env["OCF_RESOURCE_INSTANCE"] = rng.choice(
+        ("fuzz", "fuzz", "fuzz:0", "a/b", "\u00fcn\u00ef", "x" * 300, "")
+    )
+    if rng.random() < 0.5:
+        env["HA_LOGFILE"] = "<trial>/ha-log"
+    if rng.random() < 0.5:
+        env["HA_DEBUGLOG"] = "<trial>/ha-debug"
+        env["HA_debug"] = rng.choice(("1", "0", ""))
+    env["HA_RSCTMP"] = rng.choice(("<trial>/rsctmp", "<trial>/rsctmp", "<trial>/missing"))
+    if set(params.values()) & slot.blocking():
+        env["OCF_RESKEY_CRM_meta_timeout"] = rng.choice(SHORT_TIMEOUTS)
+    tree_files = ()
+    if agent == "bacula-confsync":
+        names = ["dir-no-equals.conf", "dir-unterminated.conf", "sd-storage.conf", "empty.conf"]
+        tree_files = tuple(rng.sample(names, k=rng.choice((0, 1, 2))))
+    state = rng.choice(JUNK_STATES) if rng.random() < 0.15 else None
+    return Trial(agent, number, action, params, env, tree_files, state)
+
+
+# --- running one trial -------------------------------------------------------------------------
+
+
+def declared_timeouts(agent: str) -> dict[str, float]:
+    """Each action's timeout from the agent's meta-data (the longest of its monitors)."""
+    out = subprocess.run(
+        [sys.executable, str(ROOT / "agents" / agent), "meta-data"],
+        env={"PYTHONPATH": str(ROOT / "src")},
+        capture_output=True,
+        timeout=60,
+        check=True,
+    )
+    found: dict[str, float] = {}
+    for action in ET.fromstring(out.stdout).iter("action"):
+        seconds = float(action.get("timeout", "20s").rstrip("s"))
+        name = action.get("name", "")
+        found[name] = max(found.get(name, 0.0), seconds)
+    return found
+
+
+def _deadline(trial: Trial, declared: dict[str, float]) -> float:
+    raw = trial.env.get("OCF_RESKEY_CRM_meta_timeout", "")
+    if raw.isascii() and raw.isdigit() and 0 < int(raw) <= 3_600_000:
+        return int(raw) / 1000
+    # Anything else: the agent must refuse it at once or use its declared timeout.
+    return declared.get(trial.action, 20.0)
+
+
+def _trial_processes(marker: bytes, session: int) -> dict[int, str]:
+    """Live processes in the agent's session or naming the slot's directory (fakes, files)."""
+    found: dict[int, str] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit() or int(entry) == os.getpid():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", "rb") as handle:
+                stat = handle.read()
+            with open(f"/proc/{entry}/cmdline", "rb") as handle:
+                cmdline = handle.read()
+        except OSError:
+            continue
+        fields = stat[stat.rfind(b")") + 2 :].split()
+        if not fields or fields[0] in (b"Z", b"X"):
+            continue
+        if marker in cmdline or int(fields[3]) == session:
+            found[int(entry)] = cmdline.replace(b"\0", b" ").decode(errors="replace")[:200]
+    return found
+
+
+def _wait_gone(marker: bytes, session: int, within: float) -> dict[int, str]:
+    """What is still there after `within` seconds (a killed child may take a moment to die)."""
+    end = time.monotonic() + within
+    left = _trial_processes(marker, session)
+    while left and time.monotonic() < end:
+        time.sleep(0.02)
+        left = _trial_processes(marker, session)
+    return left
+
+
+def run_trial(trial: Trial, slot: Slot, declared: dict[str, float]) -> Outcome:
+    work = Path(tempfile.mkdtemp(prefix=f"t{trial.number}-", dir=slot.base))
+    (work / "rsctmp").mkdir(mode=0o700)
+    tree = slot.base / "tree"
+    if tree.exists():
+        shutil.rmtree(tree)
+    tree.mkdir()
+    if trial.junk_state is not None and trial.env["HA_RSCTMP"] == "<trial>/rsctmp":
+        instance = trial.env.get("OCF_RESOURCE_INSTANCE", "") or "default"
+        states = work / "rsctmp" / "bacula-ha"
+        states.mkdir()
+        name = f"{trial.agent}-{instance.replace('/', '_')}.state"
+        try:
+            (states / name).write_bytes(trial.junk_state)
+        except OSError:
+            pass  # an instance name too long for a file name: no state, then
+    for name in trial.paths_tree:
+        target = "bacula-dir.conf" if name.startswith("dir-") else "bacula-sd.conf"
+        shutil.copy(slot.files / name, tree / target)
+    env = {
+        "PATH": "/usr/sbin:/usr/bin:/sbin:/bin",
+        # This tree's library, whatever the virtualenv's editable install points at.
+        "PYTHONPATH": str(ROOT / "src"),
+        "OCF_ROOT": "/usr/lib/ocf",
+        "OCF_RESOURCE_TYPE": trial.agent,
+        "OCF_RESOURCE_PROVIDER": "bacula",
+        "OCF_RA_VERSION_MAJOR": "1",
+        "OCF_RA_VERSION_MINOR": "1",
+    }
+    env.update({k: v.replace("<trial>", str(work)) for k, v in trial.env.items()})
+    env.update({f"OCF_RESKEY_{k}": v for k, v in trial.params.items()})
+    allowed = min(_deadline(trial, declared), 120.0) + SLACK
+    started = time.monotonic()
+    proc = subprocess.Popen(
+        [sys.executable, str(ROOT / "agents" / trial.agent), trial.action],
+        env=env,
+        cwd=work,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+    )
+    try:
+        out, err = proc.communicate(timeout=allowed + 5)
+        code: int | None = proc.returncode
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        out, err = proc.communicate()
+        code = None
+    elapsed = time.monotonic() - started
+    left = _wait_gone(str(slot.base).encode(), proc.pid, 2.0)
+    for pid in left:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    logs = ""
+    for name in ("ha-log", "ha-debug"):
+        try:
+            logs += (work / name).read_bytes().decode(errors="replace")
+        except OSError:
+            pass
+    outcome = Outcome(
+        trial,
+        code,
+        elapsed,
+        allowed,
+        out.decode(errors="replace"),
+        err.decode(errors="replace"),
+        logs,
+        [f"{pid}: {cmd}" for pid, cmd in left.items()],
+        [],
+    )
+    outcome.problems = check(outcome)
+    shutil.rmtree(work, ignore_errors=True)
+    return outcome
+
+
+def check(o: Outcome) -> list[str]:
+    """Every rule of the issue a trial broke, each as a short stable name and its detail."""
+    t, problems = o.trial, []
+    if o.code is None:
+        return [f"deadline: still running after {o.allowed + 5:.1f}s (killed)"]
+    if o.code not in OCF_CODES:
+        problems.append(f"exit-code: {o.code} is not an OCF exit code")
+    for where, text in (("stdout", o.stdout), ("stderr", o.stderr), ("log", o.logs)):
+        # The runner logs an agent's bug with its traceback on purpose: the bug is the finding.
+        if "Traceback" in text and where != "log":
+            problems.append(f"traceback: in {where}")
+        if MARKER in text:
+            line = next(ln for ln in text.splitlines() if MARKER in ln)
+            problems.append(f"secret: in {where}: {line.strip()[:200]!r}")
+    reasons = [ln for ln in o.stderr.split("\n") if ln.startswith(REASON_PREFIX)]
+    exempt = o.code == 7 and t.action in ("monitor", "status")
+    if o.code not in (0, None) and not exempt:
+        if not reasons:
+            problems.append(f"no-reason: exit {o.code} without an exit reason")
+        else:
+            reason = reasons[-1][len(REASON_PREFIX) :]
+            if not reason.strip():
+                problems.append(f"empty-reason: exit {o.code}")
+            if len(reason) > MAX_REASON:
+                problems.append(f"long-reason: {len(reason)} characters: {reason[:60]!r}...")
+            if not reason.isprintable():
+                problems.append(f"unprintable-reason: {reason!r}")
+            if "internal error" in reason:
+                problems.append(f"internal-error: {reason[:150]!r}")
+    if t.action == "stop" and o.code != 0:
+        reason = reasons[-1] if reasons else ""
+        problems.append(f"stop-failed: exit {o.code} with nothing running: {reason!r}")
+    if t.action == "meta-data" and o.code != 0:
+        problems.append(f"meta-data: exit {o.code}")
+    if o.elapsed > o.allowed:
+        problems.append(f"deadline: took {o.elapsed:.1f}s, allowed {o.allowed:.1f}s")
+    if o.leftovers:
+        problems.append(f"leftover: {'; '.join(o.leftovers)}")
+    return problems
+
+
+def _short(values: dict[str, str]) -> str:
+    """The mapping's repr, with long values cut (a 3000-character value tells no more)."""
+    cut = {k: v if len(v) <= 60 else f"{v[:20]}...({len(v)} chars)" for k, v in values.items()}
+    return repr(cut)
+
+
+def describe(o: Outcome, seed: int) -> str:
+    t = o.trial
+    lines = [
+        f"seed {seed} agent {t.agent} trial {t.number} action {t.action!r}: "
+        f"exit {o.code} in {o.elapsed:.1f}s",
+        f"  params: {_short(t.params)}",
+        f"  env: {_short(t.env)}",
+    ]
+    if t.paths_tree:
+        lines.append(f"  confsync tree: {t.paths_tree!r}")
+    lines += [f"  problem: {p}" for p in o.problems]
+    tail = o.stderr.strip().splitlines()[-3:]
+    lines += [f"  stderr: {ln[:200]}" for ln in tail]
+    return "\n".join(lines)
+
+
+# --- the test ------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def slots(tmp_path_factory: pytest.TempPathFactory) -> Iterator[queue.Queue[Slot]]:
+    found: queue.Queue[Slot] = queue.Queue()
+    for n in range(WORKERS):
+        base = tmp_path_factory.mktemp(f"fuzz-slot{n}")
+        base.chmod(0o755)
+        found.put(Slot(base))
+    yield found
+
+
+@pytest.mark.parametrize("agent", AGENTS)
+def test_fuzz_agent(agent: str, slots: queue.Queue[Slot], request: pytest.FixtureRequest) -> None:
+    """The fast tier's share of trials."""
+    seed = request.config.getoption("--fuzz-seed")
+    trials = request.config.getoption("--fuzz-trials") or DEFAULT_TRIALS
+    fuzz(agent, DEFAULT_SEED if seed is None else seed, trials, slots)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("agent", AGENTS)
+def test_fuzz_agent_more(
+    agent: str, slots: queue.Queue[Slot], request: pytest.FixtureRequest
+) -> None:
+    """More trials, other inputs (the next seed), in the full run only."""
+    seed = request.config.getoption("--fuzz-seed")
+    trials = request.config.getoption("--fuzz-trials") or MORE_TRIALS
+    fuzz(agent, (DEFAULT_SEED if seed is None else seed) + 1, trials, slots)
+
+
+def fuzz(agent: str, seed: int, trials: int, slots: queue.Queue[Slot]) -> None:
+    declared = declared_timeouts(agent)
+
+    def one(number: int) -> Outcome:
+        slot = slots.get()
+        try:
+            trial = make_trial(seed, agent, number, slot, slot.base / "tree")
+            return run_trial(trial, slot, declared)
+        finally:
+            slots.put(slot)
+
+    with ThreadPoolExecutor(max_workers=WORKERS) as pool:
+        outcomes = list(pool.map(one, range(trials)))
+    failed = [o for o in outcomes if o.problems]
+    if not failed:
+        return
+    # Grouped by broken rule and action, so that one fix shows as one group gone.
+    groups: dict[tuple[str, str], list[Outcome]] = {}
+    for o in failed:
+        for rule in {p.split(":", 1)[0] for p in o.problems}:
+            groups.setdefault((rule, o.trial.action), []).append(o)
+    summary = [
+        f"{len(failed)} of {trials} trials of {agent} broke a rule (seed {seed}; rerun with "
+        f"`pytest tests/test_fuzz_agents.py -k {agent} --fuzz-seed {seed} "
+        f"--fuzz-trials {trials}`):"
+    ]
+    for (rule, action), members in sorted(groups.items()):
+        summary.append(f"  {rule} on {action!r}: {len(members)} trials")
+    for (rule, action), members in sorted(groups.items()):
+        summary.append(f"\n== {rule} on {action!r} (first of {len(members)}):")
+        summary.append(describe(members[0], seed))
+    pytest.fail("\n".join(summary), pytrace=False)
+
+
+def test_fake_tools_quote_the_secret_like_bacula(tmp_path: Path) -> None:
+    """The fixtures are what the fuzzer claims: Bacula's parser quotes the marker secret."""
+    slot = Slot(tmp_path)
+    conf = slot.files / "dir-no-equals.conf"
+    for mode in ("parser", "echo"):
+        out = subprocess.run(
+            [str(slot.fakes / mode / "bacula-dir"), "-t", "-c", str(conf)],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+        assert out.returncode == 1
+        assert f"expected an equals, got: {MARKER}-a" in out.stdout
+    daemon = subprocess.run(
+        [str(slot.fakes / "parser" / "bacula-dir"), "-c", str(conf)],
+        capture_output=True,
+        timeout=30,
+    )
+    assert daemon.returncode == 1
+
+
+def test_trials_are_reproducible(tmp_path: Path) -> None:
+    slot = Slot(tmp_path)
+    first = [make_trial(7, "bacula-dir", n, slot, tmp_path / "tree") for n in range(20)]
+    again = [make_trial(7, "bacula-dir", n, slot, tmp_path / "tree") for n in range(20)]
+    assert first == again
+    assert len({(t.action, repr(t.params), repr(t.env)) for t in first}) > 10
