@@ -382,9 +382,11 @@ def _storage_resource(out: _Out, facts: Facts, res_type: str, res: Mapping[str, 
     place = facts.place(str(address), vips)
     if place.kind == OWN_VIP:
         return
+    # With one storage daemon in the site, that is the one a misaddressed resource means.
+    meant = matched or (storages[0] if len(storages) == 1 else None)
     fix = (
-        f"set Address = {matched.vip.ip} (the virtual IP of storage {matched.name})"
-        if matched
+        f"set Address = {meant.vip.ip} (the virtual IP of storage {meant.name})"
+        if meant
         else "set Address to the virtual IP of the storage daemon this resource names"
     )
     if matched is None and place.kind == OTHER:

@@ -7,7 +7,6 @@ import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
 
-
 # What failover needs (`bacula-ha check`, docs/check.md): keepalives that notice a peer which
 # moved within seconds, and backup jobs that are rescheduled after a storage daemon failover
 # (the sandbox's failovers take 5-10 s: the first retry, 30 s later, finds the daemon back).
