@@ -124,8 +124,11 @@ def test_unmounted_backup_filesystem_fails_depth_20(
     # The daemon itself is fine, and a probe never asks for shared storage.
     assert sd.run("monitor", rsctmp, depth=10, params=params).code == 0
     assert sd.run("monitor", rsctmp, depth=20, interval_ms=0, params=params).code == 0
-    # Without archive_mounts the agent cannot know, and says nothing.
-    assert sd.run("monitor", rsctmp, depth=20).code == 0
+    # Without archive_mounts, the filesystem recorded at start tells: it is no longer there.
+    moved = sd.run("monitor", rsctmp, depth=20)
+    assert moved.code == 1, moved.stderr
+    assert moved.reason.startswith("device sandbox-sd0-dev0")
+    assert "not on its filesystem of start" in moved.reason
     assert sd.run("stop", rsctmp, params=params).code == 0
 
 

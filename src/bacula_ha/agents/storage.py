@@ -103,7 +103,9 @@ class StorageAgent(DaemonAgent):
         mounted = _mount_points() if mounts else {}
         with _Credentials(p.user, p.group):
             problems = _problems(checks, mounts, mounted)
-        problems += _moved(checks, self.recorded_facts(env).get("filesystems") or {})
+        known = {label for label, _ in problems}
+        moved = _moved(checks, self.recorded_facts(env).get("filesystems") or {})
+        problems += [(label, problem) for label, problem in moved if label not in known]
         for label, problem in problems:
             log.warning(f"{label}: {problem}")
         if problems:
@@ -178,7 +180,7 @@ def _moved(checks: list[_Check], at_start: Mapping[str, object]) -> list[tuple[s
         except OSError:
             continue  # reported as missing by _problems
         if dev != was[0]:
-            problems.append((label, f"{path} is no longer on {was[1]} (unmounted since start?)"))
+            problems.append((label, f"not on its filesystem of start, {was[1]} (unmounted?)"))
     return problems
 
 

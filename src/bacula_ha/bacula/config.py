@@ -78,9 +78,10 @@ def read_text(path: str, limit: int = 1 << 20) -> str | None:
         os.close(fd)
 
 
-def config_sources(config: str, limit: int = 64) -> list[str] | None:
+def config_sources(config: str, limit: int = 64, *, complete: bool = True) -> list[str] | None:
     """The file and every file it @-includes (recursively), or None when the set cannot be
-    known from the text (a wildcard or a `@|command` include)."""
+    known from the text (a wildcard or a `@|command` include, a file that is not readable).
+    With `complete` false, the readable ones found anyway (what a search for secrets needs)."""
     import re
 
     found: list[str] = []
@@ -90,18 +91,29 @@ def config_sources(config: str, limit: int = 64) -> list[str] | None:
         if path in found:
             continue
         if len(found) >= limit:
-            return None
-        found.append(path)
+            return None if complete else found
         text = read_text(path)
         if text is None:
-            return None
+            if complete:
+                return None
+            continue
+        found.append(path)
         # Bacula's lexer takes `@file` (or `@"file"`) wherever a token may start.
         for match in re.finditer(r'(?:^|[\s;{}=])@("([^"]*)"|(\S+))', text):
             target = match.group(2) if match.group(2) is not None else match.group(3)
-            if not target or target.startswith("|") or any(c in target for c in "*?["):
-                return None
+            if not target or target.startswith("|"):
+                if complete:
+                    return None
+                continue
             if not os.path.isabs(target):
                 target = os.path.join(os.path.dirname(config), target)
+            if any(c in target for c in "*?["):
+                if complete:
+                    return None
+                import glob
+
+                pending.extend(sorted(glob.glob(target)))
+                continue
             pending.append(target)
     return found
 

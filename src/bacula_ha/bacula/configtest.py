@@ -123,7 +123,7 @@ def _run(argv: Sequence[str], config: str, deadline: Deadline, timeout: float) -
         return Verdict(ACCEPTED, entries=done.stdout)
     # The *json tools print their errors on stdout, where the JSON would have been.
     output = done.stdout + "\n" + done.stderr
-    reason = error_reason(output, secrets_of(config))
+    reason = error_reason(output, secrets_of(config), config)
     if any(marker in output for marker in _CATALOG_DOWN):
         return Verdict(CATALOG_UNREACHABLE, reason)
     if any(marker in output for marker in _MISSING_PATH):
@@ -131,8 +131,9 @@ def _run(argv: Sequence[str], config: str, deadline: Deadline, timeout: float) -
     return Verdict(REJECTED, reason)
 
 
-def error_reason(output: str, secrets: Sequence[str] = ()) -> str:
-    """The useful line of Bacula's error output, with where it is, every secret redacted."""
+def error_reason(output: str, secrets: Sequence[str] = (), config: str = "") -> str:
+    """The useful line of Bacula's error output, with where it is (the file named only when
+    it is not `config`, which the caller names), every secret redacted."""
     lines = [" ".join(line.split()) for line in output.splitlines()]
     lines = [line for line in lines if line and "Orphaned buffer" not in line]
     message = ""
@@ -146,6 +147,8 @@ def error_reason(output: str, secrets: Sequence[str] = ()) -> str:
             "rejected by Bacula's parser",
         )
     where = next((ln.lstrip(": ") for ln in lines if re.search(r"line \d+, col \d+", ln)), "")
+    if config:
+        where = where.replace(f" of file {config}", "")
     if where and where not in message:
         message = f"{message} ({where})"
     return redact(message, secrets)
@@ -167,7 +170,7 @@ def secrets_of(config: str) -> list[str]:
     from .config import config_sources, read_text
 
     found: list[str] = []
-    for path in config_sources(config) or [config]:
+    for path in config_sources(config, complete=False) or []:
         text = read_text(path, _READ_LIMIT)
         if text is None:
             continue

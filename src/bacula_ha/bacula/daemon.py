@@ -310,7 +310,7 @@ class DaemonAgent(Agent[DaemonParams]):
             return None
         try:
             res, daemon = self.resources(p, env, recorded)
-        except (NotConfiguredError, NotInstalledError) as exc:
+        except OCFError as exc:
             # The daemon runs with the configuration it loaded; a file broken or removed
             # since (an admin mid-edit) must not get it stopped, let alone cluster-wide.
             raise Degraded(
@@ -372,7 +372,7 @@ class DaemonAgent(Agent[DaemonParams]):
         argv = [p.binary, "-t", "-c", p.config, "-u", p.user, "-g", p.group]
         verdict = test(argv, p.config, deadline)
         if not verdict.accepted:
-            raise verdict.error(f"{self.kind.title} configuration test")
+            raise verdict.error(p.config)
 
     def _answers(self, p: DaemonParams, env: Environment, log: Logger) -> bool:
         try:

@@ -70,10 +70,10 @@ def seconds(name: str, value: str, *, minimum: float = 0.0, maximum: float = MAX
     ):
         raise NotConfiguredError(f"parameter {name}={value!r} is not a duration")
     result = float(text) * scale
-    if not minimum <= result <= maximum:
-        raise NotConfiguredError(
-            f"parameter {name}={value!r} is out of range ({minimum:g}s..{maximum:g}s)"
-        )
+    if result < minimum:
+        raise NotConfiguredError(f"parameter {name}={value!r} must be at least {minimum:g}s")
+    if result > maximum:
+        raise NotConfiguredError(f"parameter {name}={value!r} must be at most {maximum:g}s")
     return result
 
 

@@ -1,0 +1,58 @@
+"""Hardening against real daemons: stop needs no parser, no password in any exit reason."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import pytest
+
+from .fixtures_bacula import DAEMON_AGENTS, DaemonAgent, SiteFactory, gone
+
+MARKER = "Fuzz-S3cret-Marker"
+
+
+@pytest.mark.parametrize("agent", DAEMON_AGENTS, ids=str)
+def test_stop_succeeds_when_the_configuration_blocks_the_parser(
+    agent: DaemonAgent, site_factory: SiteFactory, rsctmp: Path, tmp_path: Path, ocf_root: Path
+) -> None:
+    """A FIFO included into the configuration makes Bacula's parser block: the stop must not
+    care (a failed stop fences the node), and a monitor must not call the daemon failed."""
+    daemon = agent.on(site_factory())
+    daemon.start(rsctmp)
+    pid = daemon.pid()
+    fifo = tmp_path / "blocks.conf"
+    os.mkfifo(fifo)
+    with daemon.conf.open("a") as handle:
+        handle.write(f"\n@{fifo}\n")
+    if agent.deepest >= 10:
+        deep = daemon.run("monitor", rsctmp, depth=10, timeout_ms=8000)
+        assert deep.code == 190, deep.stderr  # the daemon runs; its file on disk is unusable
+    started = time.monotonic()
+    stop = daemon.run("stop", rsctmp, timeout_ms=10_000)
+    assert stop.code == 0, stop.stderr
+    assert time.monotonic() - started < 10
+    assert gone(pid)
+    assert daemon.run("stop", rsctmp).code == 0
+
+
+@pytest.mark.parametrize("agent", DAEMON_AGENTS, ids=str)
+def test_a_broken_password_line_never_reaches_the_exit_reason(
+    agent: DaemonAgent, site_factory: SiteFactory, rsctmp: Path, tmp_path: Path, ocf_root: Path
+) -> None:
+    daemon = agent.on(site_factory())
+    text = daemon.conf.read_text()
+    # The first Password directive loses its '=' and gets the marker: Bacula's parser then
+    # echoes the value ("expected an equals, got: <value>").
+    head, sep, tail = text.partition("Password")
+    assert sep, "the sandbox configuration has a Password directive"
+    rest = tail.split("\n", 1)[1]
+    daemon.conf.write_text(f'{head}Password "{MARKER}"\n{rest}')
+    log = tmp_path / "ha.log"
+    for action in ("validate-all", "start"):
+        out = daemon.run(action, rsctmp, extra_env={"HA_LOGFILE": str(log), "HA_debug": "1"})
+        assert out.code == 6, out.stderr
+        assert "Config error" in out.reason
+        assert MARKER not in out.stderr + out.stdout + log.read_text()
+    assert daemon.run("stop", rsctmp).code == 0
