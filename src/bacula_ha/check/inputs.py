@@ -134,6 +134,8 @@ def parse_config(wanted: Wanted, deadline: Deadline) -> Parsed:
             if first_error is None:
                 first_error = exc.reason
             continue
+        except OSError as exc:  # the parser cannot be run at all (not installed, no rights)
+            raise CheckInputError(f"{path}: cannot run {TOOLS[daemon]}: {exc}") from None
         return Parsed(path, daemon, wanted.component, resources)
     reason = first_error or "rejected by Bacula's parsers"
     if path not in reason:

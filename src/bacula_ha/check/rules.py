@@ -166,6 +166,16 @@ class _Out:
         )
 
 
+def _seconds(value: object) -> int | None:
+    """A number as Bacula's parser printed it (times in seconds), or None."""
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        return None
+    try:
+        return int(value)
+    except ValueError:
+        return None
+
+
 def _text(value: object) -> str:
     if isinstance(value, bool):
         return "yes" if value else "no"
@@ -247,6 +257,7 @@ def _bind_check(
 
 def _heartbeat(out: _Out, res_type: str, res: Mapping[str, Any], between: str) -> None:
     value = res.get("HeartbeatInterval")
+    seconds = _seconds(value)
     fix = "set Heartbeat Interval = 60 (seconds; at most the time your cluster takes to fail over)"
     why = (
         f"a connection {between} whose other end died with its node is noticed only by TCP "
@@ -264,7 +275,7 @@ def _heartbeat(out: _Out, res_type: str, res: Mapping[str, Any], between: str) -
             f"not set, so Bacula's default of {DEFAULT_HEARTBEAT} s applies: {why}",
             fix,
         )
-    elif int(value) == 0:
+    elif seconds == 0:
         out.add(
             "heartbeat-interval-disabled",
             WARNING,
@@ -275,7 +286,7 @@ def _heartbeat(out: _Out, res_type: str, res: Mapping[str, Any], between: str) -
             f"0 turns keepalives off: {why} (possibly forever)",
             fix,
         )
-    elif int(value) > MAX_HEARTBEAT:
+    elif seconds is not None and seconds > MAX_HEARTBEAT:
         out.add(
             "heartbeat-interval-long",
             WARNING,
@@ -552,7 +563,9 @@ def _backup_job(out: _Out, facts: Facts, res: Mapping[str, Any]) -> None:
         )
     else:
         raw = res.get("RescheduleInterval")
-        interval = DEFAULT_RESCHEDULE_INTERVAL if raw is None else int(raw)
+        interval = _seconds(raw)
+        if interval is None:
+            interval = DEFAULT_RESCHEDULE_INTERVAL
         if interval > MAX_RESCHEDULE_INTERVAL:
             out.add(
                 "reschedule-interval-long",
@@ -580,7 +593,7 @@ def _backup_job(out: _Out, facts: Facts, res: Mapping[str, Any]) -> None:
                 f"set Reschedule Interval = {max(60, 2 * failover)} seconds",
             )
         times = res.get("RescheduleTimes")
-        if times is None or int(times) == 0:
+        if not _seconds(times):
             out.add(
                 "reschedule-times-unlimited",
                 WARNING,
