@@ -327,6 +327,37 @@ def test_no_db_address_outside_the_site_is_the_local_socket(tmp_path: Path) -> N
     assert codes(doc) == {("catalog-address-local", "error", "DB Address")}
 
 
+def test_a_catalog_outside_the_site_on_a_node(tmp_path: Path) -> None:
+    text = LAB_SITE.read_text()
+    site = site_variant(tmp_path, replace(text[text.index("[director.catalog]") :], ""))
+    configs = lab_configs(tmp_path, replace("DB Address = 10.99.0.20", "DB Address = 10.99.0.2"))
+    status, doc = run(site, configs)
+    assert status == EXIT_ERRORS
+    assert codes(doc) == {("catalog-address-node", "error", "DB Address")}
+    assert "node2" in doc["findings"][0]["message"]
+
+
+def test_source_addresses_must_move_too(tmp_path: Path) -> None:
+    site = site_variant(
+        tmp_path,
+        lambda text: (
+            text + '\n[[filedaemon]]\nname = "client-fd"\npreferred = "node1"\nstandby = "node2"\n'
+            'vip = { ip = "10.99.0.100", cidr_netmask = 24, nic = "eth0" }\n'
+        ),
+    )
+    configs = lab_configs(
+        tmp_path,
+        replace("DIRport = 9101", "DIRport = 9101\n  DirSourceAddress = 10.99.0.1"),
+        fd_edit=replace("FDport = 9102", "FDport = 9102\n  FDSourceAddress = 10.99.0.2"),
+    )
+    status, doc = run(site, configs)
+    assert status == EXIT_ERRORS
+    assert codes(doc) == {
+        ("director-source-address-not-vip", "error", "DirSourceAddress"),
+        ("fd-source-address-not-vip", "error", "FDSourceAddress"),
+    }
+
+
 def test_any_address_and_hosts_names_of_the_vip_are_fine(tmp_path: Path) -> None:
     hosts = tmp_path / "hosts"
     # (Bacula's own parser resolves DirAddress & co. itself; a Storage's Address it does not.)
