@@ -11,7 +11,9 @@ from bacula_ha.lab.errors import LabError
 from bacula_ha.lab.run import run
 
 # One disk for the catalog, one per storage daemon (the lab site has one).
-DISKS = {"catalog": 512, "sd1": 256}  # name -> size in MiB (sparse files)
+# sd1 holds the volumes of the jobs tests (several GB of backups across a module): sparse,
+# so only what is written takes space.
+DISKS = {"catalog": 512, "sd1": 8192}  # name -> size in MiB (sparse files)
 
 
 def create(cfg: LabConfig) -> dict[str, str]:
