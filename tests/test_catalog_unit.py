@@ -10,7 +10,7 @@ import pytest
 
 from bacula_ha.agents.catalog import AGENT, Config
 from bacula_ha.bacula import catalog as cat
-from bacula_ha.bacula.config import config_sources, signature
+from bacula_ha.bacula.files import config_sources, signature
 from bacula_ha.ocf.env import Environment
 from bacula_ha.ocf.errors import NotConfiguredError
 from bacula_ha.ocf.log import Logger

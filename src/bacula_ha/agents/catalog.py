@@ -7,7 +7,7 @@ import time
 from collections.abc import Mapping
 
 from ..bacula import catalog as cat
-from ..bacula.config import config_sources, signature
+from ..bacula.files import config_sources, signature
 from ..ocf import params
 from ..ocf.agent import Agent, Handler
 from ..ocf.env import Environment
@@ -366,7 +366,7 @@ def _settings(config: Config, env: Environment) -> cat.CatalogSettings:
 
 
 def _read_password(path: str) -> str:
-    from ..bacula.config import read_text
+    from ..bacula.files import read_text
 
     if not os.path.exists(path):
         raise ArgsError(f"password_file {path} does not exist")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 
 from ..ocf.deadline import Deadline
 from ..ocf.errors import NotConfiguredError
@@ -57,74 +57,3 @@ def load(tool: str, config: str, deadline: Deadline, timeout: float = 10.0) -> R
             if isinstance(body, dict):
                 by_type.setdefault(kind, []).append(body)
     return Resources(config, {k: tuple(v) for k, v in by_type.items()})
-
-
-def read_text(path: str, limit: int = 1 << 20) -> str | None:
-    """A regular file's text (undecodable bytes replaced), or None: never blocks on a FIFO or
-    a device, which a configuration may name by mistake or malice."""
-    import stat
-
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
-    except OSError:
-        return None
-    try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            return None
-        return os.read(fd, limit).decode("utf-8", errors="replace")
-    except OSError:
-        return None
-    finally:
-        os.close(fd)
-
-
-def config_sources(config: str, limit: int = 64, *, complete: bool = True) -> list[str] | None:
-    """The file and every file it @-includes (recursively), or None when the set cannot be
-    known from the text (a wildcard or a `@|command` include, a file that is not readable).
-    With `complete` false, the readable ones found anyway (what a search for secrets needs)."""
-    import re
-
-    found: list[str] = []
-    pending = [config]
-    while pending:
-        path = pending.pop()
-        if path in found:
-            continue
-        if len(found) >= limit:
-            return None if complete else found
-        text = read_text(path)
-        if text is None:
-            if complete:
-                return None
-            continue
-        found.append(path)
-        # Bacula's lexer takes `@file` (or `@"file"`) wherever a token may start.
-        for match in re.finditer(r'(?:^|[\s;{}=])@("([^"]*)"|(\S+))', text):
-            target = match.group(2) if match.group(2) is not None else match.group(3)
-            if not target or target.startswith("|"):
-                if complete:
-                    return None
-                continue
-            if not os.path.isabs(target):
-                target = os.path.join(os.path.dirname(config), target)
-            if any(c in target for c in "*?["):
-                if complete:
-                    return None
-                import glob
-
-                pending.extend(sorted(glob.glob(target)))
-                continue
-            pending.append(target)
-    return found
-
-
-def signature(paths: Sequence[str]) -> dict[str, list[int]] | None:
-    """What tells a file changed: inode, size and modification time (None: one is missing)."""
-    result: dict[str, list[int]] = {}
-    for path in paths:
-        try:
-            st = os.stat(path)
-        except OSError:
-            return None
-        result[path] = [st.st_ino, st.st_size, st.st_mtime_ns]
-    return result

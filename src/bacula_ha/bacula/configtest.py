@@ -167,7 +167,7 @@ def redact(text: str, secrets: Sequence[str] = ()) -> str:
 
 def secrets_of(config: str) -> list[str]:
     """Every value of a password directive in `config` and the files it includes."""
-    from .config import config_sources, read_text
+    from .files import config_sources, read_text
 
     found: list[str] = []
     for path in config_sources(config, complete=False) or []:

@@ -23,7 +23,8 @@ from ..ocf.metadata import Action, Parameter
 from ..ocf.process import Identity, is_alive, read_pidfile, terminate, wait_until
 from ..ocf.state import StateFile
 from ..ocf.status import OCFStatus
-from .config import Resources, config_sources, json_tool_for, load, signature
+from .config import Resources, json_tool_for, load
+from .files import config_sources, signature
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:

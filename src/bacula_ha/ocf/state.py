@@ -21,8 +21,9 @@ class StateFile:
     """
 
     def __init__(self, env: Environment, agent: str) -> None:
-        safe = env.instance.replace("/", "_")
-        self.path = os.path.join(env.rsctmp, "bacula-ha", f"{agent}-{safe}.state")
+        self.path = os.path.join(
+            env.rsctmp, "bacula-ha", f"{agent}-{_file_name(env.instance)}.state"
+        )
 
     def read(self) -> dict[str, Any] | None:
         import marshal
@@ -47,5 +48,22 @@ class StateFile:
     def remove(self) -> None:
         try:
             os.unlink(self.path)
-        except FileNotFoundError:
-            pass
+        except OSError:
+            pass  # absent, or a name no file can have: nothing to remove
+
+
+# Pacemaker's resource ids are XML ids, plus ":N" for a clone instance.
+_SAFE = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.:")
+_MAX_NAME = 96
+
+
+def _file_name(instance: str) -> str:
+    """The instance as a file name: what an admin would recognise, always a valid name."""
+    safe = "".join(c if c in _SAFE else "_" for c in instance)
+    if safe == instance and len(safe) <= _MAX_NAME:
+        return safe
+    # Distinct odd names must not share a state file: keep a digest of the original.
+    import hashlib
+
+    digest = hashlib.sha256(instance.encode("utf-8", "surrogateescape")).hexdigest()[:16]
+    return f"{safe[:_MAX_NAME]}-{digest}"
