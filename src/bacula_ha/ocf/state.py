@@ -1,4 +1,4 @@
-"""Per-instance state under HA_RSCTMP (a tmpfs emptied at boot), written atomically."""
+"""Per-instance state under HA_RSCTMP (a tmpfs emptied at boot), written atomically; its lock."""
 
 from __future__ import annotations
 
@@ -9,6 +9,10 @@ from .env import Environment
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
+
+    from .deadline import Deadline
+
+_DIRECTORY = "bacula-ha"
 
 
 class StateFile:
@@ -21,9 +25,14 @@ class StateFile:
     """
 
     def __init__(self, env: Environment, agent: str) -> None:
-        self.path = os.path.join(
-            env.rsctmp, "bacula-ha", f"{agent}-{_file_name(env.instance)}.state"
-        )
+        self.path = state_path(env.rsctmp, agent, env.instance)
+
+    @classmethod
+    def at(cls, path: str) -> StateFile:
+        """The state file at `path` (from `state_path` or `existing`), without an environment."""
+        state = cls.__new__(cls)
+        state.path = path
+        return state
 
     def read(self) -> dict[str, Any] | None:
         import marshal
@@ -50,6 +59,59 @@ class StateFile:
             os.unlink(self.path)
         except OSError:
             pass  # absent, or a name no file can have: nothing to remove
+
+
+class Lock:
+    """An exclusive flock on `<state file>.lock`: one action of an instance at a time.
+
+    Beside the state file rather than on it: the state file is replaced by a rename at every
+    write, and a lock on a replaced inode would lock nothing.
+    """
+
+    def __init__(self, state_path: str) -> None:
+        self.path = state_path + ".lock"
+        self.fd = -1
+
+    def acquire(self, deadline: Deadline) -> bool:
+        """Wait for the lock until `deadline`; False when it is still held then."""
+        import fcntl
+        import time
+
+        os.makedirs(os.path.dirname(self.path), mode=0o700, exist_ok=True)
+        self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        while True:
+            try:
+                fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return True
+            except BlockingIOError:
+                if deadline.expired():
+                    os.close(self.fd)
+                    self.fd = -1
+                    return False
+                time.sleep(0.05)
+
+    def release(self) -> None:
+        if self.fd >= 0:
+            os.close(self.fd)  # closing drops the flock
+            self.fd = -1
+
+
+def state_path(rsctmp: str, agent: str, instance: str) -> str:
+    """Where `agent`'s `instance` keeps its state file."""
+    return os.path.join(rsctmp, _DIRECTORY, f"{agent}-{_file_name(instance)}.state")
+
+
+def existing(rsctmp: str, agent: str) -> list[str]:
+    """The state files of `agent`'s instances on this node (of those that keep one)."""
+    directory = os.path.join(rsctmp, _DIRECTORY)
+    try:
+        names = os.listdir(directory)
+    except OSError:
+        return []
+    prefix = f"{agent}-"
+    return sorted(
+        os.path.join(directory, n) for n in names if n.startswith(prefix) and n.endswith(".state")
+    )
 
 
 # Pacemaker's resource ids are XML ids, plus ":N" for a clone instance.
