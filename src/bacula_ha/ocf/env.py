@@ -41,6 +41,8 @@ class Environment:
     exit_reason_prefix: str
     # What was malformed and replaced by its default (only when parsed leniently, for stop).
     problems: tuple[str, ...] = ()
+    # What follows the action on the command line (an admin action's operands).
+    args: tuple[str, ...] = ()
 
     @property
     def is_probe(self) -> bool:
@@ -110,6 +112,7 @@ class Environment:
             exit_reason_prefix=environ.get("OCF_EXIT_REASON_PREFIX", "")
             or DEFAULT_EXIT_REASON_PREFIX,
             problems=tuple(problems),
+            args=tuple(argv[2:]),
         )
 
     @classmethod
