@@ -205,7 +205,13 @@ def test_hung_server_returns_within_deadline_and_hides_password(
     seen: dict[str, object] = {}
 
     def look() -> None:
-        time.sleep(1.5)  # the agent's client is now waiting on the stopped server
+        # Look once the agent's client runs: it then waits on the stopped server until the
+        # action's deadline (5 s). Not found within 4 s fails below ("clients").
+        deadline = time.monotonic() + 4.0
+        while not [x for x in processes_mentioning(backend.client) if "cmdline" in x]:
+            if time.monotonic() > deadline:
+                break
+            time.sleep(0.02)
         ps = subprocess.run(["ps", "axeww", "-o", "args"], capture_output=True, text=True)
         seen["ps_has_client"] = backend.client in ps.stdout
         seen["ps_has_password"] = backend.password in ps.stdout

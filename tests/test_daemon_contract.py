@@ -154,7 +154,12 @@ def test_agent_runs_without_pythonpath_under_a_bare_environment(
     # A probe with every default: /etc/bacula/<daemon>.conf exists but no such daemon runs.
     assert out.returncode in (0, 7), out.stderr
     assert "Traceback" not in out.stderr
-    assert sys.executable  # the interpreter the shebang names exists
+    # It ran on the interpreter it names itself (no PATH lookup), isolated from PYTHON* and
+    # the user's site: the one the agents were installed with.
+    interpreter, _, flags = agent_path(agent).read_text().splitlines()[0].partition(" ")
+    assert interpreter == f"#!{sys.executable}", interpreter
+    assert os.access(sys.executable, os.X_OK)
+    assert flags.split() == ["-I"], flags
 
 
 def test_two_daemons_do_not_interfere(

@@ -60,7 +60,10 @@ def test_stop_logs_the_jobs_it_interrupts(
     assert d.run("start", rsctmp).code == 0
     # No storage daemon runs: the job waits for it, which is "running" for the director.
     out = bconsole(site, "run job=BackupSandbox yes")
-    assert "Job queued" in out, out
+    assert "Job queued. JobId=" in out, out
+    # The catalog is shared by the session: the id this run got, not 1 (nor 10-19).
+    job_id = out.split("Job queued. JobId=")[1].split()[0]
+    assert job_id.isdigit(), out
     deadline = time.monotonic() + 15
     while "BackupSandbox" not in bconsole(site, "status dir").split("Running Jobs:")[1]:
         assert time.monotonic() < deadline
@@ -68,7 +71,7 @@ def test_stop_logs_the_jobs_it_interrupts(
     log = tmp_path / "ha.log"
     stop = d.run("stop", rsctmp, extra_env={"HA_LOGFILE": str(log)})
     assert stop.code == 0, stop.stderr
-    assert "interrupts JobId 1" in log.read_text()
+    assert f"interrupts JobId {job_id}:" in log.read_text()
 
 
 def test_stop_waits_for_running_jobs_with_job_wait(

@@ -7,12 +7,14 @@ test leaves it healed, wherever the resources ended up (stickiness keeps them th
 from __future__ import annotations
 
 import os
+import re
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
-from bacula_ha.lab import lab, machine, stack
+from bacula_ha.lab import cluster, lab, machine, stack
 from bacula_ha.lab.config import LabConfig
 from bacula_ha.lab.testing import (
     ArpWatch,
@@ -23,6 +25,7 @@ from bacula_ha.lab.testing import (
     powered_off,
     running_lab,
     started_on,
+    vip_holder,
     wait_until,
 )
 
@@ -70,6 +73,30 @@ def _reason(cfg: LabConfig, rid: str) -> list[str]:
     return [f for f in failed_actions(cfg) if f.startswith(rid + "_")]
 
 
+def _arp_probing(address: str) -> bool:
+    """An ARP probe of `address` runs and holds its packet socket open: it is probing."""
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        proc = Path("/proc", pid)
+        try:
+            argv = proc.joinpath("cmdline").read_bytes().split(b"\0")
+            if b"bacula_ha.lab.probe" not in argv or address.encode() not in argv:
+                continue
+            # Packet sockets of the probe's network namespace, by inode; the probe's own
+            # descriptors name their sockets by the same inode.
+            table = proc.joinpath("net", "packet").read_text().splitlines()[1:]
+            sockets = {f"socket:[{line.split()[-1]}]" for line in table if line.split()}
+            held = {os.readlink(fd) for fd in proc.joinpath("fd").iterdir()}
+        except OSError:
+            continue
+        if sockets & held:
+            return True
+    return False
+
+
+# A start, restart or move the scheduler plans for a resource (crm_simulate's summary line).
+_PLANNED = r"^\s*\* (Start|Restart|Recover|Move|Migrate)\s+{rid}\s(?!.*\(blocked\))"
+
+
 def test_1_nothing_lost_on_crash(stack_lab: LabConfig) -> None:
     cfg = stack_lab
     _client_data(cfg, "one")
@@ -106,7 +133,13 @@ def test_2_partition_never_two_answer(stack_lab: LabConfig) -> None:
         vip: ArpWatch(cfg, lab.VIPS[vip], 15) for vip in ("catalog-vip", "dir-vip", "sd1-vip")
     }
     try:
-        time.sleep(1)
+        # The watches must see the VIPs before the partition as well as after it.
+        wait_until(
+            "the ARP probes to run",
+            lambda: all(_arp_probing(lab.VIPS[vip]) for vip in watches),
+            10,
+            step=0.05,
+        )
         lab.fail(cfg, active, "partition")
         wait_until("one side powered off", lambda: len(powered_off(cfg)) == 1, 40)
         results = {vip: w.result() for vip, w in watches.items()}
@@ -216,8 +249,16 @@ def test_5_read_only_catalog_stops_the_director(stack_lab: LabConfig) -> None:
         lambda: not started_on(cfg, "dir1-dir") and not started_on(cfg, "cat1-catalog"),
         120,
     )
-    # It stays so: the director is not restarted against a catalog that refuses writes.
-    time.sleep(12)
+    # It stays so: once the cluster has settled, the scheduler plans no start of the director
+    # (nor of the catalog check) against a catalog that refuses writes.
+    live = cluster.any_live_node(cfg)
+    settled = machine.run_in(
+        cfg, live, ["crm_resource", "--wait", "--timeout", "60s"], check=False, timeout=90
+    )
+    assert settled.returncode == 0, settled.stdout + settled.stderr
+    plan = machine.run_in(cfg, live, ["crm_simulate", "--live-check", "--run"]).stdout
+    for rid in ("dir1-dir", "cat1-catalog"):
+        assert not re.search(_PLANNED.format(rid=rid), plan, re.MULTILINE), plan
     assert not started_on(cfg, "dir1-dir")
     assert not stack.director_answers(cfg)
     lab.heal(cfg)
@@ -236,7 +277,6 @@ def test_6_storage_unmounted_detected_and_recovered(stack_lab: LabConfig) -> Non
     # Whichever looks first: bacula-sd's depth-20 check (archive_mounts, every 13 s here) or
     # the Filesystem monitor (every 20 s); both are real detections of the same fault.
     print("detected by:", _reason(cfg, "sd1-sd") + _reason(cfg, "sd1-fs"))
-    where = started_on(cfg, "sd1-sd") or (node,)
 
     def remounted() -> bool:
         nodes = started_on(cfg, "sd1-sd")
@@ -246,7 +286,10 @@ def test_6_storage_unmounted_detected_and_recovered(stack_lab: LabConfig) -> Non
         return f" {stack.SD_MOUNT} " in mounts
 
     wait_until("the storage daemon back on its mounted disk", remounted, 90)
-    assert where
+    # Recovered as the group it is: the daemon, its filesystem and its address on one node.
+    (where,) = started_on(cfg, "sd1-sd")
+    assert started_on(cfg, "sd1-fs") == (where,)
+    assert vip_holder(cfg, "sd1-vip") == [where]
     lab.heal(cfg)
     _client_data(cfg, "six")
     _, status = stack.backup(cfg)

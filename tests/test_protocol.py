@@ -147,6 +147,23 @@ def _wait_answering(
         time.sleep(0.05)
 
 
+# /proc/net/tcp states in which the listening side has not closed its end yet.
+_HELD = {"01": "ESTABLISHED", "03": "SYN_RECV", "08": "CLOSE_WAIT"}
+
+
+def open_sessions(ports: list[int]) -> list[str]:
+    """Connections to these local ports that the daemon has not closed yet."""
+    found = []
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with contextlib.suppress(OSError), open(table) as handle:
+            for line in list(handle)[1:]:
+                fields = line.split()
+                port = int(fields[1].rsplit(":", 1)[1], 16)
+                if port in ports and fields[3] in _HELD:
+                    found.append(f"port {port} {_HELD[fields[3]]}")
+    return found
+
+
 def _stop(pid: int) -> None:
     with contextlib.suppress(ProcessLookupError):
         os.kill(pid, signal.SIGCONT)
@@ -283,7 +300,13 @@ def test_probes_leave_no_sessions_and_no_security_alerts(daemons: Daemons) -> No
     status = daemons.bconsole("status dir")
     connected = [x for x in status.splitlines() if "Console connected" in x]
     assert len(connected) == 1, status  # bconsole itself, nothing of ours lingers
-    time.sleep(0.5)  # let queued daemon messages reach the log files
+    # A daemon logs what it has to say about a session before it closes its end: once no
+    # session is open on its port, the log holds everything about our probes.
+    ports = [site.dir_port, site.sd_ports[0], site.fd_port]
+    deadline = time.monotonic() + 10
+    while open_sessions(ports):
+        assert time.monotonic() < deadline, f"sessions still open: {open_sessions(ports)}"
+        time.sleep(0.02)
     # These daemons only ever saw good probes (this module's other tests included): their
     # logs must hold no alert and no complaint at all.
     assert daemons.security_alerts() == []
