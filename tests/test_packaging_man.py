@@ -116,6 +116,8 @@ def _codes_used(agent: str) -> set[int]:
             for alias in node.names:  # type: ignore[attr-defined]
                 sub = file_of(f"bacula_ha.{module}.{alias.name}")
                 files.add(sub if sub.exists() else file_of(f"bacula_ha.{module}"))
+    # A subpackage (bacula/confsync/) counts with all its modules.
+    files |= {m for f in list(files) if f.name == "__init__.py" for m in f.parent.glob("*.py")}
     codes: set[int] = set()
     for path in files:
         tree = ast.parse(path.read_text())
