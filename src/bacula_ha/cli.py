@@ -16,6 +16,7 @@ _COMMANDS: dict[str, tuple[str, str]] = {
     "lab": ("bacula_ha.lab.cli", "lab"),
     "confsync": ("bacula_ha.confsync_cli", "confsync_group"),
     "check": ("bacula_ha.check.cli", "check_command"),
+    "status": ("bacula_ha.status.cli", "status_command"),
 }
 
 
