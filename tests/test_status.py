@@ -1,4 +1,4 @@
-"""`bacula-ha status` on the lab's generated site, run by crm_simulate in a CIB file (no cluster)."""
+"""`bacula-ha status` on the lab's generated site, run by crm_simulate in a CIB file."""
 
 from __future__ import annotations
 
