@@ -37,6 +37,8 @@ from pathlib import Path
 
 import pytest
 
+from bacula_ha.sandbox.bacula import BaculaSite, CatalogSettings
+
 ROOT = Path(__file__).resolve().parent.parent
 FAKE_TOOL = ROOT / "tests" / "fake_bacula" / "fake-tool"
 AGENTS = ("bacula-dir", "bacula-sd", "bacula-fd", "bacula-catalog", "bacula-confsync")
@@ -175,6 +177,7 @@ class Slot:
     base: Path
     files: Path = field(init=False)
     fakes: Path = field(init=False)
+    good: dict[str, str] = field(init=False)
 
     def __post_init__(self) -> None:
         self.files = self.base / "files"
@@ -196,6 +199,24 @@ class Slot:
             f"Director {{\n  Name = d\n  DIRport = 9101\n  address = localhost\n"
             f'  Password = "{MARKER}-bc"\n}}\n'
         )
+        # A good site too, whose passwords are marker secrets: Bacula's parser accepts it, so
+        # the agents get further (and must still never show a password).
+        site = BaculaSite(
+            self.base / "site",
+            catalog=CatalogSettings(password=f"{MARKER}-db", port=9),
+            dir_port=9,
+            fd_port=9,
+            sd_ports=(9,),
+            dir_password=f"{MARKER}-dir",
+            sd_password=f"{MARKER}-sd",
+            fd_password=f"{MARKER}-fd",
+        ).write(owner=None)
+        self.good = {
+            "bacula-dir": str(site.dir_conf),
+            "bacula-sd": str(site.sd_conf()),
+            "bacula-fd": str(site.fd_conf),
+            "console": str(site.console_conf),
+        }
         for mode in MODES:
             directory = self.fakes / mode
             directory.mkdir(parents=True)
@@ -221,7 +242,8 @@ class Trial:
     action: str
     params: dict[str, str]
     env: dict[str, str]
-    paths_tree: tuple[str, ...]  # config files copied into the trial's own tree (confsync)
+    # Configuration files copied into the trial's own tree (confsync): source, name there.
+    paths_tree: tuple[tuple[str, str], ...]
     junk_state: bytes | None = None  # what the instance's state file holds before the action
 
 
@@ -261,7 +283,7 @@ def _param_pools(agent: str, slot: Slot, tree: Path) -> dict[str, tuple[str, ...
     if agent in DAEMONS:
         configs = dir_configs if agent == "bacula-dir" else sd_configs
         pools: dict[str, tuple[str, ...]] = {
-            "config": (*configs, str(f / "includes-fifo.conf"), *odd_paths),
+            "config": (slot.good[agent], *configs, *odd_paths),
             "binary": (
                 *(str(fakes / m / agent) for m in MODES),
                 str(fakes / "parser" / "bacula-fd"),
@@ -275,7 +297,7 @@ def _param_pools(agent: str, slot: Slot, tree: Path) -> dict[str, tuple[str, ...
         }
         if agent == "bacula-dir":
             pools["bconsole"] = (*(str(fakes / m / "bconsole") for m in MODES), *odd_paths)
-            consoles = (str(f / "bconsole.conf"), str(f / "console.conf"))
+            consoles = (slot.good["console"], str(f / "bconsole.conf"), str(f / "console.conf"))
             pools["bconsole_config"] = (*consoles, *odd_paths)
             pools["job_wait"] = numbers
             pools["reload_token"] = ODD_STRINGS
@@ -284,7 +306,7 @@ def _param_pools(agent: str, slot: Slot, tree: Path) -> dict[str, tuple[str, ...
         return pools
     if agent == "bacula-catalog":
         return {
-            "config": (*dir_configs, *odd_paths),
+            "config": (slot.good["bacula-dir"], *dir_configs, *odd_paths),
             "catalog": ("MyCatalog", "other", *ODD_STRINGS),
             "backend": ("auto", "postgresql", "mysql", "oracle", *ODD_STRINGS),
             "db_name": ("bacula", *ODD_STRINGS),
@@ -328,17 +350,32 @@ def _param_pools(agent: str, slot: Slot, tree: Path) -> dict[str, tuple[str, ...
     }
 
 
-def _baseline(agent: str, slot: Slot, tree: Path) -> dict[str, str]:
+def _baseline(agent: str, slot: Slot, tree: Path, rng: random.Random) -> dict[str, str]:
+    """Sound parameters to mutate: a good configuration, or one Bacula's parser rejects."""
     f, fakes = slot.files, slot.fakes
     if agent in DAEMONS:
-        config = "dir-no-equals.conf" if agent == "bacula-dir" else "sd-no-equals.conf"
-        base = {"binary": str(fakes / "parser" / agent), "config": str(f / config)}
+        bad = "dir-no-equals.conf" if agent == "bacula-dir" else "sd-no-equals.conf"
+        config = rng.choice((slot.good[agent], str(f / bad)))
+        base = {"binary": str(fakes / "parser" / agent), "config": config}
         if agent == "bacula-dir":
             base["bconsole"] = str(fakes / "parser" / "bconsole")
-            base["bconsole_config"] = str(f / "bconsole.conf")
+            base["bconsole_config"] = slot.good["console"]
         return base
     if agent == "bacula-catalog":
-        return {"config": str(f / "dir-catalog.conf"), "client": str(fakes / "parser" / "psql")}
+        client = str(fakes / "parser" / "psql")
+        return rng.choice(
+            (
+                {"config": slot.good["bacula-dir"], "client": client},
+                {"config": str(f / "dir-catalog.conf"), "client": client},
+                # Everything explicit: the director's file is not read, the password file is.
+                {
+                    "db_name": "bacula",
+                    "db_user": "bacula",
+                    "password_file": str(f / "password"),
+                    "client": client,
+                },
+            )
+        )
     return {"paths": str(tree), "targets": "", "node_attribute": "false", "config_check": "parse"}
 
 
@@ -359,7 +396,7 @@ def make_trial(seed: int, agent: str, number: int, slot: Slot, tree: Path) -> Tr
         actions += CONFSYNC_ACTIONS
     action = rng.choice(actions)
     pools = _param_pools(agent, slot, tree)
-    params = _baseline(agent, slot, tree)
+    params = _baseline(agent, slot, tree, rng)
     for name in rng.sample(sorted(pools), k=min(len(pools), rng.choice((0, 1, 1, 2, 3, 5)))):
         pool = pools[name] if rng.random() < 0.8 else ODD_STRINGS + ODD_NUMBERS
         value = rng.choice(pool)
@@ -390,10 +427,17 @@ def make_trial(seed: int, agent: str, number: int, slot: Slot, tree: Path) -> Tr
     env["HA_RSCTMP"] = rng.choice(("<trial>/rsctmp", "<trial>/rsctmp", "<trial>/missing"))
     if set(params.values()) & slot.blocking():
         env["OCF_RESKEY_CRM_meta_timeout"] = rng.choice(SHORT_TIMEOUTS)
-    tree_files = ()
+    tree_files: tuple[tuple[str, str], ...] = ()
     if agent == "bacula-confsync":
-        names = ["dir-no-equals.conf", "dir-unterminated.conf", "sd-storage.conf", "empty.conf"]
-        tree_files = tuple(rng.sample(names, k=rng.choice((0, 1, 2))))
+        bad = ["dir-no-equals.conf", "dir-unterminated.conf", "empty.conf"]
+        choices = [(str(slot.files / n), "bacula-dir.conf") for n in bad]
+        choices.append((str(slot.files / "sd-storage.conf"), "bacula-sd.conf"))
+        good = [(slot.good[d], f"{d}.conf") for d in DAEMONS]
+        tree_files = tuple(rng.sample(choices + good, k=rng.choice((0, 1, 2))))
+        if set(tree_files) & set(good) and params.get("config_check") == "full":
+            # confsync runs the real /usr/sbin/<daemon> -t on a file the parser accepts,
+            # and the director's opens the catalog: not here.
+            params["config_check"] = "parse"
     state = rng.choice(JUNK_STATES) if rng.random() < 0.15 else None
     return Trial(agent, number, action, params, env, tree_files, state)
 
@@ -408,8 +452,8 @@ def declared_timeouts(agent: str) -> dict[str, float]:
         env={"PYTHONPATH": str(ROOT / "src")},
         capture_output=True,
         timeout=60,
-        check=True,
     )
+    assert out.returncode == 0, f"{agent} meta-data: exit {out.returncode}: {out.stderr!r}"
     found: dict[str, float] = {}
     for action in ET.fromstring(out.stdout).iter("action"):
         seconds = float(action.get("timeout", "20s").rstrip("s"))
@@ -457,7 +501,13 @@ def _wait_gone(marker: bytes, session: int, within: float) -> dict[int, str]:
     return left
 
 
-def run_trial(trial: Trial, slot: Slot, declared: dict[str, float]) -> Outcome:
+def run_trial(
+    trial: Trial,
+    slot: Slot,
+    declared: dict[str, float],
+    executable: Path | None = None,
+    slack: float = SLACK,
+) -> Outcome:
     work = Path(tempfile.mkdtemp(prefix=f"t{trial.number}-", dir=slot.base))
     (work / "rsctmp").mkdir(mode=0o700)
     tree = slot.base / "tree"
@@ -473,9 +523,8 @@ def run_trial(trial: Trial, slot: Slot, declared: dict[str, float]) -> Outcome:
             (states / name).write_bytes(trial.junk_state)
         except OSError:
             pass  # an instance name too long for a file name: no state, then
-    for name in trial.paths_tree:
-        target = "bacula-dir.conf" if name.startswith("dir-") else "bacula-sd.conf"
-        shutil.copy(slot.files / name, tree / target)
+    for source, name in trial.paths_tree:
+        shutil.copy(source, tree / name)
     env = {
         "PATH": "/usr/sbin:/usr/bin:/sbin:/bin",
         # This tree's library, whatever the virtualenv's editable install points at.
@@ -488,24 +537,26 @@ def run_trial(trial: Trial, slot: Slot, declared: dict[str, float]) -> Outcome:
     }
     env.update({k: v.replace("<trial>", str(work)) for k, v in trial.env.items()})
     env.update({f"OCF_RESKEY_{k}": v for k, v in trial.params.items()})
-    allowed = min(_deadline(trial, declared), 120.0) + SLACK
-    started = time.monotonic()
-    proc = subprocess.Popen(
-        [sys.executable, str(ROOT / "agents" / trial.agent), trial.action],
-        env=env,
-        cwd=work,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        start_new_session=True,
-    )
-    try:
-        out, err = proc.communicate(timeout=allowed + 5)
-        code: int | None = proc.returncode
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        out, err = proc.communicate()
-        code = None
+    allowed = min(_deadline(trial, declared), 120.0) + slack
+    # Output goes to files, not pipes: a child left behind holding them must not make the
+    # agent look slow (it is found below, by its session or its command line).
+    with open(work / "stdout", "wb") as out, open(work / "stderr", "wb") as err:
+        started = time.monotonic()
+        proc = subprocess.Popen(
+            [sys.executable, str(executable or ROOT / "agents" / trial.agent), trial.action],
+            env=env,
+            cwd=work,
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=err,
+            start_new_session=True,
+        )
+        try:
+            code: int | None = proc.wait(timeout=allowed + 5)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+            code = None
     elapsed = time.monotonic() - started
     left = _wait_gone(str(slot.base).encode(), proc.pid, 2.0)
     for pid in left:
@@ -524,8 +575,8 @@ def run_trial(trial: Trial, slot: Slot, declared: dict[str, float]) -> Outcome:
         code,
         elapsed,
         allowed,
-        out.decode(errors="replace"),
-        err.decode(errors="replace"),
+        (work / "stdout").read_bytes().decode(errors="replace"),
+        (work / "stderr").read_bytes().decode(errors="replace"),
         logs,
         [f"{pid}: {cmd}" for pid, cmd in left.items()],
         [],
@@ -691,3 +742,45 @@ def test_trials_are_reproducible(tmp_path: Path) -> None:
     again = [make_trial(7, "bacula-dir", n, slot, tmp_path / "tree") for n in range(20)]
     assert first == again
     assert len({(t.action, repr(t.params), repr(t.env)) for t in first}) > 10
+
+
+# An agent that breaks every rule, one per action: each rule must catch its breach.
+_MISBEHAVING = f"""
+import subprocess, sys, time
+action = sys.argv[1]
+if action == "start":  # a secret, and no exit reason
+    sys.stderr.write("Config error: expected an equals, got: {MARKER}-x\\n")
+    raise SystemExit(1)
+if action == "stop":  # a failed stop, with a control character in its reason
+    sys.stderr.write("ocf-exit-reason:bad\\x07reason\\n")
+    raise SystemExit(1)
+if action == "monitor":  # a child left behind
+    subprocess.Popen(["tail", "-f", "-n", "0", "/dev/null"], start_new_session=False)
+    raise SystemExit(0)
+if action == "validate-all":  # past its deadline
+    time.sleep(1.0)
+    raise SystemExit(0)
+if action == "reload":  # not an OCF exit code
+    raise SystemExit(42)
+if action == "meta-data":  # a traceback
+    raise RuntimeError("boom")
+"""
+_BREACHES = {
+    "start": {"secret", "no-reason"},
+    "stop": {"stop-failed", "unprintable-reason"},
+    "monitor": {"leftover"},
+    "validate-all": {"deadline"},
+    "reload": {"exit-code", "no-reason"},
+    "meta-data": {"meta-data", "traceback", "no-reason"},
+}
+
+
+@pytest.mark.parametrize("action", sorted(_BREACHES))
+def test_each_rule_catches_its_breach(action: str, tmp_path: Path) -> None:
+    slot = Slot(tmp_path)
+    agent = tmp_path / "misbehaving"
+    agent.write_text(_MISBEHAVING)
+    env = {"OCF_RESKEY_CRM_meta_timeout": "100", "HA_RSCTMP": "<trial>/rsctmp"}
+    trial = Trial("bacula-fd", 0, action, {}, env, ())
+    outcome = run_trial(trial, slot, {}, executable=agent, slack=0.5)
+    assert {p.split(":", 1)[0] for p in outcome.problems} == _BREACHES[action], outcome.problems
