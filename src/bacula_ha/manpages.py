@@ -250,7 +250,8 @@ def agent_page(agent: str) -> str:
     for action in meta.actions:
         out += _action(action)
     out += [".SH EXIT STATUS", ".PP", "The exit codes this agent uses and what each means for it:"]
-    for code, meaning in sorted({**_COMMON_CODES, **EXIT_CODES[agent]}.items()):
+    # An agent missing from EXIT_CODES gets the common codes; the tests name what it lacks.
+    for code, meaning in sorted({**_COMMON_CODES, **EXIT_CODES.get(agent, {})}.items()):
         out += [".TP", rf"\fB{code}\fR", line(escape(meaning))]
     out += [".SH EXAMPLE CRM SHELL", ".PP", r"With \fBcrm\fR(8):"]
     out += _example(_crm_example(agent, meta))
@@ -304,7 +305,11 @@ def _action(action: Action) -> list[str]:
 
 
 def _example_params(agent: str, meta: MetaData) -> list[tuple[str, str]]:
-    wanted = _EXAMPLE_PARAMS.get(agent, {})
+    """The chosen example values, and every required parameter (its name in capitals)."""
+    wanted = dict(_EXAMPLE_PARAMS.get(agent, {}))
+    for param in meta.parameters:
+        if param.required and param.name not in wanted:
+            wanted[param.name] = param.default or param.name.upper()
     known = {p.name for p in meta.parameters}
     return [(name, value) for name, value in wanted.items() if name in known]
 
