@@ -135,6 +135,7 @@ def _codes_used(agent: str) -> set[int]:
 def test_agent_page_explains_every_exit_code_the_agent_uses(
     agent: str, pages: dict[str, Path]
 ) -> None:
+    assert agent in manpages.EXIT_CODES  # a new agent needs its own meanings
     used = _codes_used(agent)
     assert {1, 7} <= used  # the scan finds something: every agent fails and stops
     section = rendered(pages[f"ocf_bacula_{agent}.7"]).split("EXIT STATUS")[1]
