@@ -27,7 +27,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from bacula_ha.bacula import confsync_remote as remote
+from bacula_ha.bacula.confsync import remote
 from bacula_ha.install import install, provider_dir
 from bacula_ha.sandbox import sshd
 

@@ -9,11 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from bacula_ha.agents import confsync as agent
 from bacula_ha.bacula import configtest, confsync
-from bacula_ha.bacula import confsync_remote as remote
+from bacula_ha.bacula.confsync import cluster, remote
+from bacula_ha.bacula.confsync import settings as agent
 from bacula_ha.ocf.deadline import Deadline
 from bacula_ha.ocf.errors import ArgsError, NotConfiguredError
+from bacula_ha.ocf.log import Logger
 from tests.fixtures_agents import SYSTEM_OCF_ROOT, AgentRun, run_agent
 from tests.test_confsync_fixtures import Lab, lab, tree_state
 
@@ -176,9 +177,9 @@ def test_a_former_peer_separates_its_live_files_from_its_backups_at_start(
     # p1 received pushes: its live files are hard links shared with its backups.
     cfg = lab.config(peers=(confsync.Peer("p1", "p1"),))
     state: dict[str, object] = {}
-    confsync.sync(cfg, Deadline.after(30), agent.Logger("t"), state)
+    confsync.sync(cfg, Deadline.after(30), Logger("t"), state)
     (lab.source / "clients" / "c0001.conf").write_text("second push\n")
-    confsync.sync(cfg, Deadline.after(30), agent.Logger("t"), state)
+    confsync.sync(cfg, Deadline.after(30), Logger("t"), state)
     former = lab.peer_path("p1")
     shared = former / "clients" / "c0002.conf"
     assert shared.stat().st_nlink > 1
@@ -211,7 +212,7 @@ def test_symlinked_path_is_refused_here_and_on_a_peer(
     target = lab.peer_path("p1")
     target.parent.mkdir(parents=True)
     target.symlink_to(real)
-    report = confsync.sync(lab.config(), Deadline.after(30), agent.Logger("t"), {})
+    report = confsync.sync(lab.config(), Deadline.after(30), Logger("t"), {})
     p1, p2 = report.results
     assert not p1.ok and "symlink" in p1.error and p2.ok
     assert target.is_symlink() and not any(real.iterdir())
@@ -254,16 +255,16 @@ def test_crm_resource_validate_and_force_check(lab: Lab, ocf_root: Path) -> None
 
 
 def test_targets_resolution(mocker: pytest.MockFixture) -> None:
-    mocker.patch.object(confsync, "cluster_nodes", return_value=("n1", ["n1", "n2", "n3"]))
-    peers, local = agent._resolve_targets("", Deadline.after(5))
+    mocker.patch.object(cluster, "cluster_nodes", return_value=("n1", ["n1", "n2", "n3"]))
+    peers, local = agent.resolve_targets("", Deadline.after(5))
     assert [p.name for p in peers] == ["n2", "n3"] and local == "n1"
-    peers, _ = agent._resolve_targets("n1,n3=10.0.0.3", Deadline.after(5))
+    peers, _ = agent.resolve_targets("n1,n3=10.0.0.3", Deadline.after(5))
     assert peers == [confsync.Peer("n3", "10.0.0.3")]
     with pytest.raises(NotConfiguredError, match="stranger"):
-        agent._resolve_targets("n2 stranger", Deadline.after(5))
-    mocker.patch.object(confsync, "cluster_nodes", return_value=None)
+        agent.resolve_targets("n2 stranger", Deadline.after(5))
+    mocker.patch.object(cluster, "cluster_nodes", return_value=None)
     with pytest.raises(ArgsError):
-        agent._resolve_targets("", Deadline.after(5))
+        agent.resolve_targets("", Deadline.after(5))
 
 
 def test_paths_parsing() -> None:
@@ -355,22 +356,22 @@ def test_node_attribute_written_for_good_peers_and_rate_limited(
     fake = tmp_path / "crm_attribute"
     fake.write_text(f'#!/bin/sh\necho "$@" >> {calls}\n')
     fake.chmod(0o755)
-    monkeypatch.setattr(confsync, "CRM_ATTRIBUTE", str(fake))
+    monkeypatch.setattr(cluster, "CRM_ATTRIBUTE", str(fake))
     cfg = confsync.SyncConfig(
         paths=("/etc/bacula",),
         peers=(confsync.Peer("n2", "n2"), confsync.Peer("n3", "n3")),
         local_node="n1",
     )
     peers = {"n2": {"last_good": 1_800_000_000.0}, "n3": {"last_good": None, "error": "down"}}
-    log = agent.Logger("t", to_stderr=False)
-    confsync._update_attributes(cfg, peers, Deadline.after(10), log)
+    log = Logger("t", to_stderr=False)
+    cluster.update_attributes(cfg, peers, Deadline.after(10), log)
     assert calls.read_text().split("\n")[0] == (
         "-N n2 -n bacula-confsync-last-good -l reboot -v 2027-01-15T08:00:00Z"
     )
     assert "n3" not in calls.read_text()
     peers["n2"]["last_good"] += 60  # a minute later: not worth a round trip to the cluster
-    confsync._update_attributes(cfg, peers, Deadline.after(10), log)
+    cluster.update_attributes(cfg, peers, Deadline.after(10), log)
     assert len(calls.read_text().splitlines()) == 1
-    peers["n2"]["last_good"] += confsync.ATTRIBUTE_REFRESH
-    confsync._update_attributes(cfg, peers, Deadline.after(10), log)
+    peers["n2"]["last_good"] += cluster.ATTRIBUTE_REFRESH
+    cluster.update_attributes(cfg, peers, Deadline.after(10), log)
     assert len(calls.read_text().splitlines()) == 2

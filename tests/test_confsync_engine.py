@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from bacula_ha.bacula import confsync
-from bacula_ha.bacula import confsync_remote as remote
+from bacula_ha.bacula.confsync import remote
 from bacula_ha.ocf.deadline import Deadline
 from bacula_ha.ocf.log import Logger
 from tests.fixtures_bacula import SiteFactory

@@ -7,13 +7,13 @@ import os
 import shutil
 import tempfile
 from collections.abc import Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 from bacula_ha.bacula import confsync
-from bacula_ha.bacula import confsync_remote as remote
+from bacula_ha.bacula.confsync import remote, replace
 from bacula_ha.ocf.deadline import Deadline
 from bacula_ha.sandbox import sshd
 

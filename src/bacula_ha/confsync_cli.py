@@ -1,4 +1,4 @@
-"""`bacula-ha confsync ...`: the click layer over the bacula-confsync admin actions."""
+"""`bacula-ha confsync ...`: the admin commands of config sync, printed from its public face."""
 
 from __future__ import annotations
 
@@ -6,13 +6,14 @@ import os
 
 import click
 
-from .agents import confsync as agent
 from .bacula import confsync as cs
 from .ocf.deadline import Deadline
 from .ocf.errors import OCFError
 from .ocf.log import Logger
 
 DEFAULT_RSCTMP = "/run/resource-agents"
+# No Pacemaker timeout bounds an admin's command (the agent's admin actions use the same).
+DEFAULT_TIMEOUT = 600.0
 
 
 def _rsctmp() -> str:
@@ -29,13 +30,13 @@ _instance_option = click.option(
     "--instance", default="", help="Resource id, when several instances run on this node."
 )
 _timeout_option = click.option(
-    "--timeout", default=agent.ADMIN_TIMEOUT, show_default=True, help="Seconds at most."
+    "--timeout", default=DEFAULT_TIMEOUT, show_default=True, help="Seconds at most."
 )
 
 
-def _config(rsctmp: str, instance: str) -> agent.Config:
+def _instance(rsctmp: str, instance: str) -> cs.Instance:
     try:
-        return agent.saved_config(rsctmp, instance)
+        return cs.saved_instance(rsctmp, instance)
     except OCFError as exc:
         raise click.ClickException(exc.reason) from None
 
@@ -54,8 +55,8 @@ def confsync_group() -> None:
 @_instance_option
 def status_command(rsctmp: str, instance: str) -> None:
     """Each peer's last good sync, failures and drift (from this node's state file)."""
-    config = _config(rsctmp, instance)
-    click.echo(agent.format_status(cs.load_state(config.state) or {}, config.sync), nl=False)
+    inst = _instance(rsctmp, instance)
+    click.echo(cs.text.status(cs.status(inst) or {}, inst.config), nl=False)
 
 
 @confsync_group.command("backups")
@@ -64,9 +65,9 @@ def status_command(rsctmp: str, instance: str) -> None:
 @_timeout_option
 def backups_command(rsctmp: str, instance: str, timeout: float) -> None:
     """The backups held here and on every peer."""
-    config = _config(rsctmp, instance)
-    listing = cs.list_backups(config.sync, Deadline.after(timeout))
-    click.echo(agent.format_backups(listing), nl=False)
+    inst = _instance(rsctmp, instance)
+    listing = cs.list_backups(inst.config, Deadline.after(timeout))
+    click.echo(cs.text.backups(listing), nl=False)
 
 
 @confsync_group.command("sync")
@@ -75,16 +76,14 @@ def backups_command(rsctmp: str, instance: str, timeout: float) -> None:
 @_timeout_option
 def sync_command(rsctmp: str, instance: str, timeout: float) -> None:
     """Push now with the active instance's parameters."""
-    config = _config(rsctmp, instance)
+    inst = _instance(rsctmp, instance)
     try:
-        report = agent.AGENT.locked_sync(
-            config, Deadline.after(timeout), _log(), require_running=False
-        )
+        report = cs.sync_instance(inst, Deadline.after(timeout), _log(), require_running=False)
     except OCFError as exc:
         raise click.ClickException(exc.reason) from None
     if report is None:
         raise click.ClickException("another sync is running")
-    click.echo(agent.format_report(report), nl=False)
+    click.echo(cs.text.report(report), nl=False)
     if report.degraded:
         raise click.ClickException(report.reason())
 
@@ -105,15 +104,18 @@ def rollback_command(
     timeout: float,
 ) -> None:
     """Undo the last push: the previous tree (or STAMP) back here and on every peer."""
-    config = _config(rsctmp, instance)
+    inst = _instance(rsctmp, instance)
     try:
-        output, report = agent.do_rollback(
-            config, Deadline.after(timeout), _log(), stamp, local, source_peer
+        if local:
+            click.echo(cs.text.rollback_here(cs.rollback_here(inst, stamp)), nl=False)
+            return
+        origin, report = cs.rollback_instance(
+            inst, Deadline.after(timeout), _log(), stamp, source_peer
         )
     except OCFError as exc:
         raise click.ClickException(exc.reason) from None
-    click.echo(output, nl=False)
-    if report is not None and report.degraded:
+    click.echo(cs.text.rollback(origin, report), nl=False)
+    if report.degraded:
         raise click.ClickException(report.reason())
 
 

@@ -1,8 +1,10 @@
-"""The receiving side of bacula-confsync: manifests, drift, stage-and-swap, backups (stdlib only).
+"""The receiving side of config sync: manifests, drift, stage-and-swap, backups (stdlib only).
 
-This module is imported on the source node and, unchanged, sent as program text to
-`python3 -I -S` on each peer over ssh: it must not import anything from bacula_ha, and every
-answer it gives is one JSON object on stdout.
+Longer than the package's other modules on purpose: transport.py sends this file's own text,
+unchanged, as the whole program `python3 -I -S` runs on a peer (see `_helper_program`), so it
+must stay one self-contained module: it imports nothing from bacula_ha (not even under
+TYPE_CHECKING), and every answer it gives is one JSON object on stdout. The source node
+imports it too, for its own manifests, local rollback and the start's `unshare`.
 
 Layout beside every synchronised path P (same file system, so that renames are atomic):
     dirname(P)/.bacula-ha-confsync/NAME.stage        the tree being received
@@ -21,7 +23,10 @@ import shutil
 import stat
 import sys
 import time
-from typing import Any
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 STATE_DIR = ".bacula-ha-confsync"
 MANIFEST_MAGIC = "bacula-ha-confsync-manifest 1"
