@@ -20,7 +20,6 @@ FAST_MODULES = frozenset(
         "test_generator_golden",
         "test_generator_haresources",
         "test_generator_schema",
-        "test_lab_cli",
         "test_metadata",
         "test_ocf_unit",
         "test_protocol",
