@@ -123,8 +123,20 @@ def test_bring_back_issues_each_open_entry_once() -> None:
         return "Job queued. JobId=21\n" if "failed" in command else "Job queued. JobId=2\n"
 
     log = Log()
-    done = jobs.bring_back(ledger, console, Deadline.after(5), log)  # type: ignore[arg-type]
-    assert sent == ["restart failed jobid=1 yes", "restart incomplete jobid=2 yes"]
+    storages = {"B1": ["sd1"], "B2": ["sd1"]}
+    done = jobs.bring_back(
+        ledger,  # type: ignore[arg-type]
+        console,
+        Deadline.after(5),
+        log,
+        storages=storages,
+    )
+    # The re-run (not the resume) frees what a surviving storage daemon holds of the old job.
+    assert sent == [
+        "restart failed jobid=1 yes",
+        "restart incomplete jobid=2 yes",
+        "cancel inactive storage=sd1 jobid=1",
+    ]
     outcome = {e.job_id: (o, n) for e, o, n in done}
     assert outcome == {1: ("rerun", 21), 2: ("resumed", 2), 3: ("finished", None), 4: ("rerun", 11)}
     assert ledger.marks[0][:2] == ("issuing", [1, 2])

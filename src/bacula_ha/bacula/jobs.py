@@ -483,8 +483,14 @@ def bring_back(
     log: _Log,
     *,
     timeout: float = 5.0,
+    storages: Mapping[str, Sequence[str]] | None = None,
 ) -> list[tuple[Entry, str, int | None]]:
     """After the director answers: restart every recorded interruption not yet acted on.
+
+    A storage daemon that outlived the director (on another node) still holds the old job's
+    session and its volume reservation until its client wait times out (30 minutes by
+    default), which would keep the re-run waiting: each re-run job is followed by `cancel
+    inactive storage=S jobid=OLD` for the job's storages (`storages`: job name -> names).
 
     Each entry is marked `issuing` (with the highest JobId so far) before its command, and
     its outcome right after; an entry found `issuing` by a later start adopts the job the
@@ -525,6 +531,14 @@ def bring_back(
             done.append((e, "refused", None))
             continue
         done.append((e, "resumed" if new == e.job_id else "rerun", new))
+    for e, outcome, _new in done:
+        if outcome != "rerun" or e not in to_issue:
+            continue
+        for storage in (storages or {}).get(e.name, ()):
+            try:
+                console(f"cancel inactive storage={storage} jobid={e.job_id}")
+            except GenericError as exc:
+                log.warning(f"could not cancel JobId {e.job_id} on storage {storage}: {exc.reason}")
     by_outcome: dict[str, list[Entry]] = {}
     new_ids: dict[tuple[int, int], int] = {}
     notes: dict[tuple[int, int], str] = {}
@@ -670,9 +684,24 @@ def on_started(
         ledger = ledger_for(res, env, log)
         if ledger is not None:
             until = _budget(env.deadline, 0.3, 15.0)
-            bring_back(ledger, console, until, log, timeout=until.remaining())
+            bring_back(
+                ledger, console, until, log, timeout=until.remaining(), storages=_storages(res)
+            )
     except GenericError as exc:
         log.warning(f"interrupted jobs: not brought back now ({exc.reason}); the next start will")
+
+
+def _storages(res: Resources) -> dict[str, list[str]]:
+    """Job name -> its Storage names (bdirjson resolves JobDefs), else every Storage."""
+    every = [str(r.get("Name", "")) for r in res.all("Storage") if r.get("Name")]
+    found: dict[str, list[str]] = {}
+    for job in res.all("Job"):
+        named = job.get("Storage")
+        names = [str(n) for n in named] if isinstance(named, list) else []
+        if isinstance(named, str):
+            names = [named]
+        found[str(job.get("Name", ""))] = names or every
+    return found
 
 
 def console_for(res: Resources, daemon: Daemon, timeout: float) -> Callable[[str], str]:
