@@ -191,6 +191,7 @@ class Slot:
             f'Director {{\n  Name = d\n  Password = "{MARKER}-l"\n}}\n@{fifo}\n'
         )
         (self.files / "a-directory").mkdir()
+        (self.files / "loop").symlink_to(self.files / "loop")
         (self.files / "not-executable").write_text("#!/bin/sh\nexit 0\n")
         (self.files / "password").write_text(f"{MARKER}-pw\n")
         (self.files / "password-not-utf8").write_bytes(b"\xff\xfe" + f"{MARKER}-pw8".encode())
@@ -274,6 +275,7 @@ def _param_pools(agent: str, slot: Slot, tree: Path) -> dict[str, tuple[str, ...
         str(f / "dir-not-utf8.conf"),
         str(f / "includes-fifo.conf"),
         str(f / "not-executable"),
+        str(f / "loop"),
         "relative/path",
         "/dev/null",
         str(f) + "/\udcff",
@@ -417,14 +419,19 @@ def make_trial(seed: int, agent: str, number: int, slot: Slot, tree: Path) -> Tr
     if rng.random() < 0.5:
         env["OCF_CHECK_LEVEL"] = _pick(rng, CHECK_LEVELS, 5, 0.2)
     env["OCF_RESOURCE_INSTANCE"] = rng.choice(
-        ("fuzz", "fuzz", "fuzz:0", "a/b", "\u00fcn\u00ef", "x" * 300, "")
+        ("fuzz", "fuzz", "fuzz:0", "a/b", "..", "\u00fcn\u00ef", "x" * 300, "")
     )
+    # Mostly a log file, sometimes one that cannot be written (a directory, a full device).
+    odd_logs = ("<trial>", "/dev/full", "<trial>/missing/log")
     if rng.random() < 0.5:
-        env["HA_LOGFILE"] = "<trial>/ha-log"
+        env["HA_LOGFILE"] = _pick(rng, ("<trial>/ha-log", *odd_logs), 1, 0.1)
     if rng.random() < 0.5:
-        env["HA_DEBUGLOG"] = "<trial>/ha-debug"
+        env["HA_DEBUGLOG"] = _pick(rng, ("<trial>/ha-debug", *odd_logs), 1, 0.1)
         env["HA_debug"] = rng.choice(("1", "0", ""))
-    env["HA_RSCTMP"] = rng.choice(("<trial>/rsctmp", "<trial>/rsctmp", "<trial>/missing"))
+    env["HA_RSCTMP"] = _pick(rng, ("<trial>/rsctmp", "<trial>/missing", "<trial>/a-file"), 1, 0.15)
+    if rng.random() < 0.05:
+        # The action as ocf-tester may pass it: in the environment, not as an argument.
+        env["__OCF_ACTION"] = action
     if set(params.values()) & slot.blocking():
         env["OCF_RESKEY_CRM_meta_timeout"] = rng.choice(SHORT_TIMEOUTS)
     tree_files: tuple[tuple[str, str], ...] = ()
@@ -510,6 +517,7 @@ def run_trial(
 ) -> Outcome:
     work = Path(tempfile.mkdtemp(prefix=f"t{trial.number}-", dir=slot.base))
     (work / "rsctmp").mkdir(mode=0o700)
+    (work / "a-file").write_text("not a directory\n")
     tree = slot.base / "tree"
     if tree.exists():
         shutil.rmtree(tree)
@@ -543,7 +551,11 @@ def run_trial(
     with open(work / "stdout", "wb") as out, open(work / "stderr", "wb") as err:
         started = time.monotonic()
         proc = subprocess.Popen(
-            [sys.executable, str(executable or ROOT / "agents" / trial.agent), trial.action],
+            [
+                sys.executable,
+                str(executable or ROOT / "agents" / trial.agent),
+                *(() if "__OCF_ACTION" in trial.env else (trial.action,)),
+            ],
             env=env,
             cwd=work,
             stdin=subprocess.DEVNULL,
@@ -709,9 +721,15 @@ def fuzz(agent: str, seed: int, trials: int, slots: queue.Queue[Slot]) -> None:
     ]
     for (rule, action), members in sorted(groups.items()):
         summary.append(f"  {rule} on {action!r}: {len(members)} trials")
+    shown: set[int] = set()
     for (rule, action), members in sorted(groups.items()):
+        first = members[0]
         summary.append(f"\n== {rule} on {action!r} (first of {len(members)}):")
-        summary.append(describe(members[0], seed))
+        if first.trial.number in shown:
+            summary.append(f"trial {first.trial.number}, above")
+            continue
+        shown.add(first.trial.number)
+        summary.append(describe(first, seed))
     pytest.fail("\n".join(summary), pytrace=False)
 
 
