@@ -716,7 +716,7 @@ def fuzz(agent: str, seed: int, trials: int, slots: queue.Queue[Slot]) -> None:
             groups.setdefault((rule, o.trial.action), []).append(o)
     summary = [
         f"{len(failed)} of {trials} trials of {agent} broke a rule (seed {seed}; rerun with "
-        f"`pytest tests/test_fuzz_agents.py -k {agent} --fuzz-seed {seed} "
+        f"`pytest 'tests/test_fuzz_agents.py::test_fuzz_agent[{agent}]' --fuzz-seed {seed} "
         f"--fuzz-trials {trials}`):"
     ]
     for (rule, action), members in sorted(groups.items()):
