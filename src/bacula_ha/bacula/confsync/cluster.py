@@ -1,5 +1,4 @@
-"""What config sync asks of Pacemaker: the nodes, and each peer's last good sync as a node
-attribute."""
+"""What config sync asks of Pacemaker: the nodes; each peer's last good sync as an attribute."""
 
 from __future__ import annotations
 

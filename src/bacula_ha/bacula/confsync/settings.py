@@ -1,5 +1,4 @@
-"""The bacula-confsync parameters: declared once (the agent's meta-data shows them), parsed into
-a SyncConfig, and checked against this node."""
+"""The bacula-confsync parameters: declared once (for the meta-data), parsed, checked here."""
 
 from __future__ import annotations
 

@@ -1,5 +1,4 @@
-"""An instance on this node: its state file and lock (the OCF library's, under HA_RSCTMP), the
-parameters saved at start, and the syncs and rollbacks run under that lock."""
+"""An instance here: the OCF library's state file and lock, saved parameters, locked syncs."""
 
 from __future__ import annotations
 

@@ -1,5 +1,4 @@
-"""Talking to a peer: ssh (one multiplexed connection per peer), rsync, the helper program, and
-the watchdog that bounds every command by the action's deadline."""
+"""Talking to a peer: multiplexed ssh, rsync, the helper program, a watchdog on the deadline."""
 
 from __future__ import annotations
 
