@@ -126,7 +126,7 @@ def test_installed_wheel_installs_agents_that_answer_meta_data(venv: Path, tmp_p
     root = tmp_path / "ocf"
     done = run_in(venv, tmp_path, "bacula-ha", "install", "--ocf-root", str(root))
     assert done.returncode == 0, done.stderr
-    assert states(done.stdout, "installed") == len(available())
+    assert states(done.stdout, "installed") == len(available()) + 1  # and the alert agent
     for name in available():
         agent = root / "resource.d" / "bacula" / name
         assert agent.read_text().splitlines()[0] == f"#!{venv / 'bin' / 'python3'} -I"
@@ -134,7 +134,7 @@ def test_installed_wheel_installs_agents_that_answer_meta_data(venv: Path, tmp_p
         assert out.returncode == 0 and out.stdout == metadata(name).render()
     check = run_in(venv, tmp_path, "bacula-ha", "install", "--ocf-root", str(root), "--check")
     assert check.returncode == 0, check.stdout + check.stderr
-    assert states(check.stdout, "current") == len(available())
+    assert states(check.stdout, "current") == len(available()) + 1
 
 
 def test_data_outside_the_shipped_set_is_refused() -> None:
@@ -161,11 +161,11 @@ def test_install_replaces_an_agent_left_by_another_version(tmp_path: Path) -> No
     check = runner.invoke(main, ["install", "--ocf-root", str(tmp_path), "--check"])
     assert check.exit_code == 1
     assert re.search(rf"stale +{target}/bacula-dir \(version 0.0.9, package ", check.output)
-    assert states(check.output, "current") == len(available()) - 1
+    assert states(check.output, "current") == len(available())  # the others and the alert
     upgrade = runner.invoke(main, ["install", "--ocf-root", str(tmp_path)])
     assert upgrade.exit_code == 0, upgrade.output
     assert f"updated   {target}/bacula-dir (was 0.0.9)" in upgrade.output
-    assert states(upgrade.output, "unchanged") == len(available()) - 1
+    assert states(upgrade.output, "unchanged") == len(available())
     assert runner.invoke(main, ["install", "--ocf-root", str(tmp_path), "--check"]).exit_code == 0
     # The replaced copy is the current one: uninstall still recognises and removes it.
     runner.invoke(main, ["install", "--ocf-root", str(tmp_path), "--uninstall"])
@@ -175,7 +175,7 @@ def test_install_replaces_an_agent_left_by_another_version(tmp_path: Path) -> No
 def test_check_names_missing_and_different_agents(tmp_path: Path) -> None:
     runner = CliRunner()
     empty = runner.invoke(main, ["install", "--ocf-root", str(tmp_path), "--check"])
-    assert empty.exit_code == 1 and states(empty.output, "missing") == len(available())
+    assert empty.exit_code == 1 and states(empty.output, "missing") == len(available()) + 1
     assert not (tmp_path / "resource.d").exists()  # --check writes nothing
     runner.invoke(main, ["install", "--ocf-root", str(tmp_path)])
     other = runner.invoke(

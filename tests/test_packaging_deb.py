@@ -33,6 +33,8 @@ OVERLAID = ("usr", "etc", "var")
 # dpkg's and apt's own records, caches and logs: changed by any install, not the package's files.
 BOOKKEEPING = ("var/lib/dpkg", "var/lib/apt", "var/cache", "var/log")
 PROVIDER_DIR = "/usr/lib/ocf/resource.d/bacula"
+ALERT_DIR = "/usr/lib/ocf/lib/bacula"  # the alert agent's directory
+HIDDEN = (PROVIDER_DIR, ALERT_DIR)
 # Where the package puts files: listed before the install and after the purge.
 LISTED = (
     "/usr/bin",
@@ -134,7 +136,7 @@ def test_package_installs_working_agents_and_purges_clean(
     deb, _ = built
     ns = namespace
     # A system that never had our agents: the suite's copy is hidden in the overlay only.
-    ns.run("rm", "-rf", PROVIDER_DIR)
+    ns.run("rm", "-rf", *HIDDEN)
     before = ns.listing()
 
     apt = {"DEBIAN_FRONTEND": "noninteractive"}
@@ -147,7 +149,8 @@ def test_package_installs_working_agents_and_purges_clean(
     where = ns.run("/usr/bin/python3", "-I", "-c", "import bacula_ha; print(bacula_ha.__file__)")
     assert where.stdout.startswith("/usr/lib/python3/dist-packages/bacula_ha/")
     check = ns.run("bacula-ha", "install", "--check")
-    assert check.stdout.count("current") == len(AGENT_MODULES), check.stdout
+    assert check.stdout.count("current") == len(AGENT_MODULES) + 1, check.stdout  # + alert
+    assert ns.run("test", "-x", f"{ALERT_DIR}/bacula-ha-alert").returncode == 0
     site = "/usr/lib/python3/dist-packages/bacula_ha/_data/examples/lab-site.toml"
     assert "pcs" in ns.run("bacula-ha", "generate", site, "--format", "pcs").stdout
 
@@ -222,7 +225,7 @@ def _left_behind(scratch: Path) -> list[str]:
             if stat.S_ISDIR(mode) and (Path("/") / name).is_dir():
                 continue
             whiteout = stat.S_ISCHR(mode) and os.major(path.lstat().st_rdev) == 0
-            if whiteout and f"/{name}" == PROVIDER_DIR:
+            if whiteout and f"/{name}" in HIDDEN:
                 continue
             found.append(name)
     return found

@@ -14,6 +14,11 @@ from .agents.registry import AGENT_MODULES, available, metadata
 
 PROVIDER = "bacula"
 MANIFEST = ".bacula-ha-installed"
+# The Pacemaker alert agent (bacula_ha.alert). It is no resource agent, so it does not go into
+# the provider directory (where `crm ra list` would offer it) but into the provider's private
+# directory of the OCF root, beside resource-agents' lib/heartbeat:
+# /usr/lib/ocf/lib/bacula/bacula-ha-alert. Its manifest entry is this name.
+ALERT = "bacula-ha-alert"
 
 
 class InstallError(Exception):
@@ -67,8 +72,32 @@ def agent_text(name: str, interpreter: str) -> str:
     )
 
 
+def alert_text(interpreter: str) -> str:
+    """The installed alert agent: like an agent, isolated, standard library only."""
+    return (
+        f"#!{interpreter} -I\n"
+        f'"""Pacemaker alert agent for Bacula components, installed by `bacula-ha install`."""\n\n'
+        f"VERSION = {__version__!r}\n\n"
+        "from bacula_ha.alert import main\n\n"
+        "raise SystemExit(main())\n"
+    )
+
+
 def provider_dir(ocf_root: Path) -> Path:
     return ocf_root / "resource.d" / PROVIDER
+
+
+def alert_path(ocf_root: Path) -> Path:
+    """Where the alert agent goes for this OCF root (the CIB's <alert path=...> names it)."""
+    return ocf_root / "lib" / PROVIDER / ALERT
+
+
+def _executables(ocf_root: Path, interpreter: str) -> list[tuple[str, Path, str]]:
+    """(manifest name, path, text) of everything `install` writes."""
+    target = provider_dir(ocf_root)
+    found = [(name, target / name, agent_text(name, interpreter)) for name in available()]
+    found.append((ALERT, alert_path(ocf_root), alert_text(interpreter)))
+    return found
 
 
 def install(ocf_root: Path, interpreter: str | None = None) -> list[Change]:
@@ -79,13 +108,12 @@ def install(ocf_root: Path, interpreter: str | None = None) -> list[Change]:
     target = provider_dir(ocf_root)
     try:
         target.mkdir(parents=True, exist_ok=True)
+        alert_path(ocf_root).parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise InstallError(f"cannot create {target}: {exc.strerror}") from None
+        raise InstallError(f"cannot create {exc.filename}: {exc.strerror}") from None
     manifest = _read_manifest(target)
     changes: list[Change] = []
-    for name in available():
-        text = agent_text(name, interpreter)
-        path = target / name
+    for name, path, text in _executables(ocf_root, interpreter):
         digest = _digest(text.encode())
         old = _read(path)
         if old is not None and _digest(old) == digest and _mode(path) == 0o755:
@@ -113,15 +141,13 @@ def install(ocf_root: Path, interpreter: str | None = None) -> list[Change]:
 def check(ocf_root: Path, interpreter: str | None = None) -> list[Check]:
     """Compare every installed agent with what `install` would write now; changes nothing."""
     interpreter = interpreter or sys.executable
-    target = provider_dir(ocf_root)
     result: list[Check] = []
-    for name in available():
-        path = target / name
+    for _name, path, text in _executables(ocf_root, interpreter):
         old = _read(path)
         if old is None:
             result.append(Check(path, "missing"))
             continue
-        expected = agent_text(name, interpreter).encode()
+        expected = text.encode()
         version = _installed_version(old)
         if old == expected and _mode(path) == 0o755:
             result.append(Check(path, "current", f"version {__version__}"))
@@ -141,7 +167,7 @@ def uninstall(ocf_root: Path) -> list[Change]:
     manifest = _read_manifest(target)
     changes: list[Change] = []
     for name, digest in sorted(manifest.items()):
-        path = target / name
+        path = alert_path(ocf_root) if name == ALERT else target / name
         if not path.exists():
             continue
         if _digest(path.read_bytes()) != digest:
@@ -150,10 +176,11 @@ def uninstall(ocf_root: Path) -> list[Change]:
         path.unlink()
         changes.append(Change(path, "removed"))
     (target / MANIFEST).unlink(missing_ok=True)
-    try:
-        target.rmdir()  # only when nothing else lives there
-    except OSError:
-        pass
+    for directory in (target, alert_path(ocf_root).parent):
+        try:
+            directory.rmdir()  # only when nothing else lives there
+        except OSError:
+            pass
     return changes
 
 
@@ -196,7 +223,9 @@ def _read_manifest(target: Path) -> dict[str, str]:
     except FileNotFoundError:
         return {}
     entries = dict(line.split(" ", 1)[::-1] for line in lines if " " in line)
-    return {name: digest for name, digest in entries.items() if name in AGENT_MODULES}
+    return {
+        name: digest for name, digest in entries.items() if name in AGENT_MODULES or name == ALERT
+    }
 
 
 def _write_manifest(target: Path, manifest: dict[str, str]) -> None:
