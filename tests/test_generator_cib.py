@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import concurrent.futures
+import os
 import re
+import subprocess
+import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,7 +41,8 @@ class Applied:
     """One example applied both ways, or the failure of doing so."""
 
     crm: Path
-    pcs: Path
+    pcs: Path  # the pcs script's default, fast path
+    stepwise: Path  # the same script's pcs commands, one by one
     error: str | None
 
 
@@ -52,12 +56,15 @@ def applied(
     def one(example: Path) -> Applied:
         crm = empty_cib(base / f"{example.stem}-crm.xml", site_nodes(example))
         pcs = empty_cib(base / f"{example.stem}-pcs.xml", site_nodes(example))
+        stepwise = empty_cib(base / f"{example.stem}-stepwise.xml", site_nodes(example))
         try:
             apply_crm(generate_text(example, "crm"), crm)
-            apply_pcs(generate_text(example, "pcs"), pcs)
+            script = generate_text(example, "pcs")
+            apply_pcs(script, pcs)
+            apply_pcs(script, stepwise, stepwise=True)
         except AssertionError as exc:
-            return Applied(crm, pcs, str(exc))
-        return Applied(crm, pcs, None)
+            return Applied(crm, pcs, stepwise, str(exc))
+        return Applied(crm, pcs, stepwise, None)
 
     with concurrent.futures.ThreadPoolExecutor(max_workers=3) as pool:
         results = dict(zip((e.stem for e in EXAMPLES), pool.map(one, EXAMPLES), strict=True))
@@ -75,12 +82,14 @@ def test_both_formats_apply_and_verify_clean(applied: dict[str, Applied], exampl
     result = _get(applied, example)
     verify(result.crm)
     verify(result.pcs)
+    verify(result.stepwise)
 
 
 @pytest.mark.parametrize("example", EXAMPLES, ids=lambda p: p.stem)
 def test_crm_and_pcs_build_the_same_cib(applied: dict[str, Applied], example: Path) -> None:
     result = _get(applied, example)
     crm, pcs = normalised(result.crm), normalised(result.pcs)
+    stepwise = normalised(result.stepwise)
     plan = build(load_site(example))
     # Not vacuous: every object of the plan is in the CIB.
     text = result.crm.read_text()
@@ -89,6 +98,28 @@ def test_crm_and_pcs_build_the_same_cib(applied: dict[str, Applied], example: Pa
     assert crm["resources"] and crm["constraints"]
     for section in crm:
         assert crm[section] == pcs[section], section
+        assert crm[section] == stepwise[section], section
+
+
+@pytest.mark.parametrize("example", EXAMPLES, ids=lambda p: p.stem)
+def test_cib_format_merges_into_the_same_cib(
+    applied: dict[str, Applied], example: Path, tmp_path: Path
+) -> None:
+    """`--format cib` through `cibadmin --modify`, as its help says, equals crm's CIB too."""
+    result = _get(applied, example)
+    cib = empty_cib(tmp_path / "cib.xml", site_nodes(example))
+    xml = tmp_path / "site.xml"
+    xml.write_text(generate_text(example, "cib"))
+    done = subprocess.run(
+        ["cibadmin", "--modify", "--scope", "configuration", "--xml-file", str(xml)],
+        env={**os.environ, "CIB_file": str(cib)},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    verify(cib)
+    assert normalised(cib) == normalised(result.crm)
 
 
 # ---- crm_simulate ----------------------------------------------------------------------------
@@ -232,6 +263,9 @@ name = "variants"
 probe_all_nodes = true
 properties = { cluster-recheck-interval = "5min" }
 
+[failure]
+migration_threshold = 5
+
 [[node]]
 name = "v1"
 fence = { agent = "fence_dummy", params = { type = "file", status_file = "/run/v1" } }
@@ -251,6 +285,7 @@ confsync = { enabled = false }
 backend = "postgresql"
 vip = { ip = "10.3.0.11", cidr_netmask = 24 }
 database = { agent = "pgsql", replicated = true, params = { rep_mode = "sync", pgdata = "/pg" } }
+failure = { failure_timeout = "1h" }
 
 [[filedaemon]]
 name = "fd"
@@ -258,6 +293,7 @@ preferred = "v2"
 standby = "v1"
 vip = { ip = "10.3.0.12" }
 extra = [{ agent = "lsb:rsync" }]
+failure = { migration_threshold = 0, failure_timeout = 0 }
 
 [filedaemon.disk]
 type = "drbd"
@@ -275,19 +311,75 @@ def test_variants_replicated_pgsql_drbd_file_daemon_extras(
     plan = build(parse_site(VARIANTS, "variants.toml"))
     crm = empty_cib(tmp_path / "crm.xml", ["v1", "v2"])
     pcs = empty_cib(tmp_path / "pcs.xml", ["v1", "v2"])
+    stepwise = empty_cib(tmp_path / "stepwise.xml", ["v1", "v2"])
     apply_crm(render(plan, "crm"), crm)
     apply_pcs(render(plan, "pcs"), pcs)
-    for cib in (crm, pcs):
+    apply_pcs(render(plan, "pcs"), stepwise, stepwise=True)
+    for cib in (crm, pcs, stepwise):
         verify(cib)
-    assert normalised(crm) == normalised(pcs)
+    assert normalised(crm) == normalised(pcs) == normalised(stepwise)
     text = crm.read_text()
     assert 'name="node_list" value="v1 v2"' in text and 'name="master_ip" value="10.3.0.11"' in text
     assert "resource-discovery" not in text  # probe_all_nodes
     assert 'name="cluster-recheck-interval" value="5min"' in text
     assert 'id="fd-rsync" class="lsb" type="rsync"' in text
     assert "dir-confsync" not in text
+    # Failure policy: the site's threshold, the default timeout, a catalog's own timeout on its
+    # group and its clone, and a file daemon that turned both off.
+    conf = ET.parse(crm).getroot()
+    meta = {
+        el.get("id"): {
+            nv.get("name"): nv.get("value") for nv in el.iterfind("meta_attributes/nvpair")
+        }
+        for el in conf.iter()
+        if el.tag in ("group", "clone")
+    }
+    assert meta["dir-group"] == {"migration-threshold": "5", "failure-timeout": "600s"}
+    assert meta["dir-cat-group"] == {"migration-threshold": "5", "failure-timeout": "3600s"}
+    assert meta["dir-cat-db-clone"]["failure-timeout"] == "3600s"
+    assert meta["fd-group"] == {}
+    assert "migration-threshold" not in meta["fd-drbd-clone"]
     up = tmp_path / "up.xml"
     simulate(crm, up)
     where = placement(up)
     assert where["dir-cat-db"] == ("v1", "Promoted") and where["dir-cat-catalog"][0] == "v1"
     assert where["fd-drbd"] == ("v2", "Promoted") and where["fd-rsync"][0] == "v2"
+
+
+# ---- failure policy --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("director", [0, 1], ids=["with_catalog", "catalog_apart"])
+def test_repeated_monitor_failures_move_a_director_one_failure_restarts_it(
+    started: dict[str, Path], tmp_path: Path, director: int
+) -> None:
+    """migration-threshold failed monitors on the preferred node move the director's group (and
+    the catalog it runs with) to the standby; fewer restart it in place."""
+    example = next(e for e in EXAMPLES if e.stem == "two-dc")
+    site = load_site(example)
+    plan = build(site)
+    d = site.directors[director]
+    assert d.catalog is not None and d.with_catalog == (director == 0)
+    threshold = site.failure_policy(d.failure).migration_threshold
+    assert threshold is not None and threshold > 1
+    comps = {c.group: c for c in _components(plan)}
+    me, cat = comps[f"{d.name}-group"], comps[f"{d.catalog.name}-group"]
+    rid = f"{d.name}-dir"
+    prim = next(m for b in plan.blocks for g in b.groups for m in g.members if m.id == rid)
+    interval = min(o.interval for o in prim.ops if o.name == "monitor" and o.interval)
+    home = {c.group: c.preferred for c in comps.values()}
+    cib = started[example.stem]
+    for failure in range(1, threshold + 1):
+        out = tmp_path / f"failure{failure}.xml"
+        output = simulate(cib, out, f"--op-inject={rid}_monitor_{interval * 1000}@{me.preferred}=1")
+        where = placement(out)
+        if failure < threshold:
+            assert re.search(rf"Recover\s+{rid}\s+\(\s*{me.preferred}\s*\)", output), output
+            _check_placement(plan, where, home)
+        else:
+            moved = {**home, me.group: me.standby}
+            # A director that runs with its catalog takes it along; otherwise the catalog stays.
+            moved[cat.group] = me.standby if d.with_catalog else cat.preferred
+            _check_placement(plan, where, moved)
+            assert re.search(rf"Recover\s+{rid}\s+\(\s*{me.preferred} -> {me.standby}", output)
+        cib = out

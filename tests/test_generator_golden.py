@@ -1,4 +1,4 @@
-"""Golden files: each example in both formats equals tests/golden/ (tests/golden/regenerate)."""
+"""Golden files: each example as crm, pcs and dot equals tests/golden/ (tests/golden/regenerate)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from tests.test_generator_helpers import EXAMPLES, ROOT
 
 GOLDEN = ROOT / "tests" / "golden"
 REGENERATE = os.environ.get("BACULA_HA_REGENERATE_GOLDEN") == "1"
-SUFFIX = {"crm": ".crm", "pcs": ".pcs.sh"}
+SUFFIX = {"crm": ".crm", "pcs": ".pcs.sh", "dot": ".dot"}
 
 
 @pytest.mark.parametrize("fmt", sorted(SUFFIX))
@@ -40,6 +40,6 @@ def test_output_matches_golden_file(
 
 def test_every_golden_file_has_an_example() -> None:
     expected = {f"{e.stem}{s}" for e in EXAMPLES for s in SUFFIX.values()}
-    present = {p.name for p in GOLDEN.iterdir() if p.suffix in (".crm", ".sh")}
+    present = {p.name for p in GOLDEN.iterdir() if p.suffix in (".crm", ".sh", ".dot")}
     assert present <= expected, f"stale golden files: {sorted(present - expected)}"
     assert len(EXAMPLES) >= 3

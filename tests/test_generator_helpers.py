@@ -19,8 +19,13 @@ ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = sorted(p for p in (ROOT / "examples").glob("*.toml") if p.name != "lab-site.toml")
 
 
-def empty_cib(path: Path, nodes: list[str]) -> Path:
-    """An empty CIB with these nodes, all online members, and quorum."""
+def empty_cib(path: Path, nodes: list[str], remotes: list[str] | None = None) -> Path:
+    """An empty CIB with these nodes, all online members, and quorum.
+
+    `remotes`: pacemaker_remote nodes as a cluster knows them once they have connected (a node
+    entry of type remote and a clean node state), so their connections' first start makes them
+    usable in the same transition.
+    """
     cib = ET.Element(
         "cib",
         {
@@ -50,6 +55,13 @@ def empty_cib(path: Path, nodes: list[str]) -> Path:
                 "expected": "member",
             },
         )
+    for name in remotes or []:
+        ET.SubElement(conf.find("nodes"), "node", id=name, uname=name, type="remote")  # type: ignore[arg-type]
+        ET.SubElement(
+            status,
+            "node_state",
+            {"id": name, "uname": name, "remote_node": "true", "in_ccm": "true", "crmd": "online"},
+        )
     path.write_text(ET.tostring(cib, encoding="unicode") + "\n")
     return path
 
@@ -74,11 +86,15 @@ def apply_crm(text: str, cib: Path) -> str:
     return output
 
 
-def apply_pcs(text: str, cib: Path) -> str:
-    """Run the pcs script against the CIB file (CIB_FILE set); fails on any error."""
+def apply_pcs(text: str, cib: Path, stepwise: bool = False) -> str:
+    """Run the pcs script against the CIB file (CIB_FILE set); fails on any error.
+
+    By default the script's fast path (one cibadmin merge); `stepwise` runs its pcs commands.
+    """
     script = cib.with_suffix(".sh")
     script.write_text(text)
-    done = _run(["/bin/sh", str(script)], {"CIB_FILE": str(cib)})
+    argv = ["/bin/sh", str(script), *(["--stepwise"] if stepwise else [])]
+    done = _run(argv, {"CIB_FILE": str(cib)})
     output = done.stdout + done.stderr
     assert done.returncode == 0, output
     assert "Error" not in output, output
@@ -136,6 +152,55 @@ def site_nodes(site_path: Path) -> list[str]:
     import tomllib
 
     return [n["name"] for n in tomllib.loads(site_path.read_text())["node"]]
+
+
+def site_remotes(site_path: Path) -> list[str]:
+    import tomllib
+
+    return [n["name"] for n in tomllib.loads(site_path.read_text()).get("remote", [])]
+
+
+def remote_site_text(full: int = 3, remotes: int = 100, daemons: int = 200) -> str:
+    """A large site: `full` full nodes and `remotes` remote nodes in two data centres, one
+    director with its catalog on full nodes, `daemons` storage daemons on the remote nodes.
+
+    Remote nodes r001.. are split in half by data centre; storage daemon i prefers remote node
+    i mod `remotes` and stands by on the node half the ring away (the other data centre).
+    """
+    fence = 'fence = {{ agent = "fence_dummy", params = {{ type = "file", status_file = "/run/{0}" }} }}'
+    out = ['[site]\nname = "large-remote"\n']
+    for i in range(1, full + 1):
+        dc = "dc1" if i <= (full + 1) // 2 else "dc2"
+        out.append(f'[[node]]\nname = "f{i}"\ndc = "{dc}"\n' + fence.format(f"f{i}") + "\n")
+    half = remotes // 2
+    for i in range(remotes):
+        name = f"r{i + 1:03d}"
+        dc = "dc1" if i < half else "dc2"
+        address = f"10.60.{i // 200}.{10 + i % 200}"
+        out.append(
+            f'[[remote]]\nname = "{name}"\ndc = "{dc}"\naddress = "{address}"\n'
+            + fence.format(name)
+            + "\n"
+        )
+    out.append(
+        f'[[director]]\nname = "dir1"\npreferred = "f1"\nstandby = "f{full}"\n'
+        'vip = { ip = "10.61.0.2", cidr_netmask = 16 }\n'
+        '[director.catalog]\nname = "cat1"\nbackend = "postgresql"\n'
+        'vip = { ip = "10.61.0.3", cidr_netmask = 16 }\n'
+        'disk = { type = "shared", device = "/dev/disk/by-label/cat1", fstype = "ext4", '
+        'directory = "/srv/cat1" }\n'
+        'database = { agent = "pgsql", params = { pgdata = "/srv/cat1/data" } }\n'
+    )
+    for i in range(daemons):
+        preferred = f"r{i % remotes + 1:03d}"
+        standby = f"r{(i % remotes + half) % remotes + 1:03d}"
+        ip = f"10.62.{i // 200}.{10 + i % 200}"
+        out.append(
+            f'[[storage]]\nname = "sd{i:03d}"\npreferred = "{preferred}"\n'
+            f'standby = "{standby}"\nvip = {{ ip = "{ip}", cidr_netmask = 16 }}\n'
+            f'params = {{ config = "/etc/bacula/sd{i:03d}/bacula-sd.conf" }}\n'
+        )
+    return "\n".join(out)
 
 
 @pytest.fixture(scope="session")

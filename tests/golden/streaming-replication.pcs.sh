@@ -6,8 +6,21 @@
 #   builds the whole configuration in a copy of the CIB and pushes it once, so nothing starts
 #   before its constraints exist.
 # A CIB file:    CIB_FILE=cib.xml sh THIS_FILE
-#   edits that file in place (pcs -f).
+#   edits that file in place.
+#
+# Review the pcs commands below: they are what this script does. Run one by one (a pcs process
+# each, about half a second: minutes on a large site), they are slow, so by default the script
+# merges the same objects, written out as CIB XML at the end of this file, into the copy in one
+# `cibadmin --modify`. `sh THIS_FILE --stepwise` runs the pcs commands instead. bacula-ha's tests
+# prove that both ways, and `crm configure load update` of the crm format, give the same CIB.
 set -eu
+
+stepwise=
+case "${1:-}" in
+    --stepwise) stepwise=1 ;;
+    "") ;;
+    *) echo "usage: sh $0 [--stepwise]" >&2; exit 2 ;;
+esac
 
 if [ -n "${CIB_FILE:-}" ]; then
     cib=$CIB_FILE
@@ -24,6 +37,8 @@ fi
 run() {
     pcs -f "$cib" "$@"
 }
+
+stepwise() {
 
 # Cluster-wide: fencing on (shared data), and resources stay where they run after a failover
 # (stickiness above the location scores) until an admin moves them back.
@@ -59,7 +74,7 @@ run resource create catalog-db ocf:heartbeat:pgsqlms \
        notify interval=0s timeout=60s \
        monitor interval=15s timeout=10s role=Promoted \
        monitor interval=16s timeout=10s role=Unpromoted \
-    --no-default-ops promotable promoted-max=1 promoted-node-max=1 clone-max=2 clone-node-max=1 notify=true
+    --no-default-ops promotable promoted-max=1 promoted-node-max=1 clone-max=2 clone-node-max=1 notify=true migration-threshold=3 failure-timeout=600s
 # Group catalog-group: members start in this order and stop in reverse, always on one node.
 run resource create catalog-ip ocf:heartbeat:IPaddr2 \
     ip=192.0.2.51 cidr_netmask=24 \
@@ -75,6 +90,7 @@ run resource create catalog-catalog ocf:bacula:bacula-catalog \
        monitor interval=61s timeout=30s OCF_CHECK_LEVEL=10 \
        monitor interval=127s timeout=40s OCF_CHECK_LEVEL=20 \
     --no-default-ops --group catalog-group
+run resource meta catalog-group migration-threshold=3 failure-timeout=600s
 # Placement: preferred node first, standby second, nowhere else.
 run constraint location add catalog-group-prefers-pg1 catalog-group pg1 -- 100
 run constraint location add catalog-group-standby-pg2 catalog-group pg2 -- 50
@@ -109,6 +125,7 @@ run resource create dir-confsync ocf:bacula:bacula-confsync \
        stop interval=0s timeout=120s \
        monitor interval=60s timeout=120s \
     --no-default-ops --group dir-group
+run resource meta dir-group migration-threshold=3 failure-timeout=600s
 # Placement: preferred node first, standby second, nowhere else.
 run constraint location add dir-group-prefers-pg1 dir-group pg1 -- 100
 run constraint location add dir-group-standby-pg2 dir-group pg2 -- 50
@@ -140,6 +157,7 @@ run resource create sd-sd ocf:bacula:bacula-sd \
        monitor interval=31s timeout=20s OCF_CHECK_LEVEL=10 \
        monitor interval=61s timeout=30s OCF_CHECK_LEVEL=20 \
     --no-default-ops --group sd-group
+run resource meta sd-group migration-threshold=3 failure-timeout=600s
 # Placement: preferred node first, standby second, nowhere else.
 run constraint location add sd-group-prefers-store1 sd-group store1 -- 100
 run constraint location add sd-group-standby-pg1 sd-group pg1 -- 50
@@ -161,10 +179,326 @@ run resource create fd-fd ocf:bacula:bacula-fd \
        monitor interval=10s timeout=20s \
        monitor interval=31s timeout=20s OCF_CHECK_LEVEL=10 \
     --no-default-ops --group fd-group
+run resource meta fd-group migration-threshold=3 failure-timeout=600s
 # Placement: preferred node first, standby second, nowhere else.
 run constraint location add fd-group-prefers-store1 fd-group store1 -- 100
 run constraint location add fd-group-standby-pg1 fd-group pg1 -- 50
 run constraint location fd-group rule constraint-id=fd-group-only-on-pair resource-discovery=never score=-INFINITY '#uname' ne store1 and '#uname' ne pg1
+}
+
+if [ -n "$stepwise" ]; then
+    stepwise
+else
+    CIB_file=$cib cibadmin --modify --scope configuration --xml-pipe <<'BACULA_HA_CIB'
+<configuration>
+ <crm_config>
+  <cluster_property_set id="cib-bootstrap-options">
+   <nvpair name="stonith-enabled" value="true" id="cib-bootstrap-options-stonith-enabled" />
+  </cluster_property_set>
+ </crm_config>
+ <rsc_defaults>
+  <meta_attributes id="rsc-options">
+   <nvpair name="resource-stickiness" value="200" id="rsc-options-resource-stickiness" />
+  </meta_attributes>
+ </rsc_defaults>
+ <resources>
+  <primitive id="fence-pg1" class="stonith" type="fence_virsh">
+   <instance_attributes id="fence-pg1-instance_attributes">
+    <nvpair name="ip" value="192.0.2.1" id="fence-pg1-instance_attributes-ip" />
+    <nvpair name="username" value="fence" id="fence-pg1-instance_attributes-username" />
+    <nvpair name="identity_file" value="/etc/cluster/fence_virsh_key" id="fence-pg1-instance_attributes-identity_file" />
+    <nvpair name="plug" value="pg1-vm" id="fence-pg1-instance_attributes-plug" />
+    <nvpair name="pcmk_host_list" value="pg1" id="fence-pg1-instance_attributes-pcmk_host_list" />
+   </instance_attributes>
+   <operations>
+    <op name="monitor" interval="60s" timeout="20s" id="fence-pg1-monitor-60s" />
+   </operations>
+  </primitive>
+  <primitive id="fence-pg2" class="stonith" type="fence_virsh">
+   <instance_attributes id="fence-pg2-instance_attributes">
+    <nvpair name="ip" value="192.0.2.1" id="fence-pg2-instance_attributes-ip" />
+    <nvpair name="username" value="fence" id="fence-pg2-instance_attributes-username" />
+    <nvpair name="identity_file" value="/etc/cluster/fence_virsh_key" id="fence-pg2-instance_attributes-identity_file" />
+    <nvpair name="plug" value="pg2-vm" id="fence-pg2-instance_attributes-plug" />
+    <nvpair name="pcmk_host_list" value="pg2" id="fence-pg2-instance_attributes-pcmk_host_list" />
+   </instance_attributes>
+   <operations>
+    <op name="monitor" interval="60s" timeout="20s" id="fence-pg2-monitor-60s" />
+   </operations>
+  </primitive>
+  <primitive id="fence-store1" class="stonith" type="fence_virsh">
+   <instance_attributes id="fence-store1-instance_attributes">
+    <nvpair name="ip" value="192.0.2.1" id="fence-store1-instance_attributes-ip" />
+    <nvpair name="username" value="fence" id="fence-store1-instance_attributes-username" />
+    <nvpair name="identity_file" value="/etc/cluster/fence_virsh_key" id="fence-store1-instance_attributes-identity_file" />
+    <nvpair name="plug" value="store1-vm" id="fence-store1-instance_attributes-plug" />
+    <nvpair name="pcmk_host_list" value="store1" id="fence-store1-instance_attributes-pcmk_host_list" />
+   </instance_attributes>
+   <operations>
+    <op name="monitor" interval="60s" timeout="20s" id="fence-store1-monitor-60s" />
+   </operations>
+  </primitive>
+  <clone id="catalog-db-clone">
+   <meta_attributes id="catalog-db-clone-meta_attributes">
+    <nvpair name="promotable" value="true" id="catalog-db-clone-meta_attributes-promotable" />
+    <nvpair name="promoted-max" value="1" id="catalog-db-clone-meta_attributes-promoted-max" />
+    <nvpair name="promoted-node-max" value="1" id="catalog-db-clone-meta_attributes-promoted-node-max" />
+    <nvpair name="clone-max" value="2" id="catalog-db-clone-meta_attributes-clone-max" />
+    <nvpair name="clone-node-max" value="1" id="catalog-db-clone-meta_attributes-clone-node-max" />
+    <nvpair name="notify" value="true" id="catalog-db-clone-meta_attributes-notify" />
+    <nvpair name="migration-threshold" value="3" id="catalog-db-clone-meta_attributes-migration-threshold" />
+    <nvpair name="failure-timeout" value="600s" id="catalog-db-clone-meta_attributes-failure-timeout" />
+   </meta_attributes>
+   <primitive id="catalog-db" class="ocf" provider="heartbeat" type="pgsqlms">
+    <instance_attributes id="catalog-db-instance_attributes">
+     <nvpair name="bindir" value="/usr/lib/postgresql/15/bin" id="catalog-db-instance_attributes-bindir" />
+     <nvpair name="pgdata" value="/etc/postgresql/15/main" id="catalog-db-instance_attributes-pgdata" />
+     <nvpair name="datadir" value="/var/lib/postgresql/15/main" id="catalog-db-instance_attributes-datadir" />
+     <nvpair name="pghost" value="/run/postgresql" id="catalog-db-instance_attributes-pghost" />
+    </instance_attributes>
+    <operations>
+     <op name="start" interval="0s" timeout="60s" id="catalog-db-start-0s" />
+     <op name="stop" interval="0s" timeout="60s" id="catalog-db-stop-0s" />
+     <op name="promote" interval="0s" timeout="30s" id="catalog-db-promote-0s" />
+     <op name="demote" interval="0s" timeout="120s" id="catalog-db-demote-0s" />
+     <op name="notify" interval="0s" timeout="60s" id="catalog-db-notify-0s" />
+     <op name="monitor" interval="15s" timeout="10s" role="Promoted" id="catalog-db-monitor-15s" />
+     <op name="monitor" interval="16s" timeout="10s" role="Unpromoted" id="catalog-db-monitor-16s" />
+    </operations>
+   </primitive>
+  </clone>
+  <group id="catalog-group">
+   <meta_attributes id="catalog-group-meta_attributes">
+    <nvpair name="migration-threshold" value="3" id="catalog-group-meta_attributes-migration-threshold" />
+    <nvpair name="failure-timeout" value="600s" id="catalog-group-meta_attributes-failure-timeout" />
+   </meta_attributes>
+   <primitive id="catalog-ip" class="ocf" provider="heartbeat" type="IPaddr2">
+    <instance_attributes id="catalog-ip-instance_attributes">
+     <nvpair name="ip" value="192.0.2.51" id="catalog-ip-instance_attributes-ip" />
+     <nvpair name="cidr_netmask" value="24" id="catalog-ip-instance_attributes-cidr_netmask" />
+    </instance_attributes>
+    <operations>
+     <op name="start" interval="0s" timeout="20s" id="catalog-ip-start-0s" />
+     <op name="stop" interval="0s" timeout="20s" id="catalog-ip-stop-0s" />
+     <op name="monitor" interval="10s" timeout="20s" id="catalog-ip-monitor-10s" />
+    </operations>
+   </primitive>
+   <primitive id="catalog-catalog" class="ocf" provider="bacula" type="bacula-catalog">
+    <instance_attributes id="catalog-catalog-instance_attributes">
+     <nvpair name="config" value="/etc/bacula/bacula-dir.conf" id="catalog-catalog-instance_attributes-config" />
+     <nvpair name="catalog" value="MyCatalog" id="catalog-catalog-instance_attributes-catalog" />
+     <nvpair name="backend" value="postgresql" id="catalog-catalog-instance_attributes-backend" />
+    </instance_attributes>
+    <operations>
+     <op name="start" interval="0s" timeout="30s" id="catalog-catalog-start-0s" />
+     <op name="stop" interval="0s" timeout="20s" id="catalog-catalog-stop-0s" />
+     <op name="monitor" interval="30s" timeout="30s" id="catalog-catalog-monitor-30s" />
+     <op name="monitor" interval="61s" timeout="30s" id="catalog-catalog-monitor-61s">
+      <instance_attributes id="catalog-catalog-monitor-61s-instance_attributes">
+       <nvpair name="OCF_CHECK_LEVEL" value="10" id="catalog-catalog-monitor-61s-instance_attributes-OCF_CHECK_LEVEL" />
+      </instance_attributes>
+     </op>
+     <op name="monitor" interval="127s" timeout="40s" id="catalog-catalog-monitor-127s">
+      <instance_attributes id="catalog-catalog-monitor-127s-instance_attributes">
+       <nvpair name="OCF_CHECK_LEVEL" value="20" id="catalog-catalog-monitor-127s-instance_attributes-OCF_CHECK_LEVEL" />
+      </instance_attributes>
+     </op>
+    </operations>
+   </primitive>
+  </group>
+  <group id="dir-group">
+   <meta_attributes id="dir-group-meta_attributes">
+    <nvpair name="migration-threshold" value="3" id="dir-group-meta_attributes-migration-threshold" />
+    <nvpair name="failure-timeout" value="600s" id="dir-group-meta_attributes-failure-timeout" />
+   </meta_attributes>
+   <primitive id="dir-ip" class="ocf" provider="heartbeat" type="IPaddr2">
+    <instance_attributes id="dir-ip-instance_attributes">
+     <nvpair name="ip" value="192.0.2.50" id="dir-ip-instance_attributes-ip" />
+     <nvpair name="cidr_netmask" value="24" id="dir-ip-instance_attributes-cidr_netmask" />
+    </instance_attributes>
+    <operations>
+     <op name="start" interval="0s" timeout="20s" id="dir-ip-start-0s" />
+     <op name="stop" interval="0s" timeout="20s" id="dir-ip-stop-0s" />
+     <op name="monitor" interval="10s" timeout="20s" id="dir-ip-monitor-10s" />
+    </operations>
+   </primitive>
+   <primitive id="dir-dir" class="ocf" provider="bacula" type="bacula-dir">
+    <instance_attributes id="dir-dir-instance_attributes">
+     <nvpair name="config" value="/etc/bacula/bacula-dir.conf" id="dir-dir-instance_attributes-config" />
+    </instance_attributes>
+    <operations>
+     <op name="start" interval="0s" timeout="60s" id="dir-dir-start-0s" />
+     <op name="stop" interval="0s" timeout="60s" id="dir-dir-stop-0s" />
+     <op name="monitor" interval="10s" timeout="20s" id="dir-dir-monitor-10s" />
+     <op name="monitor" interval="31s" timeout="20s" id="dir-dir-monitor-31s">
+      <instance_attributes id="dir-dir-monitor-31s-instance_attributes">
+       <nvpair name="OCF_CHECK_LEVEL" value="10" id="dir-dir-monitor-31s-instance_attributes-OCF_CHECK_LEVEL" />
+      </instance_attributes>
+     </op>
+     <op name="monitor" interval="61s" timeout="30s" id="dir-dir-monitor-61s">
+      <instance_attributes id="dir-dir-monitor-61s-instance_attributes">
+       <nvpair name="OCF_CHECK_LEVEL" value="20" id="dir-dir-monitor-61s-instance_attributes-OCF_CHECK_LEVEL" />
+      </instance_attributes>
+     </op>
+    </operations>
+   </primitive>
+   <primitive id="dir-confsync" class="ocf" provider="bacula" type="bacula-confsync">
+    <instance_attributes id="dir-confsync-instance_attributes">
+     <nvpair name="paths" value="/etc/bacula" id="dir-confsync-instance_attributes-paths" />
+     <nvpair name="targets" value="pg1 pg2 store1" id="dir-confsync-instance_attributes-targets" />
+     <nvpair name="user" value="root" id="dir-confsync-instance_attributes-user" />
+    </instance_attributes>
+    <operations>
+     <op name="start" interval="0s" timeout="120s" id="dir-confsync-start-0s" />
+     <op name="stop" interval="0s" timeout="120s" id="dir-confsync-stop-0s" />
+     <op name="monitor" interval="60s" timeout="120s" id="dir-confsync-monitor-60s" />
+    </operations>
+   </primitive>
+  </group>
+  <group id="sd-group">
+   <meta_attributes id="sd-group-meta_attributes">
+    <nvpair name="migration-threshold" value="3" id="sd-group-meta_attributes-migration-threshold" />
+    <nvpair name="failure-timeout" value="600s" id="sd-group-meta_attributes-failure-timeout" />
+   </meta_attributes>
+   <primitive id="sd-ip" class="ocf" provider="heartbeat" type="IPaddr2">
+    <instance_attributes id="sd-ip-instance_attributes">
+     <nvpair name="ip" value="192.0.2.52" id="sd-ip-instance_attributes-ip" />
+     <nvpair name="cidr_netmask" value="24" id="sd-ip-instance_attributes-cidr_netmask" />
+    </instance_attributes>
+    <operations>
+     <op name="start" interval="0s" timeout="20s" id="sd-ip-start-0s" />
+     <op name="stop" interval="0s" timeout="20s" id="sd-ip-stop-0s" />
+     <op name="monitor" interval="10s" timeout="20s" id="sd-ip-monitor-10s" />
+    </operations>
+   </primitive>
+   <primitive id="sd-fs" class="ocf" provider="heartbeat" type="Filesystem">
+    <instance_attributes id="sd-fs-instance_attributes">
+     <nvpair name="device" value="/dev/disk/by-label/bacula-volumes" id="sd-fs-instance_attributes-device" />
+     <nvpair name="directory" value="/srv/bacula" id="sd-fs-instance_attributes-directory" />
+     <nvpair name="fstype" value="ext4" id="sd-fs-instance_attributes-fstype" />
+    </instance_attributes>
+    <operations>
+     <op name="start" interval="0s" timeout="60s" id="sd-fs-start-0s" />
+     <op name="stop" interval="0s" timeout="60s" id="sd-fs-stop-0s" />
+     <op name="monitor" interval="20s" timeout="40s" id="sd-fs-monitor-20s" />
+    </operations>
+   </primitive>
+   <primitive id="sd-sd" class="ocf" provider="bacula" type="bacula-sd">
+    <instance_attributes id="sd-sd-instance_attributes">
+     <nvpair name="config" value="/etc/bacula/bacula-sd.conf" id="sd-sd-instance_attributes-config" />
+     <nvpair name="archive_mounts" value="/srv/bacula" id="sd-sd-instance_attributes-archive_mounts" />
+    </instance_attributes>
+    <operations>
+     <op name="start" interval="0s" timeout="60s" id="sd-sd-start-0s" />
+     <op name="stop" interval="0s" timeout="60s" id="sd-sd-stop-0s" />
+     <op name="monitor" interval="10s" timeout="20s" id="sd-sd-monitor-10s" />
+     <op name="monitor" interval="31s" timeout="20s" id="sd-sd-monitor-31s">
+      <instance_attributes id="sd-sd-monitor-31s-instance_attributes">
+       <nvpair name="OCF_CHECK_LEVEL" value="10" id="sd-sd-monitor-31s-instance_attributes-OCF_CHECK_LEVEL" />
+      </instance_attributes>
+     </op>
+     <op name="monitor" interval="61s" timeout="30s" id="sd-sd-monitor-61s">
+      <instance_attributes id="sd-sd-monitor-61s-instance_attributes">
+       <nvpair name="OCF_CHECK_LEVEL" value="20" id="sd-sd-monitor-61s-instance_attributes-OCF_CHECK_LEVEL" />
+      </instance_attributes>
+     </op>
+    </operations>
+   </primitive>
+  </group>
+  <group id="fd-group">
+   <meta_attributes id="fd-group-meta_attributes">
+    <nvpair name="migration-threshold" value="3" id="fd-group-meta_attributes-migration-threshold" />
+    <nvpair name="failure-timeout" value="600s" id="fd-group-meta_attributes-failure-timeout" />
+   </meta_attributes>
+   <primitive id="fd-ip" class="ocf" provider="heartbeat" type="IPaddr2">
+    <instance_attributes id="fd-ip-instance_attributes">
+     <nvpair name="ip" value="192.0.2.53" id="fd-ip-instance_attributes-ip" />
+     <nvpair name="cidr_netmask" value="24" id="fd-ip-instance_attributes-cidr_netmask" />
+    </instance_attributes>
+    <operations>
+     <op name="start" interval="0s" timeout="20s" id="fd-ip-start-0s" />
+     <op name="stop" interval="0s" timeout="20s" id="fd-ip-stop-0s" />
+     <op name="monitor" interval="10s" timeout="20s" id="fd-ip-monitor-10s" />
+    </operations>
+   </primitive>
+   <primitive id="fd-fd" class="ocf" provider="bacula" type="bacula-fd">
+    <instance_attributes id="fd-fd-instance_attributes">
+     <nvpair name="config" value="/etc/bacula/bacula-fd-cluster.conf" id="fd-fd-instance_attributes-config" />
+     <nvpair name="port" value="9112" id="fd-fd-instance_attributes-port" />
+    </instance_attributes>
+    <operations>
+     <op name="start" interval="0s" timeout="60s" id="fd-fd-start-0s" />
+     <op name="stop" interval="0s" timeout="60s" id="fd-fd-stop-0s" />
+     <op name="monitor" interval="10s" timeout="20s" id="fd-fd-monitor-10s" />
+     <op name="monitor" interval="31s" timeout="20s" id="fd-fd-monitor-31s">
+      <instance_attributes id="fd-fd-monitor-31s-instance_attributes">
+       <nvpair name="OCF_CHECK_LEVEL" value="10" id="fd-fd-monitor-31s-instance_attributes-OCF_CHECK_LEVEL" />
+      </instance_attributes>
+     </op>
+    </operations>
+   </primitive>
+  </group>
+ </resources>
+ <constraints>
+  <rsc_location id="fence-pg1-avoids-self" rsc="fence-pg1" score="-INFINITY" node="pg1" />
+  <rsc_location id="fence-pg2-avoids-self" rsc="fence-pg2" score="-INFINITY" node="pg2" />
+  <rsc_location id="fence-store1-avoids-self" rsc="fence-store1" score="-INFINITY" node="store1" />
+  <rsc_location id="catalog-group-prefers-pg1" rsc="catalog-group" score="100" node="pg1" />
+  <rsc_location id="catalog-group-standby-pg2" rsc="catalog-group" score="50" node="pg2" />
+  <rsc_location id="catalog-group-only-on-pair" rsc="catalog-group" resource-discovery="never">
+   <rule score="-INFINITY" id="catalog-group-only-on-pair-rule" boolean-op="and">
+    <expression operation="ne" attribute="#uname" value="pg1" id="catalog-group-only-on-pair-rule-expression" />
+    <expression operation="ne" attribute="#uname" value="pg2" id="catalog-group-only-on-pair-rule-expression-0" />
+   </rule>
+  </rsc_location>
+  <rsc_location id="catalog-db-clone-only-on-pair" rsc="catalog-db-clone" resource-discovery="never">
+   <rule score="-INFINITY" id="catalog-db-clone-only-on-pair-rule" boolean-op="and">
+    <expression operation="ne" attribute="#uname" value="pg1" id="catalog-db-clone-only-on-pair-rule-expression" />
+    <expression operation="ne" attribute="#uname" value="pg2" id="catalog-db-clone-only-on-pair-rule-expression-0" />
+   </rule>
+  </rsc_location>
+  <rsc_location id="catalog-db-clone-promote-on-pg1" rsc="catalog-db-clone">
+   <rule role="Promoted" score="100" id="catalog-db-clone-promote-on-pg1-rule">
+    <expression operation="eq" attribute="#uname" value="pg1" id="catalog-db-clone-promote-on-pg1-rule-expression" />
+   </rule>
+  </rsc_location>
+  <rsc_location id="catalog-db-clone-promote-on-pg2" rsc="catalog-db-clone">
+   <rule role="Promoted" score="50" id="catalog-db-clone-promote-on-pg2-rule">
+    <expression operation="eq" attribute="#uname" value="pg2" id="catalog-db-clone-promote-on-pg2-rule-expression" />
+   </rule>
+  </rsc_location>
+  <rsc_colocation id="catalog-group-with-promoted" score="INFINITY" rsc="catalog-group" with-rsc="catalog-db-clone" with-rsc-role="Promoted" />
+  <rsc_order id="catalog-group-after-promote" kind="Mandatory" first="catalog-db-clone" first-action="promote" then="catalog-group" then-action="start" />
+  <rsc_location id="dir-group-prefers-pg1" rsc="dir-group" score="100" node="pg1" />
+  <rsc_location id="dir-group-standby-pg2" rsc="dir-group" score="50" node="pg2" />
+  <rsc_location id="dir-group-only-on-pair" rsc="dir-group" resource-discovery="never">
+   <rule score="-INFINITY" id="dir-group-only-on-pair-rule" boolean-op="and">
+    <expression operation="ne" attribute="#uname" value="pg1" id="dir-group-only-on-pair-rule-expression" />
+    <expression operation="ne" attribute="#uname" value="pg2" id="dir-group-only-on-pair-rule-expression-0" />
+   </rule>
+  </rsc_location>
+  <rsc_colocation id="dir-group-with-catalog" score="INFINITY" rsc="dir-group" with-rsc="catalog-group" />
+  <rsc_order id="dir-group-after-catalog" kind="Mandatory" first="catalog-group" first-action="start" then="dir-group" then-action="start" />
+  <rsc_location id="sd-group-prefers-store1" rsc="sd-group" score="100" node="store1" />
+  <rsc_location id="sd-group-standby-pg1" rsc="sd-group" score="50" node="pg1" />
+  <rsc_location id="sd-group-only-on-pair" rsc="sd-group" resource-discovery="never">
+   <rule score="-INFINITY" id="sd-group-only-on-pair-rule" boolean-op="and">
+    <expression operation="ne" attribute="#uname" value="store1" id="sd-group-only-on-pair-rule-expression" />
+    <expression operation="ne" attribute="#uname" value="pg1" id="sd-group-only-on-pair-rule-expression-0" />
+   </rule>
+  </rsc_location>
+  <rsc_location id="fd-group-prefers-store1" rsc="fd-group" score="100" node="store1" />
+  <rsc_location id="fd-group-standby-pg1" rsc="fd-group" score="50" node="pg1" />
+  <rsc_location id="fd-group-only-on-pair" rsc="fd-group" resource-discovery="never">
+   <rule score="-INFINITY" id="fd-group-only-on-pair-rule" boolean-op="and">
+    <expression operation="ne" attribute="#uname" value="store1" id="fd-group-only-on-pair-rule-expression" />
+    <expression operation="ne" attribute="#uname" value="pg1" id="fd-group-only-on-pair-rule-expression-0" />
+   </rule>
+  </rsc_location>
+ </constraints>
+</configuration>
+BACULA_HA_CIB
+fi
 
 if [ -n "$push" ]; then
     pcs cluster cib-push "$cib" diff-against="$work/original.xml"

@@ -6,8 +6,21 @@
 #   builds the whole configuration in a copy of the CIB and pushes it once, so nothing starts
 #   before its constraints exist.
 # A CIB file:    CIB_FILE=cib.xml sh THIS_FILE
-#   edits that file in place (pcs -f).
+#   edits that file in place.
+#
+# Review the pcs commands below: they are what this script does. Run one by one (a pcs process
+# each, about half a second: minutes on a large site), they are slow, so by default the script
+# merges the same objects, written out as CIB XML at the end of this file, into the copy in one
+# `cibadmin --modify`. `sh THIS_FILE --stepwise` runs the pcs commands instead. bacula-ha's tests
+# prove that both ways, and `crm configure load update` of the crm format, give the same CIB.
 set -eu
+
+stepwise=
+case "${1:-}" in
+    --stepwise) stepwise=1 ;;
+    "") ;;
+    *) echo "usage: sh $0 [--stepwise]" >&2; exit 2 ;;
+esac
 
 if [ -n "${CIB_FILE:-}" ]; then
     cib=$CIB_FILE
@@ -24,6 +37,8 @@ fi
 run() {
     pcs -f "$cib" "$@"
 }
+
+stepwise() {
 
 # Cluster-wide: fencing on (shared data), and resources stay where they run after a failover
 # (stickiness above the location scores) until an admin moves them back.
@@ -63,7 +78,7 @@ run resource create cat1-drbd ocf:linbit:drbd \
        notify interval=0s timeout=90s \
        monitor interval=29s timeout=20s role=Promoted \
        monitor interval=31s timeout=20s role=Unpromoted \
-    --no-default-ops promotable promoted-max=1 promoted-node-max=1 clone-max=2 clone-node-max=1 notify=true
+    --no-default-ops promotable promoted-max=1 promoted-node-max=1 clone-max=2 clone-node-max=1 notify=true migration-threshold=3 failure-timeout=600s
 # Group cat1-group: members start in this order and stop in reverse, always on one node.
 run resource create cat1-fs ocf:heartbeat:Filesystem \
     device=/dev/drbd10 directory=/srv/cat1 fstype=ext4 \
@@ -91,6 +106,7 @@ run resource create cat1-catalog ocf:bacula:bacula-catalog \
        monitor interval=61s timeout=30s OCF_CHECK_LEVEL=10 \
        monitor interval=127s timeout=40s OCF_CHECK_LEVEL=20 \
     --no-default-ops --group cat1-group
+run resource meta cat1-group migration-threshold=3 failure-timeout=600s
 # Placement: preferred node first, standby second, nowhere else.
 run constraint location add cat1-group-prefers-dc1-n1 cat1-group dc1-n1 -- 100
 run constraint location add cat1-group-standby-dc2-n1 cat1-group dc2-n1 -- 50
@@ -125,6 +141,7 @@ run resource create dir1-confsync ocf:bacula:bacula-confsync \
        stop interval=0s timeout=120s \
        monitor interval=60s timeout=120s \
     --no-default-ops --group dir1-group
+run resource meta dir1-group migration-threshold=3 failure-timeout=600s
 # Placement: preferred node first, standby second, nowhere else.
 run constraint location add dir1-group-prefers-dc1-n1 dir1-group dc1-n1 -- 100
 run constraint location add dir1-group-standby-dc2-n1 dir1-group dc2-n1 -- 50
@@ -162,6 +179,7 @@ run resource create cat2-catalog ocf:bacula:bacula-catalog \
        monitor interval=61s timeout=30s OCF_CHECK_LEVEL=10 \
        monitor interval=127s timeout=40s OCF_CHECK_LEVEL=20 \
     --no-default-ops --group cat2-group
+run resource meta cat2-group migration-threshold=3 failure-timeout=600s
 # Placement: preferred node first, standby second, nowhere else.
 run constraint location add cat2-group-prefers-dc1-n2 cat2-group dc1-n2 -- 100
 run constraint location add cat2-group-standby-dc2-n2 cat2-group dc2-n2 -- 50
@@ -191,6 +209,7 @@ run resource create dir2-confsync ocf:bacula:bacula-confsync \
        stop interval=0s timeout=120s \
        monitor interval=60s timeout=120s \
     --no-default-ops --group dir2-group
+run resource meta dir2-group migration-threshold=3 failure-timeout=600s
 # Placement: preferred node first, standby second, nowhere else.
 run constraint location add dir2-group-prefers-dc2-n2 dir2-group dc2-n2 -- 100
 run constraint location add dir2-group-standby-dc1-n2 dir2-group dc1-n2 -- 50
@@ -210,7 +229,7 @@ run resource create sd1-drbd ocf:linbit:drbd \
        notify interval=0s timeout=90s \
        monitor interval=29s timeout=20s role=Promoted \
        monitor interval=31s timeout=20s role=Unpromoted \
-    --no-default-ops promotable promoted-max=1 promoted-node-max=1 clone-max=2 clone-node-max=1 notify=true
+    --no-default-ops promotable promoted-max=1 promoted-node-max=1 clone-max=2 clone-node-max=1 notify=true migration-threshold=3 failure-timeout=600s
 # Group sd1-group: members start in this order and stop in reverse, always on one node.
 run resource create sd1-ip ocf:heartbeat:IPaddr2 \
     ip=198.51.100.31 cidr_netmask=24 \
@@ -232,6 +251,7 @@ run resource create sd1-sd ocf:bacula:bacula-sd \
        monitor interval=31s timeout=20s OCF_CHECK_LEVEL=10 \
        monitor interval=180s timeout=60s OCF_CHECK_LEVEL=20 \
     --no-default-ops --group sd1-group
+run resource meta sd1-group migration-threshold=3 failure-timeout=600s
 # Placement: preferred node first, standby second, nowhere else.
 run constraint location add sd1-group-prefers-dc1-n1 sd1-group dc1-n1 -- 100
 run constraint location add sd1-group-standby-dc2-n1 sd1-group dc2-n1 -- 50
@@ -266,6 +286,7 @@ run resource create sd2-sd ocf:bacula:bacula-sd \
        monitor interval=31s timeout=20s OCF_CHECK_LEVEL=10 \
        monitor interval=180s timeout=60s OCF_CHECK_LEVEL=20 \
     --no-default-ops --group sd2-group
+run resource meta sd2-group migration-threshold=3 failure-timeout=600s
 # Placement: preferred node first, standby second, nowhere else.
 run constraint location add sd2-group-prefers-dc1-n2 sd2-group dc1-n2 -- 100
 run constraint location add sd2-group-standby-dc2-n2 sd2-group dc2-n2 -- 50
@@ -284,7 +305,7 @@ run resource create sd3-drbd ocf:linbit:drbd \
        notify interval=0s timeout=90s \
        monitor interval=29s timeout=20s role=Promoted \
        monitor interval=31s timeout=20s role=Unpromoted \
-    --no-default-ops promotable promoted-max=1 promoted-node-max=1 clone-max=2 clone-node-max=1 notify=true
+    --no-default-ops promotable promoted-max=1 promoted-node-max=1 clone-max=2 clone-node-max=1 notify=true migration-threshold=3 failure-timeout=600s
 # Group sd3-group: members start in this order and stop in reverse, always on one node.
 run resource create sd3-ip ocf:heartbeat:IPaddr2 \
     ip=203.0.113.33 cidr_netmask=24 \
@@ -306,6 +327,7 @@ run resource create sd3-sd ocf:bacula:bacula-sd \
        monitor interval=31s timeout=20s OCF_CHECK_LEVEL=10 \
        monitor interval=180s timeout=60s OCF_CHECK_LEVEL=20 \
     --no-default-ops --group sd3-group
+run resource meta sd3-group migration-threshold=3 failure-timeout=600s
 # Placement: preferred node first, standby second, nowhere else.
 run constraint location add sd3-group-prefers-dc2-n1 sd3-group dc2-n1 -- 100
 run constraint location add sd3-group-standby-dc1-n1 sd3-group dc1-n1 -- 50
@@ -340,10 +362,718 @@ run resource create sd4-sd ocf:bacula:bacula-sd \
        monitor interval=31s timeout=20s OCF_CHECK_LEVEL=10 \
        monitor interval=180s timeout=60s OCF_CHECK_LEVEL=20 \
     --no-default-ops --group sd4-group
+run resource meta sd4-group migration-threshold=3 failure-timeout=600s
 # Placement: preferred node first, standby second, nowhere else.
 run constraint location add sd4-group-prefers-dc2-n2 sd4-group dc2-n2 -- 100
 run constraint location add sd4-group-standby-dc1-n2 sd4-group dc1-n2 -- 50
 run constraint location sd4-group rule constraint-id=sd4-group-only-on-pair resource-discovery=never score=-INFINITY '#uname' ne dc2-n2 and '#uname' ne dc1-n2
+}
+
+if [ -n "$stepwise" ]; then
+    stepwise
+else
+    CIB_file=$cib cibadmin --modify --scope configuration --xml-pipe <<'BACULA_HA_CIB'
+<configuration>
+ <crm_config>
+  <cluster_property_set id="cib-bootstrap-options">
+   <nvpair name="stonith-enabled" value="true" id="cib-bootstrap-options-stonith-enabled" />
+  </cluster_property_set>
+ </crm_config>
+ <rsc_defaults>
+  <meta_attributes id="rsc-options">
+   <nvpair name="resource-stickiness" value="300" id="rsc-options-resource-stickiness" />
+  </meta_attributes>
+ </rsc_defaults>
+ <resources>
+  <primitive id="fence-dc1-n1" class="stonith" type="fence_ipmilan">
+   <instance_attributes id="fence-dc1-n1-instance_attributes">
+    <nvpair name="ip" value="198.51.100.111" id="fence-dc1-n1-instance_attributes-ip" />
+    <nvpair name="username" value="fence" id="fence-dc1-n1-instance_attributes-username" />
+    <nvpair name="password_script" value="/usr/local/sbin/ipmi-password dc1-n1" id="fence-dc1-n1-instance_attributes-password_script" />
+    <nvpair name="lanplus" value="1" id="fence-dc1-n1-instance_attributes-lanplus" />
+    <nvpair name="pcmk_host_list" value="dc1-n1" id="fence-dc1-n1-instance_attributes-pcmk_host_list" />
+   </instance_attributes>
+   <operations>
+    <op name="monitor" interval="60s" timeout="20s" id="fence-dc1-n1-monitor-60s" />
+   </operations>
+  </primitive>
+  <primitive id="fence-dc1-n2" class="stonith" type="fence_ipmilan">
+   <instance_attributes id="fence-dc1-n2-instance_attributes">
+    <nvpair name="ip" value="198.51.100.112" id="fence-dc1-n2-instance_attributes-ip" />
+    <nvpair name="username" value="fence" id="fence-dc1-n2-instance_attributes-username" />
+    <nvpair name="password_script" value="/usr/local/sbin/ipmi-password dc1-n2" id="fence-dc1-n2-instance_attributes-password_script" />
+    <nvpair name="lanplus" value="1" id="fence-dc1-n2-instance_attributes-lanplus" />
+    <nvpair name="pcmk_host_list" value="dc1-n2" id="fence-dc1-n2-instance_attributes-pcmk_host_list" />
+   </instance_attributes>
+   <operations>
+    <op name="monitor" interval="60s" timeout="20s" id="fence-dc1-n2-monitor-60s" />
+   </operations>
+  </primitive>
+  <primitive id="fence-dc2-n1" class="stonith" type="fence_ipmilan">
+   <instance_attributes id="fence-dc2-n1-instance_attributes">
+    <nvpair name="ip" value="203.0.113.111" id="fence-dc2-n1-instance_attributes-ip" />
+    <nvpair name="username" value="fence" id="fence-dc2-n1-instance_attributes-username" />
+    <nvpair name="password_script" value="/usr/local/sbin/ipmi-password dc2-n1" id="fence-dc2-n1-instance_attributes-password_script" />
+    <nvpair name="lanplus" value="1" id="fence-dc2-n1-instance_attributes-lanplus" />
+    <nvpair name="pcmk_host_list" value="dc2-n1" id="fence-dc2-n1-instance_attributes-pcmk_host_list" />
+   </instance_attributes>
+   <operations>
+    <op name="monitor" interval="60s" timeout="20s" id="fence-dc2-n1-monitor-60s" />
+   </operations>
+  </primitive>
+  <primitive id="fence-dc2-n2" class="stonith" type="fence_ipmilan">
+   <instance_attributes id="fence-dc2-n2-instance_attributes">
+    <nvpair name="ip" value="203.0.113.112" id="fence-dc2-n2-instance_attributes-ip" />
+    <nvpair name="username" value="fence" id="fence-dc2-n2-instance_attributes-username" />
+    <nvpair name="password_script" value="/usr/local/sbin/ipmi-password dc2-n2" id="fence-dc2-n2-instance_attributes-password_script" />
+    <nvpair name="lanplus" value="1" id="fence-dc2-n2-instance_attributes-lanplus" />
+    <nvpair name="pcmk_host_list" value="dc2-n2" id="fence-dc2-n2-instance_attributes-pcmk_host_list" />
+   </instance_attributes>
+   <operations>
+    <op name="monitor" interval="60s" timeout="20s" id="fence-dc2-n2-monitor-60s" />
+   </operations>
+  </primitive>
+  <clone id="cat1-drbd-clone">
+   <meta_attributes id="cat1-drbd-clone-meta_attributes">
+    <nvpair name="promotable" value="true" id="cat1-drbd-clone-meta_attributes-promotable" />
+    <nvpair name="promoted-max" value="1" id="cat1-drbd-clone-meta_attributes-promoted-max" />
+    <nvpair name="promoted-node-max" value="1" id="cat1-drbd-clone-meta_attributes-promoted-node-max" />
+    <nvpair name="clone-max" value="2" id="cat1-drbd-clone-meta_attributes-clone-max" />
+    <nvpair name="clone-node-max" value="1" id="cat1-drbd-clone-meta_attributes-clone-node-max" />
+    <nvpair name="notify" value="true" id="cat1-drbd-clone-meta_attributes-notify" />
+    <nvpair name="migration-threshold" value="3" id="cat1-drbd-clone-meta_attributes-migration-threshold" />
+    <nvpair name="failure-timeout" value="600s" id="cat1-drbd-clone-meta_attributes-failure-timeout" />
+   </meta_attributes>
+   <primitive id="cat1-drbd" class="ocf" provider="linbit" type="drbd">
+    <instance_attributes id="cat1-drbd-instance_attributes">
+     <nvpair name="drbd_resource" value="cat1" id="cat1-drbd-instance_attributes-drbd_resource" />
+    </instance_attributes>
+    <operations>
+     <op name="start" interval="0s" timeout="240s" id="cat1-drbd-start-0s" />
+     <op name="stop" interval="0s" timeout="100s" id="cat1-drbd-stop-0s" />
+     <op name="promote" interval="0s" timeout="90s" id="cat1-drbd-promote-0s" />
+     <op name="demote" interval="0s" timeout="90s" id="cat1-drbd-demote-0s" />
+     <op name="notify" interval="0s" timeout="90s" id="cat1-drbd-notify-0s" />
+     <op name="monitor" interval="29s" timeout="20s" role="Promoted" id="cat1-drbd-monitor-29s" />
+     <op name="monitor" interval="31s" timeout="20s" role="Unpromoted" id="cat1-drbd-monitor-31s" />
+    </operations>
+   </primitive>
+  </clone>
+  <group id="cat1-group">
+   <meta_attributes id="cat1-group-meta_attributes">
+    <nvpair name="migration-threshold" value="3" id="cat1-group-meta_attributes-migration-threshold" />
+    <nvpair name="failure-timeout" value="600s" id="cat1-group-meta_attributes-failure-timeout" />
+   </meta_attributes>
+   <primitive id="cat1-fs" class="ocf" provider="heartbeat" type="Filesystem">
+    <instance_attributes id="cat1-fs-instance_attributes">
+     <nvpair name="device" value="/dev/drbd10" id="cat1-fs-instance_attributes-device" />
+     <nvpair name="directory" value="/srv/cat1" id="cat1-fs-instance_attributes-directory" />
+     <nvpair name="fstype" value="ext4" id="cat1-fs-instance_attributes-fstype" />
+    </instance_attributes>
+    <operations>
+     <op name="start" interval="0s" timeout="60s" id="cat1-fs-start-0s" />
+     <op name="stop" interval="0s" timeout="60s" id="cat1-fs-stop-0s" />
+     <op name="monitor" interval="20s" timeout="40s" id="cat1-fs-monitor-20s" />
+    </operations>
+   </primitive>
+   <primitive id="cat1-db" class="ocf" provider="heartbeat" type="pgsql">
+    <instance_attributes id="cat1-db-instance_attributes">
+     <nvpair name="pgctl" value="/usr/lib/postgresql/15/bin/pg_ctl" id="cat1-db-instance_attributes-pgctl" />
+     <nvpair name="psql" value="/usr/bin/psql" id="cat1-db-instance_attributes-psql" />
+     <nvpair name="pgdata" value="/srv/cat1/pgdata" id="cat1-db-instance_attributes-pgdata" />
+     <nvpair name="pgport" value="5432" id="cat1-db-instance_attributes-pgport" />
+     <nvpair name="socketdir" value="/run/postgresql/cat1" id="cat1-db-instance_attributes-socketdir" />
+    </instance_attributes>
+    <operations>
+     <op name="start" interval="0s" timeout="120s" id="cat1-db-start-0s" />
+     <op name="stop" interval="0s" timeout="120s" id="cat1-db-stop-0s" />
+     <op name="monitor" interval="30s" timeout="30s" id="cat1-db-monitor-30s" />
+    </operations>
+   </primitive>
+   <primitive id="cat1-ip" class="ocf" provider="heartbeat" type="IPaddr2">
+    <instance_attributes id="cat1-ip-instance_attributes">
+     <nvpair name="ip" value="198.51.100.22" id="cat1-ip-instance_attributes-ip" />
+     <nvpair name="cidr_netmask" value="24" id="cat1-ip-instance_attributes-cidr_netmask" />
+    </instance_attributes>
+    <operations>
+     <op name="start" interval="0s" timeout="20s" id="cat1-ip-start-0s" />
+     <op name="stop" interval="0s" timeout="20s" id="cat1-ip-stop-0s" />
+     <op name="monitor" interval="10s" timeout="20s" id="cat1-ip-monitor-10s" />
+    </operations>
+   </primitive>
+   <primitive id="cat1-catalog" class="ocf" provider="bacula" type="bacula-catalog">
+    <instance_attributes id="cat1-catalog-instance_attributes">
+     <nvpair name="config" value="/etc/bacula/dir1/bacula-dir.conf" id="cat1-catalog-instance_attributes-config" />
+     <nvpair name="catalog" value="MyCatalog" id="cat1-catalog-instance_attributes-catalog" />
+     <nvpair name="backend" value="postgresql" id="cat1-catalog-instance_attributes-backend" />
+    </instance_attributes>
+    <operations>
+     <op name="start" interval="0s" timeout="30s" id="cat1-catalog-start-0s" />
+     <op name="stop" interval="0s" timeout="20s" id="cat1-catalog-stop-0s" />
+     <op name="monitor" interval="30s" timeout="30s" id="cat1-catalog-monitor-30s" />
+     <op name="monitor" interval="61s" timeout="30s" id="cat1-catalog-monitor-61s">
+      <instance_attributes id="cat1-catalog-monitor-61s-instance_attributes">
+       <nvpair name="OCF_CHECK_LEVEL" value="10" id="cat1-catalog-monitor-61s-instance_attributes-OCF_CHECK_LEVEL" />
+      </instance_attributes>
+     </op>
+     <op name="monitor" interval="127s" timeout="40s" id="cat1-catalog-monitor-127s">
+      <instance_attributes id="cat1-catalog-monitor-127s-instance_attributes">
+       <nvpair name="OCF_CHECK_LEVEL" value="20" id="cat1-catalog-monitor-127s-instance_attributes-OCF_CHECK_LEVEL" />
+      </instance_attributes>
+     </op>
+    </operations>
+   </primitive>
+  </group>
+  <group id="dir1-group">
+   <meta_attributes id="dir1-group-meta_attributes">
+    <nvpair name="migration-threshold" value="3" id="dir1-group-meta_attributes-migration-threshold" />
+    <nvpair name="failure-timeout" value="600s" id="dir1-group-meta_attributes-failure-timeout" />
+   </meta_attributes>
+   <primitive id="dir1-ip" class="ocf" provider="heartbeat" type="IPaddr2">
+    <instance_attributes id="dir1-ip-instance_attributes">
+     <nvpair name="ip" value="198.51.100.21" id="dir1-ip-instance_attributes-ip" />
+     <nvpair name="cidr_netmask" value="24" id="dir1-ip-instance_attributes-cidr_netmask" />
+    </instance_attributes>
+    <operations>
+     <op name="start" interval="0s" timeout="20s" id="dir1-ip-start-0s" />
+     <op name="stop" interval="0s" timeout="20s" id="dir1-ip-stop-0s" />
+     <op name="monitor" interval="10s" timeout="20s" id="dir1-ip-monitor-10s" />
+    </operations>
+   </primitive>
+   <primitive id="dir1-dir" class="ocf" provider="bacula" type="bacula-dir">
+    <instance_attributes id="dir1-dir-instance_attributes">
+     <nvpair name="config" value="/etc/bacula/dir1/bacula-dir.conf" id="dir1-dir-instance_attributes-config" />
+     <nvpair name="bconsole_config" value="/etc/bacula/dir1/bconsole.conf" id="dir1-dir-instance_attributes-bconsole_config" />
+     <nvpair name="job_wait" value="300" id="dir1-dir-instance_attributes-job_wait" />
+    </instance_attributes>
+    <operations>
+     <op name="start" interval="0s" timeout="60s" id="dir1-dir-start-0s" />
+     <op name="stop" interval="0s" timeout="60s" id="dir1-dir-stop-0s" />
+     <op name="monitor" interval="10s" timeout="20s" id="dir1-dir-monitor-10s" />
+     <op name="monitor" interval="31s" timeout="20s" id="dir1-dir-monitor-31s">
+      <instance_attributes id="dir1-dir-monitor-31s-instance_attributes">
+       <nvpair name="OCF_CHECK_LEVEL" value="10" id="dir1-dir-monitor-31s-instance_attributes-OCF_CHECK_LEVEL" />
+      </instance_attributes>
+     </op>
+     <op name="monitor" interval="61s" timeout="30s" id="dir1-dir-monitor-61s">
+      <instance_attributes id="dir1-dir-monitor-61s-instance_attributes">
+       <nvpair name="OCF_CHECK_LEVEL" value="20" id="dir1-dir-monitor-61s-instance_attributes-OCF_CHECK_LEVEL" />
+      </instance_attributes>
+     </op>
+    </operations>
+   </primitive>
+   <primitive id="dir1-confsync" class="ocf" provider="bacula" type="bacula-confsync">
+    <instance_attributes id="dir1-confsync-instance_attributes">
+     <nvpair name="paths" value="/etc/bacula" id="dir1-confsync-instance_attributes-paths" />
+     <nvpair name="targets" value="dc1-n1 dc1-n2 dc2-n1 dc2-n2" id="dir1-confsync-instance_attributes-targets" />
+     <nvpair name="user" value="root" id="dir1-confsync-instance_attributes-user" />
+     <nvpair name="identity" value="/etc/bacula/ha/sync_ed25519" id="dir1-confsync-instance_attributes-identity" />
+    </instance_attributes>
+    <operations>
+     <op name="start" interval="0s" timeout="120s" id="dir1-confsync-start-0s" />
+     <op name="stop" interval="0s" timeout="120s" id="dir1-confsync-stop-0s" />
+     <op name="monitor" interval="60s" timeout="120s" id="dir1-confsync-monitor-60s" />
+    </operations>
+   </primitive>
+  </group>
+  <group id="cat2-group">
+   <meta_attributes id="cat2-group-meta_attributes">
+    <nvpair name="migration-threshold" value="3" id="cat2-group-meta_attributes-migration-threshold" />
+    <nvpair name="failure-timeout" value="600s" id="cat2-group-meta_attributes-failure-timeout" />
+   </meta_attributes>
+   <primitive id="cat2-fs" class="ocf" provider="heartbeat" type="Filesystem">
+    <instance_attributes id="cat2-fs-instance_attributes">
+     <nvpair name="device" value="/dev/disk/by-id/wwn-0x6000c29000000000000000000000cat2" id="cat2-fs-instance_attributes-device" />
+     <nvpair name="directory" value="/srv/cat2" id="cat2-fs-instance_attributes-directory" />
+     <nvpair name="fstype" value="xfs" id="cat2-fs-instance_attributes-fstype" />
+    </instance_attributes>
+    <operations>
+     <op name="start" interval="0s" timeout="60s" id="cat2-fs-start-0s" />
+     <op name="stop" interval="0s" timeout="60s" id="cat2-fs-stop-0s" />
+     <op name="monitor" interval="20s" timeout="40s" id="cat2-fs-monitor-20s" />
+    </operations>
+   </primitive>
+   <primitive id="cat2-db" class="ocf" provider="heartbeat" type="mysql">
+    <instance_attributes id="cat2-db-instance_attributes">
+     <nvpair name="binary" value="/usr/sbin/mariadbd" id="cat2-db-instance_attributes-binary" />
+     <nvpair name="config" value="/srv/cat2/my.cnf" id="cat2-db-instance_attributes-config" />
+     <nvpair name="datadir" value="/srv/cat2/mysql" id="cat2-db-instance_attributes-datadir" />
+     <nvpair name="pid" value="/run/mysqld/cat2.pid" id="cat2-db-instance_attributes-pid" />
+     <nvpair name="socket" value="/run/mysqld/cat2.sock" id="cat2-db-instance_attributes-socket" />
+    </instance_attributes>
+    <operations>
+     <op name="start" interval="0s" timeout="120s" id="cat2-db-start-0s" />
+     <op name="stop" interval="0s" timeout="120s" id="cat2-db-stop-0s" />
+     <op name="monitor" interval="20s" timeout="30s" id="cat2-db-monitor-20s" />
+    </operations>
+   </primitive>
+   <primitive id="cat2-ip" class="ocf" provider="heartbeat" type="IPaddr2">
+    <instance_attributes id="cat2-ip-instance_attributes">
+     <nvpair name="ip" value="198.51.100.23" id="cat2-ip-instance_attributes-ip" />
+     <nvpair name="cidr_netmask" value="24" id="cat2-ip-instance_attributes-cidr_netmask" />
+    </instance_attributes>
+    <operations>
+     <op name="start" interval="0s" timeout="20s" id="cat2-ip-start-0s" />
+     <op name="stop" interval="0s" timeout="20s" id="cat2-ip-stop-0s" />
+     <op name="monitor" interval="10s" timeout="20s" id="cat2-ip-monitor-10s" />
+    </operations>
+   </primitive>
+   <primitive id="cat2-catalog" class="ocf" provider="bacula" type="bacula-catalog">
+    <instance_attributes id="cat2-catalog-instance_attributes">
+     <nvpair name="config" value="/etc/bacula/dir2/bacula-dir.conf" id="cat2-catalog-instance_attributes-config" />
+     <nvpair name="backend" value="mysql" id="cat2-catalog-instance_attributes-backend" />
+    </instance_attributes>
+    <operations>
+     <op name="start" interval="0s" timeout="30s" id="cat2-catalog-start-0s" />
+     <op name="stop" interval="0s" timeout="20s" id="cat2-catalog-stop-0s" />
+     <op name="monitor" interval="30s" timeout="30s" id="cat2-catalog-monitor-30s" />
+     <op name="monitor" interval="61s" timeout="30s" id="cat2-catalog-monitor-61s">
+      <instance_attributes id="cat2-catalog-monitor-61s-instance_attributes">
+       <nvpair name="OCF_CHECK_LEVEL" value="10" id="cat2-catalog-monitor-61s-instance_attributes-OCF_CHECK_LEVEL" />
+      </instance_attributes>
+     </op>
+     <op name="monitor" interval="127s" timeout="40s" id="cat2-catalog-monitor-127s">
+      <instance_attributes id="cat2-catalog-monitor-127s-instance_attributes">
+       <nvpair name="OCF_CHECK_LEVEL" value="20" id="cat2-catalog-monitor-127s-instance_attributes-OCF_CHECK_LEVEL" />
+      </instance_attributes>
+     </op>
+    </operations>
+   </primitive>
+  </group>
+  <group id="dir2-group">
+   <meta_attributes id="dir2-group-meta_attributes">
+    <nvpair name="migration-threshold" value="3" id="dir2-group-meta_attributes-migration-threshold" />
+    <nvpair name="failure-timeout" value="600s" id="dir2-group-meta_attributes-failure-timeout" />
+   </meta_attributes>
+   <primitive id="dir2-ip" class="ocf" provider="heartbeat" type="IPaddr2">
+    <instance_attributes id="dir2-ip-instance_attributes">
+     <nvpair name="ip" value="203.0.113.21" id="dir2-ip-instance_attributes-ip" />
+     <nvpair name="cidr_netmask" value="24" id="dir2-ip-instance_attributes-cidr_netmask" />
+    </instance_attributes>
+    <operations>
+     <op name="start" interval="0s" timeout="20s" id="dir2-ip-start-0s" />
+     <op name="stop" interval="0s" timeout="20s" id="dir2-ip-stop-0s" />
+     <op name="monitor" interval="10s" timeout="20s" id="dir2-ip-monitor-10s" />
+    </operations>
+   </primitive>
+   <primitive id="dir2-dir" class="ocf" provider="bacula" type="bacula-dir">
+    <instance_attributes id="dir2-dir-instance_attributes">
+     <nvpair name="config" value="/etc/bacula/dir2/bacula-dir.conf" id="dir2-dir-instance_attributes-config" />
+    </instance_attributes>
+    <operations>
+     <op name="start" interval="0s" timeout="60s" id="dir2-dir-start-0s" />
+     <op name="stop" interval="0s" timeout="60s" id="dir2-dir-stop-0s" />
+     <op name="monitor" interval="15s" timeout="20s" id="dir2-dir-monitor-15s" />
+     <op name="monitor" interval="31s" timeout="20s" id="dir2-dir-monitor-31s">
+      <instance_attributes id="dir2-dir-monitor-31s-instance_attributes">
+       <nvpair name="OCF_CHECK_LEVEL" value="10" id="dir2-dir-monitor-31s-instance_attributes-OCF_CHECK_LEVEL" />
+      </instance_attributes>
+     </op>
+     <op name="monitor" interval="61s" timeout="30s" id="dir2-dir-monitor-61s">
+      <instance_attributes id="dir2-dir-monitor-61s-instance_attributes">
+       <nvpair name="OCF_CHECK_LEVEL" value="20" id="dir2-dir-monitor-61s-instance_attributes-OCF_CHECK_LEVEL" />
+      </instance_attributes>
+     </op>
+    </operations>
+   </primitive>
+   <primitive id="dir2-confsync" class="ocf" provider="bacula" type="bacula-confsync">
+    <instance_attributes id="dir2-confsync-instance_attributes">
+     <nvpair name="paths" value="/etc/bacula" id="dir2-confsync-instance_attributes-paths" />
+     <nvpair name="targets" value="dc1-n1 dc1-n2 dc2-n1 dc2-n2" id="dir2-confsync-instance_attributes-targets" />
+     <nvpair name="user" value="root" id="dir2-confsync-instance_attributes-user" />
+     <nvpair name="identity" value="/etc/bacula/ha/sync_ed25519" id="dir2-confsync-instance_attributes-identity" />
+    </instance_attributes>
+    <operations>
+     <op name="start" interval="0s" timeout="120s" id="dir2-confsync-start-0s" />
+     <op name="stop" interval="0s" timeout="120s" id="dir2-confsync-stop-0s" />
+     <op name="monitor" interval="60s" timeout="120s" id="dir2-confsync-monitor-60s" />
+    </operations>
+   </primitive>
+  </group>
+  <clone id="sd1-drbd-clone">
+   <meta_attributes id="sd1-drbd-clone-meta_attributes">
+    <nvpair name="promotable" value="true" id="sd1-drbd-clone-meta_attributes-promotable" />
+    <nvpair name="promoted-max" value="1" id="sd1-drbd-clone-meta_attributes-promoted-max" />
+    <nvpair name="promoted-node-max" value="1" id="sd1-drbd-clone-meta_attributes-promoted-node-max" />
+    <nvpair name="clone-max" value="2" id="sd1-drbd-clone-meta_attributes-clone-max" />
+    <nvpair name="clone-node-max" value="1" id="sd1-drbd-clone-meta_attributes-clone-node-max" />
+    <nvpair name="notify" value="true" id="sd1-drbd-clone-meta_attributes-notify" />
+    <nvpair name="migration-threshold" value="3" id="sd1-drbd-clone-meta_attributes-migration-threshold" />
+    <nvpair name="failure-timeout" value="600s" id="sd1-drbd-clone-meta_attributes-failure-timeout" />
+   </meta_attributes>
+   <primitive id="sd1-drbd" class="ocf" provider="linbit" type="drbd">
+    <instance_attributes id="sd1-drbd-instance_attributes">
+     <nvpair name="drbd_resource" value="sd1" id="sd1-drbd-instance_attributes-drbd_resource" />
+    </instance_attributes>
+    <operations>
+     <op name="start" interval="0s" timeout="240s" id="sd1-drbd-start-0s" />
+     <op name="stop" interval="0s" timeout="100s" id="sd1-drbd-stop-0s" />
+     <op name="promote" interval="0s" timeout="90s" id="sd1-drbd-promote-0s" />
+     <op name="demote" interval="0s" timeout="90s" id="sd1-drbd-demote-0s" />
+     <op name="notify" interval="0s" timeout="90s" id="sd1-drbd-notify-0s" />
+     <op name="monitor" interval="29s" timeout="20s" role="Promoted" id="sd1-drbd-monitor-29s" />
+     <op name="monitor" interval="31s" timeout="20s" role="Unpromoted" id="sd1-drbd-monitor-31s" />
+    </operations>
+   </primitive>
+  </clone>
+  <group id="sd1-group">
+   <meta_attributes id="sd1-group-meta_attributes">
+    <nvpair name="migration-threshold" value="3" id="sd1-group-meta_attributes-migration-threshold" />
+    <nvpair name="failure-timeout" value="600s" id="sd1-group-meta_attributes-failure-timeout" />
+   </meta_attributes>
+   <primitive id="sd1-ip" class="ocf" provider="heartbeat" type="IPaddr2">
+    <instance_attributes id="sd1-ip-instance_attributes">
+     <nvpair name="ip" value="198.51.100.31" id="sd1-ip-instance_attributes-ip" />
+     <nvpair name="cidr_netmask" value="24" id="sd1-ip-instance_attributes-cidr_netmask" />
+    </instance_attributes>
+    <operations>
+     <op name="start" interval="0s" timeout="20s" id="sd1-ip-start-0s" />
+     <op name="stop" interval="0s" timeout="20s" id="sd1-ip-stop-0s" />
+     <op name="monitor" interval="10s" timeout="20s" id="sd1-ip-monitor-10s" />
+    </operations>
+   </primitive>
+   <primitive id="sd1-fs" class="ocf" provider="heartbeat" type="Filesystem">
+    <instance_attributes id="sd1-fs-instance_attributes">
+     <nvpair name="device" value="/dev/drbd11" id="sd1-fs-instance_attributes-device" />
+     <nvpair name="directory" value="/srv/sd1" id="sd1-fs-instance_attributes-directory" />
+     <nvpair name="fstype" value="xfs" id="sd1-fs-instance_attributes-fstype" />
+    </instance_attributes>
+    <operations>
+     <op name="start" interval="0s" timeout="60s" id="sd1-fs-start-0s" />
+     <op name="stop" interval="0s" timeout="60s" id="sd1-fs-stop-0s" />
+     <op name="monitor" interval="20s" timeout="40s" id="sd1-fs-monitor-20s" />
+    </operations>
+   </primitive>
+   <primitive id="sd1-sd" class="ocf" provider="bacula" type="bacula-sd">
+    <instance_attributes id="sd1-sd-instance_attributes">
+     <nvpair name="config" value="/etc/bacula/sd1/bacula-sd.conf" id="sd1-sd-instance_attributes-config" />
+     <nvpair name="archive_mounts" value="/srv/sd1" id="sd1-sd-instance_attributes-archive_mounts" />
+    </instance_attributes>
+    <operations>
+     <op name="start" interval="0s" timeout="60s" id="sd1-sd-start-0s" />
+     <op name="stop" interval="0s" timeout="60s" id="sd1-sd-stop-0s" />
+     <op name="monitor" interval="10s" timeout="20s" id="sd1-sd-monitor-10s" />
+     <op name="monitor" interval="31s" timeout="20s" id="sd1-sd-monitor-31s">
+      <instance_attributes id="sd1-sd-monitor-31s-instance_attributes">
+       <nvpair name="OCF_CHECK_LEVEL" value="10" id="sd1-sd-monitor-31s-instance_attributes-OCF_CHECK_LEVEL" />
+      </instance_attributes>
+     </op>
+     <op name="monitor" interval="180s" timeout="60s" id="sd1-sd-monitor-180s">
+      <instance_attributes id="sd1-sd-monitor-180s-instance_attributes">
+       <nvpair name="OCF_CHECK_LEVEL" value="20" id="sd1-sd-monitor-180s-instance_attributes-OCF_CHECK_LEVEL" />
+      </instance_attributes>
+     </op>
+    </operations>
+   </primitive>
+  </group>
+  <group id="sd2-group">
+   <meta_attributes id="sd2-group-meta_attributes">
+    <nvpair name="migration-threshold" value="3" id="sd2-group-meta_attributes-migration-threshold" />
+    <nvpair name="failure-timeout" value="600s" id="sd2-group-meta_attributes-failure-timeout" />
+   </meta_attributes>
+   <primitive id="sd2-ip" class="ocf" provider="heartbeat" type="IPaddr2">
+    <instance_attributes id="sd2-ip-instance_attributes">
+     <nvpair name="ip" value="198.51.100.32" id="sd2-ip-instance_attributes-ip" />
+     <nvpair name="cidr_netmask" value="24" id="sd2-ip-instance_attributes-cidr_netmask" />
+    </instance_attributes>
+    <operations>
+     <op name="start" interval="0s" timeout="20s" id="sd2-ip-start-0s" />
+     <op name="stop" interval="0s" timeout="20s" id="sd2-ip-stop-0s" />
+     <op name="monitor" interval="10s" timeout="20s" id="sd2-ip-monitor-10s" />
+    </operations>
+   </primitive>
+   <primitive id="sd2-fs" class="ocf" provider="heartbeat" type="Filesystem">
+    <instance_attributes id="sd2-fs-instance_attributes">
+     <nvpair name="device" value="/dev/disk/by-id/wwn-0x6000c290000000000000000000000sd2" id="sd2-fs-instance_attributes-device" />
+     <nvpair name="directory" value="/srv/sd2" id="sd2-fs-instance_attributes-directory" />
+     <nvpair name="fstype" value="xfs" id="sd2-fs-instance_attributes-fstype" />
+     <nvpair name="options" value="noatime,inode64" id="sd2-fs-instance_attributes-options" />
+    </instance_attributes>
+    <operations>
+     <op name="start" interval="0s" timeout="60s" id="sd2-fs-start-0s" />
+     <op name="stop" interval="0s" timeout="60s" id="sd2-fs-stop-0s" />
+     <op name="monitor" interval="20s" timeout="40s" id="sd2-fs-monitor-20s" />
+    </operations>
+   </primitive>
+   <primitive id="sd2-sd" class="ocf" provider="bacula" type="bacula-sd">
+    <instance_attributes id="sd2-sd-instance_attributes">
+     <nvpair name="config" value="/etc/bacula/sd2/bacula-sd.conf" id="sd2-sd-instance_attributes-config" />
+     <nvpair name="archive_mounts" value="/srv/sd2" id="sd2-sd-instance_attributes-archive_mounts" />
+    </instance_attributes>
+    <operations>
+     <op name="start" interval="0s" timeout="60s" id="sd2-sd-start-0s" />
+     <op name="stop" interval="0s" timeout="60s" id="sd2-sd-stop-0s" />
+     <op name="monitor" interval="10s" timeout="20s" id="sd2-sd-monitor-10s" />
+     <op name="monitor" interval="31s" timeout="20s" id="sd2-sd-monitor-31s">
+      <instance_attributes id="sd2-sd-monitor-31s-instance_attributes">
+       <nvpair name="OCF_CHECK_LEVEL" value="10" id="sd2-sd-monitor-31s-instance_attributes-OCF_CHECK_LEVEL" />
+      </instance_attributes>
+     </op>
+     <op name="monitor" interval="180s" timeout="60s" id="sd2-sd-monitor-180s">
+      <instance_attributes id="sd2-sd-monitor-180s-instance_attributes">
+       <nvpair name="OCF_CHECK_LEVEL" value="20" id="sd2-sd-monitor-180s-instance_attributes-OCF_CHECK_LEVEL" />
+      </instance_attributes>
+     </op>
+    </operations>
+   </primitive>
+  </group>
+  <clone id="sd3-drbd-clone">
+   <meta_attributes id="sd3-drbd-clone-meta_attributes">
+    <nvpair name="promotable" value="true" id="sd3-drbd-clone-meta_attributes-promotable" />
+    <nvpair name="promoted-max" value="1" id="sd3-drbd-clone-meta_attributes-promoted-max" />
+    <nvpair name="promoted-node-max" value="1" id="sd3-drbd-clone-meta_attributes-promoted-node-max" />
+    <nvpair name="clone-max" value="2" id="sd3-drbd-clone-meta_attributes-clone-max" />
+    <nvpair name="clone-node-max" value="1" id="sd3-drbd-clone-meta_attributes-clone-node-max" />
+    <nvpair name="notify" value="true" id="sd3-drbd-clone-meta_attributes-notify" />
+    <nvpair name="migration-threshold" value="3" id="sd3-drbd-clone-meta_attributes-migration-threshold" />
+    <nvpair name="failure-timeout" value="600s" id="sd3-drbd-clone-meta_attributes-failure-timeout" />
+   </meta_attributes>
+   <primitive id="sd3-drbd" class="ocf" provider="linbit" type="drbd">
+    <instance_attributes id="sd3-drbd-instance_attributes">
+     <nvpair name="drbd_resource" value="sd3" id="sd3-drbd-instance_attributes-drbd_resource" />
+    </instance_attributes>
+    <operations>
+     <op name="start" interval="0s" timeout="240s" id="sd3-drbd-start-0s" />
+     <op name="stop" interval="0s" timeout="100s" id="sd3-drbd-stop-0s" />
+     <op name="promote" interval="0s" timeout="90s" id="sd3-drbd-promote-0s" />
+     <op name="demote" interval="0s" timeout="90s" id="sd3-drbd-demote-0s" />
+     <op name="notify" interval="0s" timeout="90s" id="sd3-drbd-notify-0s" />
+     <op name="monitor" interval="29s" timeout="20s" role="Promoted" id="sd3-drbd-monitor-29s" />
+     <op name="monitor" interval="31s" timeout="20s" role="Unpromoted" id="sd3-drbd-monitor-31s" />
+    </operations>
+   </primitive>
+  </clone>
+  <group id="sd3-group">
+   <meta_attributes id="sd3-group-meta_attributes">
+    <nvpair name="migration-threshold" value="3" id="sd3-group-meta_attributes-migration-threshold" />
+    <nvpair name="failure-timeout" value="600s" id="sd3-group-meta_attributes-failure-timeout" />
+   </meta_attributes>
+   <primitive id="sd3-ip" class="ocf" provider="heartbeat" type="IPaddr2">
+    <instance_attributes id="sd3-ip-instance_attributes">
+     <nvpair name="ip" value="203.0.113.33" id="sd3-ip-instance_attributes-ip" />
+     <nvpair name="cidr_netmask" value="24" id="sd3-ip-instance_attributes-cidr_netmask" />
+    </instance_attributes>
+    <operations>
+     <op name="start" interval="0s" timeout="20s" id="sd3-ip-start-0s" />
+     <op name="stop" interval="0s" timeout="20s" id="sd3-ip-stop-0s" />
+     <op name="monitor" interval="10s" timeout="20s" id="sd3-ip-monitor-10s" />
+    </operations>
+   </primitive>
+   <primitive id="sd3-fs" class="ocf" provider="heartbeat" type="Filesystem">
+    <instance_attributes id="sd3-fs-instance_attributes">
+     <nvpair name="device" value="/dev/drbd13" id="sd3-fs-instance_attributes-device" />
+     <nvpair name="directory" value="/srv/sd3" id="sd3-fs-instance_attributes-directory" />
+     <nvpair name="fstype" value="xfs" id="sd3-fs-instance_attributes-fstype" />
+    </instance_attributes>
+    <operations>
+     <op name="start" interval="0s" timeout="60s" id="sd3-fs-start-0s" />
+     <op name="stop" interval="0s" timeout="60s" id="sd3-fs-stop-0s" />
+     <op name="monitor" interval="20s" timeout="40s" id="sd3-fs-monitor-20s" />
+    </operations>
+   </primitive>
+   <primitive id="sd3-sd" class="ocf" provider="bacula" type="bacula-sd">
+    <instance_attributes id="sd3-sd-instance_attributes">
+     <nvpair name="config" value="/etc/bacula/sd3/bacula-sd.conf" id="sd3-sd-instance_attributes-config" />
+     <nvpair name="archive_mounts" value="/srv/sd3" id="sd3-sd-instance_attributes-archive_mounts" />
+    </instance_attributes>
+    <operations>
+     <op name="start" interval="0s" timeout="60s" id="sd3-sd-start-0s" />
+     <op name="stop" interval="0s" timeout="60s" id="sd3-sd-stop-0s" />
+     <op name="monitor" interval="10s" timeout="20s" id="sd3-sd-monitor-10s" />
+     <op name="monitor" interval="31s" timeout="20s" id="sd3-sd-monitor-31s">
+      <instance_attributes id="sd3-sd-monitor-31s-instance_attributes">
+       <nvpair name="OCF_CHECK_LEVEL" value="10" id="sd3-sd-monitor-31s-instance_attributes-OCF_CHECK_LEVEL" />
+      </instance_attributes>
+     </op>
+     <op name="monitor" interval="180s" timeout="60s" id="sd3-sd-monitor-180s">
+      <instance_attributes id="sd3-sd-monitor-180s-instance_attributes">
+       <nvpair name="OCF_CHECK_LEVEL" value="20" id="sd3-sd-monitor-180s-instance_attributes-OCF_CHECK_LEVEL" />
+      </instance_attributes>
+     </op>
+    </operations>
+   </primitive>
+  </group>
+  <group id="sd4-group">
+   <meta_attributes id="sd4-group-meta_attributes">
+    <nvpair name="migration-threshold" value="3" id="sd4-group-meta_attributes-migration-threshold" />
+    <nvpair name="failure-timeout" value="600s" id="sd4-group-meta_attributes-failure-timeout" />
+   </meta_attributes>
+   <primitive id="sd4-ip" class="ocf" provider="heartbeat" type="IPaddr2">
+    <instance_attributes id="sd4-ip-instance_attributes">
+     <nvpair name="ip" value="203.0.113.34" id="sd4-ip-instance_attributes-ip" />
+     <nvpair name="cidr_netmask" value="24" id="sd4-ip-instance_attributes-cidr_netmask" />
+    </instance_attributes>
+    <operations>
+     <op name="start" interval="0s" timeout="20s" id="sd4-ip-start-0s" />
+     <op name="stop" interval="0s" timeout="20s" id="sd4-ip-stop-0s" />
+     <op name="monitor" interval="10s" timeout="20s" id="sd4-ip-monitor-10s" />
+    </operations>
+   </primitive>
+   <primitive id="sd4-fs" class="ocf" provider="heartbeat" type="Filesystem">
+    <instance_attributes id="sd4-fs-instance_attributes">
+     <nvpair name="device" value="/dev/disk/by-id/wwn-0x6000c290000000000000000000000sd4" id="sd4-fs-instance_attributes-device" />
+     <nvpair name="directory" value="/srv/sd4" id="sd4-fs-instance_attributes-directory" />
+     <nvpair name="fstype" value="xfs" id="sd4-fs-instance_attributes-fstype" />
+    </instance_attributes>
+    <operations>
+     <op name="start" interval="0s" timeout="60s" id="sd4-fs-start-0s" />
+     <op name="stop" interval="0s" timeout="60s" id="sd4-fs-stop-0s" />
+     <op name="monitor" interval="20s" timeout="40s" id="sd4-fs-monitor-20s" />
+    </operations>
+   </primitive>
+   <primitive id="sd4-sd" class="ocf" provider="bacula" type="bacula-sd">
+    <instance_attributes id="sd4-sd-instance_attributes">
+     <nvpair name="config" value="/etc/bacula/sd4/bacula-sd.conf" id="sd4-sd-instance_attributes-config" />
+     <nvpair name="archive_mounts" value="/srv/sd4" id="sd4-sd-instance_attributes-archive_mounts" />
+    </instance_attributes>
+    <operations>
+     <op name="start" interval="0s" timeout="60s" id="sd4-sd-start-0s" />
+     <op name="stop" interval="0s" timeout="60s" id="sd4-sd-stop-0s" />
+     <op name="monitor" interval="10s" timeout="20s" id="sd4-sd-monitor-10s" />
+     <op name="monitor" interval="31s" timeout="20s" id="sd4-sd-monitor-31s">
+      <instance_attributes id="sd4-sd-monitor-31s-instance_attributes">
+       <nvpair name="OCF_CHECK_LEVEL" value="10" id="sd4-sd-monitor-31s-instance_attributes-OCF_CHECK_LEVEL" />
+      </instance_attributes>
+     </op>
+     <op name="monitor" interval="180s" timeout="60s" id="sd4-sd-monitor-180s">
+      <instance_attributes id="sd4-sd-monitor-180s-instance_attributes">
+       <nvpair name="OCF_CHECK_LEVEL" value="20" id="sd4-sd-monitor-180s-instance_attributes-OCF_CHECK_LEVEL" />
+      </instance_attributes>
+     </op>
+    </operations>
+   </primitive>
+  </group>
+ </resources>
+ <constraints>
+  <rsc_location id="fence-dc1-n1-avoids-self" rsc="fence-dc1-n1" score="-INFINITY" node="dc1-n1" />
+  <rsc_location id="fence-dc1-n2-avoids-self" rsc="fence-dc1-n2" score="-INFINITY" node="dc1-n2" />
+  <rsc_location id="fence-dc2-n1-avoids-self" rsc="fence-dc2-n1" score="-INFINITY" node="dc2-n1" />
+  <rsc_location id="fence-dc2-n2-avoids-self" rsc="fence-dc2-n2" score="-INFINITY" node="dc2-n2" />
+  <rsc_location id="cat1-group-prefers-dc1-n1" rsc="cat1-group" score="100" node="dc1-n1" />
+  <rsc_location id="cat1-group-standby-dc2-n1" rsc="cat1-group" score="50" node="dc2-n1" />
+  <rsc_location id="cat1-group-only-on-pair" rsc="cat1-group" resource-discovery="never">
+   <rule score="-INFINITY" id="cat1-group-only-on-pair-rule" boolean-op="and">
+    <expression operation="ne" attribute="#uname" value="dc1-n1" id="cat1-group-only-on-pair-rule-expression" />
+    <expression operation="ne" attribute="#uname" value="dc2-n1" id="cat1-group-only-on-pair-rule-expression-0" />
+   </rule>
+  </rsc_location>
+  <rsc_location id="cat1-drbd-clone-only-on-pair" rsc="cat1-drbd-clone" resource-discovery="never">
+   <rule score="-INFINITY" id="cat1-drbd-clone-only-on-pair-rule" boolean-op="and">
+    <expression operation="ne" attribute="#uname" value="dc1-n1" id="cat1-drbd-clone-only-on-pair-rule-expression" />
+    <expression operation="ne" attribute="#uname" value="dc2-n1" id="cat1-drbd-clone-only-on-pair-rule-expression-0" />
+   </rule>
+  </rsc_location>
+  <rsc_location id="cat1-drbd-clone-promote-on-dc1-n1" rsc="cat1-drbd-clone">
+   <rule role="Promoted" score="100" id="cat1-drbd-clone-promote-on-dc1-n1-rule">
+    <expression operation="eq" attribute="#uname" value="dc1-n1" id="cat1-drbd-clone-promote-on-dc1-n1-rule-expression" />
+   </rule>
+  </rsc_location>
+  <rsc_location id="cat1-drbd-clone-promote-on-dc2-n1" rsc="cat1-drbd-clone">
+   <rule role="Promoted" score="50" id="cat1-drbd-clone-promote-on-dc2-n1-rule">
+    <expression operation="eq" attribute="#uname" value="dc2-n1" id="cat1-drbd-clone-promote-on-dc2-n1-rule-expression" />
+   </rule>
+  </rsc_location>
+  <rsc_colocation id="cat1-group-with-promoted" score="INFINITY" rsc="cat1-group" with-rsc="cat1-drbd-clone" with-rsc-role="Promoted" />
+  <rsc_order id="cat1-group-after-promote" kind="Mandatory" first="cat1-drbd-clone" first-action="promote" then="cat1-group" then-action="start" />
+  <rsc_location id="dir1-group-prefers-dc1-n1" rsc="dir1-group" score="100" node="dc1-n1" />
+  <rsc_location id="dir1-group-standby-dc2-n1" rsc="dir1-group" score="50" node="dc2-n1" />
+  <rsc_location id="dir1-group-only-on-pair" rsc="dir1-group" resource-discovery="never">
+   <rule score="-INFINITY" id="dir1-group-only-on-pair-rule" boolean-op="and">
+    <expression operation="ne" attribute="#uname" value="dc1-n1" id="dir1-group-only-on-pair-rule-expression" />
+    <expression operation="ne" attribute="#uname" value="dc2-n1" id="dir1-group-only-on-pair-rule-expression-0" />
+   </rule>
+  </rsc_location>
+  <rsc_colocation id="dir1-group-with-catalog" score="INFINITY" rsc="dir1-group" with-rsc="cat1-group" />
+  <rsc_order id="dir1-group-after-catalog" kind="Mandatory" first="cat1-group" first-action="start" then="dir1-group" then-action="start" />
+  <rsc_location id="cat2-group-prefers-dc1-n2" rsc="cat2-group" score="100" node="dc1-n2" />
+  <rsc_location id="cat2-group-standby-dc2-n2" rsc="cat2-group" score="50" node="dc2-n2" />
+  <rsc_location id="cat2-group-only-on-pair" rsc="cat2-group" resource-discovery="never">
+   <rule score="-INFINITY" id="cat2-group-only-on-pair-rule" boolean-op="and">
+    <expression operation="ne" attribute="#uname" value="dc1-n2" id="cat2-group-only-on-pair-rule-expression" />
+    <expression operation="ne" attribute="#uname" value="dc2-n2" id="cat2-group-only-on-pair-rule-expression-0" />
+   </rule>
+  </rsc_location>
+  <rsc_location id="dir2-group-prefers-dc2-n2" rsc="dir2-group" score="100" node="dc2-n2" />
+  <rsc_location id="dir2-group-standby-dc1-n2" rsc="dir2-group" score="50" node="dc1-n2" />
+  <rsc_location id="dir2-group-only-on-pair" rsc="dir2-group" resource-discovery="never">
+   <rule score="-INFINITY" id="dir2-group-only-on-pair-rule" boolean-op="and">
+    <expression operation="ne" attribute="#uname" value="dc2-n2" id="dir2-group-only-on-pair-rule-expression" />
+    <expression operation="ne" attribute="#uname" value="dc1-n2" id="dir2-group-only-on-pair-rule-expression-0" />
+   </rule>
+  </rsc_location>
+  <rsc_order id="dir2-group-after-catalog" kind="Mandatory" first="cat2-group" first-action="start" then="dir2-group" then-action="start" />
+  <rsc_location id="sd1-group-prefers-dc1-n1" rsc="sd1-group" score="100" node="dc1-n1" />
+  <rsc_location id="sd1-group-standby-dc2-n1" rsc="sd1-group" score="50" node="dc2-n1" />
+  <rsc_location id="sd1-group-only-on-pair" rsc="sd1-group" resource-discovery="never">
+   <rule score="-INFINITY" id="sd1-group-only-on-pair-rule" boolean-op="and">
+    <expression operation="ne" attribute="#uname" value="dc1-n1" id="sd1-group-only-on-pair-rule-expression" />
+    <expression operation="ne" attribute="#uname" value="dc2-n1" id="sd1-group-only-on-pair-rule-expression-0" />
+   </rule>
+  </rsc_location>
+  <rsc_location id="sd1-drbd-clone-only-on-pair" rsc="sd1-drbd-clone" resource-discovery="never">
+   <rule score="-INFINITY" id="sd1-drbd-clone-only-on-pair-rule" boolean-op="and">
+    <expression operation="ne" attribute="#uname" value="dc1-n1" id="sd1-drbd-clone-only-on-pair-rule-expression" />
+    <expression operation="ne" attribute="#uname" value="dc2-n1" id="sd1-drbd-clone-only-on-pair-rule-expression-0" />
+   </rule>
+  </rsc_location>
+  <rsc_location id="sd1-drbd-clone-promote-on-dc1-n1" rsc="sd1-drbd-clone">
+   <rule role="Promoted" score="100" id="sd1-drbd-clone-promote-on-dc1-n1-rule">
+    <expression operation="eq" attribute="#uname" value="dc1-n1" id="sd1-drbd-clone-promote-on-dc1-n1-rule-expression" />
+   </rule>
+  </rsc_location>
+  <rsc_location id="sd1-drbd-clone-promote-on-dc2-n1" rsc="sd1-drbd-clone">
+   <rule role="Promoted" score="50" id="sd1-drbd-clone-promote-on-dc2-n1-rule">
+    <expression operation="eq" attribute="#uname" value="dc2-n1" id="sd1-drbd-clone-promote-on-dc2-n1-rule-expression" />
+   </rule>
+  </rsc_location>
+  <rsc_colocation id="sd1-group-with-promoted" score="INFINITY" rsc="sd1-group" with-rsc="sd1-drbd-clone" with-rsc-role="Promoted" />
+  <rsc_order id="sd1-group-after-promote" kind="Mandatory" first="sd1-drbd-clone" first-action="promote" then="sd1-group" then-action="start" />
+  <rsc_location id="sd2-group-prefers-dc1-n2" rsc="sd2-group" score="100" node="dc1-n2" />
+  <rsc_location id="sd2-group-standby-dc2-n2" rsc="sd2-group" score="50" node="dc2-n2" />
+  <rsc_location id="sd2-group-only-on-pair" rsc="sd2-group" resource-discovery="never">
+   <rule score="-INFINITY" id="sd2-group-only-on-pair-rule" boolean-op="and">
+    <expression operation="ne" attribute="#uname" value="dc1-n2" id="sd2-group-only-on-pair-rule-expression" />
+    <expression operation="ne" attribute="#uname" value="dc2-n2" id="sd2-group-only-on-pair-rule-expression-0" />
+   </rule>
+  </rsc_location>
+  <rsc_location id="sd3-group-prefers-dc2-n1" rsc="sd3-group" score="100" node="dc2-n1" />
+  <rsc_location id="sd3-group-standby-dc1-n1" rsc="sd3-group" score="50" node="dc1-n1" />
+  <rsc_location id="sd3-group-only-on-pair" rsc="sd3-group" resource-discovery="never">
+   <rule score="-INFINITY" id="sd3-group-only-on-pair-rule" boolean-op="and">
+    <expression operation="ne" attribute="#uname" value="dc2-n1" id="sd3-group-only-on-pair-rule-expression" />
+    <expression operation="ne" attribute="#uname" value="dc1-n1" id="sd3-group-only-on-pair-rule-expression-0" />
+   </rule>
+  </rsc_location>
+  <rsc_location id="sd3-drbd-clone-only-on-pair" rsc="sd3-drbd-clone" resource-discovery="never">
+   <rule score="-INFINITY" id="sd3-drbd-clone-only-on-pair-rule" boolean-op="and">
+    <expression operation="ne" attribute="#uname" value="dc2-n1" id="sd3-drbd-clone-only-on-pair-rule-expression" />
+    <expression operation="ne" attribute="#uname" value="dc1-n1" id="sd3-drbd-clone-only-on-pair-rule-expression-0" />
+   </rule>
+  </rsc_location>
+  <rsc_location id="sd3-drbd-clone-promote-on-dc2-n1" rsc="sd3-drbd-clone">
+   <rule role="Promoted" score="100" id="sd3-drbd-clone-promote-on-dc2-n1-rule">
+    <expression operation="eq" attribute="#uname" value="dc2-n1" id="sd3-drbd-clone-promote-on-dc2-n1-rule-expression" />
+   </rule>
+  </rsc_location>
+  <rsc_location id="sd3-drbd-clone-promote-on-dc1-n1" rsc="sd3-drbd-clone">
+   <rule role="Promoted" score="50" id="sd3-drbd-clone-promote-on-dc1-n1-rule">
+    <expression operation="eq" attribute="#uname" value="dc1-n1" id="sd3-drbd-clone-promote-on-dc1-n1-rule-expression" />
+   </rule>
+  </rsc_location>
+  <rsc_colocation id="sd3-group-with-promoted" score="INFINITY" rsc="sd3-group" with-rsc="sd3-drbd-clone" with-rsc-role="Promoted" />
+  <rsc_order id="sd3-group-after-promote" kind="Mandatory" first="sd3-drbd-clone" first-action="promote" then="sd3-group" then-action="start" />
+  <rsc_location id="sd4-group-prefers-dc2-n2" rsc="sd4-group" score="100" node="dc2-n2" />
+  <rsc_location id="sd4-group-standby-dc1-n2" rsc="sd4-group" score="50" node="dc1-n2" />
+  <rsc_location id="sd4-group-only-on-pair" rsc="sd4-group" resource-discovery="never">
+   <rule score="-INFINITY" id="sd4-group-only-on-pair-rule" boolean-op="and">
+    <expression operation="ne" attribute="#uname" value="dc2-n2" id="sd4-group-only-on-pair-rule-expression" />
+    <expression operation="ne" attribute="#uname" value="dc1-n2" id="sd4-group-only-on-pair-rule-expression-0" />
+   </rule>
+  </rsc_location>
+ </constraints>
+</configuration>
+BACULA_HA_CIB
+fi
 
 if [ -n "$push" ]; then
     pcs cluster cib-push "$cib" diff-against="$work/original.xml"

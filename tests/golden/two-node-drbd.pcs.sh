@@ -6,8 +6,21 @@
 #   builds the whole configuration in a copy of the CIB and pushes it once, so nothing starts
 #   before its constraints exist.
 # A CIB file:    CIB_FILE=cib.xml sh THIS_FILE
-#   edits that file in place (pcs -f).
+#   edits that file in place.
+#
+# Review the pcs commands below: they are what this script does. Run one by one (a pcs process
+# each, about half a second: minutes on a large site), they are slow, so by default the script
+# merges the same objects, written out as CIB XML at the end of this file, into the copy in one
+# `cibadmin --modify`. `sh THIS_FILE --stepwise` runs the pcs commands instead. bacula-ha's tests
+# prove that both ways, and `crm configure load update` of the crm format, give the same CIB.
 set -eu
+
+stepwise=
+case "${1:-}" in
+    --stepwise) stepwise=1 ;;
+    "") ;;
+    *) echo "usage: sh $0 [--stepwise]" >&2; exit 2 ;;
+esac
 
 if [ -n "${CIB_FILE:-}" ]; then
     cib=$CIB_FILE
@@ -24,6 +37,8 @@ fi
 run() {
     pcs -f "$cib" "$@"
 }
+
+stepwise() {
 
 # Cluster-wide: fencing on (shared data), and resources stay where they run after a failover
 # (stickiness above the location scores) until an admin moves them back.
@@ -56,7 +71,7 @@ run resource create cat1-drbd ocf:linbit:drbd \
        notify interval=0s timeout=90s \
        monitor interval=29s timeout=20s role=Promoted \
        monitor interval=31s timeout=20s role=Unpromoted \
-    --no-default-ops promotable promoted-max=1 promoted-node-max=1 clone-max=2 clone-node-max=1 notify=true
+    --no-default-ops promotable promoted-max=1 promoted-node-max=1 clone-max=2 clone-node-max=1 notify=true migration-threshold=3 failure-timeout=600s
 # Group cat1-group: members start in this order and stop in reverse, always on one node.
 run resource create cat1-fs ocf:heartbeat:Filesystem \
     device=/dev/drbd0 directory=/var/lib/postgresql fstype=ext4 \
@@ -84,6 +99,7 @@ run resource create cat1-catalog ocf:bacula:bacula-catalog \
        monitor interval=61s timeout=30s OCF_CHECK_LEVEL=10 \
        monitor interval=127s timeout=40s OCF_CHECK_LEVEL=20 \
     --no-default-ops --group cat1-group
+run resource meta cat1-group migration-threshold=3 failure-timeout=600s
 # Placement: preferred node first, standby second, nowhere else.
 run constraint location add cat1-group-prefers-bk1 cat1-group bk1 -- 100
 run constraint location add cat1-group-standby-bk2 cat1-group bk2 -- 50
@@ -118,6 +134,7 @@ run resource create dir1-confsync ocf:bacula:bacula-confsync \
        stop interval=0s timeout=120s \
        monitor interval=60s timeout=120s \
     --no-default-ops --group dir1-group
+run resource meta dir1-group migration-threshold=3 failure-timeout=600s
 # Placement: preferred node first, standby second, nowhere else.
 run constraint location add dir1-group-prefers-bk1 dir1-group bk1 -- 100
 run constraint location add dir1-group-standby-bk2 dir1-group bk2 -- 50
@@ -138,7 +155,7 @@ run resource create sd1-drbd ocf:linbit:drbd \
        notify interval=0s timeout=90s \
        monitor interval=29s timeout=20s role=Promoted \
        monitor interval=31s timeout=20s role=Unpromoted \
-    --no-default-ops promotable promoted-max=1 promoted-node-max=1 clone-max=2 clone-node-max=1 notify=true
+    --no-default-ops promotable promoted-max=1 promoted-node-max=1 clone-max=2 clone-node-max=1 notify=true migration-threshold=3 failure-timeout=600s
 # Group sd1-group: members start in this order and stop in reverse, always on one node.
 run resource create sd1-ip ocf:heartbeat:IPaddr2 \
     ip=192.0.2.22 cidr_netmask=24 nic=eth0 \
@@ -160,6 +177,7 @@ run resource create sd1-sd ocf:bacula:bacula-sd \
        monitor interval=31s timeout=20s OCF_CHECK_LEVEL=10 \
        monitor interval=300s timeout=90s OCF_CHECK_LEVEL=20 \
     --no-default-ops --group sd1-group
+run resource meta sd1-group migration-threshold=3 failure-timeout=600s
 # Placement: preferred node first, standby second, nowhere else.
 run constraint location add sd1-group-prefers-bk1 sd1-group bk1 -- 100
 run constraint location add sd1-group-standby-bk2 sd1-group bk2 -- 50
@@ -169,6 +187,337 @@ run constraint location sd1-drbd-clone rule constraint-id=sd1-drbd-clone-promote
 run constraint location sd1-drbd-clone rule constraint-id=sd1-drbd-clone-promote-on-bk2 role=Promoted score=50 '#uname' eq bk2
 run constraint colocation add sd1-group with Promoted sd1-drbd-clone INFINITY id=sd1-group-with-promoted
 run constraint order promote sd1-drbd-clone then start sd1-group kind=Mandatory id=sd1-group-after-promote
+}
+
+if [ -n "$stepwise" ]; then
+    stepwise
+else
+    CIB_file=$cib cibadmin --modify --scope configuration --xml-pipe <<'BACULA_HA_CIB'
+<configuration>
+ <crm_config>
+  <cluster_property_set id="cib-bootstrap-options">
+   <nvpair name="stonith-enabled" value="true" id="cib-bootstrap-options-stonith-enabled" />
+  </cluster_property_set>
+ </crm_config>
+ <rsc_defaults>
+  <meta_attributes id="rsc-options">
+   <nvpair name="resource-stickiness" value="200" id="rsc-options-resource-stickiness" />
+  </meta_attributes>
+ </rsc_defaults>
+ <resources>
+  <primitive id="fence-bk1" class="stonith" type="fence_ipmilan">
+   <instance_attributes id="fence-bk1-instance_attributes">
+    <nvpair name="ip" value="192.0.2.211" id="fence-bk1-instance_attributes-ip" />
+    <nvpair name="username" value="admin" id="fence-bk1-instance_attributes-username" />
+    <nvpair name="password" value="secret" id="fence-bk1-instance_attributes-password" />
+    <nvpair name="lanplus" value="1" id="fence-bk1-instance_attributes-lanplus" />
+    <nvpair name="pcmk_host_list" value="bk1" id="fence-bk1-instance_attributes-pcmk_host_list" />
+    <nvpair name="pcmk_delay_base" value="10s" id="fence-bk1-instance_attributes-pcmk_delay_base" />
+   </instance_attributes>
+   <operations>
+    <op name="monitor" interval="60s" timeout="20s" id="fence-bk1-monitor-60s" />
+   </operations>
+  </primitive>
+  <primitive id="fence-bk2" class="stonith" type="fence_ipmilan">
+   <instance_attributes id="fence-bk2-instance_attributes">
+    <nvpair name="ip" value="192.0.2.212" id="fence-bk2-instance_attributes-ip" />
+    <nvpair name="username" value="admin" id="fence-bk2-instance_attributes-username" />
+    <nvpair name="password" value="secret" id="fence-bk2-instance_attributes-password" />
+    <nvpair name="lanplus" value="1" id="fence-bk2-instance_attributes-lanplus" />
+    <nvpair name="pcmk_host_list" value="bk2" id="fence-bk2-instance_attributes-pcmk_host_list" />
+   </instance_attributes>
+   <operations>
+    <op name="monitor" interval="60s" timeout="20s" id="fence-bk2-monitor-60s" />
+   </operations>
+  </primitive>
+  <clone id="cat1-drbd-clone">
+   <meta_attributes id="cat1-drbd-clone-meta_attributes">
+    <nvpair name="promotable" value="true" id="cat1-drbd-clone-meta_attributes-promotable" />
+    <nvpair name="promoted-max" value="1" id="cat1-drbd-clone-meta_attributes-promoted-max" />
+    <nvpair name="promoted-node-max" value="1" id="cat1-drbd-clone-meta_attributes-promoted-node-max" />
+    <nvpair name="clone-max" value="2" id="cat1-drbd-clone-meta_attributes-clone-max" />
+    <nvpair name="clone-node-max" value="1" id="cat1-drbd-clone-meta_attributes-clone-node-max" />
+    <nvpair name="notify" value="true" id="cat1-drbd-clone-meta_attributes-notify" />
+    <nvpair name="migration-threshold" value="3" id="cat1-drbd-clone-meta_attributes-migration-threshold" />
+    <nvpair name="failure-timeout" value="600s" id="cat1-drbd-clone-meta_attributes-failure-timeout" />
+   </meta_attributes>
+   <primitive id="cat1-drbd" class="ocf" provider="linbit" type="drbd">
+    <instance_attributes id="cat1-drbd-instance_attributes">
+     <nvpair name="drbd_resource" value="catalog" id="cat1-drbd-instance_attributes-drbd_resource" />
+    </instance_attributes>
+    <operations>
+     <op name="start" interval="0s" timeout="240s" id="cat1-drbd-start-0s" />
+     <op name="stop" interval="0s" timeout="100s" id="cat1-drbd-stop-0s" />
+     <op name="promote" interval="0s" timeout="90s" id="cat1-drbd-promote-0s" />
+     <op name="demote" interval="0s" timeout="90s" id="cat1-drbd-demote-0s" />
+     <op name="notify" interval="0s" timeout="90s" id="cat1-drbd-notify-0s" />
+     <op name="monitor" interval="29s" timeout="20s" role="Promoted" id="cat1-drbd-monitor-29s" />
+     <op name="monitor" interval="31s" timeout="20s" role="Unpromoted" id="cat1-drbd-monitor-31s" />
+    </operations>
+   </primitive>
+  </clone>
+  <group id="cat1-group">
+   <meta_attributes id="cat1-group-meta_attributes">
+    <nvpair name="migration-threshold" value="3" id="cat1-group-meta_attributes-migration-threshold" />
+    <nvpair name="failure-timeout" value="600s" id="cat1-group-meta_attributes-failure-timeout" />
+   </meta_attributes>
+   <primitive id="cat1-fs" class="ocf" provider="heartbeat" type="Filesystem">
+    <instance_attributes id="cat1-fs-instance_attributes">
+     <nvpair name="device" value="/dev/drbd0" id="cat1-fs-instance_attributes-device" />
+     <nvpair name="directory" value="/var/lib/postgresql" id="cat1-fs-instance_attributes-directory" />
+     <nvpair name="fstype" value="ext4" id="cat1-fs-instance_attributes-fstype" />
+    </instance_attributes>
+    <operations>
+     <op name="start" interval="0s" timeout="60s" id="cat1-fs-start-0s" />
+     <op name="stop" interval="0s" timeout="60s" id="cat1-fs-stop-0s" />
+     <op name="monitor" interval="20s" timeout="40s" id="cat1-fs-monitor-20s" />
+    </operations>
+   </primitive>
+   <primitive id="cat1-db" class="ocf" provider="heartbeat" type="pgsql">
+    <instance_attributes id="cat1-db-instance_attributes">
+     <nvpair name="pgctl" value="/usr/lib/postgresql/15/bin/pg_ctl" id="cat1-db-instance_attributes-pgctl" />
+     <nvpair name="pgdata" value="/var/lib/postgresql/15/main" id="cat1-db-instance_attributes-pgdata" />
+     <nvpair name="config" value="/etc/postgresql/15/main/postgresql.conf" id="cat1-db-instance_attributes-config" />
+    </instance_attributes>
+    <operations>
+     <op name="start" interval="0s" timeout="120s" id="cat1-db-start-0s" />
+     <op name="stop" interval="0s" timeout="120s" id="cat1-db-stop-0s" />
+     <op name="monitor" interval="30s" timeout="30s" id="cat1-db-monitor-30s" />
+    </operations>
+   </primitive>
+   <primitive id="cat1-ip" class="ocf" provider="heartbeat" type="IPaddr2">
+    <instance_attributes id="cat1-ip-instance_attributes">
+     <nvpair name="ip" value="192.0.2.21" id="cat1-ip-instance_attributes-ip" />
+     <nvpair name="cidr_netmask" value="24" id="cat1-ip-instance_attributes-cidr_netmask" />
+     <nvpair name="nic" value="eth0" id="cat1-ip-instance_attributes-nic" />
+    </instance_attributes>
+    <operations>
+     <op name="start" interval="0s" timeout="20s" id="cat1-ip-start-0s" />
+     <op name="stop" interval="0s" timeout="20s" id="cat1-ip-stop-0s" />
+     <op name="monitor" interval="10s" timeout="20s" id="cat1-ip-monitor-10s" />
+    </operations>
+   </primitive>
+   <primitive id="cat1-catalog" class="ocf" provider="bacula" type="bacula-catalog">
+    <instance_attributes id="cat1-catalog-instance_attributes">
+     <nvpair name="config" value="/etc/bacula/bacula-dir.conf" id="cat1-catalog-instance_attributes-config" />
+     <nvpair name="catalog" value="MyCatalog" id="cat1-catalog-instance_attributes-catalog" />
+     <nvpair name="backend" value="postgresql" id="cat1-catalog-instance_attributes-backend" />
+    </instance_attributes>
+    <operations>
+     <op name="start" interval="0s" timeout="30s" id="cat1-catalog-start-0s" />
+     <op name="stop" interval="0s" timeout="20s" id="cat1-catalog-stop-0s" />
+     <op name="monitor" interval="30s" timeout="30s" id="cat1-catalog-monitor-30s" />
+     <op name="monitor" interval="61s" timeout="30s" id="cat1-catalog-monitor-61s">
+      <instance_attributes id="cat1-catalog-monitor-61s-instance_attributes">
+       <nvpair name="OCF_CHECK_LEVEL" value="10" id="cat1-catalog-monitor-61s-instance_attributes-OCF_CHECK_LEVEL" />
+      </instance_attributes>
+     </op>
+     <op name="monitor" interval="127s" timeout="40s" id="cat1-catalog-monitor-127s">
+      <instance_attributes id="cat1-catalog-monitor-127s-instance_attributes">
+       <nvpair name="OCF_CHECK_LEVEL" value="20" id="cat1-catalog-monitor-127s-instance_attributes-OCF_CHECK_LEVEL" />
+      </instance_attributes>
+     </op>
+    </operations>
+   </primitive>
+  </group>
+  <group id="dir1-group">
+   <meta_attributes id="dir1-group-meta_attributes">
+    <nvpair name="migration-threshold" value="3" id="dir1-group-meta_attributes-migration-threshold" />
+    <nvpair name="failure-timeout" value="600s" id="dir1-group-meta_attributes-failure-timeout" />
+   </meta_attributes>
+   <primitive id="dir1-ip" class="ocf" provider="heartbeat" type="IPaddr2">
+    <instance_attributes id="dir1-ip-instance_attributes">
+     <nvpair name="ip" value="192.0.2.20" id="dir1-ip-instance_attributes-ip" />
+     <nvpair name="cidr_netmask" value="24" id="dir1-ip-instance_attributes-cidr_netmask" />
+     <nvpair name="nic" value="eth0" id="dir1-ip-instance_attributes-nic" />
+    </instance_attributes>
+    <operations>
+     <op name="start" interval="0s" timeout="20s" id="dir1-ip-start-0s" />
+     <op name="stop" interval="0s" timeout="20s" id="dir1-ip-stop-0s" />
+     <op name="monitor" interval="10s" timeout="20s" id="dir1-ip-monitor-10s" />
+    </operations>
+   </primitive>
+   <primitive id="dir1-dir" class="ocf" provider="bacula" type="bacula-dir">
+    <instance_attributes id="dir1-dir-instance_attributes">
+     <nvpair name="config" value="/etc/bacula/bacula-dir.conf" id="dir1-dir-instance_attributes-config" />
+    </instance_attributes>
+    <operations>
+     <op name="start" interval="0s" timeout="60s" id="dir1-dir-start-0s" />
+     <op name="stop" interval="0s" timeout="60s" id="dir1-dir-stop-0s" />
+     <op name="monitor" interval="10s" timeout="20s" id="dir1-dir-monitor-10s" />
+     <op name="monitor" interval="31s" timeout="20s" id="dir1-dir-monitor-31s">
+      <instance_attributes id="dir1-dir-monitor-31s-instance_attributes">
+       <nvpair name="OCF_CHECK_LEVEL" value="10" id="dir1-dir-monitor-31s-instance_attributes-OCF_CHECK_LEVEL" />
+      </instance_attributes>
+     </op>
+     <op name="monitor" interval="61s" timeout="30s" id="dir1-dir-monitor-61s">
+      <instance_attributes id="dir1-dir-monitor-61s-instance_attributes">
+       <nvpair name="OCF_CHECK_LEVEL" value="20" id="dir1-dir-monitor-61s-instance_attributes-OCF_CHECK_LEVEL" />
+      </instance_attributes>
+     </op>
+    </operations>
+   </primitive>
+   <primitive id="dir1-confsync" class="ocf" provider="bacula" type="bacula-confsync">
+    <instance_attributes id="dir1-confsync-instance_attributes">
+     <nvpair name="paths" value="/etc/bacula" id="dir1-confsync-instance_attributes-paths" />
+     <nvpair name="targets" value="bk1 bk2" id="dir1-confsync-instance_attributes-targets" />
+     <nvpair name="user" value="root" id="dir1-confsync-instance_attributes-user" />
+    </instance_attributes>
+    <operations>
+     <op name="start" interval="0s" timeout="120s" id="dir1-confsync-start-0s" />
+     <op name="stop" interval="0s" timeout="120s" id="dir1-confsync-stop-0s" />
+     <op name="monitor" interval="60s" timeout="120s" id="dir1-confsync-monitor-60s" />
+    </operations>
+   </primitive>
+  </group>
+  <clone id="sd1-drbd-clone">
+   <meta_attributes id="sd1-drbd-clone-meta_attributes">
+    <nvpair name="promotable" value="true" id="sd1-drbd-clone-meta_attributes-promotable" />
+    <nvpair name="promoted-max" value="1" id="sd1-drbd-clone-meta_attributes-promoted-max" />
+    <nvpair name="promoted-node-max" value="1" id="sd1-drbd-clone-meta_attributes-promoted-node-max" />
+    <nvpair name="clone-max" value="2" id="sd1-drbd-clone-meta_attributes-clone-max" />
+    <nvpair name="clone-node-max" value="1" id="sd1-drbd-clone-meta_attributes-clone-node-max" />
+    <nvpair name="notify" value="true" id="sd1-drbd-clone-meta_attributes-notify" />
+    <nvpair name="migration-threshold" value="3" id="sd1-drbd-clone-meta_attributes-migration-threshold" />
+    <nvpair name="failure-timeout" value="600s" id="sd1-drbd-clone-meta_attributes-failure-timeout" />
+   </meta_attributes>
+   <primitive id="sd1-drbd" class="ocf" provider="linbit" type="drbd">
+    <instance_attributes id="sd1-drbd-instance_attributes">
+     <nvpair name="drbd_resource" value="volumes" id="sd1-drbd-instance_attributes-drbd_resource" />
+    </instance_attributes>
+    <operations>
+     <op name="start" interval="0s" timeout="240s" id="sd1-drbd-start-0s" />
+     <op name="stop" interval="0s" timeout="100s" id="sd1-drbd-stop-0s" />
+     <op name="promote" interval="0s" timeout="90s" id="sd1-drbd-promote-0s" />
+     <op name="demote" interval="0s" timeout="90s" id="sd1-drbd-demote-0s" />
+     <op name="notify" interval="0s" timeout="90s" id="sd1-drbd-notify-0s" />
+     <op name="monitor" interval="29s" timeout="20s" role="Promoted" id="sd1-drbd-monitor-29s" />
+     <op name="monitor" interval="31s" timeout="20s" role="Unpromoted" id="sd1-drbd-monitor-31s" />
+    </operations>
+   </primitive>
+  </clone>
+  <group id="sd1-group">
+   <meta_attributes id="sd1-group-meta_attributes">
+    <nvpair name="migration-threshold" value="3" id="sd1-group-meta_attributes-migration-threshold" />
+    <nvpair name="failure-timeout" value="600s" id="sd1-group-meta_attributes-failure-timeout" />
+   </meta_attributes>
+   <primitive id="sd1-ip" class="ocf" provider="heartbeat" type="IPaddr2">
+    <instance_attributes id="sd1-ip-instance_attributes">
+     <nvpair name="ip" value="192.0.2.22" id="sd1-ip-instance_attributes-ip" />
+     <nvpair name="cidr_netmask" value="24" id="sd1-ip-instance_attributes-cidr_netmask" />
+     <nvpair name="nic" value="eth0" id="sd1-ip-instance_attributes-nic" />
+    </instance_attributes>
+    <operations>
+     <op name="start" interval="0s" timeout="20s" id="sd1-ip-start-0s" />
+     <op name="stop" interval="0s" timeout="20s" id="sd1-ip-stop-0s" />
+     <op name="monitor" interval="10s" timeout="20s" id="sd1-ip-monitor-10s" />
+    </operations>
+   </primitive>
+   <primitive id="sd1-fs" class="ocf" provider="heartbeat" type="Filesystem">
+    <instance_attributes id="sd1-fs-instance_attributes">
+     <nvpair name="device" value="/dev/drbd1" id="sd1-fs-instance_attributes-device" />
+     <nvpair name="directory" value="/srv/bacula" id="sd1-fs-instance_attributes-directory" />
+     <nvpair name="fstype" value="xfs" id="sd1-fs-instance_attributes-fstype" />
+     <nvpair name="options" value="noatime" id="sd1-fs-instance_attributes-options" />
+    </instance_attributes>
+    <operations>
+     <op name="start" interval="0s" timeout="60s" id="sd1-fs-start-0s" />
+     <op name="stop" interval="0s" timeout="60s" id="sd1-fs-stop-0s" />
+     <op name="monitor" interval="20s" timeout="40s" id="sd1-fs-monitor-20s" />
+    </operations>
+   </primitive>
+   <primitive id="sd1-sd" class="ocf" provider="bacula" type="bacula-sd">
+    <instance_attributes id="sd1-sd-instance_attributes">
+     <nvpair name="config" value="/etc/bacula/bacula-sd.conf" id="sd1-sd-instance_attributes-config" />
+     <nvpair name="archive_mounts" value="/srv/bacula" id="sd1-sd-instance_attributes-archive_mounts" />
+    </instance_attributes>
+    <operations>
+     <op name="start" interval="0s" timeout="60s" id="sd1-sd-start-0s" />
+     <op name="stop" interval="0s" timeout="60s" id="sd1-sd-stop-0s" />
+     <op name="monitor" interval="10s" timeout="20s" id="sd1-sd-monitor-10s" />
+     <op name="monitor" interval="31s" timeout="20s" id="sd1-sd-monitor-31s">
+      <instance_attributes id="sd1-sd-monitor-31s-instance_attributes">
+       <nvpair name="OCF_CHECK_LEVEL" value="10" id="sd1-sd-monitor-31s-instance_attributes-OCF_CHECK_LEVEL" />
+      </instance_attributes>
+     </op>
+     <op name="monitor" interval="300s" timeout="90s" id="sd1-sd-monitor-300s">
+      <instance_attributes id="sd1-sd-monitor-300s-instance_attributes">
+       <nvpair name="OCF_CHECK_LEVEL" value="20" id="sd1-sd-monitor-300s-instance_attributes-OCF_CHECK_LEVEL" />
+      </instance_attributes>
+     </op>
+    </operations>
+   </primitive>
+  </group>
+ </resources>
+ <constraints>
+  <rsc_location id="fence-bk1-avoids-self" rsc="fence-bk1" score="-INFINITY" node="bk1" />
+  <rsc_location id="fence-bk2-avoids-self" rsc="fence-bk2" score="-INFINITY" node="bk2" />
+  <rsc_location id="cat1-group-prefers-bk1" rsc="cat1-group" score="100" node="bk1" />
+  <rsc_location id="cat1-group-standby-bk2" rsc="cat1-group" score="50" node="bk2" />
+  <rsc_location id="cat1-group-only-on-pair" rsc="cat1-group" resource-discovery="never">
+   <rule score="-INFINITY" id="cat1-group-only-on-pair-rule" boolean-op="and">
+    <expression operation="ne" attribute="#uname" value="bk1" id="cat1-group-only-on-pair-rule-expression" />
+    <expression operation="ne" attribute="#uname" value="bk2" id="cat1-group-only-on-pair-rule-expression-0" />
+   </rule>
+  </rsc_location>
+  <rsc_location id="cat1-drbd-clone-only-on-pair" rsc="cat1-drbd-clone" resource-discovery="never">
+   <rule score="-INFINITY" id="cat1-drbd-clone-only-on-pair-rule" boolean-op="and">
+    <expression operation="ne" attribute="#uname" value="bk1" id="cat1-drbd-clone-only-on-pair-rule-expression" />
+    <expression operation="ne" attribute="#uname" value="bk2" id="cat1-drbd-clone-only-on-pair-rule-expression-0" />
+   </rule>
+  </rsc_location>
+  <rsc_location id="cat1-drbd-clone-promote-on-bk1" rsc="cat1-drbd-clone">
+   <rule role="Promoted" score="100" id="cat1-drbd-clone-promote-on-bk1-rule">
+    <expression operation="eq" attribute="#uname" value="bk1" id="cat1-drbd-clone-promote-on-bk1-rule-expression" />
+   </rule>
+  </rsc_location>
+  <rsc_location id="cat1-drbd-clone-promote-on-bk2" rsc="cat1-drbd-clone">
+   <rule role="Promoted" score="50" id="cat1-drbd-clone-promote-on-bk2-rule">
+    <expression operation="eq" attribute="#uname" value="bk2" id="cat1-drbd-clone-promote-on-bk2-rule-expression" />
+   </rule>
+  </rsc_location>
+  <rsc_colocation id="cat1-group-with-promoted" score="INFINITY" rsc="cat1-group" with-rsc="cat1-drbd-clone" with-rsc-role="Promoted" />
+  <rsc_order id="cat1-group-after-promote" kind="Mandatory" first="cat1-drbd-clone" first-action="promote" then="cat1-group" then-action="start" />
+  <rsc_location id="dir1-group-prefers-bk1" rsc="dir1-group" score="100" node="bk1" />
+  <rsc_location id="dir1-group-standby-bk2" rsc="dir1-group" score="50" node="bk2" />
+  <rsc_location id="dir1-group-only-on-pair" rsc="dir1-group" resource-discovery="never">
+   <rule score="-INFINITY" id="dir1-group-only-on-pair-rule" boolean-op="and">
+    <expression operation="ne" attribute="#uname" value="bk1" id="dir1-group-only-on-pair-rule-expression" />
+    <expression operation="ne" attribute="#uname" value="bk2" id="dir1-group-only-on-pair-rule-expression-0" />
+   </rule>
+  </rsc_location>
+  <rsc_colocation id="dir1-group-with-catalog" score="INFINITY" rsc="dir1-group" with-rsc="cat1-group" />
+  <rsc_order id="dir1-group-after-catalog" kind="Mandatory" first="cat1-group" first-action="start" then="dir1-group" then-action="start" />
+  <rsc_location id="sd1-group-prefers-bk1" rsc="sd1-group" score="100" node="bk1" />
+  <rsc_location id="sd1-group-standby-bk2" rsc="sd1-group" score="50" node="bk2" />
+  <rsc_location id="sd1-group-only-on-pair" rsc="sd1-group" resource-discovery="never">
+   <rule score="-INFINITY" id="sd1-group-only-on-pair-rule" boolean-op="and">
+    <expression operation="ne" attribute="#uname" value="bk1" id="sd1-group-only-on-pair-rule-expression" />
+    <expression operation="ne" attribute="#uname" value="bk2" id="sd1-group-only-on-pair-rule-expression-0" />
+   </rule>
+  </rsc_location>
+  <rsc_location id="sd1-drbd-clone-only-on-pair" rsc="sd1-drbd-clone" resource-discovery="never">
+   <rule score="-INFINITY" id="sd1-drbd-clone-only-on-pair-rule" boolean-op="and">
+    <expression operation="ne" attribute="#uname" value="bk1" id="sd1-drbd-clone-only-on-pair-rule-expression" />
+    <expression operation="ne" attribute="#uname" value="bk2" id="sd1-drbd-clone-only-on-pair-rule-expression-0" />
+   </rule>
+  </rsc_location>
+  <rsc_location id="sd1-drbd-clone-promote-on-bk1" rsc="sd1-drbd-clone">
+   <rule role="Promoted" score="100" id="sd1-drbd-clone-promote-on-bk1-rule">
+    <expression operation="eq" attribute="#uname" value="bk1" id="sd1-drbd-clone-promote-on-bk1-rule-expression" />
+   </rule>
+  </rsc_location>
+  <rsc_location id="sd1-drbd-clone-promote-on-bk2" rsc="sd1-drbd-clone">
+   <rule role="Promoted" score="50" id="sd1-drbd-clone-promote-on-bk2-rule">
+    <expression operation="eq" attribute="#uname" value="bk2" id="sd1-drbd-clone-promote-on-bk2-rule-expression" />
+   </rule>
+  </rsc_location>
+  <rsc_colocation id="sd1-group-with-promoted" score="INFINITY" rsc="sd1-group" with-rsc="sd1-drbd-clone" with-rsc-role="Promoted" />
+  <rsc_order id="sd1-group-after-promote" kind="Mandatory" first="sd1-drbd-clone" first-action="promote" then="sd1-group" then-action="start" />
+ </constraints>
+</configuration>
+BACULA_HA_CIB
+fi
 
 if [ -n "$push" ]; then
     pcs cluster cib-push "$cib" diff-against="$work/original.xml"

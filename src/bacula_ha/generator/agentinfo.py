@@ -148,6 +148,13 @@ _THIRD_PARTY: dict[str, AgentInfo] = {
         OpDefault("monitor", 20, 30),
     ),
     "fence": _third_party("stonith:", OpDefault("monitor", 60, 20)),
+    # Pacemaker's own meta-data: start/stop 60s; monitor 30s as the connection's health.
+    "remote": _third_party(
+        "ocf:pacemaker:remote",
+        OpDefault("start", 0, 60),
+        OpDefault("stop", 0, 60),
+        OpDefault("monitor", 30, 30),
+    ),
     "extra": _third_party("", *_START_STOP, OpDefault("monitor", 30, 30)),
 }
 

@@ -11,7 +11,7 @@ from .errors import GeneratorError
 
 # Kept here, not imported from .render: `bacula-ha --help` and the other subcommands should
 # not pay for loading jinja2 and the generator.
-FORMATS = ("crm", "pcs")
+FORMATS = ("crm", "pcs", "cib", "dot", "svg")
 
 
 @click.command()
@@ -21,7 +21,12 @@ FORMATS = ("crm", "pcs")
     "fmt",
     type=click.Choice(FORMATS),
     required=True,
-    help="crm: a file for `crm configure load update`; pcs: a shell script of pcs commands.",
+    help=(
+        "crm: a file for `crm configure load update`; pcs: a shell script of pcs commands "
+        "(applied in one step, or one by one with --stepwise); cib: the CIB XML for "
+        "`cibadmin --modify --scope configuration --xml-file`; dot / svg: a picture of the "
+        "site (svg needs Graphviz)."
+    ),
 )
 @click.option(
     "-o",

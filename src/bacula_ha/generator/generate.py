@@ -10,5 +10,6 @@ from .schema import load_site
 
 
 def generate_text(site: str | Path, fmt: str) -> str:
-    """Render the site at `site` in `fmt` ("crm" or "pcs"); raises GeneratorError when invalid."""
-    return render(build(load_site(site)), fmt)
+    """Render the site at `site` in `fmt` (crm, pcs, cib, dot, svg); GeneratorError if invalid."""
+    parsed = load_site(site)
+    return render(build(parsed), fmt, parsed)

@@ -14,6 +14,8 @@ from .schema import (
     Director,
     Disk,
     Extra,
+    Failure,
+    Node,
     OpOverride,
     Ops,
     Pairs,
@@ -78,6 +80,7 @@ class Group:
 
     id: str
     members: tuple[Primitive, ...]
+    meta: Pairs = ()
 
 
 @dataclass(frozen=True)
@@ -178,6 +181,16 @@ class _Builder:
     def problem(self, field: str, message: str) -> None:
         self.problems.append(Problem(field, message, self.site.line(field)))
 
+    def failure_meta(self, own: Failure) -> Pairs:
+        """migration-threshold and failure-timeout of a component (0 leaves one unset)."""
+        policy = self.site.failure_policy(own)
+        meta: list[tuple[str, str]] = []
+        if policy.migration_threshold:
+            meta.append(("migration-threshold", str(policy.migration_threshold)))
+        if policy.failure_timeout:
+            meta.append(("failure-timeout", f"{policy.failure_timeout}s"))
+        return tuple(meta)
+
     def ops(
         self, rid: str, info: AgentInfo, kind: str, overrides: Ops, field: str
     ) -> tuple[Op, ...]:
@@ -256,7 +269,7 @@ class _Builder:
             rid, info.spec, (*params, *disk.params), self.ops(rid, info, "filesystem", ops, field)
         )
 
-    def drbd(self, name: str, disk: Disk, ops: Ops, field: str) -> Clone:
+    def drbd(self, name: str, disk: Disk, ops: Ops, field: str, meta: Pairs) -> Clone:
         assert disk.drbd_resource is not None
         info = agentinfo.third_party("drbd")
         rid = f"{name}-drbd"
@@ -266,7 +279,7 @@ class _Builder:
             (("drbd_resource", disk.drbd_resource),),
             self.ops(rid, info, "drbd", ops, field),
         )
-        return Clone(f"{rid}-clone", prim, PROMOTABLE_META)
+        return Clone(f"{rid}-clone", prim, (*PROMOTABLE_META, *meta))
 
     def bacula(
         self, rid: str, agent: str, kind: str, params: Pairs, ops: Ops, field: str
@@ -325,8 +338,9 @@ class _Builder:
         standby: str,
         members: list[Primitive],
         clone: Clone | None,
+        meta: Pairs,
     ) -> Block:
-        group = Group(f"{name}-group", tuple(members))
+        group = Group(f"{name}-group", tuple(members), meta)
         locations, rules = self.placement(group.id, preferred, standby)
         colocations, orders, clones = [], [], []
         if clone is not None:
@@ -354,7 +368,9 @@ class _Builder:
         prims, locations = [], []
         info = agentinfo.third_party("fence")
         two_node = len(self.site.nodes) == 2
-        for i, node in enumerate(self.site.nodes):
+        nodes = [(f"node[{i}]", n) for i, n in enumerate(self.site.nodes)]
+        nodes += [(f"remote[{i}]", n) for i, n in enumerate(self.site.remotes)]
+        for i, (where, node) in enumerate(nodes):
             assert node.fence is not None
             params = dict(node.fence.params)
             params.setdefault("pcmk_host_list", node.name)
@@ -363,10 +379,12 @@ class _Builder:
                 # win, so the node that runs the preferred placements survives.
                 params.setdefault("pcmk_delay_base", f"{self.site.fence_delay}s")
             rid = f"fence-{node.name}"
-            ops = self.ops(rid, info, "fence", (), f"node[{i}].fence")
+            ops = self.ops(rid, info, "fence", (), f"{where}.fence")
             prims.append(Primitive(rid, f"stonith:{node.fence.agent}", tuple(params.items()), ops))
             locations.append(Location(f"{rid}-avoids-self", rid, node.name, "-INFINITY"))
         notes = ["One device per node, kept off the node it powers off."]
+        if self.site.remotes:
+            notes.append("Remote nodes are fenced like full nodes (the devices run on full nodes).")
         if two_node:
             notes.append(
                 f"Two nodes: fencing the first one waits {self.site.fence_delay}s, so it "
@@ -374,8 +392,30 @@ class _Builder:
             )
         return Block("Fencing", tuple(notes), primitives=tuple(prims), locations=tuple(locations))
 
+    def remotes(self) -> Block:
+        """One ocf:pacemaker:remote connection per remote node; its id is the node's name."""
+        info = agentinfo.third_party("remote")
+        prims = []
+        for i, node in enumerate(self.site.remotes):
+            prims.append(self.remote(node, info, f"remote[{i}]"))
+        notes = (
+            "pacemaker_remote nodes: each connection runs on a full node and makes the remote "
+            "node available; they run storage and file daemons, never directors or catalogs.",
+        )
+        return Block("Remote nodes", notes, primitives=tuple(prims))
+
+    def remote(self, node: Node, info: AgentInfo, field: str) -> Primitive:
+        params: list[tuple[str, str]] = []
+        if node.address is not None:
+            params.append(("server", node.address))
+        if node.port is not None:
+            params.append(("port", str(node.port)))
+        ops = self.ops(node.name, info, "remote", (), field)
+        return Primitive(node.name, info.spec, (*params, *node.params), ops)
+
     def catalog(self, c: Catalog, field: str) -> Block:
         db = c.database
+        meta = self.failure_meta(c.failure)
         members: list[Primitive] = []
         clone = None
         db_kind = "pgsql-replicated" if db.agent == "pgsql" and db.replicated else db.agent
@@ -394,7 +434,7 @@ class _Builder:
         notes = [f"Catalog ({c.backend}) on {c.preferred}, standby {c.standby}."]
         if c.disk is not None:
             if c.disk.kind == "drbd":
-                clone = self.drbd(c.name, c.disk, c.ops, field)
+                clone = self.drbd(c.name, c.disk, c.ops, field, meta)
                 notes.append(
                     f"Database files on DRBD resource {c.disk.drbd_resource}: "
                     "the group follows the Promoted side, after promotion."
@@ -403,7 +443,7 @@ class _Builder:
                 notes.append("Database files on a shared disk.")
             members += [self.filesystem(c.name, c.disk, c.ops, field), database]
         else:
-            clone = Clone(f"{rid}-clone", database, PROMOTABLE_META)
+            clone = Clone(f"{rid}-clone", database, (*PROMOTABLE_META, *meta))
             notes.append(
                 f"{db.agent} streaming replication: the VIP and bacula-catalog follow the "
                 "Promoted database, after promotion."
@@ -423,7 +463,7 @@ class _Builder:
             ),
         ]
         return self.component(
-            f"Catalog {c.name}", notes, c.name, c.preferred, c.standby, members, clone
+            f"Catalog {c.name}", notes, c.name, c.preferred, c.standby, members, clone, meta
         )
 
     def director(self, d: Director, field: str) -> list[Block]:
@@ -452,7 +492,14 @@ class _Builder:
                 + (" and runs on the same node." if d.with_catalog else ".")
             )
         block = self.component(
-            f"Director {d.name}", notes, d.name, d.preferred, d.standby, members, None
+            f"Director {d.name}",
+            notes,
+            d.name,
+            d.preferred,
+            d.standby,
+            members,
+            None,
+            self.failure_meta(d.failure),
         )
         if d.catalog is not None:
             cat, me = f"{d.catalog.name}-group", f"{d.name}-group"
@@ -481,6 +528,7 @@ class _Builder:
             else ("bacula-fd", "filedaemon", "fd")
         )
         members = [self.vip(s.name, s.vip, s.ops, field)]
+        meta = self.failure_meta(s.failure)
         clone = None
         notes = [
             f"{'Storage' if s.kind == 'storage' else 'File'} daemon on {s.preferred}, "
@@ -488,7 +536,7 @@ class _Builder:
         ]
         if s.disk is not None:
             if s.disk.kind == "drbd":
-                clone = self.drbd(s.name, s.disk, s.ops, field)
+                clone = self.drbd(s.name, s.disk, s.ops, field, meta)
                 notes.append(f"Volumes on DRBD resource {s.disk.drbd_resource}.")
             else:
                 notes.append("Volumes on a shared disk.")
@@ -501,7 +549,7 @@ class _Builder:
         members.append(self.bacula(f"{s.name}-{suffix}", agent, kind, params, s.ops, field))
         members += self.extras(s.name, s.extra, s.ops, field)
         title = f"{'Storage daemon' if s.kind == 'storage' else 'File daemon'} {s.name}"
-        return self.component(title, notes, s.name, s.preferred, s.standby, members, clone)
+        return self.component(title, notes, s.name, s.preferred, s.standby, members, clone, meta)
 
 
 def _apply(op: OpDefault, override: OpOverride) -> OpDefault:
@@ -518,6 +566,8 @@ def build(site: Site) -> Plan:
     """The plan of a valid site; raises SiteError for what only the plan can see (ids, ops)."""
     b = _Builder(site)
     blocks = [b.fencing()]
+    if site.remotes:
+        blocks.append(b.remotes())
     for i, d in enumerate(site.directors):
         blocks += b.director(d, f"director[{i}]")
     for i, s in enumerate(site.storages):

@@ -11,10 +11,14 @@ from pathlib import Path
 import jinja2
 
 from ..data import DataNotFound, data_path
+from .cibxml import render_cib
 from .errors import GeneratorError
 from .plan import Plan
+from .schema import Site
 
 FORMATS = {"crm": "site.crm.j2", "pcs": "site.pcs.j2"}
+# Formats written without a template: CIB XML, and the site's picture.
+OTHER_FORMATS = ("cib", "dot", "svg")
 
 
 def template_dir() -> Path:
@@ -100,13 +104,27 @@ def _environment(directory: str) -> jinja2.Environment:
     return env
 
 
-def render(plan: Plan, fmt: str) -> str:
-    """The plan as a crm shell file or a pcs shell script."""
+def render(plan: Plan, fmt: str, site: Site | None = None) -> str:
+    """The plan as a crm shell file, a pcs shell script, CIB XML, or a dot/SVG picture.
+
+    The pictures also show the nodes, so they need the `site` the plan was built from.
+    """
+    if fmt == "cib":
+        return render_cib(plan)
+    if fmt in ("dot", "svg"):
+        if site is None:
+            raise GeneratorError(f"--format {fmt} needs the site description")
+        from .dot import render_dot, render_svg
+
+        text = render_dot(plan, site)
+        return render_svg(text) if fmt == "svg" else text
     if fmt not in FORMATS:
-        raise GeneratorError(f"unknown format {fmt!r} (use one of: {', '.join(FORMATS)})")
+        choices = ", ".join((*FORMATS, *OTHER_FORMATS))
+        raise GeneratorError(f"unknown format {fmt!r} (use one of: {choices})")
     directory = template_dir()
     try:
         template = _environment(str(directory)).get_template(FORMATS[fmt])
     except jinja2.TemplateNotFound as exc:
         raise GeneratorError(f"template {exc.name} not found in {directory}") from None
-    return template.render(plan=plan)
+    # The pcs script carries the same objects as CIB XML, for its fast path.
+    return template.render(plan=plan, cib=render_cib(plan) if fmt == "pcs" else "")

@@ -38,6 +38,12 @@ EXTRA_RE = re.compile(
 DURATION_RE = re.compile(r"^(\d+)\s*(s|sec|m|min|h|hr)?$")
 CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
 MAX_ID = 64  # long ids are legal but unreadable in crm_mon; keep generated ones short
+# Failure policy defaults (docs/site-schema.md says why): a first failure restarts in place, the
+# third within the failure timeout moves the component to its standby; failures expire after
+# 10 minutes, so a node that failed once is usable again and crm_mon forgets the failed action.
+DEFAULT_MIGRATION_THRESHOLD = 3
+DEFAULT_FAILURE_TIMEOUT = 600
+REMOTE_PORT = 3121  # pacemaker_remoted's default port
 
 # Operation names the site may override; which ones a resource has depends on its agent.
 OP_NAMES = frozenset(
@@ -60,7 +66,7 @@ OP_KINDS = {
     "storage": ("vip", "filesystem", "drbd", "storage", "extra"),
     "filedaemon": ("vip", "filesystem", "drbd", "filedaemon", "extra"),
 }
-SITE_OP_KINDS = frozenset(k for kinds in OP_KINDS.values() for k in kinds) | {"fence"}
+SITE_OP_KINDS = frozenset(k for kinds in OP_KINDS.values() for k in kinds) | {"fence", "remote"}
 MONITOR_DEPTH_RE = re.compile(r"^monitor_[0-9]{1,3}$")
 DATABASE_AGENTS = {"postgresql": ("pgsql", "pgsqlms"), "mysql": ("mysql",)}
 
@@ -87,12 +93,23 @@ class Fence:
 
 @dataclass(frozen=True)
 class Node:
-    """A cluster node."""
+    """A cluster node: a full member, or a pacemaker_remote node (`remote`)."""
 
     name: str
     dc: str | None
     address: str | None
     fence: Fence | None
+    remote: bool = False
+    port: int | None = None  # pacemaker_remote's port (remote nodes only)
+    params: Pairs = ()  # further ocf:pacemaker:remote parameters (remote nodes only)
+
+
+@dataclass(frozen=True)
+class Failure:
+    """How a component reacts to repeated failures; None: not set here (inherit)."""
+
+    migration_threshold: int | None = None  # 0: never move because of failures
+    failure_timeout: int | None = None  # seconds; 0: failures never expire
 
 
 @dataclass(frozen=True)
@@ -148,6 +165,7 @@ class Catalog:
     database: Database
     params: Pairs
     ops: Ops
+    failure: Failure = Failure()
 
 
 @dataclass(frozen=True)
@@ -172,6 +190,7 @@ class Director:
     confsync: Confsync
     ops: Ops
     extra: tuple[Extra, ...]
+    failure: Failure = Failure()
 
 
 @dataclass(frozen=True)
@@ -187,6 +206,7 @@ class Daemon:
     params: Pairs
     ops: Ops
     extra: tuple[Extra, ...]
+    failure: Failure = Failure()
 
 
 @dataclass(frozen=True)
@@ -205,9 +225,21 @@ class Site:
     ops: Ops
     source: str
     text: str = field(default="", repr=False)  # the TOML, to find lines of later problems
+    remotes: tuple[Node, ...] = ()  # pacemaker_remote nodes
+    failure: Failure = Failure()  # the site-wide failure policy, defaults applied
 
     def node(self, name: str) -> Node:
-        return next(n for n in self.nodes if n.name == name)
+        """A full or remote node by name."""
+        return next(n for n in (*self.nodes, *self.remotes) if n.name == name)
+
+    def failure_policy(self, own: Failure) -> Failure:
+        """A component's failure policy: its own values over the site's."""
+        return Failure(
+            self.failure.migration_threshold
+            if own.migration_threshold is None
+            else own.migration_threshold,
+            self.failure.failure_timeout if own.failure_timeout is None else own.failure_timeout,
+        )
 
     def line(self, field_name: str) -> int | None:
         """The line of a field named like `storage[0].ops.storage.monitor`, if known."""
@@ -419,7 +451,17 @@ def _parse(r: _Reader, raw: dict[str, Any], source: str) -> Site | None:
     r.table(
         raw,
         (),
-        ("site", "node", "director", "storage", "filedaemon", "confsync", "ops"),
+        (
+            "site",
+            "node",
+            "remote",
+            "failure",
+            "director",
+            "storage",
+            "filedaemon",
+            "confsync",
+            "ops",
+        ),
         ("site", "node"),
     )
     head = (
@@ -441,6 +483,8 @@ def _parse(r: _Reader, raw: dict[str, Any], source: str) -> Site | None:
             r.problem(("site", "properties", prop), "is set by the generator (always true)")
 
     nodes = _list(r, raw, "node", _node)
+    remotes = _list(r, raw, "remote", _remote)
+    site_failure = _failure(r, raw, ())
     site_ops = _ops(r, raw, (), SITE_OP_KINDS) if "ops" in raw else ()
     confsync_default = r.table(raw.get("confsync", {}), ("confsync",), ("enabled", "params")) or {}
     directors = _list(r, raw, "director", lambda r, t, p: _director(r, t, p, confsync_default))
@@ -463,6 +507,15 @@ def _parse(r: _Reader, raw: dict[str, Any], source: str) -> Site | None:
         ops=site_ops,
         source=source,
         text=r.text,
+        remotes=tuple(remotes),
+        failure=Failure(
+            DEFAULT_MIGRATION_THRESHOLD
+            if site_failure.migration_threshold is None
+            else site_failure.migration_threshold,
+            DEFAULT_FAILURE_TIMEOUT
+            if site_failure.failure_timeout is None
+            else site_failure.failure_timeout,
+        ),
     )
     _cross_check(r, site)
     return site
@@ -490,8 +543,9 @@ def _list(
     return out
 
 
-def _node(r: _Reader, t: dict[str, Any], path: FieldPath) -> Node | None:
-    r.table(t, path, ("name", "dc", "address", "fence"), ("name", "fence"))
+def _node(r: _Reader, t: dict[str, Any], path: FieldPath, strict: bool = True) -> Node | None:
+    if strict:
+        r.table(t, path, ("name", "dc", "address", "fence"), ("name", "fence"))
     name = r.ident(t, "name", path)
     dc = r.ident(t, "dc", path)
     address = r.string(t, "address", path)
@@ -511,6 +565,37 @@ def _node(r: _Reader, t: dict[str, Any], path: FieldPath) -> Node | None:
     if name is None:
         return None
     return Node(name, dc, address, fence)
+
+
+def _remote(r: _Reader, t: dict[str, Any], path: FieldPath) -> Node | None:
+    """A pacemaker_remote node: fenced like a full node, reached at address:port."""
+    r.table(t, path, ("name", "dc", "address", "port", "fence", "params"), ("name", "fence"))
+    node = _node(r, {k: v for k, v in t.items() if k not in ("port", "params")}, path, strict=False)
+    port = r.integer(t, "port", path, 1, 65535)
+    params = r.params(t, "params", path)
+    for key in ("server", "port"):
+        if any(k == key for k, _ in params):
+            r.problem(
+                (*path, "params", key), f"set {'address' if key == 'server' else key} instead"
+            )
+    if node is None:
+        return None
+    return Node(node.name, node.dc, node.address, node.fence, True, port, params)
+
+
+def _failure(r: _Reader, t: dict[str, Any], path: FieldPath) -> Failure:
+    """`failure = { migration_threshold = N, failure_timeout = "10min" }`; 0 turns either off."""
+    if "failure" not in t:
+        return Failure()
+    path = (*path, "failure")
+    ft = r.table(t["failure"], path, ("migration_threshold", "failure_timeout")) or {}
+    threshold = r.integer(ft, "migration_threshold", path, 0, 1000000)
+    timeout = None
+    if ft.get("failure_timeout") in (0, "0"):
+        timeout = 0
+    elif "failure_timeout" in ft:
+        timeout = r.duration(ft, "failure_timeout", path)
+    return Failure(threshold, timeout)
 
 
 def _is_ip(text: str) -> bool:
@@ -661,7 +746,7 @@ def _bacula_params(r: _Reader, t: dict[str, Any], path: FieldPath, agent: str) -
 def _component_head(
     r: _Reader, t: dict[str, Any], path: FieldPath, kind: str, extra_keys: tuple[str, ...]
 ) -> tuple[str | None, str | None, str | None, Vip | None, Ops]:
-    keys = ("name", "preferred", "standby", "vip", "params", "ops", *extra_keys)
+    keys = ("name", "preferred", "standby", "vip", "params", "ops", "failure", *extra_keys)
     r.table(t, path, keys, ("name", "preferred", "standby", "vip"))
     name = r.ident(t, "name", path)
     preferred = r.ident(t, "preferred", path)
@@ -680,6 +765,7 @@ def _director(
     params = _bacula_params(r, t, path, "bacula-dir")
     with_catalog = r.boolean(t, "with_catalog", path, True)
     extra = _extra(r, t, path)
+    failure = _failure(r, t, path)
     # The site-wide [confsync] is the default; a director's own confsync table adds to it.
     cs_path = (*path, "confsync")
     own = r.table(t.get("confsync", {}), cs_path, ("enabled", "params")) or {}
@@ -705,6 +791,7 @@ def _director(
         Confsync(enabled, tuple(merged.items())),
         ops,
         extra,
+        failure,
     )
 
 
@@ -716,7 +803,18 @@ def _catalog(
     preferred: str | None,
     standby: str | None,
 ) -> Catalog | None:
-    keys = ("name", "preferred", "standby", "vip", "params", "ops", "backend", "disk", "database")
+    keys = (
+        "name",
+        "preferred",
+        "standby",
+        "vip",
+        "params",
+        "ops",
+        "failure",
+        "backend",
+        "disk",
+        "database",
+    )
     t = r.table(raw, path, keys, ("vip", "backend", "database"))
     if t is None:
         return None
@@ -731,6 +829,7 @@ def _catalog(
         r.problem((*path, "backend"), f"{backend!r} is not one of: postgresql, mysql")
         backend = None
     disk = _disk(r, t, path)
+    failure = _failure(r, t, path)
     database = None
     dpath = (*path, "database")
     dt = r.table(t.get("database", {}), dpath, ("agent", "replicated", "params"), ("agent",))
@@ -767,7 +866,7 @@ def _catalog(
     if None in (name, preferred, standby, vip, backend, database):
         return None
     assert name and preferred and standby and vip and backend and database
-    return Catalog(name, backend, preferred, standby, vip, disk, database, params, ops)
+    return Catalog(name, backend, preferred, standby, vip, disk, database, params, ops, failure)
 
 
 def _daemon(r: _Reader, t: dict[str, Any], path: FieldPath, kind: str) -> Daemon | None:
@@ -775,20 +874,24 @@ def _daemon(r: _Reader, t: dict[str, Any], path: FieldPath, kind: str) -> Daemon
     params = _bacula_params(r, t, path, "bacula-sd" if kind == "storage" else "bacula-fd")
     disk = _disk(r, t, path)
     extra = _extra(r, t, path)
+    failure = _failure(r, t, path)
     if None in (name, preferred, standby, vip):
         return None
     assert name and preferred and standby and vip
-    return Daemon(kind, name, preferred, standby, vip, disk, params, ops, extra)
+    return Daemon(kind, name, preferred, standby, vip, disk, params, ops, extra, failure)
 
 
 def _cross_check(r: _Reader, site: Site) -> None:
     """Checks that need the whole site: names, nodes, addresses and devices used twice."""
     seen_nodes: set[str] = set()
-    for i, node in enumerate(site.nodes):
+    all_nodes = [(("node", i), n) for i, n in enumerate(site.nodes)]
+    all_nodes += [(("remote", i), n) for i, n in enumerate(site.remotes)]
+    for where, node in all_nodes:
         if node.name in seen_nodes:
-            r.problem(("node", i, "name"), f"node {node.name!r} is defined twice")
+            r.problem((*where, "name"), f"node {node.name!r} is defined twice")
         seen_nodes.add(node.name)
-    dcs = {n.dc for n in site.nodes if n.dc}
+    remotes = {n.name for n in site.remotes}
+    dcs = {n.dc for _, n in all_nodes if n.dc}
 
     components: list[tuple[FieldPath, str, str, str, Vip, Disk | None]] = []
     for i, d in enumerate(site.directors):
@@ -809,17 +912,31 @@ def _cross_check(r: _Reader, site: Site) -> None:
     for i, f in enumerate(site.filedaemons):
         components.append((("filedaemon", i), f.name, f.preferred, f.standby, f.vip, f.disk))
 
-    names: dict[str, FieldPath] = {n.name: ("node",) for n in site.nodes}
-    ips: dict[str, str] = {n.address: f"node {n.name}" for n in site.nodes if n.address}
+    names: dict[str, FieldPath] = {n.name: where for where, n in all_nodes}
+    ips: dict[str, str] = {}
+    for where, node in all_nodes:
+        if node.address in ips:
+            r.problem((*where, "address"), f"{node.address} is already used by {ips[node.address]}")
+        elif node.address:
+            ips[node.address] = f"node {node.name}"
     devices: dict[str, str] = {}
     drbd_resources: dict[str, str] = {}
     for path, name, preferred, standby, vip, disk in components:
         if name in names:
             r.problem((*path, "name"), f"the name {name!r} is used twice")
         names[name] = path
-        for role, where in (("preferred", preferred), ("standby", standby)):
-            if where not in seen_nodes:
-                r.problem((*path, role), f"there is no node {where!r}")
+        for role, node_name in (("preferred", preferred), ("standby", standby)):
+            if node_name not in seen_nodes:
+                r.problem((*path, role), f"there is no node {node_name!r}")
+            elif node_name in remotes and path[0] == "director":
+                what = "a catalog" if "catalog" in path else "a director"
+                r.problem(
+                    (*path, role),
+                    f"{node_name!r} is a remote node: {what} must run on a full cluster node "
+                    "(a remote node has no vote and is only reachable through a connection "
+                    "from a full node, so the site's core would stop with that connection; "
+                    "remote nodes are for storage and file daemons)",
+                )
         if preferred == standby:
             r.problem((*path, "standby"), "must differ from the preferred node")
         elif len(dcs) > 1 and preferred in seen_nodes and standby in seen_nodes:
@@ -848,8 +965,9 @@ def _cross_check(r: _Reader, site: Site) -> None:
                         f"{drbd_resources[disk.drbd_resource]}",
                     )
                 drbd_resources[disk.drbd_resource] = name
-    for i, node in enumerate(site.nodes):
+    for where, node in all_nodes:
         if node.fence is None:
-            r.problem(("node", i, "fence"), "every node needs a fence device")
-    if len(dcs) > 1 and any(n.dc is None for n in site.nodes):
-        r.problem(("node",), "when any node names a data centre (dc), every node must")
+            r.problem((*where, "fence"), "every node needs a fence device")
+    if len(dcs) > 1 and any(n.dc is None for _, n in all_nodes):
+        missing = next(w for w, n in all_nodes if n.dc is None)
+        r.problem((*missing, "dc"), "when any node names a data centre (dc), every node must")
