@@ -62,9 +62,14 @@ SHORT_TIMEOUTS = ("1500", "2500")
 
 DAEMONS = {"bacula-dir": "bdirjson", "bacula-sd": "bsdjson", "bacula-fd": "bfdjson"}
 MODES = ("parser", "echo", "catalog", "hang")
-COMMON_ACTIONS = ("start", "stop", "monitor", "validate-all", "reload", "reload-agent", "meta-data")
-ODD_ACTIONS = ("bogus", "", "START", "monitor ", "meta-data\n", "-h")
-CONFSYNC_ACTIONS = ("sync", "status", "backups", "rollback")
+COMMON_ACTIONS = ("start", "stop", "monitor", "validate-all", "meta-data")
+# Each agent's own actions besides (its meta-data's, and confsync's admin actions).
+OWN_ACTIONS = {
+    "bacula-dir": ("reload", "reload-agent"),
+    "bacula-catalog": ("reload-agent",),
+    "bacula-confsync": ("sync", "status", "backups", "rollback"),
+}
+ODD_ACTIONS = ("bogus", "", "START", "monitor ", "meta-data\n", "-h", "reload", "reload-agent")
 
 # Values Python's int() or str.isdigit() take but an OCF agent must not: every number parser
 # sees these.
@@ -293,7 +298,7 @@ def _param_pools(agent: str, slot: Slot, tree: Path) -> dict[str, tuple[str, ...
             ),
             "user": ("bacula", "root", "nosuchuser", "-x", "0", *ODD_STRINGS[1:]),
             "group": ("bacula", "root", "nosuchgroup", "-x", "0", *ODD_STRINGS[1:]),
-            "address": ("127.0.0.1", "::1", "host.invalid", "300.1.1.1", *ODD_STRINGS),
+            "address": HOSTS,
             "port": ports,
             "check_timeout": numbers,
         }
@@ -313,7 +318,7 @@ def _param_pools(agent: str, slot: Slot, tree: Path) -> dict[str, tuple[str, ...
             "backend": ("auto", "postgresql", "mysql", "oracle", *ODD_STRINGS),
             "db_name": ("bacula", *ODD_STRINGS),
             "db_user": ("bacula", *ODD_STRINGS),
-            "db_address": ("127.0.0.1", "host.invalid", *ODD_STRINGS),
+            "db_address": HOSTS,
             "db_port": ports,
             "db_socket": (str(f / "a-directory"), *odd_paths),
             "password_file": (
@@ -335,7 +340,17 @@ def _param_pools(agent: str, slot: Slot, tree: Path) -> dict[str, tuple[str, ...
     # bacula-confsync: its paths are always the trial's own tree (never /etc/bacula).
     return {
         "paths": (str(tree), f"{tree} {tree}", f"{tree}/missing", str(f / "fifo"), "relative"),
-        "targets": ("", "peer.invalid", os.uname().nodename, "a:b", "x y", *ODD_STRINGS),
+        "targets": (
+            os.uname().nodename,  # this node alone: nobody to push to
+            "",
+            f"peer={LOOPBACK_PEER}",
+            f"{os.uname().nodename} peer={LOOPBACK_PEER}",
+            f"peer={LOOPBACK_PEER} peer={LOOPBACK_PEER}",
+            "peer=",
+            "=x",
+            "-x",
+            "peer=-oProxyCommand=x",
+        ),
         "user": ("", "root", "-oProxyCommand=x", "a b", *ODD_STRINGS),
         "identity": ("", str(f / "password"), *odd_paths),
         "ssh_config": ("", str(f / "a-directory"), *odd_paths),
@@ -378,8 +393,20 @@ def _baseline(agent: str, slot: Slot, tree: Path, rng: random.Random) -> dict[st
                 },
             )
         )
-    return {"paths": str(tree), "targets": "", "node_attribute": "false", "config_check": "parse"}
+    return {
+        "paths": str(tree),
+        "targets": os.uname().nodename,
+        "node_attribute": "false",
+        "config_check": "parse",
+    }
 
+
+# Network names stay on loopback or in /etc/hosts: an unknown name would be asked of the DNS
+# server (this machine may reach no other address), and so would an odd string taken for one.
+HOSTS = ("127.0.0.1", "::1", "127.0.0.9", "localhost", "", "[::1]", "127.0.0.1:9", "::", "0")
+# Nothing listens on port 22 there: ssh is refused at once.
+LOOPBACK_PEER = "127.0.0.9"
+NO_ODD_STRINGS = frozenset({"address", "db_address", "targets"})
 
 # Parameters whose empty value means a real default (a real daemon, /etc/bacula, a real
 # database client): the fuzzer never leaves them empty.
@@ -393,14 +420,13 @@ def _pick(rng: random.Random, values: tuple[str, ...], sound: int, odd: float) -
 
 def make_trial(seed: int, agent: str, number: int, slot: Slot, tree: Path) -> Trial:
     rng = random.Random(f"{seed}:{agent}:{number}")
-    actions = [*COMMON_ACTIONS, *COMMON_ACTIONS, *ODD_ACTIONS]
-    if agent == "bacula-confsync":
-        actions += CONFSYNC_ACTIONS
-    action = rng.choice(actions)
+    actions = [*COMMON_ACTIONS, *OWN_ACTIONS.get(agent, ())]
+    action = rng.choice(ODD_ACTIONS if rng.random() < 0.08 else actions)
     pools = _param_pools(agent, slot, tree)
     params = _baseline(agent, slot, tree, rng)
     for name in rng.sample(sorted(pools), k=min(len(pools), rng.choice((0, 1, 1, 2, 3, 5)))):
-        pool = pools[name] if rng.random() < 0.8 else ODD_STRINGS + ODD_NUMBERS
+        odd = rng.random() < 0.2 and name not in NO_ODD_STRINGS
+        pool = ODD_STRINGS + ODD_NUMBERS if odd else pools[name]
         value = rng.choice(pool)
         if value == "" and name in NEVER_EMPTY:
             continue
