@@ -208,6 +208,7 @@ def test_4_storage_crash_with_director_elsewhere(jobs_lab: tuple[LabConfig, int]
         )
     finally:
         pcs(cfg, "resource", "clear", "sd1-group")
+    print(f"storage daemon crash: runs {[(r.job_id, r.status) for r in rows]}")
     assert backups.started(cfg, "dir1-dir") == director, "the director did not stay"
     assert [r.status for r in rows].count("T") == 1, rows
     done = next(r for r in rows if r.status == "T")
