@@ -9,7 +9,9 @@ password directives, which Bacula's parser quotes in its error messages. For eve
   exception the agent did not expect);
 - every failure (but 7 from a monitor) carries one exit reason: printable, at most 128 characters;
 - no marker secret in stdout, stderr, HA_LOGFILE or HA_DEBUGLOG;
-- stop returns 0 (nothing of ours ever runs: the fakes refuse to run as daemons);
+- stop returns 0: the fakes refuse to run as daemons, and where a daemon stand-in runs (a copy
+  of tail(1) under the daemon's name, following the configuration file) a stop whose `binary`
+  and `config` name it must end it;
 - the action ends inside its deadline (CRM_meta_timeout, else the declared timeout, plus slack);
 - no process of the trial is left behind.
 
@@ -232,6 +234,14 @@ class Slot:
                 tools += list(DAEMONS.values())
             for tool in tools:
                 (directory / tool).symlink_to(FAKE_TOOL)
+        # A daemon that runs: a copy of tail(1) under the daemon's name, so that its
+        # /proc/PID/exe is the agent's `binary`. `<daemon> -f -n 0 CONFIG` follows the
+        # configuration file (forever), which is what the agents' process scan looks for.
+        (self.fakes / "run").mkdir()
+        for daemon in DAEMONS:
+            shutil.copy("/usr/bin/tail", self.fakes / "run" / daemon)
+        for tool in ("bconsole", "psql", "mariadb"):
+            (self.fakes / "run" / tool).symlink_to(FAKE_TOOL)
 
     def blocking(self) -> set[str]:
         return {
@@ -251,6 +261,7 @@ class Trial:
     # Configuration files copied into the trial's own tree (confsync): source, name there.
     paths_tree: tuple[tuple[str, str], ...]
     junk_state: bytes | None = None  # what the instance's state file holds before the action
+    standin: tuple[str, str] | None = None  # a daemon stand-in running before: binary, config
 
 
 @dataclass
@@ -264,6 +275,7 @@ class Outcome:
     logs: str
     leftovers: list[str]
     problems: list[str]
+    standin_left: bool = False
 
 
 # --- generating trials -------------------------------------------------------------------------
@@ -292,7 +304,7 @@ def _param_pools(agent: str, slot: Slot, tree: Path) -> dict[str, tuple[str, ...
         pools: dict[str, tuple[str, ...]] = {
             "config": (slot.good[agent], *configs, *odd_paths),
             "binary": (
-                *(str(fakes / m / agent) for m in MODES),
+                *(str(fakes / m / agent) for m in (*MODES, "run")),
                 str(fakes / "parser" / "bacula-fd"),
                 *odd_paths,
             ),
@@ -424,6 +436,10 @@ def make_trial(seed: int, agent: str, number: int, slot: Slot, tree: Path) -> Tr
     action = rng.choice(ODD_ACTIONS if rng.random() < 0.08 else actions)
     pools = _param_pools(agent, slot, tree)
     params = _baseline(agent, slot, tree, rng)
+    standin = None
+    if agent in DAEMONS and rng.random() < 0.3:
+        params["binary"] = str(slot.fakes / "run" / agent)
+        standin = (params["binary"], params["config"])
     for name in rng.sample(sorted(pools), k=min(len(pools), rng.choice((0, 1, 1, 2, 3, 5)))):
         odd = rng.random() < 0.2 and name not in NO_ODD_STRINGS
         pool = ODD_STRINGS + ODD_NUMBERS if odd else pools[name]
@@ -472,7 +488,7 @@ def make_trial(seed: int, agent: str, number: int, slot: Slot, tree: Path) -> Tr
             # and the director's opens the catalog: not here.
             params["config_check"] = "parse"
     state = rng.choice(JUNK_STATES) if rng.random() < 0.15 else None
-    return Trial(agent, number, action, params, env, tree_files, state)
+    return Trial(agent, number, action, params, env, tree_files, state, standin)
 
 
 # --- running one trial -------------------------------------------------------------------------
@@ -524,14 +540,19 @@ def _trial_processes(marker: bytes, session: int) -> dict[int, str]:
     return found
 
 
-def _wait_gone(marker: bytes, session: int, within: float) -> dict[int, str]:
+def _wait_gone(marker: bytes, session: int, within: float, exclude: set[int]) -> dict[int, str]:
     """What is still there after `within` seconds (a killed child may take a moment to die)."""
     end = time.monotonic() + within
-    left = _trial_processes(marker, session)
-    while left and time.monotonic() < end:
+
+    def left() -> dict[int, str]:
+        found = _trial_processes(marker, session)
+        return {pid: cmd for pid, cmd in found.items() if pid not in exclude}
+
+    found = left()
+    while found and time.monotonic() < end:
         time.sleep(0.02)
-        left = _trial_processes(marker, session)
-    return left
+        found = left()
+    return found
 
 
 def run_trial(
@@ -559,6 +580,16 @@ def run_trial(
             pass  # an instance name too long for a file name: no state, then
     for source, name in trial.paths_tree:
         shutil.copy(source, tree / name)
+    standin = None
+    if trial.standin is not None:
+        binary, config = trial.standin
+        standin = subprocess.Popen(
+            [binary, "-F", "-n", "0", config],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
     env = {
         "PATH": "/usr/sbin:/usr/bin:/sbin:/bin",
         # This tree's library, whatever the virtualenv's editable install points at.
@@ -596,7 +627,12 @@ def run_trial(
             proc.wait()
             code = None
     elapsed = time.monotonic() - started
-    left = _wait_gone(str(slot.base).encode(), proc.pid, 2.0)
+    # Still running after the action (the agent's stop must have ended it).
+    standin_left = standin is not None and standin.poll() is None
+    left = _wait_gone(str(slot.base).encode(), proc.pid, 2.0, {standin.pid} if standin else set())
+    if standin is not None:
+        standin.kill()
+        standin.wait()
     for pid in left:
         try:
             os.kill(pid, signal.SIGKILL)
@@ -618,6 +654,7 @@ def run_trial(
         logs,
         [f"{pid}: {cmd}" for pid, cmd in left.items()],
         [],
+        standin_left,
     )
     outcome.problems = check(outcome)
     shutil.rmtree(work, ignore_errors=True)
@@ -653,6 +690,9 @@ def check(o: Outcome) -> list[str]:
                 problems.append(f"unprintable-reason: {reason!r}")
             if "internal error" in reason:
                 problems.append(f"internal-error: {reason[:150]!r}")
+    ours = t.standin is not None and t.standin == (t.params.get("binary"), t.params.get("config"))
+    if t.action == "stop" and o.code == 0 and ours and o.standin_left:
+        problems.append("stop-left-running: stop returned 0, the daemon it names still runs")
     if t.action == "stop" and o.code != 0:
         reason = reasons[-1] if reasons else ""
         problems.append(f"stop-failed: exit {o.code} with nothing running: {reason!r}")
@@ -667,7 +707,7 @@ def check(o: Outcome) -> list[str]:
 
 def _short(values: dict[str, str]) -> str:
     """The mapping's repr, with long values cut (a 3000-character value tells no more)."""
-    cut = {k: v if len(v) <= 60 else f"{v[:20]}...({len(v)} chars)" for k, v in values.items()}
+    cut = {k: v if len(v) <= 200 else f"{v[:20]}...({len(v)} chars)" for k, v in values.items()}
     return repr(cut)
 
 
@@ -681,6 +721,10 @@ def describe(o: Outcome, seed: int) -> str:
     ]
     if t.paths_tree:
         lines.append(f"  confsync tree: {t.paths_tree!r}")
+    if t.standin:
+        lines.append(f"  running before: {t.standin[0]} -F -n 0 {t.standin[1]}")
+    if t.junk_state is not None:
+        lines.append(f"  state file before: {t.junk_state!r}")
     lines += [f"  problem: {p}" for p in o.problems]
     tail = o.stderr.strip().splitlines()[-3:]
     lines += [f"  stderr: {ln[:200]}" for ln in tail]
@@ -790,8 +834,10 @@ def test_trials_are_reproducible(tmp_path: Path) -> None:
 
 # An agent that breaks every rule, one per action: each rule must catch its breach.
 _MISBEHAVING = f"""
-import subprocess, sys, time
+import os, subprocess, sys, time
 action = sys.argv[1]
+if action == "stop" and os.environ.get("QUIET_STOP"):  # success, without stopping anything
+    raise SystemExit(0)
 if action == "start":  # a secret, and no exit reason
     sys.stderr.write("Config error: expected an equals, got: {MARKER}-x\\n")
     raise SystemExit(1)
@@ -828,3 +874,21 @@ def test_each_rule_catches_its_breach(action: str, tmp_path: Path) -> None:
     trial = Trial("bacula-fd", 0, action, {}, env, ())
     outcome = run_trial(trial, slot, {}, executable=agent, slack=0.5)
     assert {p.split(":", 1)[0] for p in outcome.problems} == _BREACHES[action], outcome.problems
+
+
+def test_a_stop_that_leaves_the_daemon_running_is_caught(tmp_path: Path) -> None:
+    slot = Slot(tmp_path)
+    agent = tmp_path / "misbehaving"
+    agent.write_text(_MISBEHAVING)
+    binary, config = str(slot.fakes / "run" / "bacula-fd"), slot.good["bacula-fd"]
+    env = {"HA_RSCTMP": "<trial>/rsctmp", "QUIET_STOP": "1"}
+    params = {"binary": binary, "config": config}
+    trial = Trial("bacula-fd", 0, "stop", params, env, (), None, (binary, config))
+    outcome = run_trial(trial, slot, {}, executable=agent)
+    assert [p.split(":", 1)[0] for p in outcome.problems] == ["stop-left-running"]
+    # The real agent takes the stand-in for its daemon (a probe finds it running) and stops it.
+    env = {"HA_RSCTMP": "<trial>/rsctmp"}
+    probe = Trial("bacula-fd", 0, "monitor", params, env, (), None, (binary, config))
+    assert run_trial(probe, slot, {"monitor": 20.0}).code == 0
+    stop = Trial("bacula-fd", 0, "stop", params, env, (), None, (binary, config))
+    assert run_trial(stop, slot, {"stop": 60.0}).problems == []
