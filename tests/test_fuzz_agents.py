@@ -262,6 +262,7 @@ class Trial:
     paths_tree: tuple[tuple[str, str], ...]
     junk_state: bytes | None = None  # what the instance's state file holds before the action
     standin: tuple[str, str] | None = None  # a daemon stand-in running before: binary, config
+    started_first: bool = False  # `start` ran before the action, with the same input
 
 
 @dataclass
@@ -488,7 +489,9 @@ def make_trial(seed: int, agent: str, number: int, slot: Slot, tree: Path) -> Tr
             # and the director's opens the catalog: not here.
             params["config_check"] = "parse"
     state = rng.choice(JUNK_STATES) if rng.random() < 0.15 else None
-    return Trial(agent, number, action, params, env, tree_files, state, standin)
+    # confsync's start can succeed (nothing runs): what the other actions find after it.
+    first = agent == "bacula-confsync" and rng.random() < 0.3
+    return Trial(agent, number, action, params, env, tree_files, state, standin, first)
 
 
 # --- running one trial -------------------------------------------------------------------------
@@ -603,6 +606,10 @@ def run_trial(
     env.update({k: v.replace("<trial>", str(work)) for k, v in trial.env.items()})
     env.update({f"OCF_RESKEY_{k}": v for k, v in trial.params.items()})
     allowed = min(_deadline(trial, declared), 120.0) + slack
+    if trial.started_first:
+        argv = [sys.executable, str(executable or ROOT / "agents" / trial.agent), "start"]
+        first = {k: v for k, v in env.items() if k != "__OCF_ACTION"}
+        subprocess.run(argv, env=first, cwd=work, capture_output=True, timeout=allowed + 5)
     # Output goes to files, not pipes: a child left behind holding them must not make the
     # agent look slow (it is found below, by its session or its command line).
     with open(work / "stdout", "wb") as out, open(work / "stderr", "wb") as err:
@@ -725,6 +732,8 @@ def describe(o: Outcome, seed: int) -> str:
         lines.append(f"  running before: {t.standin[0]} -F -n 0 {t.standin[1]}")
     if t.junk_state is not None:
         lines.append(f"  state file before: {t.junk_state!r}")
+    if t.started_first:
+        lines.append("  after: start, with the same input")
     lines += [f"  problem: {p}" for p in o.problems]
     tail = o.stderr.strip().splitlines()[-3:]
     lines += [f"  stderr: {ln[:200]}" for ln in tail]
