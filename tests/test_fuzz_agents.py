@@ -7,13 +7,14 @@ password directives, which Bacula's parser quotes in its error messages. For eve
 
 - the exit code is an OCF code; no traceback in stdout or stderr, no "internal error" (an
   exception the agent did not expect);
-- every failure (but 7 from a monitor) carries one exit reason: printable, at most 128 characters;
+- every failure (but 7 from a monitor or confsync's status) carries an exit reason: one line,
+  printable, at most 128 characters;
 - no marker secret in stdout, stderr, HA_LOGFILE or HA_DEBUGLOG;
 - stop returns 0: the fakes refuse to run as daemons, and where a daemon stand-in runs (a copy
   of tail(1) under the daemon's name, following the configuration file) a stop whose `binary`
   and `config` name it must end it;
 - the action ends inside its deadline (CRM_meta_timeout, else the declared timeout, plus slack);
-- no process of the trial is left behind.
+- no process of the trial is left behind, and no value ran as a shell command.
 
 Reproducible: `--fuzz-seed` (default: a fixed seed) and `--fuzz-trials` (per agent). A failure
 names the seed, the agent, the trial number, the action and the whole input.
@@ -111,7 +112,7 @@ ODD_STRINGS = (
     "\u202eRTL",
     "\udcff\udcfe",  # not UTF-8: the raw bytes 0xff 0xfe in the environment
     "x" * 3000,
-    "$(touch pwned)",
+    "$(touch pwned)",  # run by a shell, it leaves a file in the agent's working directory
     "'\"`;|&<>",
     "%s%n%x",
     "../../etc/passwd",
@@ -277,6 +278,7 @@ class Outcome:
     leftovers: list[str]
     problems: list[str]
     standin_left: bool = False
+    injected: bool = False  # a parameter ran as a shell command
 
 
 # --- generating trials -------------------------------------------------------------------------
@@ -662,6 +664,7 @@ def run_trial(
         [f"{pid}: {cmd}" for pid, cmd in left.items()],
         [],
         standin_left,
+        (work / "pwned").exists(),
     )
     outcome.problems = check(outcome)
     shutil.rmtree(work, ignore_errors=True)
@@ -707,6 +710,8 @@ def check(o: Outcome) -> list[str]:
         problems.append(f"meta-data: exit {o.code}")
     if o.elapsed > o.allowed:
         problems.append(f"deadline: took {o.elapsed:.1f}s, allowed {o.allowed:.1f}s")
+    if o.injected:
+        problems.append("injection: a parameter ran as a shell command ($(touch pwned))")
     if o.leftovers:
         problems.append(f"leftover: {'; '.join(o.leftovers)}")
     return problems
@@ -859,6 +864,9 @@ if action == "monitor":  # a child left behind
 if action == "validate-all":  # past its deadline
     time.sleep(1.0)
     raise SystemExit(0)
+if action == "reload-agent":  # a value run by a shell
+    os.system("touch pwned")
+    raise SystemExit(0)
 if action == "reload":  # not an OCF exit code
     raise SystemExit(42)
 if action == "meta-data":  # a traceback
@@ -870,6 +878,7 @@ _BREACHES = {
     "monitor": {"leftover"},
     "validate-all": {"deadline"},
     "reload": {"exit-code", "no-reason"},
+    "reload-agent": {"injection"},
     "meta-data": {"meta-data", "traceback", "no-reason"},
 }
 
