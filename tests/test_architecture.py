@@ -39,7 +39,8 @@ class Import:
     in_function: bool
 
     def where(self) -> str:
-        return f"{self.file.relative_to(ROOT)}:{self.line}"
+        inside = ", inside a function" if self.in_function else ""
+        return f"{self.file.relative_to(ROOT)}:{self.line}{inside}"
 
 
 def _module_name(path: Path) -> str:
