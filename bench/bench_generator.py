@@ -1,12 +1,17 @@
 """Generator benchmark: a 100-storage-daemon, 20-node site in both formats vs the import floor.
 
-Run: .venv/bin/python bench/bench_generator.py [--runs N] [--keep DIR]
+Run: .venv/bin/python bench/bench_generator.py [--runs N] [--keep DIR] [--pcs-stepwise]
 
 Measures, in one run and on the same machine state:
 - the floor: a bare interpreter (`python -I`) importing click and jinja2;
 - `bacula-ha generate SITE --format crm|pcs -o FILE` as a user runs it (a fresh process each time);
-- the 100-daemon crm output loaded into an empty 20-node CIB (`crm configure load update`), then
-  `crm_verify -x` and `crm_simulate -S` (all up; then one node failing) on that CIB.
+- the 100-daemon crm output loaded into an empty 20-node CIB (`crm configure load update`), next to
+  the pcs script applied to another empty CIB (`CIB_FILE=cib.xml sh site.sh`: its one-step path;
+  with --pcs-stepwise also its pcs commands one by one, many minutes), then `crm_verify -x` and
+  `crm_simulate -S` (all up; then one node failing) on that CIB;
+- the remote-node site (3 full nodes, 100 remote nodes, 200 storage daemons): generation,
+  `crm configure load update`, `crm_verify`, `crm_simulate -S` starting everything, then a remote
+  node failing (its connection's monitor fails) and a full node failing.
 Prints a small table; exits 1 if crm_verify or crm_simulate find a problem.
 """
 
@@ -24,6 +29,10 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+from tests.test_generator_helpers import empty_cib as empty_cib_with_remotes  # noqa: E402
+from tests.test_generator_helpers import remote_site_text  # noqa: E402
+
 VENV_PYTHON = ROOT / ".venv" / "bin" / "python"
 BACULA_HA = ROOT / ".venv" / "bin" / "bacula-ha"
 NODES = 20
@@ -118,15 +127,24 @@ def empty_cib(path: Path, nodes: list[str]) -> None:
 
 
 def cluster_tools(
-    work: Path, nodes: list[str], rows: list[tuple[str, float, str]]
+    work: Path, nodes: list[str], rows: list[tuple[str, float, str]], stepwise: bool
 ) -> tuple[list[str], int, int]:
-    """crmsh load, crm_verify and crm_simulate on the crm output; appends rows."""
+    """crmsh load, the pcs script, crm_verify and crm_simulate on the crm output; appends rows."""
     cib = work / "cib.xml"
     empty_cib(cib, nodes)
     load, _ = timed(
         ["crm", "configure", "load", "update", str(work / "site.crm")], {"CIB_file": str(cib)}
     )
     rows.append(("crm configure load update (offline CIB)", load, ""))
+    pcs_cib = work / "cib-pcs.xml"
+    empty_cib(pcs_cib, nodes)
+    apply, _ = timed(["sh", str(work / "site.sh")], {"CIB_FILE": str(pcs_cib)})
+    rows.append(("pcs script, one step (offline CIB)", apply, f"{apply / load:.2f}x crm load"))
+    if stepwise:
+        step_cib = work / "cib-stepwise.xml"
+        empty_cib(step_cib, nodes)
+        step, _ = timed(["sh", str(work / "site.sh"), "--stepwise"], {"CIB_FILE": str(step_cib)})
+        rows.append(("pcs script --stepwise (offline CIB)", step, f"{step / load:.2f}x crm load"))
     verify, output = timed(["crm_verify", "-x", str(cib), "-V"])
     problems = re.findall(r"(?im)^.*\b(error|warning)\b.*$", output)
     rows.append(("crm_verify -x", verify, "clean" if not problems else f"{len(problems)} problems"))
@@ -144,10 +162,61 @@ def cluster_tools(
     return problems, starts, moves
 
 
+def remote_site(work: Path, rows: list[tuple[str, float, str]]) -> list[str]:
+    """The 3 full + 100 remote node site, 200 storage daemons; appends rows, returns problems."""
+    site = work / "site-remote.toml"
+    site.write_text(remote_site_text())
+    text = site.read_text()
+    nodes = re.findall(r'^\[\[node\]\]\nname = "(\S+)"', text, re.M)
+    remotes = re.findall(r'^\[\[remote\]\]\nname = "(\S+)"', text, re.M)
+    argv = [str(BACULA_HA), "generate", str(site), "--format", "crm", "-o", str(work / "r.crm")]
+    timed(argv)  # warm the byte-code cache
+    gen, _ = timed(argv)
+    rows.append(("remote site: generate --format crm", gen, "3 full + 100 remote, 200 SD"))
+    cib = work / "cib-remote.xml"
+    empty_cib_with_remotes(cib, nodes, remotes)
+    load, _ = timed(
+        ["crm", "configure", "load", "update", str(work / "r.crm")], {"CIB_file": str(cib)}
+    )
+    rows.append(("remote site: crm configure load update", load, ""))
+    verify, output = timed(["crm_verify", "-x", str(cib), "-V"])
+    problems = re.findall(r"(?im)^.*\b(error|warning)\b.*$", output)
+    rows.append(("remote site: crm_verify -x", verify, "clean" if not problems else output[:200]))
+    up = work / "up-remote.xml"
+    start, out = timed(["crm_simulate", "-x", str(cib), "-S", "-O", str(up)])
+    starts = len(re.findall(r"Resource action:\s+\S+\s+start ", out))
+    rows.append(("remote site: crm_simulate -S (start everything)", start, f"{starts} starts"))
+    host = re.search(r"^\s*\* r001\s+\(ocf:pacemaker:remote\):\s+Started (\S+)", out, re.M)
+    if host is None or starts == 0:
+        return [*problems, "the remote site did not start"]
+    inject = f"--op-inject=r001_monitor_30000@{host.group(1)}=1"
+    fail, out = timed(["crm_simulate", "-x", str(up), "-S", "-O", str(work / "rf.xml"), inject])
+    moves = len(re.findall(r"^\s+\* Move\s", out, re.M))
+    fenced = "Fence (reboot) r001" in out
+    rows.append(
+        ("remote site: crm_simulate -S, r001 fails", fail, f"fenced={fenced}, {moves} moves")
+    )
+    full, out = timed(
+        ["crm_simulate", "-x", str(up), "-S", "-O", str(work / "ff.xml"), "--node-fail=f1"]
+    )
+    sd_moves = len(re.findall(r"^\s+\* Move\s+sd", out, re.M))
+    rows.append(
+        ("remote site: crm_simulate -S, f1 fails", full, f"{sd_moves} storage daemons move")
+    )
+    if not fenced or moves == 0 or sd_moves:
+        problems.append("remote site: unexpected failover")
+    return problems
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=7, help="runs per timing (median)")
     parser.add_argument("--keep", type=Path, help="keep the site, outputs and CIB here")
+    parser.add_argument(
+        "--pcs-stepwise",
+        action="store_true",
+        help="also time the pcs script's commands one by one (many minutes on 100 daemons)",
+    )
     parser.add_argument(
         "--generate-only",
         action="store_true",
@@ -190,7 +259,8 @@ def main() -> int:
     problems: list[str] = []
     starts = moves = -1
     if not args.generate_only:
-        problems, starts, moves = cluster_tools(work, nodes, rows)
+        problems, starts, moves = cluster_tools(work, nodes, rows, args.pcs_stepwise)
+        problems += remote_site(work, rows)
 
     resources = len(re.findall(r"^primitive ", crm_text, re.M))
     constraints = len(re.findall(r"^(location|colocation|order) ", crm_text, re.M))

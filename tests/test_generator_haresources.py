@@ -121,3 +121,39 @@ def test_cli_writes_file_and_warns(tmp_path: Path) -> None:
     assert tomllib.loads(out.read_text())["site"]["name"] == "x"
     missing = CliRunner().invoke(import_haresources, [str(tmp_path / "none")])
     assert missing.exit_code == 1 and "cannot read" in missing.output
+
+
+REMOTE_LINES = """\
+bacula-dir1 IPAddr::10.0.0.2/24 bacula-dir
+sd-host1 IPAddr::10.0.0.11/24 bacula-sd
+sd-host2 IPAddr::10.0.0.12/24 bacula-sd
+"""
+
+
+def test_remote_nodes_become_remote_sections_for_storage_daemons(tmp_path: Path) -> None:
+    source = tmp_path / "haresources"
+    source.write_text(REMOTE_LINES)
+    out = tmp_path / "site.toml"
+    argv = [str(source), "--node", "bacula-dir2", "--remote", "sd-host1", "--remote", "sd-host2"]
+    result = CliRunner().invoke(import_haresources, [*argv, "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "give every [[remote]] its address and a fence device" in result.output
+    site = tomllib.loads(out.read_text())
+    assert [n["name"] for n in site["node"]] == ["bacula-dir2", "bacula-dir1"]
+    assert [n["name"] for n in site["remote"]] == ["sd-host1", "sd-host2"]
+    (director,) = site["director"]
+    # The director's standby is the next full node, never a remote one.
+    assert (director["preferred"], director["standby"]) == ("bacula-dir1", "bacula-dir2")
+    assert [(s["preferred"], s["standby"]) for s in site["storage"]] == [
+        ("sd-host1", "sd-host2"),
+        ("sd-host2", "bacula-dir2"),
+    ]
+    text = with_fencing(out.read_text())
+    text = text.replace('name = "sd-host1"', 'name = "sd-host1"\naddress = "10.0.1.1"')
+    plan = build(parse_site(text))
+    assert "primitive sd-host1 ocf:pacemaker:remote" in render(plan, "crm")
+
+
+def test_director_on_a_remote_node_is_refused() -> None:
+    with pytest.raises(HaresourcesError, match=r"h:1: bacula-dir1 is given as a remote node"):
+        convert(REMOTE_LINES, "h", [], "s", remotes=["bacula-dir1"])

@@ -167,7 +167,10 @@ def remote_site_text(full: int = 3, remotes: int = 100, daemons: int = 200) -> s
     Remote nodes r001.. are split in half by data centre; storage daemon i prefers remote node
     i mod `remotes` and stands by on the node half the ring away (the other data centre).
     """
-    fence = 'fence = {{ agent = "fence_dummy", params = {{ type = "file", status_file = "/run/{0}" }} }}'
+    fence = (
+        'fence = {{ agent = "fence_dummy", '
+        'params = {{ type = "file", status_file = "/run/{0}" }} }}'
+    )
     out = ['[site]\nname = "large-remote"\n']
     for i in range(1, full + 1):
         dc = "dc1" if i <= (full + 1) // 2 else "dc2"

@@ -54,6 +54,13 @@ def generate(site: Path, fmt: str, output: Path | None) -> None:
     metavar="NAME",
     help="A cluster node (repeat); default: the nodes named in the file.",
 )
+@click.option(
+    "--remote",
+    "remotes",
+    multiple=True,
+    metavar="NAME",
+    help="A pacemaker_remote node (repeat): becomes a [[remote]]; storage and file daemons only.",
+)
 @click.option("--name", "site_name", default="bacula", show_default=True, help="Site name.")
 @click.option(
     "-o",
@@ -62,13 +69,17 @@ def generate(site: Path, fmt: str, output: Path | None) -> None:
     help="Write the site description here instead of standard output.",
 )
 def import_haresources(
-    haresources: Path, nodes: tuple[str, ...], site_name: str, output: Path | None
+    haresources: Path,
+    nodes: tuple[str, ...],
+    remotes: tuple[str, ...],
+    site_name: str,
+    output: Path | None,
 ) -> None:
     """Translate a Heartbeat v1 haresources file into a site description."""
     from .haresources import convert_file
 
     try:
-        text, warnings = convert_file(haresources, list(nodes), site_name)
+        text, warnings = convert_file(haresources, list(nodes), site_name, list(remotes))
     except GeneratorError as exc:
         raise click.ClickException(str(exc)) from None
     _write(text, output)

@@ -150,15 +150,22 @@ def _inline(table: dict[str, object]) -> str:
     return "{ " + ", ".join(f"{k} = {_q(v)}" for k, v in table.items()) + " }"
 
 
-def convert(text: str, source: str, nodes: list[str], site_name: str) -> tuple[str, list[str]]:
-    """The site description for `text`, and warnings for what needs an admin's attention."""
+def convert(
+    text: str, source: str, nodes: list[str], site_name: str, remotes: list[str] | None = None
+) -> tuple[str, list[str]]:
+    """The site description for `text`, and warnings for what needs an admin's attention.
+
+    `remotes` names the nodes to describe as pacemaker_remote nodes ([[remote]]): they may run
+    storage and file daemons, not directors or catalogs.
+    """
     if not ID_RE.match(site_name):
         raise HaresourcesError(f"site name {site_name!r} is not a valid name")
     warnings: list[str] = []
     groups = [_parse_line(n, t, source, warnings) for n, t in _logical_lines(text)]
     if not groups:
         raise HaresourcesError(f"{source}: no resource groups found")
-    all_nodes = list(dict.fromkeys([*nodes, *(g.node for g in groups)]))
+    remote = set(remotes or [])
+    all_nodes = list(dict.fromkeys([*nodes, *(g.node for g in groups), *(remotes or [])]))
     for node in all_nodes:
         if not ID_RE.match(node):
             raise HaresourcesError(f"node name {node!r} is not usable as a cluster node name")
@@ -167,8 +174,21 @@ def convert(text: str, source: str, nodes: list[str], site_name: str) -> tuple[s
             f"{source}: only node {all_nodes[0]} is named; give the standby with --node NAME"
         )
 
-    def standby(node: str) -> str:
-        return all_nodes[(all_nodes.index(node) + 1) % len(all_nodes)]
+    full = [n for n in all_nodes if n not in remote]
+    for g in groups:
+        core = [k for k in g.kinds if k in ("director", "catalog")]
+        if g.node in remote and core:
+            raise HaresourcesError(
+                f"{source}:{g.line}: {g.node} is given as a remote node (--remote) but runs a "
+                f"{core[0]}: directors and catalogs need a full cluster node"
+            )
+    if not full:
+        raise HaresourcesError(f"{source}: every node is remote; a cluster needs full nodes")
+
+    def standby(node: str, among: list[str] = all_nodes) -> str:
+        # The next node after this one (among full nodes only for directors and catalogs).
+        ring = among if node in among else [*among, node]
+        return ring[(ring.index(node) + 1) % len(ring)]
 
     counters: dict[str, int] = {}
     components: dict[str, list[tuple[str, _Group, dict[str, object]]]] = {k: [] for k in _PREFIX}
@@ -191,21 +211,28 @@ def convert(text: str, source: str, nodes: list[str], site_name: str) -> tuple[s
     ]
     for node in all_nodes:
         out += [
-            "[[node]]",
+            "[[remote]]" if node in remote else "[[node]]",
             f"name = {_q(node)}",
+            *(
+                ['# TODO: address = "..." (where pacemaker_remote listens)']
+                if node in remote
+                else []
+            ),
             "# TODO: fencing protects the shared data; the generator refuses a node without it.",
             '# fence = { agent = "fence_ipmilan", params = { ip = "...", username = "...", '
             'password = "..." } }',
             "",
         ]
     warnings.append("haresources has no fencing: add a fence device to every [[node]]")
+    if remote:
+        warnings.append("give every [[remote]] its address and a fence device")
 
     catalogs = components["catalog"]
     directors = components["director"]
     if len(catalogs) > len(directors):
         warnings.append("more catalog databases than directors: the extra ones are dropped")
     for index, (name, g, vip) in enumerate(directors):
-        out += _component("director", name, g, vip, standby(g.node))
+        out += _component("director", name, g, vip, standby(g.node, full))
         if index < len(catalogs):
             cname, cg, cvip = catalogs[index]
             with_catalog = cg.node == g.node
@@ -215,7 +242,7 @@ def convert(text: str, source: str, nodes: list[str], site_name: str) -> tuple[s
                 "[director.catalog]",
                 f"name = {_q(cname)}",
                 f"preferred = {_q(cg.node)}",
-                f"standby = {_q(standby(cg.node))}",
+                f"standby = {_q(standby(cg.node, full))}",
                 f"backend = {_q(backend)}",
                 f"vip = {_inline(cvip)}",
             ]
@@ -263,10 +290,12 @@ def _disk(g: _Group, warnings: list[str]) -> list[str]:
     return [f"disk = {_inline(disk)}"]
 
 
-def convert_file(path: Path, nodes: list[str], site_name: str) -> tuple[str, list[str]]:
+def convert_file(
+    path: Path, nodes: list[str], site_name: str, remotes: list[str] | None = None
+) -> tuple[str, list[str]]:
     """`convert` on a file."""
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise HaresourcesError(f"cannot read {path}: {exc}") from None
-    return convert(text, str(path), nodes, site_name)
+    return convert(text, str(path), nodes, site_name, remotes)

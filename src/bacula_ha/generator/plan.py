@@ -405,13 +405,15 @@ class _Builder:
         return Block("Remote nodes", notes, primitives=tuple(prims))
 
     def remote(self, node: Node, info: AgentInfo, field: str) -> Primitive:
-        params: list[tuple[str, str]] = []
-        if node.address is not None:
-            params.append(("server", node.address))
+        # The server is always explicit (Pacemaker would use the name): `pcs cluster node
+        # add-remote` writes it either way, and both formats must give the same CIB.
+        params = [("server", node.address or node.name)]
         if node.port is not None:
             params.append(("port", str(node.port)))
+        if node.reconnect_interval is not None:
+            params.append(("reconnect_interval", f"{node.reconnect_interval}s"))
         ops = self.ops(node.name, info, "remote", (), field)
-        return Primitive(node.name, info.spec, (*params, *node.params), ops)
+        return Primitive(node.name, info.spec, tuple(params), ops)
 
     def catalog(self, c: Catalog, field: str) -> Block:
         db = c.database

@@ -101,7 +101,7 @@ class Node:
     fence: Fence | None
     remote: bool = False
     port: int | None = None  # pacemaker_remote's port (remote nodes only)
-    params: Pairs = ()  # further ocf:pacemaker:remote parameters (remote nodes only)
+    reconnect_interval: int | None = None  # seconds (remote nodes only)
 
 
 @dataclass(frozen=True)
@@ -569,18 +569,15 @@ def _node(r: _Reader, t: dict[str, Any], path: FieldPath, strict: bool = True) -
 
 def _remote(r: _Reader, t: dict[str, Any], path: FieldPath) -> Node | None:
     """A pacemaker_remote node: fenced like a full node, reached at address:port."""
-    r.table(t, path, ("name", "dc", "address", "port", "fence", "params"), ("name", "fence"))
-    node = _node(r, {k: v for k, v in t.items() if k not in ("port", "params")}, path, strict=False)
+    keys = ("name", "dc", "address", "port", "reconnect_interval", "fence")
+    r.table(t, path, keys, ("name", "fence"))
+    common = {k: v for k, v in t.items() if k in ("name", "dc", "address", "fence")}
+    node = _node(r, common, path, strict=False)
     port = r.integer(t, "port", path, 1, 65535)
-    params = r.params(t, "params", path)
-    for key in ("server", "port"):
-        if any(k == key for k, _ in params):
-            r.problem(
-                (*path, "params", key), f"set {'address' if key == 'server' else key} instead"
-            )
+    reconnect = r.duration(t, "reconnect_interval", path)
     if node is None:
         return None
-    return Node(node.name, node.dc, node.address, node.fence, True, port, params)
+    return Node(node.name, node.dc, node.address, node.fence, True, port, reconnect)
 
 
 def _failure(r: _Reader, t: dict[str, Any], path: FieldPath) -> Failure:
