@@ -14,6 +14,7 @@ password directives, which Bacula's parser quotes in its error messages. For eve
   of tail(1) under the daemon's name, following the configuration file) a stop whose `binary`
   and `config` name it must end it;
 - the action ends inside its deadline (CRM_meta_timeout, else the declared timeout, plus slack);
+- a failing recurring monitor is logged as an error;
 - no process of the trial is left behind, and no value ran as a shell command.
 
 Reproducible: `--fuzz-seed` (default: a fixed seed) and `--fuzz-trials` (per agent). A failure
@@ -710,6 +711,13 @@ def check(o: Outcome) -> list[str]:
         problems.append(f"meta-data: exit {o.code}")
     if o.elapsed > o.allowed:
         problems.append(f"deadline: took {o.elapsed:.1f}s, allowed {o.allowed:.1f}s")
+    interval = t.env.get("OCF_RESKEY_CRM_meta_interval", "")
+    recurring = t.action == "monitor" and interval.isascii() and interval.isdigit()
+    readable_log = t.env.get("HA_LOGFILE") in (None, "<trial>/ha-log")
+    failing = recurring and int(interval) > 0 and o.code not in (0, 7, 190, 191, None)
+    # Admins and log monitors look for errors: a failing recurring monitor is one.
+    if failing and readable_log and "ERROR:" not in o.stderr + o.logs:
+        problems.append(f"quiet-monitor-failure: exit {o.code} not logged as an error")
     if o.injected:
         problems.append("injection: a parameter ran as a shell command ($(touch pwned))")
     if o.leftovers:
@@ -852,6 +860,9 @@ import os, subprocess, sys, time
 action = sys.argv[1]
 if action == "stop" and os.environ.get("QUIET_STOP"):  # success, without stopping anything
     raise SystemExit(0)
+if action == "monitor" and os.environ.get("QUIET_MONITOR"):  # failing, logged as info
+    sys.stderr.write("agent: INFO: monitor: ERR_GENERIC: wedged\\nocf-exit-reason:wedged\\n")
+    raise SystemExit(1)
 if action == "start":  # a secret, and no exit reason
     sys.stderr.write("Config error: expected an equals, got: {MARKER}-x\\n")
     raise SystemExit(1)
@@ -910,3 +921,16 @@ def test_a_stop_that_leaves_the_daemon_running_is_caught(tmp_path: Path) -> None
     assert run_trial(probe, slot, {"monitor": 20.0}).code == 0
     stop = Trial("bacula-fd", 0, "stop", params, env, (), None, (binary, config))
     assert run_trial(stop, slot, {"stop": 60.0}).problems == []
+
+
+def test_a_failing_recurring_monitor_logged_as_info_is_caught(tmp_path: Path) -> None:
+    slot = Slot(tmp_path)
+    agent = tmp_path / "misbehaving"
+    agent.write_text(_MISBEHAVING)
+    env = {
+        "HA_RSCTMP": "<trial>/rsctmp",
+        "OCF_RESKEY_CRM_meta_interval": "10000",
+        "QUIET_MONITOR": "1",
+    }
+    outcome = run_trial(Trial("bacula-fd", 0, "monitor", {}, env, ()), slot, {}, executable=agent)
+    assert [p.split(":", 1)[0] for p in outcome.problems] == ["quiet-monitor-failure"]
