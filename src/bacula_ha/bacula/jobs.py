@@ -261,7 +261,9 @@ WHERE {where} ORDER BY j.JobId;
 def _rows_to_jobs(rows: Iterable[Sequence[str]]) -> list[Job]:
     jobs = []
     for row in rows:
-        if len(row) != 11 or row[0] != "job":
+        if len(row) != 11 or row[0] != "job" or not all(f.isdigit() for f in row[9:]):
+            continue
+        if not row[1].isdigit():
             continue
         jobs.append(
             Job(
@@ -652,6 +654,10 @@ def ledger_for(res: Resources, env: Environment, log: _Log) -> Ledger | None:
     )
 
 
+def _why(exc: Exception) -> str:
+    return exc.reason if isinstance(exc, GenericError) else f"{type(exc).__name__}: {exc}"
+
+
 def _budget(deadline: Deadline, share: float, most: float) -> Deadline:
     return deadline.sooner(min(most, max(0.5, deadline.remaining() * share)))
 
@@ -666,8 +672,9 @@ def on_launch(params: Mapping[str, str], res: Resources, env: Environment, log: 
         if ledger is not None:
             until = _budget(env.deadline, 0.15, 8.0)
             record_interrupted(ledger, policy, until, log, timeout=until.remaining())
-    except GenericError as exc:
-        log.warning(f"interrupted jobs: cannot read the catalog ({exc.reason}); none noted")
+    except (GenericError, OSError, ValueError) as exc:
+        # Whatever goes wrong here, the director still starts: this is a warning.
+        log.warning(f"interrupted jobs: cannot read the catalog ({_why(exc)}); none noted")
 
 
 def on_started(
@@ -687,8 +694,8 @@ def on_started(
             bring_back(
                 ledger, console, until, log, timeout=until.remaining(), storages=_storages(res)
             )
-    except GenericError as exc:
-        log.warning(f"interrupted jobs: not brought back now ({exc.reason}); the next start will")
+    except (GenericError, OSError, ValueError) as exc:
+        log.warning(f"interrupted jobs: not brought back now ({_why(exc)}); the next start will")
 
 
 def _storages(res: Resources) -> dict[str, list[str]]:
@@ -735,7 +742,10 @@ def stop_for_resume(
     them to end, record them for the next start; the jobs still running afterwards."""
     import time
 
-    policy = policy_from(params)
+    try:
+        policy = policy_from(params)
+    except NotConfiguredError:
+        return running  # validate reports it; a stop must not fail over a parameter
     if not running or policy.mode != "rerun" or params.get("on_stop", "resume") != "resume":
         return running
     try:
@@ -749,8 +759,8 @@ def stop_for_resume(
         # the next start brings each back once, resumed if it ended Incomplete.
         until = _budget(env.deadline, 0.2, 5.0)
         ledger.claim([(j, decide(j, policy)) for j in wanted], until, until.remaining())
-    except GenericError as exc:
-        log.warning(f"cannot stop jobs for a resume ({exc.reason}); they are interrupted")
+    except (GenericError, OSError, ValueError) as exc:
+        log.warning(f"cannot stop jobs for a resume ({_why(exc)}); they are interrupted")
         return running
     for job in wanted:
         try:
