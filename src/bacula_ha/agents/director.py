@@ -49,7 +49,11 @@ METADATA = MetaData(
         "monitor depth 0 checks the process named by the pid file; depth 10 authenticates as a "
         "console, so a wedged director fails although it still accepts TCP connections; depth "
         "20 runs bconsole commands that need the catalog. stop logs the jobs it interrupts and "
-        "can wait for them (job_wait). reload tests the configuration, keeps the old one when "
+        "can wait for them (job_wait), then stops running backups so that they can be resumed "
+        "(on_stop). start brings back, once, the jobs the previous instance left running: a "
+        "job stopped Incomplete by a planned move is resumed (same JobId, only the files not "
+        "yet saved are sent); a job interrupted by a crash is re-run from the start "
+        "(interrupted_jobs). reload tests the configuration, keeps the old one when "
         "the test fails, and asks bacula-confsync (if active here) to push the new one. "
         "Change reload_token to make the cluster reload the director."
     ),
