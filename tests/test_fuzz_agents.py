@@ -23,6 +23,8 @@ names the seed, the agent, the trial number, the action and the whole input.
 
 from __future__ import annotations
 
+import atexit
+import functools
 import marshal
 import os
 import queue
@@ -45,6 +47,7 @@ from bacula_ha.sandbox.bacula import BaculaSite, CatalogSettings
 
 ROOT = Path(__file__).resolve().parent.parent
 FAKE_TOOL = ROOT / "tests" / "fake_bacula" / "fake-tool"
+STANDIN_SOURCE = ROOT / "tests" / "fake_bacula" / "standin.c"
 AGENTS = ("bacula-dir", "bacula-sd", "bacula-fd", "bacula-catalog", "bacula-confsync")
 DEFAULT_SEED = 20261130
 # Trials per agent: the fast tier's share, and the full run's further trials (another seed).
@@ -54,7 +57,7 @@ MORE_TRIALS = 320
 # two cores busy.
 WORKERS = 3
 # What an action may take beyond its deadline: the interpreter's start on a loaded machine.
-SLACK = 3.0
+SLACK = 1.5
 # Every secret in the fixtures starts with this; a part of it in any output is a leak.
 MARKER = "Zq9S3cr3t"
 OCF_CODES = frozenset({*range(10), 190, 191})
@@ -244,13 +247,39 @@ class Slot:
             shutil.copy("/usr/bin/tail", self.fakes / "run" / daemon)
         for tool in ("bconsole", "psql", "mariadb"):
             (self.fakes / "run" / tool).symlink_to(FAKE_TOOL)
+        # Daemons the agents start themselves: they accept any configuration, fork away and
+        # never answer (under "stubborn", they also ignore SIGTERM). Needs a C compiler.
+        self.launchable: tuple[str, ...] = ()
+        compiled = _standin_binary()
+        if compiled is not None:
+            for kind in ("daemon", "stubborn"):
+                (self.fakes / kind).mkdir()
+                for daemon in DAEMONS:
+                    shutil.copy(compiled, self.fakes / kind / daemon)
+                for tool in ("bconsole", "psql", "mariadb"):
+                    (self.fakes / kind / tool).symlink_to(FAKE_TOOL)
+            self.launchable = ("daemon", "stubborn")
 
     def blocking(self) -> set[str]:
+        """Inputs that make an agent wait for its deadline (a start waits for an answer)."""
         return {
             str(self.files / "fifo"),
             str(self.files / "includes-fifo.conf"),
             *(str(p) for p in (self.fakes / "hang").iterdir()),
+            *(str(self.fakes / kind / d) for kind in self.launchable for d in DAEMONS),
         }
+
+
+@functools.cache
+def _standin_binary() -> Path | None:
+    """tests/fake_bacula/standin.c, compiled once per run (None without a C compiler)."""
+    cc = shutil.which("cc") or shutil.which("gcc")
+    if cc is None:
+        return None
+    out = Path(tempfile.mkdtemp(prefix="bacula-ha-standin-")) / "standin"
+    atexit.register(shutil.rmtree, out.parent, True)
+    subprocess.run([cc, "-O", "-o", str(out), str(STANDIN_SOURCE)], check=True, timeout=60)
+    return out
 
 
 @dataclass(frozen=True)
@@ -263,7 +292,8 @@ class Trial:
     # Configuration files copied into the trial's own tree (confsync): source, name there.
     paths_tree: tuple[tuple[str, str], ...]
     junk_state: bytes | None = None  # what the instance's state file holds before the action
-    standin: tuple[str, str] | None = None  # a daemon stand-in running before: binary, config
+    # A daemon stand-in running before: binary, config, whether it ignores SIGTERM.
+    standin: tuple[str, str, bool] | None = None
     started_first: bool = False  # `start` ran before the action, with the same input
 
 
@@ -308,7 +338,7 @@ def _param_pools(agent: str, slot: Slot, tree: Path) -> dict[str, tuple[str, ...
         pools: dict[str, tuple[str, ...]] = {
             "config": (slot.good[agent], *configs, *odd_paths),
             "binary": (
-                *(str(fakes / m / agent) for m in (*MODES, "run")),
+                *(str(fakes / m / agent) for m in (*MODES, "run", *slot.launchable)),
                 str(fakes / "parser" / "bacula-fd"),
                 *odd_paths,
             ),
@@ -443,7 +473,9 @@ def make_trial(seed: int, agent: str, number: int, slot: Slot, tree: Path) -> Tr
     standin = None
     if agent in DAEMONS and rng.random() < 0.3:
         params["binary"] = str(slot.fakes / "run" / agent)
-        standin = (params["binary"], params["config"])
+        standin = (params["binary"], params["config"], rng.random() < 0.3)
+    elif agent in DAEMONS and slot.launchable and rng.random() < 0.2:
+        params["binary"] = str(slot.fakes / rng.choice(slot.launchable) / agent)
     for name in rng.sample(sorted(pools), k=min(len(pools), rng.choice((0, 1, 1, 2, 3, 5)))):
         odd = rng.random() < 0.2 and name not in NO_ODD_STRINGS
         pool = ODD_STRINGS + ODD_NUMBERS if odd else pools[name]
@@ -588,9 +620,11 @@ def run_trial(
         shutil.copy(source, tree / name)
     standin = None
     if trial.standin is not None:
-        binary, config = trial.standin
+        binary, config, stubborn = trial.standin
+        # An ignored signal stays ignored across exec: the shell's trap makes tail deaf to TERM.
+        trap = "trap '' TERM; " if stubborn else ""
         standin = subprocess.Popen(
-            [binary, "-F", "-n", "0", config],
+            ["/bin/sh", "-c", f'{trap}exec "$0" -F -n 0 "$1"', binary, config],
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
@@ -701,7 +735,8 @@ def check(o: Outcome) -> list[str]:
                 problems.append(f"unprintable-reason: {reason!r}")
             if "internal error" in reason:
                 problems.append(f"internal-error: {reason[:150]!r}")
-    ours = t.standin is not None and t.standin == (t.params.get("binary"), t.params.get("config"))
+    named = (t.params.get("binary"), t.params.get("config"))
+    ours = t.standin is not None and t.standin[:2] == named
     if t.action == "stop" and o.code == 0 and ours and o.standin_left:
         problems.append("stop-left-running: stop returned 0, the daemon it names still runs")
     if t.action == "stop" and o.code != 0:
@@ -742,7 +777,8 @@ def describe(o: Outcome, seed: int) -> str:
     if t.paths_tree:
         lines.append(f"  confsync tree: {t.paths_tree!r}")
     if t.standin:
-        lines.append(f"  running before: {t.standin[0]} -F -n 0 {t.standin[1]}")
+        deaf = " (ignoring SIGTERM)" if t.standin[2] else ""
+        lines.append(f"  running before: {t.standin[0]} -F -n 0 {t.standin[1]}{deaf}")
     if t.junk_state is not None:
         lines.append(f"  state file before: {t.junk_state!r}")
     if t.started_first:
@@ -912,14 +948,14 @@ def test_a_stop_that_leaves_the_daemon_running_is_caught(tmp_path: Path) -> None
     binary, config = str(slot.fakes / "run" / "bacula-fd"), slot.good["bacula-fd"]
     env = {"HA_RSCTMP": "<trial>/rsctmp", "QUIET_STOP": "1"}
     params = {"binary": binary, "config": config}
-    trial = Trial("bacula-fd", 0, "stop", params, env, (), None, (binary, config))
+    trial = Trial("bacula-fd", 0, "stop", params, env, (), None, (binary, config, False))
     outcome = run_trial(trial, slot, {}, executable=agent)
     assert [p.split(":", 1)[0] for p in outcome.problems] == ["stop-left-running"]
     # The real agent takes the stand-in for its daemon (a probe finds it running) and stops it.
     env = {"HA_RSCTMP": "<trial>/rsctmp"}
-    probe = Trial("bacula-fd", 0, "monitor", params, env, (), None, (binary, config))
+    probe = Trial("bacula-fd", 0, "monitor", params, env, (), None, (binary, config, False))
     assert run_trial(probe, slot, {"monitor": 20.0}).code == 0
-    stop = Trial("bacula-fd", 0, "stop", params, env, (), None, (binary, config))
+    stop = Trial("bacula-fd", 0, "stop", params, env, (), None, (binary, config, False))
     assert run_trial(stop, slot, {"stop": 60.0}).problems == []
 
 
@@ -934,3 +970,16 @@ def test_a_failing_recurring_monitor_logged_as_info_is_caught(tmp_path: Path) ->
     }
     outcome = run_trial(Trial("bacula-fd", 0, "monitor", {}, env, ()), slot, {}, executable=agent)
     assert [p.split(":", 1)[0] for p in outcome.problems] == ["quiet-monitor-failure"]
+
+
+@pytest.mark.parametrize("kind", ["daemon", "stubborn"])
+def test_start_of_a_daemon_that_never_answers_ends_in_time(kind: str, tmp_path: Path) -> None:
+    """The start waits for an answer until its deadline, then ends the daemon: all inside it."""
+    slot = Slot(tmp_path)
+    if kind not in slot.launchable:
+        pytest.skip("no C compiler for tests/fake_bacula/standin.c")
+    params = {"binary": str(slot.fakes / kind / "bacula-fd"), "config": slot.good["bacula-fd"]}
+    env = {"HA_RSCTMP": "<trial>/rsctmp", "OCF_RESKEY_CRM_meta_timeout": "2000"}
+    outcome = run_trial(Trial("bacula-fd", 0, "start", params, env, ()), slot, {})
+    assert outcome.code == 1, outcome.stderr
+    assert outcome.problems == []
