@@ -291,6 +291,13 @@ class DaemonAgent(Agent[DaemonParams]):
         self._forget(env, daemon)
         return None
 
+    def stop_unvalidated(
+        self, p: DaemonParams, env: Environment, log: Logger, reason: str
+    ) -> OCFStatus | None:
+        # The binary and configuration are known: what runs with them is ours to stop, whatever
+        # else is wrong (a missing account, a bad job_wait, the file gone from this node).
+        return self.stop(p, env, log)
+
     def stop_unconfigured(self, env: Environment, log: Logger, reason: str) -> OCFStatus | None:
         state = StateFile(env, self.kind.agent).read() or {}
         pid, exe, conf = state.get("pid"), state.get("binary"), state.get("config")

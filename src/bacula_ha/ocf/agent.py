@@ -66,6 +66,14 @@ class Agent(_Generic[C]):
         """
         return None
 
+    def stop_unvalidated(
+        self, config: C, env: Environment, log: Logger, reason: str
+    ) -> OCFStatus | None:
+        """Stop when the parameters parsed but `validate` refused them (e.g. a bad job_wait, a
+        file missing on this node). Default: as with unusable parameters. An agent whose
+        parsed parameters still name what may run overrides this to stop it."""
+        return self.stop_unconfigured(env, log, reason)
+
     def extra_actions(self) -> Mapping[str, Handler[C]]:
         """Optional actions (reload, reload-agent, ...) by name."""
         return {}

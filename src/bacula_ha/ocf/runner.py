@@ -101,6 +101,7 @@ def _run(
         log.warning(f"{problem}: using the default")
 
     try:
+        config = None
         try:
             config = agent.configure(env, log)
             agent.validate(config, env, log)
@@ -109,6 +110,8 @@ def _run(
                 # A stop that fails gets the node fenced: with broken parameters, stop
                 # succeeds when the agent can tell that nothing of its own is running.
                 log.warning(f"stopping with unusable parameters: {exc.reason}")
+                if config is not None:
+                    return _result(agent.stop_unvalidated(config, env, log, exc.reason)), ""
                 return _result(agent.stop_unconfigured(env, log, exc.reason)), ""
             if env.is_probe and exc.status in _ABSENT:
                 log.debug(f"probe: {exc.reason}: not running here")
