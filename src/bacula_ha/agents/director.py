@@ -191,9 +191,14 @@ class DirectorAgent(DaemonAgent):
                 time.sleep(min(1.0, until.remaining()))
                 running = jobs()
         console = interrupted.console_for(res, daemon, env.deadline.bound(p.check_timeout))
+        before = {job.job_id for job in running}
         running = interrupted.stop_for_resume(p.extra, res, console, jobs, running, env, log)
         for job in running:
             log.warning(f"stopping the director interrupts JobId {job.job_id}: {job.description}")
+        paused = sorted(before - {job.job_id for job in running})
+        words = [f"JobId {i} stopped to be resumed" for i in paused]
+        words += [f"JobId {job.job_id} interrupted" for job in running]
+        _report(env, log, "stopped: " + ("; ".join(words) or "no job was running"))
 
     def before_launch(self, p: DaemonParams, res: Resources, env: Environment, log: Logger) -> None:
         # The director fails what its previous instance left running as soon as it starts:
@@ -204,7 +209,8 @@ class DirectorAgent(DaemonAgent):
         self, p: DaemonParams, res: Resources, daemon: Daemon, env: Environment, log: Logger
     ) -> None:
         console = interrupted.console_for(res, daemon, env.deadline.bound(p.check_timeout))
-        interrupted.on_started(p.extra, res, console, env, log)
+        done = interrupted.on_started(p.extra, res, console, env, log)
+        _report(env, log, f"started on this node: {interrupted.summary(done)}")
 
     def _console(self, p: DaemonParams, env: Environment, log: Logger, cmds: list[str]) -> str:
         binary = env.param("bconsole", "/usr/sbin/bconsole")
@@ -222,6 +228,14 @@ class DirectorAgent(DaemonAgent):
 
     def extra_actions(self) -> dict[str, Handler[DaemonParams]]:
         return {"reload": self.reload, "reload-agent": self.reload}
+
+
+def _report(env: Environment, log: Logger, text: str) -> None:
+    """Leave what this start or stop did with jobs where the alert agent and `bacula-ha
+    status` read it: the node attribute bacula-ha-jobs-<resource> (bacula_ha.alert)."""
+    from ..ocf.attribute import publish
+
+    publish(f"bacula-ha-jobs-{env.instance.split(':')[0]}", text, env.deadline, log)
 
 
 def _request_confsync(env: Environment, log: Logger) -> None:

@@ -683,19 +683,33 @@ def on_started(
     console: Callable[[str], str],
     env: Environment,
     log: _Log,
-) -> None:
-    """Once the director answers: bring back what is recorded (never fails the start)."""
+) -> list[tuple[Entry, str, int | None]]:
+    """Once the director answers: bring back what is recorded (never fails the start).
+    Returns what `bring_back` did (nothing when off, or when the catalog cannot be read)."""
     if policy_from(params).mode == "off":
-        return
+        return []
     try:
         ledger = ledger_for(res, env, log)
         if ledger is not None:
             until = _budget(env.deadline, 0.3, 15.0)
-            bring_back(
+            return bring_back(
                 ledger, console, until, log, timeout=until.remaining(), storages=_storages(res)
             )
     except (GenericError, OSError, ValueError) as exc:
         log.warning(f"interrupted jobs: not brought back now ({_why(exc)}); the next start will")
+    return []
+
+
+def summary(done: Sequence[tuple[Entry, str, int | None]]) -> str:
+    """One line for people (alerts, status): what a start did with interrupted jobs."""
+    if not done:
+        return "no interrupted job to bring back"
+    words = {"resumed": "resumed", "rerun": "re-run as", "finished": "finished meanwhile"}
+    parts = []
+    for e, outcome, new in done:
+        what = words.get(outcome, "NOT brought back")
+        parts.append(f"JobId {e.job_id} {what}" + (f" {new}" if outcome == "rerun" else ""))
+    return "; ".join(parts)
 
 
 def _storages(res: Resources) -> dict[str, list[str]]:

@@ -147,6 +147,8 @@ def build(cib: ET.Element, mon: ET.Element) -> Status:
             comp.vip = _group_vip(config, comp.group)
             comp.preferred, comp.would_go = _placement(cib, comp, nodes)
             comp.checks = _checks(cib, prim, comp.running_on)
+            if role == "director":
+                comp.details["jobs at last start/stop"] = _attributes(cib, f"bacula-ha-jobs-{rsc}")
             if role == "confsync":
                 comp.details["last good sync"] = _attributes(cib, CONFSYNC_ATTRIBUTE)
             if role == "catalog":
