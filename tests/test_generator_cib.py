@@ -6,6 +6,7 @@ import concurrent.futures
 import os
 import re
 import subprocess
+import time
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -28,6 +29,7 @@ from tests.test_generator_helpers import (
     placement,
     simulate,
     site_nodes,
+    site_remotes,
     verify,
 )
 
@@ -54,9 +56,12 @@ def applied(
     base = tmp_path_factory.mktemp("cibs")
 
     def one(example: Path) -> Applied:
-        crm = empty_cib(base / f"{example.stem}-crm.xml", site_nodes(example))
-        pcs = empty_cib(base / f"{example.stem}-pcs.xml", site_nodes(example))
-        stepwise = empty_cib(base / f"{example.stem}-stepwise.xml", site_nodes(example))
+        # Remote nodes as a cluster knows them once connected (crmsh warns about unknown ones);
+        # `pcs cluster node add-remote` wants them unknown.
+        nodes, remotes = site_nodes(example), site_remotes(example)
+        crm = empty_cib(base / f"{example.stem}-crm.xml", nodes, remotes)
+        pcs = empty_cib(base / f"{example.stem}-pcs.xml", nodes, remotes)
+        stepwise = empty_cib(base / f"{example.stem}-stepwise.xml", nodes)
         try:
             apply_crm(generate_text(example, "crm"), crm)
             script = generate_text(example, "pcs")
@@ -107,7 +112,7 @@ def test_cib_format_merges_into_the_same_cib(
 ) -> None:
     """`--format cib` through `cibadmin --modify`, as its help says, equals crm's CIB too."""
     result = _get(applied, example)
-    cib = empty_cib(tmp_path / "cib.xml", site_nodes(example))
+    cib = empty_cib(tmp_path / "cib.xml", site_nodes(example), site_remotes(example))
     xml = tmp_path / "site.xml"
     xml.write_text(generate_text(example, "cib"))
     done = subprocess.run(
@@ -225,7 +230,8 @@ def test_node_down_moves_its_resources_to_the_standby_in_order(
 ) -> None:
     plan = _plan(example)
     comps = _components(plan)
-    for node in sorted({c.preferred for c in comps}):
+    # Full nodes: a remote node's failure is its connection's (tests/test_generator_remote.py).
+    for node in sorted({c.preferred for c in comps} & set(site_nodes(example))):
         output = simulate(started[example.stem], tmp_path / f"{node}.xml", f"--node-fail={node}")
         assert re.search(
             rf"Fencing {re.escape(node)}\b|Fence \(reboot\) {re.escape(node)}\b", output
@@ -237,7 +243,13 @@ def test_node_down_moves_its_resources_to_the_standby_in_order(
         _check_order(plan, executed(output), moved)
 
 
-@pytest.mark.parametrize("example", EXAMPLES, ids=lambda p: p.stem)
+# A remote node dies with its data centre when its connection fails, which crm_simulate cannot
+# inject together with the loss of the full nodes holding that connection (it replays the
+# connection's recovery over several transitions): tests/test_generator_remote.py proves a failed
+# remote node and a failed full node separately.
+@pytest.mark.parametrize(
+    "example", [e for e in EXAMPLES if not site_remotes(e)], ids=lambda p: p.stem
+)
 def test_data_centre_down_runs_the_site_in_the_other(
     started: dict[str, Path], example: Path, tmp_path: Path
 ) -> None:
@@ -354,7 +366,8 @@ def test_repeated_monitor_failures_move_a_director_one_failure_restarts_it(
     started: dict[str, Path], tmp_path: Path, director: int
 ) -> None:
     """migration-threshold failed monitors on the preferred node move the director's group (and
-    the catalog it runs with) to the standby; fewer restart it in place."""
+    the catalog it runs with) to the standby; fewer restart it in place; the failures are
+    cleared after failure-timeout."""
     example = next(e for e in EXAMPLES if e.stem == "two-dc")
     site = load_site(example)
     plan = build(site)
@@ -383,3 +396,16 @@ def test_repeated_monitor_failures_move_a_director_one_failure_restarts_it(
             _check_placement(plan, where, moved)
             assert re.search(rf"Recover\s+{rid}\s+\(\s*{me.preferred} -> {me.standby}", output)
         cib = out
+    # failure-timeout: the failures are cleared once the last one is that old, not before.
+    timeout = site.failure_policy(d.failure).failure_timeout
+    assert timeout
+    last = max(
+        int(nv.get("value", "0"))
+        for nv in ET.parse(cib).getroot().iter("nvpair")
+        if nv.get("name", "").startswith(f"last-failure-{rid}#")
+    )
+    for offset, cleared in ((timeout - 60, False), (timeout + 60, True)):
+        when = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(last + offset))
+        output = simulate(cib, tmp_path / f"later{offset}.xml", "-t", when)
+        found = re.search(rf"clear_failcount for {rid} on {me.preferred}\b", output)
+        assert bool(found) == cleared, (offset, output)

@@ -8,9 +8,9 @@
 # A CIB file:    CIB_FILE=cib.xml sh THIS_FILE
 #   edits that file in place.
 #
-# Review the pcs commands below: they are what this script does. Run one by one (a pcs process
-# each, about half a second: minutes on a large site), they are slow, so by default the script
-# merges the same objects, written out as CIB XML at the end of this file, into the copy in one
+# The pcs commands below are the configuration, for review. Run one by one (a pcs process each,
+# about half a second: minutes on a large site) they are slow, so by default the script merges
+# the same objects, written out as CIB XML at the end of this file, into the copy with one
 # `cibadmin --modify`. `sh THIS_FILE --stepwise` runs the pcs commands instead. bacula-ha's tests
 # prove that both ways, and `crm configure load update` of the crm format, give the same CIB.
 set -eu

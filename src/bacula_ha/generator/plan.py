@@ -399,8 +399,8 @@ class _Builder:
         for i, node in enumerate(self.site.remotes):
             prims.append(self.remote(node, info, f"remote[{i}]"))
         notes = (
-            "pacemaker_remote nodes: each connection runs on a full node and makes the remote "
-            "node available; they run storage and file daemons, never directors or catalogs.",
+            "pacemaker_remote nodes: each connection runs on a full node and makes its node",
+            "available; they run storage and file daemons, never directors or catalogs.",
         )
         return Block("Remote nodes", notes, primitives=tuple(prims))
 
