@@ -23,8 +23,8 @@ FORMATS = ("crm", "pcs", "cib", "dot", "svg")
     required=True,
     help=(
         "crm: a file for `crm configure load update`; pcs: a shell script of pcs commands "
-        "(applied in one step, or one by one with --stepwise); cib: the CIB XML for "
-        "`cibadmin --modify --scope configuration --xml-file`; dot / svg: a picture of the "
+        "(`sh FILE` applies them in one step, `sh FILE --stepwise` one by one); cib: the CIB "
+        "XML for `cibadmin --modify --scope configuration --xml-file`; dot / svg: a picture of the "
         "site (svg needs Graphviz)."
     ),
 )
