@@ -299,13 +299,18 @@ class DaemonAgent(Agent[DaemonParams]):
         return self.stop(p, env, log)
 
     def stop_unconfigured(self, env: Environment, log: Logger, reason: str) -> OCFStatus | None:
+        """What start recorded, and what the binary and configuration parameters name (when
+        they are at least absolute paths), whatever else is wrong with the parameters."""
         state = StateFile(env, self.kind.agent).read() or {}
         pid, exe, conf = state.get("pid"), state.get("binary"), state.get("config")
         known = isinstance(pid, int) and isinstance(exe, str) and isinstance(conf, str)
         if known and Identity(str(exe), str(conf)).matches(int(str(pid))):
             self._kill(int(str(pid)), env, log)
-        else:
-            log.info(f"nothing recorded to stop ({reason})")
+        binary = env.param("binary", self.kind.binary)
+        config = env.param("config", self.kind.config)
+        if all(p.startswith("/") and p.isprintable() for p in (binary, config)):
+            for found in _processes(Identity(binary, config)):
+                self._kill(found, env, log)
         StateFile(env, self.kind.agent).remove()
         return None
 
@@ -346,10 +351,7 @@ class DaemonAgent(Agent[DaemonParams]):
             pid = read_pidfile(daemon.pid_file)
             if pid is not None and ident.matches(pid) and is_alive(pid):
                 return pid
-        for entry in os.listdir("/proc"):
-            if entry.isdigit() and ident.matches(int(entry)) and is_alive(int(entry)):
-                return int(entry)
-        return None
+        return next(iter(_processes(ident)), None)
 
     def read(
         self, p: DaemonParams, env: Environment, deadline: Deadline | None = None
@@ -530,6 +532,15 @@ class DaemonAgent(Agent[DaemonParams]):
             raise GenericError(f"{self.kind.title} does not answer after the reload")
         self._remember(p, env, daemon)
         log.info(f"{self.kind.title} reloaded {p.config}")
+
+
+def _processes(ident: Identity) -> list[int]:
+    """Every live process that runs this executable with this configuration."""
+    return [
+        int(entry)
+        for entry in os.listdir("/proc")
+        if entry.isdigit() and ident.matches(int(entry)) and is_alive(int(entry))
+    ]
 
 
 def _exit_code(pid: int) -> int | None:

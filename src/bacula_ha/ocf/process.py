@@ -108,8 +108,11 @@ def terminate(
         log(f"process {pid} ignored SIGTERM for {grace:.1f}s; sending SIGKILL")
     if not _signal(pid, signal.SIGKILL):
         return True
-    # SIGKILL cannot be refused, but a process in uninterruptible sleep takes its time.
-    return wait_until(lambda: not is_alive(pid), deadline)
+    # SIGKILL cannot be refused, but a process in uninterruptible sleep takes its time. The
+    # kernel needs a moment even when the deadline is spent: a stop reported failed for a
+    # process that is dying gets the node fenced, so a little past the deadline is better.
+    floor = Deadline.after(2.0)
+    return wait_until(lambda: not is_alive(pid), floor if floor.at > deadline.at else deadline)
 
 
 def _signal(pid: int, sig: int) -> bool:

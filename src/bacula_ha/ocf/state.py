@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 
 from .env import Environment
+from .errors import GenericError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -47,12 +48,15 @@ class StateFile:
     def write(self, data: dict[str, Any]) -> None:
         import marshal
 
-        os.makedirs(os.path.dirname(self.path), mode=0o700, exist_ok=True)
         tmp = f"{self.path}.{os.getpid()}.tmp"
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "wb") as handle:
-            marshal.dump(data, handle)
-        os.replace(tmp, self.path)
+        try:
+            os.makedirs(os.path.dirname(self.path), mode=0o700, exist_ok=True)
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "wb") as handle:
+                marshal.dump(data, handle)
+            os.replace(tmp, self.path)
+        except OSError as exc:
+            raise _unusable(self.path, exc) from None
 
     def remove(self) -> None:
         try:
@@ -77,8 +81,11 @@ class Lock:
         import fcntl
         import time
 
-        os.makedirs(os.path.dirname(self.path), mode=0o700, exist_ok=True)
-        self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            os.makedirs(os.path.dirname(self.path), mode=0o700, exist_ok=True)
+            self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        except OSError as exc:
+            raise _unusable(self.path, exc) from None
         while True:
             try:
                 fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -94,6 +101,11 @@ class Lock:
         if self.fd >= 0:
             os.close(self.fd)  # closing drops the flock
             self.fd = -1
+
+
+def _unusable(path: str, exc: OSError) -> GenericError:
+    """HA_RSCTMP (or a file in it) cannot be written: a problem of this node, said plainly."""
+    return GenericError(f"cannot keep state in {os.path.dirname(path)}: {exc.strerror}")
 
 
 def state_path(rsctmp: str, agent: str, instance: str) -> str:

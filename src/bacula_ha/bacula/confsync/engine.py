@@ -149,7 +149,8 @@ def _sync_peer(
             if state["recorded"] is None and state["digest"] != remote.ABSENT:
                 first = True
             drift += [p if n == "." else f"{p}/{n}" for n in state["drift"]]
-            drift_count += int(state["drift_count"])
+            count = state["drift_count"]
+            drift_count += count if isinstance(count, int) else 0
         result = PeerResult(peer.name, ok=True, drift=tuple(drift), drift_count=drift_count)
         for p in cfg.paths:
             if p not in todo:

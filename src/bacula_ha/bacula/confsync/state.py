@@ -137,8 +137,8 @@ def forget(inst_path: str, mux_dir: str) -> None:
     for path in (inst_path, inst_path + ".lock"):
         try:
             os.unlink(path)
-        except FileNotFoundError:
-            pass
+        except OSError:
+            pass  # absent, or HA_RSCTMP is no directory: nothing of ours is there
     if mux_dir:
         shutil.rmtree(mux_dir, ignore_errors=True)
 
@@ -150,9 +150,12 @@ def sync_instance(
     with `require_running`, when the instance was stopped meanwhile)."""
     from .engine import sync
 
-    os.makedirs(os.path.dirname(inst.path), mode=0o700, exist_ok=True)
-    if inst.config.mux_dir:
-        os.makedirs(inst.config.mux_dir, mode=0o700, exist_ok=True)
+    for directory in (os.path.dirname(inst.path), inst.config.mux_dir):
+        try:
+            if directory:
+                os.makedirs(directory, mode=0o700, exist_ok=True)
+        except OSError as exc:
+            raise GenericError(f"cannot keep state in {directory}: {exc.strerror}") from None
     lock = Lock(inst.path)
     if not lock.acquire(deadline.sooner(max(1.0, deadline.remaining() / 2))):
         log.info("another sync of this instance is running; this one is skipped")

@@ -15,7 +15,9 @@ if TYPE_CHECKING:
 def _when(stamp: Any) -> str:
     if not stamp:
         return "never"
-    return time.strftime("%Y-%m-%d %H:%M:%SZ", time.gmtime(float(stamp)))
+    if not isinstance(stamp, int | float) or not 0 <= stamp < 2**40:
+        return f"unreadable ({str(stamp)[:20]!r})"  # a damaged state file: say so, go on
+    return time.strftime("%Y-%m-%d %H:%M:%SZ", time.gmtime(stamp))
 
 
 def report(report: SyncReport) -> str:
