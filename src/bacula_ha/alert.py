@@ -51,6 +51,7 @@ _RC = {
     191: "found it degraded while promoted",
 }
 _TASKS = {
+    "probe": "probe",
     "start": "start",
     "stop": "stop",
     "monitor": "check",
@@ -73,32 +74,35 @@ def describe(env: Mapping[str, str]) -> tuple[str, bool] | None:
         role = roles.get(rsc) or roles.get(rsc.split(":")[0])
         if role is None:
             return None
-        task = _clean(env.get("CRM_alert_task", ""))
+        op = _clean(env.get("CRM_alert_task", ""))
         rc = _number(env.get("CRM_alert_rc", ""))
         target = _number(env.get("CRM_alert_target_rc", "0"))
         interval = _number(env.get("CRM_alert_interval", "0")) or 0
-        if task == "monitor" and interval and rc == target:
-            return None  # a recurring check that found what it expected: not news
+        if op == "monitor" and rc is not None and rc == target:
+            return None  # a check or probe that found what it expected: not news
         what = f"{role} {_clean(rsc)}"
+        # A monitor without interval is a one-off probe (after a failure, of a joining node).
+        task = "probe" if op == "monitor" and not interval else op
         if rc is not None and (rc == target or (task == "stop" and rc == 0)):
             verb = {
                 "start": "started",
                 "stop": "stopped",
                 "promote": "promoted",
                 "demote": "demoted",
-                "monitor": "is where expected",
             }.get(task, f"{task} ok")
             line = f"{what} {verb} on {node}"
         else:
             result = _RC.get(rc if rc is not None else -1, f"ended with {rc}")
             line = f"{what}: {_TASKS.get(task, _clean(task))} on {node} {result}"
-            why = _exit_reason(rsc, node, task) or _clean(env.get("CRM_alert_desc", ""))
+            why = _exit_reason(rsc, node, op) or _clean(env.get("CRM_alert_desc", ""))
             if why and why.lower() not in ("ok", "error"):
                 line += f": {why}"
         if role == "director" and task in ("start", "stop"):
+            # The report of this very action: a stop of a director that had already died
+            # leaves the start's report in place, which says nothing of this stop.
             jobs = _director_jobs(rsc, node)
-            if jobs:
-                line += f"; jobs: {jobs}"
+            if jobs.startswith("started" if task == "start" else "stopped"):
+                line += f"; jobs: {jobs.partition(': ')[2]}"
         return line, True  # resource alerts are raised by one node only
     if kind == "fencing":
         ok = env.get("CRM_alert_rc", "") == "0"

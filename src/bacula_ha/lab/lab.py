@@ -317,7 +317,11 @@ def status(cfg: LabConfig) -> str:
     lines.append("")
     try:
         via = cluster.any_live_node(cfg)
-        lines.append(machine.run_in(cfg, via, ["crm_mon", "-1", "-r", "-f"], check=False).stdout)
+        # The site's own view (bacula-ha status) as an admin on that node would see it.
+        done = machine.run_in(cfg, via, ["bacula-ha", "status"], check=False)
+        if done.returncode != 0:
+            done = machine.run_in(cfg, via, ["crm_mon", "-1", "-r", "-f"], check=False)
+        lines.append(f"as seen from {via}:\n{done.stdout}")
     except LabError as exc:
         lines.append(str(exc))
     return "\n".join(lines)

@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import os
 import shlex
 import subprocess
+import sys
 from collections.abc import Mapping, Sequence
 
 from bacula_ha.lab.errors import LabError
 
 # Commands inside a machine get a clean, predictable environment rather than the
-# caller's (a test's PYTHONPATH or a virtualenv's PATH mean nothing inside a node).
+# caller's (a test's PYTHONPATH means nothing inside a node). The directory of this
+# interpreter comes last, so that `bacula-ha` (e.g. `lab exec node1 bacula-ha status`) is
+# found from a virtualenv too without shadowing any system tool.
 NODE_ENV: Mapping[str, str] = {
-    "PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+    "PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin:"
+    + os.path.dirname(sys.executable),
     "HOME": "/root",
     "LANG": "C.UTF-8",
     "LC_ALL": "C.UTF-8",
