@@ -65,7 +65,13 @@ def test_svg_without_graphviz_says_what_to_install(
 def test_cib_format_is_a_configuration_element() -> None:
     root = ET.fromstring(generate_text(TWO_DC, "cib"))
     assert root.tag == "configuration"
-    assert [c.tag for c in root] == ["crm_config", "rsc_defaults", "resources", "constraints"]
+    assert [c.tag for c in root] == [
+        "crm_config",
+        "rsc_defaults",
+        "resources",
+        "constraints",
+        "alerts",  # two-dc.toml has an [alerts] section
+    ]
     group = root.find("resources/group[@id='dir1-group']")
     assert group is not None
     assert [p.get("id") for p in group.iterfind("primitive")] == [

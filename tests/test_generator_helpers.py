@@ -145,6 +145,7 @@ def normalised(cib: Path) -> dict[str, object]:
         out[section] = pairs
     out["resources"] = sorted((_canon(r) for r in conf.find("resources") or []), key=repr)
     out["constraints"] = sorted((_canon(c) for c in conf.find("constraints") or []), key=repr)
+    out["alerts"] = sorted((_canon(a) for a in conf.find("alerts") or []), key=repr)
     return out
 
 

@@ -367,6 +367,14 @@ run resource meta sd4-group migration-threshold=3 failure-timeout=600s
 run constraint location add sd4-group-prefers-dc2-n2 sd4-group dc2-n2 -- 100
 run constraint location add sd4-group-standby-dc1-n2 sd4-group dc1-n2 -- 50
 run constraint location sd4-group rule constraint-id=sd4-group-only-on-pair resource-discovery=never score=-INFINITY '#uname' ne dc2-n2 and '#uname' ne dc1-n2
+
+# Alert bacula-ha-alert: the Bacula-aware alert agent (bacula_ha.alert) writes one line per event of a
+# Bacula component to each recipient. Alerts run on every node, as hacluster; their result is ignored.
+run alert create path=/usr/lib/ocf/lib/bacula/bacula-ha-alert id=bacula-ha-alert options 'bacula_resources=cat1-catalog=catalog dir1-dir=director dir1-confsync=confsync cat2-catalog=catalog dir2-dir=director dir2-confsync=confsync sd1-sd=storage sd2-sd=storage sd3-sd=storage sd4-sd=storage' command=/usr/local/sbin/page-backup-oncall command_timeout=10
+run alert recipient add bacula-ha-alert value=syslog:local5 id=bacula-ha-alert-recipient-1
+run alert recipient add bacula-ha-alert value=/var/log/pacemaker/bacula-ha-alerts.log id=bacula-ha-alert-recipient-2
+# pcs has no word for an alert's event filter (select): merged into the CIB as it is.
+CIB_file=$cib cibadmin --modify --xml-text '<alerts><alert id="bacula-ha-alert" path="/usr/lib/ocf/lib/bacula/bacula-ha-alert"><select><select_nodes/><select_fencing/><select_resources/></select></alert></alerts>'
 }
 
 if [ -n "$stepwise" ]; then
@@ -1071,6 +1079,22 @@ else
    </rule>
   </rsc_location>
  </constraints>
+ <alerts>
+  <alert id="bacula-ha-alert" path="/usr/lib/ocf/lib/bacula/bacula-ha-alert">
+   <instance_attributes id="bacula-ha-alert-instance_attributes">
+    <nvpair name="bacula_resources" value="cat1-catalog=catalog dir1-dir=director dir1-confsync=confsync cat2-catalog=catalog dir2-dir=director dir2-confsync=confsync sd1-sd=storage sd2-sd=storage sd3-sd=storage sd4-sd=storage" id="bacula-ha-alert-instance_attributes-bacula_resources" />
+    <nvpair name="command" value="/usr/local/sbin/page-backup-oncall" id="bacula-ha-alert-instance_attributes-command" />
+    <nvpair name="command_timeout" value="10" id="bacula-ha-alert-instance_attributes-command_timeout" />
+   </instance_attributes>
+   <select>
+    <select_nodes />
+    <select_fencing />
+    <select_resources />
+   </select>
+   <recipient id="bacula-ha-alert-recipient-1" value="syslog:local5" />
+   <recipient id="bacula-ha-alert-recipient-2" value="/var/log/pacemaker/bacula-ha-alerts.log" />
+  </alert>
+ </alerts>
 </configuration>
 BACULA_HA_CIB
 fi

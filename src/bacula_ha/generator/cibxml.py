@@ -117,6 +117,18 @@ def configuration(plan: Plan) -> ET.Element:
             el.set("first-action", o.first_action)
             el.set("then", o.then)
             el.set("then-action", o.then_action)
+    if plan.alerts:
+        alerts = ET.SubElement(conf, "alerts")
+        for a in plan.alerts:
+            el = ET.SubElement(alerts, "alert", id=a.id, path=a.path)
+            _nvpairs(el, "instance_attributes", f"{a.id}-instance_attributes", a.options)
+            if a.meta:
+                _nvpairs(el, "meta_attributes", f"{a.id}-meta_attributes", a.meta)
+            select = ET.SubElement(el, "select")
+            for kind in a.select:
+                ET.SubElement(select, f"select_{kind}")
+            for rid, value in a.recipients:
+                ET.SubElement(el, "recipient", id=rid, value=value)
     return conf
 
 

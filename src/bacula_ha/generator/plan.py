@@ -9,6 +9,7 @@ from .agentinfo import AgentInfo, OpDefault
 from .errors import Problem, SiteError
 from .schema import (
     MAX_ID,
+    Alerts,
     Catalog,
     Daemon,
     Director,
@@ -145,6 +146,28 @@ class Block:
 
 
 @dataclass(frozen=True)
+class Alert:
+    """One Pacemaker alert (`<alert>` in the CIB) and its recipients."""
+
+    id: str
+    path: str
+    options: Pairs  # instance attributes: what the agent reads from its environment
+    meta: Pairs
+    select: tuple[str, ...]  # nodes, fencing, resources, attributes
+    recipients: tuple[tuple[str, str], ...]  # (id, value)
+
+
+# The role the alert agent names each Bacula agent's resource by.
+ALERT_ROLES = {
+    "bacula-dir": "director",
+    "bacula-sd": "storage",
+    "bacula-fd": "filedaemon",
+    "bacula-catalog": "catalog",
+    "bacula-confsync": "confsync",
+}
+
+
+@dataclass(frozen=True)
 class Plan:
     """Everything a template renders."""
 
@@ -153,6 +176,7 @@ class Plan:
     properties: Pairs
     rsc_defaults: Pairs
     blocks: tuple[Block, ...]
+    alerts: tuple[Alert, ...] = ()
 
     def ids(self) -> list[str]:
         out: list[str] = []
@@ -166,7 +190,20 @@ class Plan:
             out += [c.id for c in b.rules]
             out += [c.id for c in b.colocations]
             out += [c.id for c in b.orders]
+        for a in self.alerts:
+            out += [a.id, *(rid for rid, _ in a.recipients)]
         return out
+
+    def bacula_resources(self) -> str:
+        """`ID=ROLE ...` of every Bacula agent's resource: the alert agent's filter."""
+        found = []
+        for b in self.blocks:
+            members = [*b.primitives, *(c.primitive for c in b.clones)]
+            members += [m for g in b.groups for m in g.members]
+            for p in members:
+                if p.spec.startswith("ocf:bacula:") and p.type in ALERT_ROLES:
+                    found.append(f"{p.id}={ALERT_ROLES[p.type]}")
+        return " ".join(found)
 
 
 class _Builder:
@@ -564,6 +601,25 @@ def _apply(op: OpDefault, override: OpOverride) -> OpDefault:
     )
 
 
+def _alert(alerts: Alerts, resources: str) -> Alert:
+    options: list[tuple[str, str]] = [("bacula_resources", resources)]
+    if alerts.command:
+        options.append(("command", alerts.command))
+    if alerts.command_timeout:
+        options.append(("command_timeout", str(alerts.command_timeout)))
+    return Alert(
+        id="bacula-ha-alert",
+        path=alerts.path,
+        options=tuple(options),
+        meta=(("timeout", f"{alerts.timeout}s"),) if alerts.timeout else (),
+        select=alerts.select,
+        recipients=tuple(
+            (f"bacula-ha-alert-recipient-{i}", value)
+            for i, value in enumerate(alerts.recipients, start=1)
+        ),
+    )
+
+
 def build(site: Site) -> Plan:
     """The plan of a valid site; raises SiteError for what only the plan can see (ids, ops)."""
     b = _Builder(site)
@@ -576,12 +632,14 @@ def build(site: Site) -> Plan:
         blocks.append(b.daemon(s, f"storage[{i}]"))
     for i, f in enumerate(site.filedaemons):
         blocks.append(b.daemon(f, f"filedaemon[{i}]"))
+    resources = Plan(site.name, site.source, (), (), tuple(blocks)).bacula_resources()
     plan = Plan(
         site=site.name,
         source=site.source,
         properties=(("stonith-enabled", "true"), *site.properties),
         rsc_defaults=(("resource-stickiness", str(site.stickiness)),),
         blocks=tuple(blocks),
+        alerts=(_alert(site.alerts, resources),) if site.alerts is not None else (),
     )
     seen: set[str] = set()
     for rid in plan.ids():

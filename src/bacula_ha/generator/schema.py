@@ -41,6 +41,11 @@ MAX_ID = 64  # long ids are legal but unreadable in crm_mon; keep generated ones
 # Failure policy defaults (docs/site-schema.md says why): a first failure restarts in place, the
 # third within the failure timeout moves the component to its standby; failures expire after
 # 10 minutes, so a node that failed once is usable again and crm_mon forgets the failed action.
+# The alert agent as `bacula-ha install` and the Debian package install it.
+DEFAULT_ALERT_PATH = "/usr/lib/ocf/lib/bacula/bacula-ha-alert"
+ALERT_SELECT = ("nodes", "fencing", "resources", "attributes")
+# A recipient of the alert agent: a file (absolute path) or syslog, optionally with a facility.
+RECIPIENT_RE = re.compile(r"^(/[A-Za-z0-9_./+-]+|syslog(:[a-z0-9]+)?)$")
 DEFAULT_MIGRATION_THRESHOLD = 3
 DEFAULT_FAILURE_TIMEOUT = 600
 REMOTE_PORT = 3121  # pacemaker_remoted's default port
@@ -110,6 +115,18 @@ class Failure:
 
     migration_threshold: int | None = None  # 0: never move because of failures
     failure_timeout: int | None = None  # seconds; 0: failures never expire
+
+
+@dataclass(frozen=True)
+class Alerts:
+    """The `[alerts]` section: the Bacula-aware alert agent and who hears from it."""
+
+    path: str
+    recipients: tuple[str, ...]
+    select: tuple[str, ...]
+    command: str | None = None
+    command_timeout: int | None = None  # seconds
+    timeout: int | None = None  # seconds: Pacemaker's own limit on one run of the agent
 
 
 @dataclass(frozen=True)
@@ -227,6 +244,7 @@ class Site:
     text: str = field(default="", repr=False)  # the TOML, to find lines of later problems
     remotes: tuple[Node, ...] = ()  # pacemaker_remote nodes
     failure: Failure = Failure()  # the site-wide failure policy, defaults applied
+    alerts: Alerts | None = None
 
     def node(self, name: str) -> Node:
         """A full or remote node by name."""
@@ -461,6 +479,7 @@ def _parse(r: _Reader, raw: dict[str, Any], source: str) -> Site | None:
             "filedaemon",
             "confsync",
             "ops",
+            "alerts",
         ),
         ("site", "node"),
     )
@@ -486,6 +505,7 @@ def _parse(r: _Reader, raw: dict[str, Any], source: str) -> Site | None:
     remotes = _list(r, raw, "remote", _remote)
     site_failure = _failure(r, raw, ())
     site_ops = _ops(r, raw, (), SITE_OP_KINDS) if "ops" in raw else ()
+    alerts = _alerts(r, raw["alerts"]) if "alerts" in raw else None
     confsync_default = r.table(raw.get("confsync", {}), ("confsync",), ("enabled", "params")) or {}
     directors = _list(r, raw, "director", lambda r, t, p: _director(r, t, p, confsync_default))
     storages = _list(r, raw, "storage", lambda r, t, p: _daemon(r, t, p, "storage"))
@@ -516,6 +536,7 @@ def _parse(r: _Reader, raw: dict[str, Any], source: str) -> Site | None:
             if site_failure.failure_timeout is None
             else site_failure.failure_timeout,
         ),
+        alerts=alerts,
     )
     _cross_check(r, site)
     return site
@@ -593,6 +614,45 @@ def _failure(r: _Reader, t: dict[str, Any], path: FieldPath) -> Failure:
     elif "failure_timeout" in ft:
         timeout = r.duration(ft, "failure_timeout", path)
     return Failure(threshold, timeout)
+
+
+def _alerts(r: _Reader, raw: object) -> Alerts | None:
+    path: FieldPath = ("alerts",)
+    keys = ("path", "recipients", "select", "command", "command_timeout", "timeout")
+    t = r.table(raw, path, keys) or {}
+    if not isinstance(raw, dict):
+        return None
+    absolute = re.compile(r"^/[A-Za-z0-9_./+-]+$")
+    agent = r.string(t, "path", path, pattern=absolute, what="an absolute path")
+    command = r.string(t, "command", path, pattern=absolute, what="an absolute path")
+    recipients: list[str] = []
+    for i, value in enumerate(r.array(t, "recipients", path)):
+        where = (*path, "recipients", i)
+        if not isinstance(value, str) or not RECIPIENT_RE.match(value):
+            r.problem(
+                where, f"{value!r} is not a file (absolute path), 'syslog' or 'syslog:FACILITY'"
+            )
+        elif value in recipients:
+            r.problem(where, f"{value!r} is listed twice")
+        else:
+            recipients.append(value)
+    select: list[str] = []
+    for i, value in enumerate(r.array(t, "select", path)):
+        if value not in ALERT_SELECT:
+            r.problem((*path, "select", i), f"{value!r} is not one of {', '.join(ALERT_SELECT)}")
+        elif value not in select:
+            select.append(value)
+    command_timeout = r.duration(t, "command_timeout", path)
+    if command_timeout is not None and command_timeout > 25:
+        r.problem((*path, "command_timeout"), "must be at most 25s (alerts are short-lived)")
+    return Alerts(
+        path=agent or DEFAULT_ALERT_PATH,
+        recipients=tuple(recipients) or ("syslog",),
+        select=tuple(select) or ALERT_SELECT[:3],
+        command=command,
+        command_timeout=command_timeout,
+        timeout=r.duration(t, "timeout", path),
+    )
 
 
 def _is_ip(text: str) -> bool:
