@@ -127,17 +127,20 @@ def test_hostile_values_reach_the_cib_literally(ocf_agents: None, tmp_path: Path
     nodes = ["n1", "n2"]
     crm = empty_cib(tmp_path / "crm.xml", nodes)
     pcs = empty_cib(tmp_path / "pcs.xml", nodes)
+    stepwise = empty_cib(tmp_path / "stepwise.xml", nodes)
     apply_crm(render(plan, "crm"), crm)
+    # The pcs script's XML (its default) and its quoted pcs commands (--stepwise).
     apply_pcs(render(plan, "pcs"), pcs)
+    apply_pcs(render(plan, "pcs"), stepwise, stepwise=True)
     assert not canary.exists(), "a value was executed by a shell"
-    for cib in (crm, pcs):
+    for cib in (crm, pcs, stepwise):
         verify(cib)
         found = _nvpairs(cib)
         for key, value in expect.items():
             assert found.get(key) == value, (cib.name, key, found.get(key), value)
     # Nothing else slipped in: no extra meta attributes, no stray resources or options.
-    assert normalised(crm) == normalised(pcs)
-    for cib in (crm, pcs):
+    assert normalised(crm) == normalised(pcs) == normalised(stepwise)
+    for cib in (crm, pcs, stepwise):
         root = ET.parse(cib).getroot()
         assert not list(root.iter("meta_attributes")) or all(
             nv.get("name") != "target-role" for nv in root.iter("nvpair")
