@@ -64,6 +64,21 @@ def test_quiet_for_routine_checks_and_foreign_resources() -> None:
     assert alert.describe(foreign) is None
 
 
+def test_a_cancelled_check_is_not_told_twice() -> None:
+    failed = _env(
+        CRM_alert_kind="resource",
+        CRM_alert_rsc="sd-one",
+        CRM_alert_task="monitor",
+        CRM_alert_rc="7",
+        CRM_alert_target_rc="0",
+        CRM_alert_interval="10000",
+        CRM_alert_status="0",
+    )
+    assert alert.describe(failed) is not None
+    assert alert.describe({**failed, "CRM_alert_status": "1"}) is None
+    assert alert.describe({**failed, "CRM_alert_status": "2"}) is not None  # timed out
+
+
 def test_fencing_and_node_loss_name_the_node() -> None:
     fenced = alert.describe(
         _env(

@@ -33,6 +33,8 @@ JOBS_ATTRIBUTE = "bacula-ha-jobs-{rsc}"
 _ATTRD_UPDATER = "/usr/sbin/attrd_updater"
 _CRM_NODE = "/usr/sbin/crm_node"
 _CIBADMIN = "/usr/sbin/cibadmin"
+# Pacemaker's execution status of an operation (CRM_alert_status): 1 is PCMK_EXEC_CANCELLED.
+_EXEC_CANCELLED = "1"
 MAX_LINE = 480  # syslog relays commonly cut at 512 bytes and more is not read anyway
 
 # OCF exit codes as an admin reads them (the runner's names would say ERR_GENERIC).
@@ -80,6 +82,8 @@ def describe(env: Mapping[str, str]) -> tuple[str, bool] | None:
         interval = _number(env.get("CRM_alert_interval", "0")) or 0
         if op == "monitor" and rc is not None and rc == target:
             return None  # a check or probe that found what it expected: not news
+        if env.get("CRM_alert_status") == _EXEC_CANCELLED:
+            return None  # a recurring check cancelled (before a stop): its result was told
         what = f"{role} {_clean(rsc)}"
         # A monitor without interval is a one-off probe (after a failure, of a joining node).
         task = "probe" if op == "monitor" and not interval else op
