@@ -111,3 +111,23 @@ def test_repeated_failures_move_the_director_and_expire(stack_lab: LabConfig) ->
     wait_until("the failure to expire", lambda: failed_actions(cfg) == (), 150, step=2)
     assert _fail_count(cfg, first) == 0
     assert started_on(cfg, "dir1-dir") == (second,)  # stickiness: it stays where it went
+
+
+def test_a_crash_is_told_by_the_survivor(stack_lab: LabConfig) -> None:
+    """The node running the director crashes: the survivor writes that the node was lost and
+    fenced, and where each component started, once per event."""
+    cfg = stack_lab
+    (active,) = started_on(cfg, "dir1-dir")
+    survivor = next(m.name for m in cfg.cluster_nodes if m.name != active)
+    before = len(_alerts(cfg, survivor))
+    lab.fail(cfg, active, "crash")
+    wait_until(
+        "the director on the survivor", lambda: started_on(cfg, "dir1-dir") == (survivor,), 90
+    )
+    lines = _alerts(cfg, survivor)[before:]
+    assert sum(f"node {active} is lost" in ln for ln in lines) == 1, lines
+    fenced = [ln for ln in lines if f"node {active} was fenced" in ln]
+    assert len(fenced) == 1 and "move to their standby nodes" in fenced[0], lines
+    assert sum(f"director dir1-dir started on {survivor}" in ln for ln in lines) == 1, lines
+    assert any(f"catalog cat1-catalog started on {survivor}" in ln for ln in lines), lines
+    lab.heal(cfg)
