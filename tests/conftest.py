@@ -14,14 +14,20 @@ from tests.fixtures_db import *  # noqa: F403
 # full run.
 FAST_MODULES = frozenset(
     {
+        "test_alert",
         "test_architecture",
         "test_catalog_unit",
+        "test_check",
         "test_fuzz_agents",
+        "test_generator_alerts",
+        "test_generator_formats",
         "test_generator_golden",
         "test_generator_haresources",
         "test_generator_schema",
+        "test_hardening_unit",
         "test_metadata",
         "test_ocf_unit",
+        "test_packaging_man",
         "test_protocol",
     }
 )

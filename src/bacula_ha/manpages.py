@@ -469,7 +469,8 @@ def site_page(markdown: str) -> str:
         ".SH NAME",
         r"bacula\-ha\-site \- the site description read by bacula\-ha generate",
         ".SH SYNOPSIS",
-        r"\fBbacula\-ha generate\fR \fISITE.toml\fR \fB\-\-format\fR \fBcrm\fR|\fBpcs\fR",
+        r"\fBbacula\-ha generate\fR \fISITE.toml\fR \fB\-\-format\fR "
+        r"\fBcrm\fR|\fBpcs\fR|\fBcib\fR|\fBdot\fR|\fBsvg\fR",
     ]
     out += _markdown(markdown)
     out += [

@@ -317,11 +317,11 @@ def status(cfg: LabConfig) -> str:
     lines.append("")
     try:
         via = cluster.any_live_node(cfg)
-        # The site's own view (bacula-ha status) as an admin on that node would see it.
-        done = machine.run_in(cfg, via, ["bacula-ha", "status"], check=False)
-        if done.returncode != 0:
-            done = machine.run_in(cfg, via, ["crm_mon", "-1", "-r", "-f"], check=False)
-        lines.append(f"as seen from {via}:\n{done.stdout}")
+        # The site's own view (bacula-ha status) as an admin on that node would see it, then
+        # Pacemaker's, which also shows what is not Bacula's (the lab's test VIP).
+        for argv in (["bacula-ha", "status"], ["crm_mon", "-1", "-r", "-f"]):
+            done = machine.run_in(cfg, via, argv, check=False)
+            lines.append(f"{' '.join(argv)} on {via}:\n{done.stdout or done.stderr}")
     except LabError as exc:
         lines.append(str(exc))
     return "\n".join(lines)

@@ -42,6 +42,8 @@ def as_text(status: Status) -> str:
                 health,
             )
         )
+    if not status.components:
+        return "\n".join([*lines, "No Bacula component in this cluster's configuration."]) + "\n"
     widths = [max(len(r[i]) for r in rows) for i in range(len(header) - 1)]
     for row in rows:
         lines.append(
