@@ -28,6 +28,7 @@ import os
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 
+from ..ocf import params as P
 from ..ocf.deadline import Deadline
 from ..ocf.errors import GenericError, NotConfiguredError
 from ..ocf.metadata import Parameter
@@ -621,15 +622,14 @@ PARAMETERS = (
 
 def policy_from(params: Mapping[str, str]) -> Policy:
     """The policy from the agent's parameters; NotConfiguredError names a bad value."""
-    raw = params.get("max_reruns", "") or "2"
-    if not raw.strip().isdigit():
-        raise NotConfiguredError(f"max_reruns must be a whole number, not {raw!r}")
+    # The shared integer parser: ASCII digits only (`isdigit` also passes '²' and '٣٠').
+    max_reruns = P.integer("max_reruns", params.get("max_reruns", "") or "2", high=1000)
     on_stop = params.get("on_stop", "") or "resume"
     if on_stop not in ("resume", "interrupt"):
         raise NotConfiguredError(f"on_stop must be resume or interrupt, not {on_stop!r}")
     try:
         return parse_policy(
-            params.get("interrupted_jobs", ""), params.get("rerun_types", ""), int(raw)
+            params.get("interrupted_jobs", ""), params.get("rerun_types", ""), max_reruns
         )
     except ValueError as exc:
         raise NotConfiguredError(str(exc)) from None
