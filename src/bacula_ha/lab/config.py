@@ -3,18 +3,37 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+import re
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from bacula_ha.lab.errors import LabError
 
+
+def _lab_id() -> str:
+    """BACULA_HA_LAB_ID: a short tag that lets several labs live side by side on one host.
+
+    Every host-wide name of a lab (namespaces, disk labels, the default directory) carries
+    it; addresses need not, since each lab has its own switch namespace.
+    """
+    value = os.environ.get("BACULA_HA_LAB_ID", "")
+    if not re.fullmatch(r"[a-z0-9]{0,4}", value):
+        # Read at import, before any command could catch a LabError: a plain message.
+        raise SystemExit(f"BACULA_HA_LAB_ID={value!r}: use up to 4 lower-case letters or digits")
+    return value
+
+
+LAB_ID = _lab_id()
 # The lab subnet exists only inside namespaces this code creates: no route leads out of it.
 SUBNET = "10.99.0"
 PREFIX_LEN = 24
 CLIENT_HOST = 100
-SWITCH_NS = "bhl-sw"
+NS_PREFIX = f"bhl{LAB_ID}-"
+SWITCH_NS = NS_PREFIX + "sw"
 BRIDGE = "br0"
-NS_PREFIX = "bhl-"
+# Disks are found by label (mount -L); the prefix keeps two labs' disks apart.
+DISK_LABEL_PREFIX = NS_PREFIX
+# Sites in examples/ name power files under the plain default; the lab rewrites them.
 DEFAULT_LAB_DIR = Path("/var/lib/bacula-ha-lab")
 CLUSTER_NAME = "bacula-lab"
 MAX_NODES = 5
@@ -35,7 +54,7 @@ class Machine:
     @property
     def port(self) -> str:
         """The machine's veth end on the bridge, in the switch namespace."""
-        return "bhl-p-" + self.name
+        return NS_PREFIX + "p-" + self.name
 
     @property
     def dir(self) -> Path:
@@ -52,7 +71,7 @@ class LabConfig:
     """What a lab is made of; derived entirely from the node count and the lab directory."""
 
     nodes: int = 2
-    lab_dir: Path = DEFAULT_LAB_DIR
+    lab_dir: Path = field(default_factory=lambda: lab_dir_from_env())
     # token 1000 ms halves the 3-node failover time measured in lab.md (9.2 s to 4.7 s);
     # dc-deadtime 2 s takes a cold start from 22 s to about 3 s.
     token_ms: int = 1000
@@ -112,4 +131,4 @@ class LabConfig:
 def lab_dir_from_env() -> Path:
     """The lab directory: BACULA_HA_LAB_DIR if set (tests may use their own), else the default."""
     value = os.environ.get("BACULA_HA_LAB_DIR")
-    return Path(value) if value else DEFAULT_LAB_DIR
+    return Path(value) if value else Path(f"{DEFAULT_LAB_DIR}{LAB_ID}")

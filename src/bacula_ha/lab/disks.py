@@ -6,7 +6,7 @@ import json
 import time
 from pathlib import Path
 
-from bacula_ha.lab.config import LabConfig
+from bacula_ha.lab.config import DISK_LABEL_PREFIX, LabConfig
 from bacula_ha.lab.errors import LabError
 from bacula_ha.lab.run import run
 
@@ -28,7 +28,7 @@ def create(cfg: LabConfig) -> dict[str, str]:
         dev = run(["losetup", "--find", "--show", str(image)]).stdout.strip()
         devices[name] = dev
         (cfg.disks_dir / f"{name}.dev").write_text(dev)
-        run(["mkfs.ext4", "-q", "-F", "-L", f"bhl-{name}", dev])
+        run(["mkfs.ext4", "-q", "-F", "-L", f"{DISK_LABEL_PREFIX}{name}", dev])
     return devices
 
 

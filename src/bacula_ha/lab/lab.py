@@ -11,7 +11,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bacula_ha.lab import cluster, disks, machine, procs, ssh, stack
-from bacula_ha.lab.config import NS_PREFIX, SUBNET, LabConfig, Machine
+from bacula_ha.lab.config import (
+    DEFAULT_LAB_DIR,
+    DISK_LABEL_PREFIX,
+    NS_PREFIX,
+    SUBNET,
+    LabConfig,
+    Machine,
+)
 from bacula_ha.lab.errors import LabError
 from bacula_ha.lab.run import NODE_ENV, run
 
@@ -160,7 +167,9 @@ def _site_text(cfg: LabConfig, site: Path) -> str:
 
     The site must name the lab's first nodes; nodes it does not name (a 2-node site on a
     3-node lab) are added as quorum nodes with their fence_dummy device: fencing and
-    placement come from the site, so no lab node may be left out of it.
+    placement come from the site, so no lab node may be left out of it. A site written for
+    the default lab gets this lab's power files and disk labels: fencing must never reach
+    another lab's machines, nor a mount another lab's disk.
     """
     try:
         text = site.read_text()
@@ -169,6 +178,8 @@ def _site_text(cfg: LabConfig, site: Path) -> str:
         raise LabError(f"cannot read site file {site}: {exc.strerror}") from exc
     except tomllib.TOMLDecodeError as exc:
         raise LabError(f"site file {site} is not valid TOML: {exc}") from exc
+    text = text.replace(f"{DEFAULT_LAB_DIR}/power/", f"{cfg.lab_dir}/power/")
+    text = text.replace("--label=bhl-", "--label=" + DISK_LABEL_PREFIX)
     names = [n.get("name", "") for n in data.get("node", []) if isinstance(n, dict)]
     wanted = [m.name for m in cfg.cluster_nodes]
     if names != wanted[: len(names)] or not names:

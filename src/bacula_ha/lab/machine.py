@@ -138,7 +138,7 @@ def reset_net(m: Machine) -> None:
 
 
 def set_port(name: str, up: bool) -> None:
-    run(["ip", "-n", SWITCH_NS, "link", "set", "bhl-p-" + name, "up" if up else "down"])
+    run(["ip", "-n", SWITCH_NS, "link", "set", NS_PREFIX + "p-" + name, "up" if up else "down"])
 
 
 def addresses(m: Machine) -> list[str]:

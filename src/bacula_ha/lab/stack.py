@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bacula_ha.lab import machine
-from bacula_ha.lab.config import SUBNET, LabConfig
+from bacula_ha.lab.config import DISK_LABEL_PREFIX, SUBNET, LabConfig
 from bacula_ha.lab.errors import LabError
 
 # What examples/lab-site.toml names; the Bacula configuration below must agree with it.
@@ -305,7 +305,7 @@ def extra_binds(cfg: LabConfig) -> list[tuple[str, str]]:
 
 CATALOG_SCRIPT = r"""
 set -eu
-mount -L bhl-catalog {mnt}
+mount -L {label}catalog {mnt}
 trap 'umount {mnt}' EXIT
 mkdir -p {mnt}/15
 chown -R postgres:postgres {mnt}
@@ -336,7 +336,7 @@ runuser -u postgres -- {bin}/pg_ctl -D {pgdata} -w -m fast stop >/dev/null
 
 SD_DISK_SCRIPT = """
 set -eu
-mount -L bhl-sd1 {mnt}
+mount -L {label}sd1 {mnt}
 trap 'umount {mnt}' EXIT
 mkdir -p {archive}
 chown bacula:bacula {archive}
@@ -348,11 +348,16 @@ def provision_disks(cfg: LabConfig, on: str = "node1") -> None:
     """Initialise the catalog (PostgreSQL + Bacula tables) and the volume directory on disk."""
     pw = Secrets.load_or_create(cfg)
     script = CATALOG_SCRIPT.format(
-        mnt=PG_MOUNT, bin=PG_BIN, pgdata=PGDATA, subnet=SUBNET, scripts=SCRIPTS
+        mnt=PG_MOUNT,
+        bin=PG_BIN,
+        pgdata=PGDATA,
+        subnet=SUBNET,
+        scripts=SCRIPTS,
+        label=DISK_LABEL_PREFIX,
     )
     # Runs inside the node (its own /tmp and /run): nothing of this touches the host.
     machine.run_in(cfg, on, ["sh", "-c", script], env={"CATALOG_PW": pw.catalog}, timeout=120)
-    script = SD_DISK_SCRIPT.format(mnt=SD_MOUNT, archive=ARCHIVE)
+    script = SD_DISK_SCRIPT.format(mnt=SD_MOUNT, archive=ARCHIVE, label=DISK_LABEL_PREFIX)
     machine.run_in(cfg, on, ["sh", "-c", script], timeout=60)
 
 
@@ -367,6 +372,7 @@ def apply_site(cfg: LabConfig, site: Path, on: str = "node1") -> Path:
     """Generate the site's pcs script with `bacula-ha generate` and run it inside a node."""
     out = cfg.lab_dir / "site.pcs.sh"
     cli = Path(sys.executable).with_name("bacula-ha")
+
     argv = [str(cli), "generate", str(site), "--format", "pcs", "-o", str(out)]
     proc = subprocess.run(argv, capture_output=True, text=True, timeout=120)
     if proc.returncode != 0:
