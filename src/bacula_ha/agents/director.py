@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 
 from ..bacula import jobs as interrupted
 from ..bacula.config import Resources, json_tool_for, load
@@ -25,7 +26,12 @@ from ..ocf.env import Environment
 from ..ocf.errors import GenericError, NotInstalledError
 from ..ocf.log import Logger
 from ..ocf.metadata import Action, MetaData, Parameter
+from ..ocf.state import state_path
 from ..ocf.status import OCFStatus
+
+# How often a monitor records the director's sign of life in the catalog (at most): where the
+# next start begins its search for scheduled runs missed during an outage (bacula/jobs.py).
+HEARTBEAT_EVERY = 55.0
 
 KIND = Kind(
     agent="bacula-dir",
@@ -103,11 +109,14 @@ class DirectorAgent(DaemonAgent):
     metadata = METADATA
     # The catalog's settings: stop records the jobs it stops there (bacula/jobs.py).
     recorded = ("Catalog",)
+    # When this process launched the director: its scheduler's own start (bacula/jobs.py).
+    launched: float | None = None
 
     def validate(self, p: DaemonParams, env: Environment, log: Logger) -> None:
         super().validate(p, env, log)
         P.seconds("job_wait", p.extra.get("job_wait", "") or "0")
         interrupted.policy_from(p.extra)
+        interrupted.window_from(p.extra)
         if env.depth >= 20 or env.action in ("stop", "validate-all"):
             bconsole_bin = P.absolute_path("bconsole", env.param("bconsole", "/usr/sbin/bconsole"))
             if env.action != "stop" and not os.access(bconsole_bin, os.X_OK):
@@ -199,18 +208,52 @@ class DirectorAgent(DaemonAgent):
         words = [f"JobId {i} stopped to be resumed" for i in paused]
         words += [f"JobId {job.job_id} interrupted" for job in running]
         _report(env, log, "stopped: " + ("; ".join(words) or "no job was running"))
+        # Reached only when the director answered: a clean stop, no outage to catch up on. A
+        # wedged director never gets here, and its outage counts from its last good monitor.
+        interrupted.heartbeat(p.extra, res, daemon.name, env, log, stopped=True)
 
     def before_launch(self, p: DaemonParams, res: Resources, env: Environment, log: Logger) -> None:
         # The director fails what its previous instance left running as soon as it starts:
         # read it first (bacula/jobs.py).
         interrupted.on_launch(p.extra, res, env, log)
+        self.launched = time.time()
 
     def after_start(
         self, p: DaemonParams, res: Resources, daemon: Daemon, env: Environment, log: Logger
     ) -> None:
         console = interrupted.console_for(res, daemon, env.deadline.bound(p.check_timeout))
-        done = interrupted.on_started(p.extra, res, console, env, log)
-        _report(env, log, f"started on this node: {interrupted.summary(done)}")
+        started = interrupted.on_started(
+            p.extra, res, console, env, log, director=daemon.name, launched=self.launched
+        )
+        _report(env, log, f"started on this node: {interrupted.summary(started)}")
+
+    def monitor(self, p: DaemonParams, env: Environment, log: Logger) -> OCFStatus | None:
+        status = super().monitor(p, env, log)
+        if status is None and not env.is_probe:
+            self._heartbeat(p, env, log)
+        return status
+
+    def _heartbeat(self, p: DaemonParams, env: Environment, log: Logger) -> None:
+        """At most every HEARTBEAT_EVERY seconds: the director's sign of life, in the catalog."""
+        marker = state_path(env.rsctmp, "bacula-dir-alive", env.instance)
+        try:
+            if time.time() - os.stat(marker).st_mtime < HEARTBEAT_EVERY:
+                return
+        except OSError:
+            pass
+        recorded = self._recorded(p, env, current=False)
+        if recorded is None:
+            return
+        # Touched first, so that a catalog that is down costs one attempt a minute, not one
+        # per monitor.
+        try:
+            os.makedirs(os.path.dirname(marker), mode=0o700, exist_ok=True)
+            with open(marker, "a"):
+                pass
+            os.utime(marker)
+        except OSError:
+            return
+        interrupted.heartbeat(p.extra, recorded[0], recorded[1].name, env, log)
 
     def _console(self, p: DaemonParams, env: Environment, log: Logger, cmds: list[str]) -> str:
         binary = env.param("bconsole", "/usr/sbin/bconsole")

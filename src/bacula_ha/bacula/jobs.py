@@ -43,6 +43,7 @@ if TYPE_CHECKING:
     from .config import Resources
     from .console import RunningJob
     from .daemon import Daemon
+    from .schedule import Planned, Rule
 
     class _Log(Protocol):
         def debug(self, message: str) -> None: ...
@@ -243,6 +244,17 @@ def sql(
     return [line.split(_SEP) for line in result.stdout.splitlines() if line.strip()]
 
 
+ALIVE_TABLE = "bacula_ha_alive"
+# The director's last sign of life, so that the next start knows when an outage began.
+_CREATE_ALIVE = f"""CREATE TABLE IF NOT EXISTS {ALIVE_TABLE} (
+  director text PRIMARY KEY,
+  seen bigint NOT NULL,
+  stopped boolean NOT NULL DEFAULT false,
+  node text NOT NULL DEFAULT '',
+  updated timestamptz NOT NULL DEFAULT now());
+"""
+
+
 def _jobs_query(where: str) -> str:
     # The chain: the latest record whose re-run this job is (a resume keeps the JobId, so the
     # job's own earlier records count too).
@@ -429,6 +441,55 @@ SELECT 'max', coalesce(max(JobId), 0) FROM Job;
         keys = ("jobid", "origin", "attempt", "found", "action", "new_jobid", "node")
         return [dict(zip(keys, r[1:], strict=True)) for r in rows if r[0] == "row" and len(r) == 8]
 
+    def alive(
+        self, director: str, seen: int, stopped: bool, deadline: Deadline, timeout: float
+    ) -> None:
+        """Record the director's latest sign of life (`stopped`: a clean stop, no outage)."""
+        flag = "true" if stopped else "false"
+        self._sql(
+            _CREATE_ALIVE + f"INSERT INTO {ALIVE_TABLE} (director, seen, stopped, node) VALUES "
+            f"({_lit(director)}, {int(seen)}, {flag}, {_lit(self.node)}) "
+            "ON CONFLICT (director) DO UPDATE SET seen = EXCLUDED.seen, "
+            "stopped = EXCLUDED.stopped, node = EXCLUDED.node, updated = now();\n",
+            deadline,
+            timeout,
+        )
+
+    def last_alive(
+        self, director: str, deadline: Deadline, timeout: float
+    ) -> tuple[int, bool] | None:
+        """(seen, stopped cleanly) of the director's last life, None if never recorded."""
+        rows = self._sql(
+            _CREATE_ALIVE + f"SELECT 'alive', seen, stopped FROM {ALIVE_TABLE} "
+            f"WHERE director = {_lit(director)};\n",
+            deadline,
+            timeout,
+        )
+        for row in rows:
+            if len(row) == 3 and row[0] == "alive" and row[1].lstrip("-").isdigit():
+                return int(row[1]), row[2] == "t"
+        return None
+
+    def ran(
+        self, runs: Sequence[Planned], deadline: Deadline, timeout: float
+    ) -> set[tuple[str, str]]:
+        """Of these runs, (job, SchedTime) of those the catalog has a job for."""
+        if not runs:
+            return set()
+        names = ", ".join(sorted({_lit(r.job) for r in runs}))
+        times = ", ".join(sorted({_lit(r.when()) for r in runs}))
+        rows = self._sql(
+            f"SELECT 'ran', Name, to_char(SchedTime, 'YYYY-MM-DD HH24:MI:SS') FROM Job "
+            f"WHERE Name IN ({names}) AND SchedTime IN ({times});\n",
+            deadline,
+            timeout,
+        )
+        return {(r[1], r[2]) for r in rows if len(r) == 3 and r[0] == "ran"}
+
+    def note(self, job_id: int, text: str, deadline: Deadline, timeout: float) -> None:
+        """A line in the job's log (`list joblog`)."""
+        self._sql(_log_row(job_id, text) + "\n", deadline, timeout)
+
 
 def _claim_text(job: Job, action: str) -> str:
     what = {
@@ -570,6 +631,97 @@ def _outcome_text(e: Entry, outcome: str, new: int | None) -> str:
     return f"could not be brought back (status {e.status_now or 'gone'})"
 
 
+# -- scheduled runs an outage made Bacula skip -----------------------------------------------------
+
+# A director that starts still runs a job scheduled less than 59 s before, in the current hour
+# (find_runs and add_job, src/dird/scheduler.c); 2 s more, so that a run it is starting at this
+# very moment is not started a second time here.
+SCHEDULER_GRACE = 61
+
+
+def missed_runs(
+    jobs: Sequence[tuple[str, str, list[Rule]]], seen: float, launched: float, window: float
+) -> list[Planned]:
+    """The runs Bacula skipped: after the director's last sign of life (and within `window`
+    before the new one was launched), too early for the new director's scheduler."""
+    import time
+
+    from .schedule import planned
+
+    tm = time.localtime(launched)
+    hour_start = launched - tm.tm_min * 60 - tm.tm_sec
+    runs = planned(jobs, max(seen, launched - window), launched)
+    return [r for r in runs if r.runtime < launched - SCHEDULER_GRACE or r.runtime < hour_start]
+
+
+def catch_up(
+    ledger: Ledger,
+    jobs: Sequence[tuple[str, str, list[Rule]]],
+    console: Callable[[str], str],
+    director: str,
+    launched: float,
+    policy: Policy,
+    window: float,
+    deadline: Deadline,
+    log: _Log,
+    *,
+    timeout: float = 5.0,
+    now: float | None = None,
+) -> list[tuple[Planned, int | None]]:
+    """After the director answers: run, late and once, the scheduled runs an outage skipped.
+
+    The outage starts at the director's last sign of life in the catalog (`bacula_ha_alive`,
+    written by its monitors and by each start and stop); a clean stop is no outage, and a
+    director with no recorded life (a new site) has nothing to catch up. Several missed runs
+    of one job become one (`one_per_job`); a run the catalog has a job for (SchedTime) ran.
+    The window is closed in the catalog before any command: a start that dies halfway, or
+    its retry, never runs a missed job twice (at worst a run stays missed, and is logged).
+    Returns (run, new JobId or None)."""
+    import time
+
+    from .schedule import one_per_job
+
+    now = time.time() if now is None else now
+    last = ledger.last_alive(director, deadline, timeout)
+    todo: list[Planned] = []
+    if last is None:
+        log.info("no earlier life of this director is recorded: no missed scheduled runs")
+    elif last[1]:
+        log.debug("the director was stopped cleanly: no scheduled run to catch up")
+    elif window > 0 and policy.mode != "off":
+        missed = missed_runs(jobs, last[0], launched, window)
+        others = sorted({r.job for r in missed if r.type not in policy.types})
+        if others:
+            log.info(f"missed scheduled runs not run late (rerun_types): {', '.join(others)}")
+        wanted = [r for r in missed if r.type in policy.types]
+        ran = ledger.ran(wanted, deadline, timeout)
+        todo = one_per_job(r for r in wanted if (r.job, r.when()) not in ran)
+    ledger.alive(director, int(now), False, deadline, timeout)
+    if policy.mode == "log":
+        for run in todo:
+            log.warning(f"scheduled run of {run.job} at {run.when()} was missed; policy: logged")
+        return [(run, None) for run in todo]
+    done: list[tuple[Planned, int | None]] = []
+    for run in todo:
+        try:
+            output = console(run.command())
+        except GenericError as exc:
+            log.warning(f"could not run the missed {run.job} of {run.when()}: {exc.reason}")
+            done.append((run, None))
+            continue
+        new = queued_job_id(output)
+        if new is None:
+            tail = " ".join(output.split())[-160:]
+            log.warning(f"the director did not queue the missed {run.job} of {run.when()}: {tail}")
+        else:
+            log.info(f"{run.job} scheduled at {run.when()} was missed: run late as JobId {new}")
+            down = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(last[0] if last else 0))
+            text = f"bacula-ha: run late: scheduled at {run.when()}, missed while the director"
+            ledger.note(new, f"{text} was down (last seen {down})", deadline, timeout)
+        done.append((run, new))
+    return done
+
+
 # -- the bacula-dir agent's side ----------------------------------------------------------------
 
 PARAMETERS = (
@@ -603,6 +755,18 @@ PARAMETERS = (
         "keep crashing the director), it is left failed and reported in the log.",
         content_type="integer",
         default="2",
+    ),
+    Parameter(
+        "missed_runs_window",
+        "how far back missed scheduled runs are run late",
+        "Bacula skips a job whose scheduled time passed more than a minute before the "
+        "director started. With interrupted_jobs=rerun, start runs each job of rerun_types "
+        "whose scheduled time fell into the director's outage (from its last sign of life, "
+        "recorded in the catalog by its monitors, to this start) once, late, at the highest "
+        "level missed, under its scheduled time (Max Start Delay still applies); no further "
+        "back than this many seconds. A clean stop is no outage. 0: never.",
+        content_type="integer",
+        default="21600",
     ),
     Parameter(
         "on_stop",
@@ -677,39 +841,109 @@ def on_launch(params: Mapping[str, str], res: Resources, env: Environment, log: 
         log.warning(f"interrupted jobs: cannot read the catalog ({_why(exc)}); none noted")
 
 
+def window_from(params: Mapping[str, str]) -> float:
+    """missed_runs_window in seconds; NotConfiguredError names a bad value."""
+    return P.seconds("missed_runs_window", params.get("missed_runs_window", "") or "21600")
+
+
 def on_started(
     params: Mapping[str, str],
     res: Resources,
     console: Callable[[str], str],
     env: Environment,
     log: _Log,
-) -> list[tuple[Entry, str, int | None]]:
-    """Once the director answers: bring back what is recorded (never fails the start).
-    Returns what `bring_back` did (nothing when off, or when the catalog cannot be read)."""
-    if policy_from(params).mode == "off":
-        return []
+    *,
+    director: str = "",
+    launched: float | None = None,
+) -> Started:
+    """Once the director answers: bring back what is recorded, then run what its outage
+    made Bacula skip (never fails the start). Returns what was done (nothing when off, or
+    when the catalog cannot be read)."""
+    import time
+
+    policy = policy_from(params)
+    started = Started()
+    if policy.mode == "off":
+        return started
     try:
         ledger = ledger_for(res, env, log)
-        if ledger is not None:
-            until = _budget(env.deadline, 0.3, 15.0)
-            return bring_back(
-                ledger, console, until, log, timeout=until.remaining(), storages=_storages(res)
-            )
+        if ledger is None:
+            return started
+        until = _budget(env.deadline, 0.3, 15.0)
+        back = bring_back(
+            ledger, console, until, log, timeout=until.remaining(), storages=_storages(res)
+        )
+        started = Started(tuple(back))
     except (GenericError, OSError, ValueError) as exc:
         log.warning(f"interrupted jobs: not brought back now ({_why(exc)}); the next start will")
-    return []
+        return started
+    if not director:
+        return started
+    from .schedule import scheduled_jobs
+
+    try:
+        until = _budget(env.deadline, 0.3, 10.0)
+        missed = catch_up(
+            ledger,
+            scheduled_jobs(res),
+            console,
+            director,
+            time.time() if launched is None else launched,
+            policy,
+            window_from(params),
+            until,
+            log,
+            timeout=until.remaining(),
+        )
+    except (GenericError, OSError, ValueError) as exc:
+        log.warning(f"missed scheduled runs: not looked for ({_why(exc)})")
+        return started
+    return Started(started.brought_back, tuple(missed))
 
 
-def summary(done: Sequence[tuple[Entry, str, int | None]]) -> str:
+def heartbeat(
+    params: Mapping[str, str],
+    res: Resources,
+    director: str,
+    env: Environment,
+    log: _Log,
+    *,
+    stopped: bool = False,
+) -> None:
+    """Record in the catalog that the director is alive (or stopped cleanly): where the
+    next start's search for missed scheduled runs begins. Never fails the action."""
+    import time
+
+    try:
+        if policy_from(params).mode == "off" or not window_from(params):
+            return
+        ledger = ledger_for(res, env, log)
+        if ledger is not None:
+            until = _budget(env.deadline, 0.2, 3.0)
+            ledger.alive(director, int(time.time()), stopped, until, until.remaining())
+    except (GenericError, OSError, ValueError) as exc:
+        log.debug(f"the director's sign of life is not recorded: {_why(exc)}")
+
+
+@dataclass(frozen=True)
+class Started:
+    """What a start did: interrupted jobs brought back, missed scheduled runs run late."""
+
+    brought_back: tuple[tuple[Entry, str, int | None], ...] = ()
+    missed: tuple[tuple[Planned, int | None], ...] = ()
+
+
+def summary(started: Started) -> str:
     """One line for people (alerts, status): what a start did with interrupted jobs."""
-    if not done:
-        return "no interrupted job to bring back"
     words = {"resumed": "resumed", "rerun": "re-run as", "finished": "finished meanwhile"}
     parts = []
-    for e, outcome, new in done:
+    for e, outcome, new in started.brought_back:
         what = words.get(outcome, "NOT brought back")
         parts.append(f"JobId {e.job_id} {what}" + (f" {new}" if outcome == "rerun" else ""))
-    return "; ".join(parts)
+    for run, new in started.missed:
+        late = f"run late as JobId {new}" if new else "NOT run"
+        parts.append(f"missed {run.job} of {run.when()} {late}")
+    return "; ".join(parts) or "no interrupted job to bring back"
 
 
 def _storages(res: Resources) -> dict[str, list[str]]:
