@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from types import SimpleNamespace
@@ -16,9 +17,10 @@ from bacula_ha.bacula.config import Resources
 from bacula_ha.bacula.jobs import Entry, Job, Ledger, Policy
 from bacula_ha.ocf.deadline import Deadline
 from bacula_ha.ocf.errors import GenericError, NotConfiguredError
+from bacula_ha.sandbox.mariadb import MariaDBServer
 from bacula_ha.sandbox.postgres import PostgresServer
-from bacula_ha.sandbox.server import CatalogInfo
-from tests.catalog_helpers import POSTGRES, scratch_catalog_on
+from bacula_ha.sandbox.server import CatalogInfo, SandboxServer
+from tests.catalog_helpers import MARIADB, POSTGRES, Backend, scratch_catalog_on
 
 
 class Log:
@@ -159,10 +161,18 @@ def test_bring_back_leaves_an_entry_open_when_the_console_fails() -> None:
 # -- on a real PostgreSQL catalog ------------------------------------------------------------------
 
 
-@pytest.fixture
-def catalog(pg_server: PostgresServer) -> Iterator[tuple[PostgresServer, CatalogInfo]]:
-    with scratch_catalog_on(pg_server, POSTGRES) as info:
-        yield pg_server, info
+@pytest.fixture(params=[POSTGRES, MARIADB], ids=lambda b: b.name)
+def catalog(request: pytest.FixtureRequest) -> Iterator[tuple[SandboxServer, CatalogInfo]]:
+    """A scratch catalog on each backend: the record speaks both SQLs."""
+    backend: Backend = request.param
+    server = backend.fixture(request, "server")
+    assert isinstance(server, (PostgresServer, MariaDBServer))
+    with scratch_catalog_on(server, backend) as info:
+        yield server, info
+
+
+def _backend(server: SandboxServer) -> str:
+    return "postgresql" if isinstance(server, PostgresServer) else "mysql"
 
 
 def _settings(info: CatalogInfo, password: str | None = None) -> CatalogSettings:
@@ -176,11 +186,19 @@ def _settings(info: CatalogInfo, password: str | None = None) -> CatalogSettings
     )
 
 
-def _ledger(info: CatalogInfo, tmp: Path) -> Ledger:
-    return Ledger(_settings(info), client=default_client("postgresql"), node="n1", tmpdir=str(tmp))
+def _ledger(server: SandboxServer, info: CatalogInfo, tmp: Path) -> Ledger:
+    backend = _backend(server)
+    return Ledger(
+        _settings(info),
+        client=default_client(backend),
+        node="n1",
+        tmpdir=str(tmp),
+        backend=backend,
+    )
 
 
-def _add_job(server: PostgresServer, db: str, name: str, status: str, type_: str = "B") -> int:
+def _add_job(server: SandboxServer, db: str, name: str, status: str, type_: str = "B") -> int:
+    # Subqueries on other tables: MySQL refuses a subquery on the table it inserts into.
     out = server.sql(
         "INSERT INTO Job (Job, Name, Type, Level, JobStatus, ClientId, FileSetId, PoolId)"
         f" VALUES ('{name}.x', '{name}', '{type_}', 'F', '{status}',"
@@ -191,7 +209,7 @@ def _add_job(server: PostgresServer, db: str, name: str, status: str, type_: str
     return int(next(w for w in out.split() if w.isdigit()))
 
 
-def _seed(server: PostgresServer, db: str) -> None:
+def _seed(server: SandboxServer, db: str) -> None:
     server.sql(
         "INSERT INTO Client (Name, Uname) VALUES ('c-fd', 'x');"
         "INSERT INTO FileSet (FileSet, MD5, CreateTime) VALUES ('Set', 'x', now());"
@@ -201,7 +219,7 @@ def _seed(server: PostgresServer, db: str) -> None:
 
 
 def test_catalog_record_is_exactly_once_and_chains(
-    catalog: tuple[PostgresServer, CatalogInfo], tmp_path: Path
+    catalog: tuple[SandboxServer, CatalogInfo], tmp_path: Path
 ) -> None:
     server, info = catalog
     db = info.db_name
@@ -210,7 +228,7 @@ def test_catalog_record_is_exactly_once_and_chains(
     running = _add_job(server, db, "Backup1", "R")
     created = _add_job(server, db, "Restore1", "C", type_="R")
     failed = _add_job(server, db, "Backup1", "f")
-    ledger = _ledger(info, tmp_path)
+    ledger = _ledger(server, info, tmp_path)
     found = ledger.interrupted(Deadline.after(10), 10)
     # Exactly what the director's start-up clean-up fails: R and C, with their names.
     assert [(j.job_id, j.status) for j in found] == [(running, "R"), (created, "C")]
@@ -260,10 +278,11 @@ def test_catalog_record_is_exactly_once_and_chains(
 
 
 def test_unreadable_catalog_is_a_warning_not_a_failed_start(
-    catalog: tuple[PostgresServer, CatalogInfo], tmp_path: Path
+    catalog: tuple[SandboxServer, CatalogInfo], tmp_path: Path
 ) -> None:
-    _, info = catalog
+    server, info = catalog
     entry = {
+        "DbDriver": "MySQL" if _backend(server) == "mysql" else "",
         "Name": "MyCatalog",
         "DbName": info.db_name,
         "User": info.db_user,
@@ -280,3 +299,34 @@ def test_unreadable_catalog_is_a_warning_not_a_failed_start(
     assert "cannot read the catalog" in warnings and "wrong-password" not in warnings
     assert "not brought back now" in warnings
     assert not [f for f in os.listdir(tmp_path) if f.startswith(".bacula-catalog")]
+
+
+def test_sign_of_life_and_runs_that_ran(
+    catalog: tuple[SandboxServer, CatalogInfo], tmp_path: Path
+) -> None:
+    """What catch_up reads and writes (scheduled runs missed in an outage), in both SQLs."""
+    from bacula_ha.bacula.schedule import Planned
+
+    server, info = catalog
+    db = info.db_name
+    ledger = _ledger(server, info, tmp_path)
+    deadline = Deadline.after(10)
+    assert ledger.last_alive("dir-1", deadline, 10) is None
+    ledger.alive("dir-1", 1000, False, deadline, 10)
+    ledger.alive("dir-2", 5, True, deadline, 10)
+    assert ledger.last_alive("dir-1", deadline, 10) == (1000, False)
+    ledger.alive("dir-1", 2000, True, deadline, 10)  # one row per director, replaced
+    assert ledger.last_alive("dir-1", deadline, 10) == (2000, True)
+    assert ledger.last_alive("dir-2", deadline, 10) == (5, True)
+    # A job's SchedTime says which scheduled run it was.
+    _seed(server, db)
+    job_id = _add_job(server, db, "Nightly", "T")
+    server.sql(f"UPDATE Job SET SchedTime = '2026-11-30 23:05:00' WHERE JobId = {job_id}", db=db)
+    stamp = int(time.mktime(time.strptime("2026-11-30 23:05", "%Y-%m-%d %H:%M")))
+    runs = [Planned("Nightly", "B", stamp, "Full"), Planned("Nightly", "B", stamp + 60, "Full")]
+    runs.append(Planned("Weekly's", "B", stamp, "Full"))  # a quote in a name is data
+    assert ledger.ran(runs, deadline, 10) == {("Nightly", "2026-11-30 23:05:00")}
+    ledger.note(job_id, "bacula-ha: a note with 'quotes' and a \\ backslash", deadline, 10)
+    # Read back raw (the sandbox's client escapes backslashes on output): one backslash.
+    rows = ledger._sql(f"SELECT 'log', LogText FROM Log WHERE JobId = {job_id};", deadline, 10)
+    assert rows == [["log", "bacula-ha: a note with 'quotes' and a \\ backslash"]]

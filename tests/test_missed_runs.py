@@ -83,8 +83,9 @@ def test_rules_agree_with_the_directors_own_listing(
 
 def _alive(server: PostgresServer, db: str, director: str, seen: float, stopped: bool) -> None:
     server.sql(
-        jobs._CREATE_ALIVE + f"INSERT INTO {jobs.ALIVE_TABLE} (director, seen, stopped) VALUES "
-        f"('{director}', {int(seen)}, {str(stopped).lower()}) ON CONFLICT (director) DO UPDATE "
+        jobs._create_alive("postgresql")
+        + f"INSERT INTO {jobs.ALIVE_TABLE} (director, seen, stopped) VALUES "
+        f"('{director}', {int(seen)}, {int(stopped)}) ON CONFLICT (director) DO UPDATE "
         "SET seen = EXCLUDED.seen, stopped = EXCLUDED.stopped;",
         db=db,
     )
@@ -92,8 +93,7 @@ def _alive(server: PostgresServer, db: str, director: str, seen: float, stopped:
 
 def _alive_row(server: PostgresServer, db: str, director: str) -> tuple[int, str]:
     out = server.sql(
-        f"SELECT seen || '|' || (CASE WHEN stopped THEN 't' ELSE 'f' END) "
-        f"FROM {jobs.ALIVE_TABLE} WHERE director = '{director}'",
+        f"SELECT seen || '|' || stopped FROM {jobs.ALIVE_TABLE} WHERE director = '{director}'",
         db=db,
     )
     seen, stopped = next(w for w in out.split() if "|" in w).split("|")
@@ -133,7 +133,8 @@ def test_a_run_missed_in_an_outage_runs_late_once(
 
     # No life of this director recorded (a new site): nothing is run late.
     pg_server.sql(
-        jobs._CREATE_ALIVE + f"DELETE FROM {jobs.ALIVE_TABLE} WHERE director = '{director}'",
+        jobs._create_alive("postgresql")
+        + f"DELETE FROM {jobs.ALIVE_TABLE} WHERE director = '{director}'",
         db=db,
     )
     assert d.run("start", rsctmp, extra_env=env).code == 0
@@ -141,7 +142,7 @@ def test_a_run_missed_in_an_outage_runs_late_once(
     assert _late_jobs(pg_server, db, when) == []
     # The start recorded this life; its clean stop says so: no outage to catch up.
     assert d.run("stop", rsctmp, extra_env=env).code == 0
-    assert _alive_row(pg_server, db, director)[1] == "t"
+    assert _alive_row(pg_server, db, director)[1] == "1"
     assert d.run("start", rsctmp, extra_env=env).code == 0
     assert _late_jobs(pg_server, db, when) == [] and "run late" not in log.read_text()
 
@@ -162,7 +163,7 @@ def test_a_run_missed_in_an_outage_runs_late_once(
     assert "run late: scheduled at" in bconsole(site, f"list joblog jobid={job_id}")
     # The start closed the window: its own sign of life, now.
     seen, stopped = _alive_row(pg_server, db, director)
-    assert stopped == "f" and abs(seen - time.time()) < 60
+    assert stopped == "0" and abs(seen - time.time()) < 60
 
     # Another crash with the same window: the run has its job now, nothing runs twice.
     pid = d.pid()

@@ -19,7 +19,7 @@ the unique key and changes nothing, which is what makes a job come back once per
 interruption. A re-run's new JobId is stored in the row, so when the re-run is interrupted
 in turn the chain continues (attempt + 1) and a chain longer than `max_reruns` is left
 failed and reported. A Log row on the interrupted job repeats each decision for
-`list joblog`. PostgreSQL catalogs only (MySQL: a warning, nothing is brought back).
+`list joblog`. PostgreSQL and MySQL (MariaDB) catalogs alike.
 """
 
 from __future__ import annotations
@@ -184,18 +184,31 @@ def _lit(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
-_CREATE = f"""CREATE TABLE IF NOT EXISTS {TABLE} (
-  id serial PRIMARY KEY,
+# The record's tables in each catalog's SQL (the rest of the SQL here is common to both).
+_SERIAL = {"postgresql": "serial", "mysql": "integer AUTO_INCREMENT"}
+_STAMP = {"postgresql": "timestamptz", "mysql": "timestamp"}
+# First in every script: quieter notices (PostgreSQL); quotes doubled, backslashes literal
+# (MySQL), so that `_lit` means the same in both.
+_PRELUDE = {
+    "postgresql": "SET client_min_messages = warning;\n",
+    "mysql": "SET SESSION sql_mode = CONCAT(@@sql_mode, ',NO_BACKSLASH_ESCAPES');\n",
+}
+_ON_CONFLICT = " ON CONFLICT (origin, attempt) DO NOTHING"
+
+
+def _create(backend: str) -> str:
+    return f"""CREATE TABLE IF NOT EXISTS {TABLE} (
+  id {_SERIAL[backend]} PRIMARY KEY,
   jobid integer NOT NULL,
   origin integer NOT NULL,
   attempt integer NOT NULL,
   found char(1) NOT NULL,
-  action text NOT NULL,
+  action varchar(16) NOT NULL,
   new_jobid integer,
   max_before integer NOT NULL DEFAULT 0,
-  node text NOT NULL DEFAULT '',
-  created timestamptz NOT NULL DEFAULT now(),
-  updated timestamptz NOT NULL DEFAULT now(),
+  node varchar(255) NOT NULL DEFAULT '',
+  created {_STAMP[backend]} NOT NULL DEFAULT CURRENT_TIMESTAMP,
+  updated {_STAMP[backend]} NOT NULL DEFAULT CURRENT_TIMESTAMP,
   UNIQUE (origin, attempt));
 """
 
@@ -209,8 +222,9 @@ def sql(
     timeout: float,
     tmpdir: str | None = None,
     log: _Log | None = None,
+    backend: str = "postgresql",
 ) -> list[list[str]]:
-    """Run a script on the catalog (PostgreSQL); the rows it printed, fields split."""
+    """Run a script on the catalog (PostgreSQL or MySQL); the rows it printed, fields split."""
     # Imported here: the agent pays for them only when it has jobs to look at.
     from ..ocf.command import CommandTimeout, run
     from .catalog import POSTGRESQL, CheckOptions, _client_call, _client_error, _password_file
@@ -222,10 +236,11 @@ def sql(
         query_timeout=max(1, int(timeout)),
         tmpdir=tmpdir,
     )
-    with _password_file(POSTGRESQL, settings.password, tmpdir) as passfile:
-        argv, env = _client_call(POSTGRESQL, client, settings, options, passfile)
-        argv[1:1] = ["-F", _SEP]
-        env["PGAPPNAME"] = "bacula-ha-jobs"
+    with _password_file(backend, settings.password, tmpdir) as passfile:
+        argv, env = _client_call(backend, client, settings, options, passfile)
+        if backend == POSTGRESQL:
+            argv[1:1] = ["-F", _SEP]
+            env["PGAPPNAME"] = "bacula-ha-jobs"
         try:
             result = run(
                 argv,
@@ -241,32 +256,39 @@ def sql(
     if not result.ok:
         error = _client_error(result.stderr, settings.password) or f"exit {result.returncode}"
         raise CatalogError(f"catalog {settings.where()}: {error}")
-    return [line.split(_SEP) for line in result.stdout.splitlines() if line.strip()]
+    # MySQL's --batch --raw separates fields with tabs (a job name holds none: Bacula's
+    # names are letters, digits, spaces and - _ . :).
+    sep = _SEP if backend == POSTGRESQL else "\t"
+    return [line.split(sep) for line in result.stdout.splitlines() if line.strip()]
 
 
 ALIVE_TABLE = "bacula_ha_alive"
 # The director's last sign of life, so that the next start knows when an outage began.
-_CREATE_ALIVE = f"""CREATE TABLE IF NOT EXISTS {ALIVE_TABLE} (
-  director text PRIMARY KEY,
+
+
+def _create_alive(backend: str) -> str:
+    return f"""CREATE TABLE IF NOT EXISTS {ALIVE_TABLE} (
+  director varchar(255) PRIMARY KEY,
   seen bigint NOT NULL,
-  stopped boolean NOT NULL DEFAULT false,
-  node text NOT NULL DEFAULT '',
-  updated timestamptz NOT NULL DEFAULT now());
+  stopped integer NOT NULL DEFAULT 0,
+  node varchar(255) NOT NULL DEFAULT '',
+  updated {_STAMP[backend]} NOT NULL DEFAULT CURRENT_TIMESTAMP);
 """
 
 
 def _jobs_query(where: str) -> str:
     # The chain: the latest record whose re-run this job is (a resume keeps the JobId, so the
     # job's own earlier records count too).
+    # (Scalar subqueries rather than a LATERAL join: MySQL and MariaDB have none.)
+    latest = f"FROM {TABLE} r WHERE r.new_jobid = j.JobId ORDER BY r.attempt DESC LIMIT 1"
     return f"""SELECT 'job', j.JobId, j.Name, j.Type, j.Level, j.JobStatus,
   coalesce(c.Name, ''), coalesce(f.FileSet, ''), coalesce(p.Name, ''),
-  coalesce(l.origin, j.JobId), coalesce(l.attempt, 0) + 1
+  coalesce((SELECT r.origin {latest}), j.JobId),
+  coalesce((SELECT r.attempt {latest}), 0) + 1
 FROM Job j
 LEFT JOIN Client c ON c.ClientId = j.ClientId
 LEFT JOIN FileSet f ON f.FileSetId = j.FileSetId
 LEFT JOIN Pool p ON p.PoolId = j.PoolId
-LEFT JOIN LATERAL (SELECT r.origin, r.attempt FROM {TABLE} r
-  WHERE r.new_jobid = j.JobId ORDER BY r.attempt DESC LIMIT 1) l ON true
 WHERE {where} ORDER BY j.JobId;
 """
 
@@ -306,8 +328,12 @@ class Ledger:
         node: str = "",
         tmpdir: str | None = None,
         log: _Log | None = None,
+        backend: str = "postgresql",
     ) -> None:
         self.settings = settings
+        self.backend = backend
+        self.create = _create(backend)
+        self.create_alive = _create_alive(backend)
         self.client = client
         self.node = node or os.uname().nodename
         self.tmpdir = tmpdir
@@ -316,12 +342,13 @@ class Ledger:
     def _sql(self, script: str, deadline: Deadline, timeout: float) -> list[list[str]]:
         return sql(
             self.settings,
-            "SET client_min_messages = warning;\n" + script,
+            _PRELUDE[self.backend] + script,
             client=self.client,
             deadline=deadline,
             timeout=timeout,
             tmpdir=self.tmpdir,
             log=self.log,
+            backend=self.backend,
         )
 
     def interrupted(
@@ -329,12 +356,12 @@ class Ledger:
     ) -> list[Job]:
         """Jobs in `statuses` (what the start-up clean-up will fail), with their chains."""
         wanted = ", ".join(_lit(s) for s in statuses)
-        rows = self._sql(_CREATE + _jobs_query(f"j.JobStatus IN ({wanted})"), deadline, timeout)
+        rows = self._sql(self.create + _jobs_query(f"j.JobStatus IN ({wanted})"), deadline, timeout)
         return _rows_to_jobs(rows)
 
     def jobs(self, job_ids: Iterable[int], deadline: Deadline, timeout: float) -> list[Job]:
         ids = ", ".join(str(int(i)) for i in job_ids) or "NULL"
-        rows = self._sql(_CREATE + _jobs_query(f"j.JobId IN ({ids})"), deadline, timeout)
+        rows = self._sql(self.create + _jobs_query(f"j.JobId IN ({ids})"), deadline, timeout)
         return _rows_to_jobs(rows)
 
     def claim(
@@ -343,12 +370,14 @@ class Ledger:
         """Record each interruption once; the (job, action) pairs that were new."""
         if not decided:
             return []
-        lines = [_CREATE]
+        lines = [self.create]
+        # Only a new row is returned: a claim made before collides with the unique key.
+        ignore, conflict = ("", _ON_CONFLICT) if self.backend == "postgresql" else ("IGNORE ", "")
         for job, action in decided:
             lines.append(
-                f"INSERT INTO {TABLE} (jobid, origin, attempt, found, action, node) VALUES "
-                f"({job.job_id}, {job.origin}, {job.attempt}, {_lit(job.status[:1] or '?')}, "
-                f"{_lit(action)}, {_lit(self.node)}) ON CONFLICT (origin, attempt) DO NOTHING "
+                f"INSERT {ignore}INTO {TABLE} (jobid, origin, attempt, found, action, node) "
+                f"VALUES ({job.job_id}, {job.origin}, {job.attempt}, "
+                f"{_lit(job.status[:1] or '?')}, {_lit(action)}, {_lit(self.node)}){conflict} "
                 f"RETURNING 'new', origin, attempt;"
             )
             lines.append(_log_row(job.job_id, _claim_text(job, action)))
@@ -362,7 +391,7 @@ class Ledger:
         """Entries still to act on, each with its job's current status; and, per job name,
         the newest JobId above the lowest `max_before` among them (to adopt lost re-runs)."""
         rows = self._sql(
-            _CREATE
+            self.create
             + f"""SELECT 'entry', r.jobid, r.origin, r.attempt, r.action, coalesce(j.Name, ''),
   coalesce(j.JobStatus, ''), r.max_before
 FROM {TABLE} r LEFT JOIN Job j ON j.JobId = r.jobid
@@ -432,25 +461,31 @@ SELECT 'max', coalesce(max(JobId), 0) FROM Job;
     def entries(self, deadline: Deadline, timeout: float) -> list[dict[str, str]]:
         """Every row of the record (for tests and reports)."""
         rows = self._sql(
-            _CREATE
-            + f"SELECT 'row', jobid, origin, attempt, found, action, coalesce(new_jobid::text, ''),"
+            self.create
+            + f"SELECT 'row', jobid, origin, attempt, found, action, coalesce(new_jobid, 0),"
             f" node FROM {TABLE} ORDER BY id;\n",
             deadline,
             timeout,
         )
         keys = ("jobid", "origin", "attempt", "found", "action", "new_jobid", "node")
-        return [dict(zip(keys, r[1:], strict=True)) for r in rows if r[0] == "row" and len(r) == 8]
+        found = [dict(zip(keys, r[1:], strict=True)) for r in rows if r[0] == "row" and len(r) == 8]
+        for row in found:
+            row["new_jobid"] = "" if row["new_jobid"] == "0" else row["new_jobid"]
+        return found
 
     def alive(
         self, director: str, seen: int, stopped: bool, deadline: Deadline, timeout: float
     ) -> None:
         """Record the director's latest sign of life (`stopped`: a clean stop, no outage)."""
-        flag = "true" if stopped else "false"
+        if self.backend == "postgresql":
+            upsert = "ON CONFLICT (director) DO UPDATE SET seen = EXCLUDED.seen, "
+            upsert += "stopped = EXCLUDED.stopped, node = EXCLUDED.node, updated = now()"
+        else:
+            upsert = "ON DUPLICATE KEY UPDATE seen = VALUES(seen), stopped = VALUES(stopped), "
+            upsert += "node = VALUES(node), updated = now()"
         self._sql(
-            _CREATE_ALIVE + f"INSERT INTO {ALIVE_TABLE} (director, seen, stopped, node) VALUES "
-            f"({_lit(director)}, {int(seen)}, {flag}, {_lit(self.node)}) "
-            "ON CONFLICT (director) DO UPDATE SET seen = EXCLUDED.seen, "
-            "stopped = EXCLUDED.stopped, node = EXCLUDED.node, updated = now();\n",
+            self.create_alive + f"INSERT INTO {ALIVE_TABLE} (director, seen, stopped, node) VALUES "
+            f"({_lit(director)}, {int(seen)}, {int(stopped)}, {_lit(self.node)}) {upsert};\n",
             deadline,
             timeout,
         )
@@ -460,14 +495,14 @@ SELECT 'max', coalesce(max(JobId), 0) FROM Job;
     ) -> tuple[int, bool] | None:
         """(seen, stopped cleanly) of the director's last life, None if never recorded."""
         rows = self._sql(
-            _CREATE_ALIVE + f"SELECT 'alive', seen, stopped FROM {ALIVE_TABLE} "
+            self.create_alive + f"SELECT 'alive', seen, stopped FROM {ALIVE_TABLE} "
             f"WHERE director = {_lit(director)};\n",
             deadline,
             timeout,
         )
         for row in rows:
             if len(row) == 3 and row[0] == "alive" and row[1].lstrip("-").isdigit():
-                return int(row[1]), row[2] == "t"
+                return int(row[1]), row[2] == "1"
         return None
 
     def ran(
@@ -479,7 +514,8 @@ SELECT 'max', coalesce(max(JobId), 0) FROM Job;
         names = ", ".join(sorted({_lit(r.job) for r in runs}))
         times = ", ".join(sorted({_lit(r.when()) for r in runs}))
         rows = self._sql(
-            f"SELECT 'ran', Name, to_char(SchedTime, 'YYYY-MM-DD HH24:MI:SS') FROM Job "
+            # Both print a timestamp (Bacula stores whole seconds) as 'YYYY-MM-DD HH:MM:SS'.
+            f"SELECT 'ran', Name, SchedTime FROM Job "
             f"WHERE Name IN ({names}) AND SchedTime IN ({times});\n",
             deadline,
             timeout,
@@ -735,7 +771,7 @@ PARAMETERS = (
         "yet saved; any other (a crash or fencing of the director's node) is RE-RUN FROM THE "
         "START under a new JobId with the same job, level, client, fileset, pool and storage. "
         "Only the types in rerun_types; the others are logged. log: log them only. off: do "
-        "nothing. The record (table bacula_ha_rerun in the catalog, PostgreSQL only) makes "
+        "nothing. The record (table bacula_ha_rerun in the catalog) makes "
         "each interruption count once, also across nodes and retried starts. A catalog that "
         "cannot be read is a warning, never a failed start.",
         default="rerun",
@@ -801,20 +837,19 @@ def policy_from(params: Mapping[str, str]) -> Policy:
 
 def ledger_for(res: Resources, env: Environment, log: _Log) -> Ledger | None:
     """The record in the catalog the director uses (its first Catalog), or None."""
-    from .catalog import POSTGRESQL, _settings_from_json, default_client
+    from .catalog import _settings_from_json, default_client
     from .network import catalog_backend
 
     catalogs = res.all("Catalog")
     if not catalogs:
         return None
-    if catalog_backend(catalogs[0]) != POSTGRESQL:
-        log.warning("interrupted jobs are brought back for PostgreSQL catalogs only")
-        return None
+    backend = catalog_backend(catalogs[0])
     return Ledger(
         _settings_from_json(catalogs[0]),
-        client=default_client(POSTGRESQL),
+        client=default_client(backend),
         tmpdir=env.rsctmp or None,
         log=log,
+        backend=backend,
     )
 
 
