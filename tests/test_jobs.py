@@ -311,13 +311,12 @@ def test_sign_of_life_and_runs_that_ran(
     db = info.db_name
     ledger = _ledger(server, info, tmp_path)
     deadline = Deadline.after(10)
-    assert ledger.last_alive("dir-1", deadline, 10) is None
-    ledger.alive("dir-1", 1000, False, deadline, 10)
-    ledger.alive("dir-2", 5, True, deadline, 10)
-    assert ledger.last_alive("dir-1", deadline, 10) == (1000, False)
-    ledger.alive("dir-1", 2000, True, deadline, 10)  # one row per director, replaced
-    assert ledger.last_alive("dir-1", deadline, 10) == (2000, True)
-    assert ledger.last_alive("dir-2", deadline, 10) == (5, True)
+    # Each write returns the row it replaces: one row per director.
+    assert ledger.alive("dir-1", 1000, False, deadline, 10) is None
+    assert ledger.alive("dir-2", 5, True, deadline, 10) is None
+    assert ledger.alive("dir-1", 2000, True, deadline, 10) == (1000, False)
+    assert ledger.alive("dir-1", 3000, False, deadline, 10) == (2000, True)
+    assert ledger.alive("dir-2", 6, False, deadline, 10) == (5, True)
     # A job's SchedTime says which scheduled run it was.
     _seed(server, db)
     job_id = _add_job(server, db, "Nightly", "T")

@@ -475,28 +475,22 @@ SELECT 'max', coalesce(max(JobId), 0) FROM Job;
 
     def alive(
         self, director: str, seen: int, stopped: bool, deadline: Deadline, timeout: float
-    ) -> None:
-        """Record the director's latest sign of life (`stopped`: a clean stop, no outage)."""
+    ) -> tuple[int, bool] | None:
+        """Record the director's latest sign of life (`stopped`: a clean stop, no outage);
+        return the one it replaces, (seen, stopped cleanly), None if there was none."""
         if self.backend == "postgresql":
             upsert = "ON CONFLICT (director) DO UPDATE SET seen = EXCLUDED.seen, "
             upsert += "stopped = EXCLUDED.stopped, node = EXCLUDED.node, updated = now()"
         else:
             upsert = "ON DUPLICATE KEY UPDATE seen = VALUES(seen), stopped = VALUES(stopped), "
             upsert += "node = VALUES(node), updated = now()"
-        self._sql(
-            self.create_alive + f"INSERT INTO {ALIVE_TABLE} (director, seen, stopped, node) VALUES "
-            f"({_lit(director)}, {int(seen)}, {int(stopped)}, {_lit(self.node)}) {upsert};\n",
-            deadline,
-            timeout,
-        )
-
-    def last_alive(
-        self, director: str, deadline: Deadline, timeout: float
-    ) -> tuple[int, bool] | None:
-        """(seen, stopped cleanly) of the director's last life, None if never recorded."""
+        # One round trip (a start waits for it): the old row, then the new one, atomically.
         rows = self._sql(
-            self.create_alive + f"SELECT 'alive', seen, stopped FROM {ALIVE_TABLE} "
-            f"WHERE director = {_lit(director)};\n",
+            self.create_alive + "BEGIN;\n" + f"SELECT 'alive', seen, stopped FROM {ALIVE_TABLE} "
+            f"WHERE director = {_lit(director)} FOR UPDATE;\n"
+            + f"INSERT INTO {ALIVE_TABLE} (director, seen, stopped, node) VALUES "
+            f"({_lit(director)}, {int(seen)}, {int(stopped)}, {_lit(self.node)}) {upsert};\n"
+            + "COMMIT;\n",
             deadline,
             timeout,
         )
@@ -718,7 +712,9 @@ def catch_up(
     from .schedule import one_per_job
 
     now = time.time() if now is None else now
-    last = ledger.last_alive(director, deadline, timeout)
+    # The window is closed (this life recorded) in the same step that reads where it opened:
+    # before any command, so that no retried start runs a missed job twice.
+    last = ledger.alive(director, int(now), False, deadline, timeout)
     todo: list[Planned] = []
     if last is None:
         log.info("no earlier life of this director is recorded: no missed scheduled runs")
@@ -732,7 +728,6 @@ def catch_up(
         wanted = [r for r in missed if r.type in policy.types]
         ran = ledger.ran(wanted, deadline, timeout)
         todo = one_per_job(r for r in wanted if (r.job, r.when()) not in ran)
-    ledger.alive(director, int(now), False, deadline, timeout)
     if policy.mode == "log":
         for run in todo:
             log.warning(f"scheduled run of {run.job} at {run.when()} was missed; policy: logged")
