@@ -7,7 +7,6 @@ import time
 
 from ..bacula import jobs as interrupted
 from ..bacula.config import Resources, json_tool_for, load
-from ..bacula.configtest import CatalogUnreachable
 from ..bacula.console import RunningJob, bconsole, running_jobs
 from ..bacula.daemon import (
     Daemon,
@@ -125,6 +124,9 @@ class DirectorAgent(DaemonAgent):
     def before_test(self, p: DaemonParams, deadline: Deadline, log: Logger) -> None:
         # `bacula-dir -t` opens the catalog and, when the database is down, retries for half
         # a minute: connect first, so that a down catalog fails the start at once and clearly.
+        # (Imported here: the configuration test's module brings `re`, 4 ms of every probe.)
+        from ..bacula.configtest import CatalogUnreachable
+
         try:
             res = load(json_tool_for(p.binary, KIND.json_tool), p.config, deadline)
         except GenericError:
