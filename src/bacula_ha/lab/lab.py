@@ -149,13 +149,17 @@ def _all_online(
 ) -> Callable[[cluster.ClusterView], bool]:
     """Every node online (remote nodes too, unless the site is not applied yet), fencing up."""
     names = {m.name for m in (cfg.servers if remotes else cfg.cluster_nodes)}
+    # crm_mon counts a remote node online while its connection is still starting.
+    connections = {m.name for m in cfg.remote_nodes} if remotes else set()
 
     def check(v: cluster.ClusterView) -> bool:
         fences = [r for r in v.resources if r.startswith("fence-")]
         fenced = len(fences) == len(cfg.servers) and all(
             v.resources[f][0] == "Started" for f in fences
         )
-        return v.dc is not None and v.quorate and names <= set(v.online) and (fenced or not fencing)
+        connected = all(v.resources.get(c, ("",))[0] == "Started" for c in connections)
+        online = names <= set(v.online) and connected
+        return v.dc is not None and v.quorate and online and (fenced or not fencing)
 
     return check
 
