@@ -112,3 +112,31 @@ def test_heal_brings_the_remote_node_back(remote_lab: LabConfig) -> None:
     # Stickiness keeps the storage daemon where it went; nothing failed along the way.
     assert started_on(cfg, "sd1-sd") == ("remote2",)
     assert not failed_actions(cfg), failed_actions(cfg)
+
+
+def test_full_node_crash_moves_the_connection_not_the_storage_daemon(
+    remote_lab: LabConfig,
+) -> None:
+    """The full node holding the storage daemon's connection dies: the connection moves to
+    the other full node, the storage daemon goes on running where it is (same process)."""
+    cfg = remote_lab
+    (sd_node,) = started_on(cfg, "sd1-sd")
+    (holder,) = started_on(cfg, sd_node)
+    survivor = next(m.name for m in cfg.cluster_nodes if m.name != holder)
+    pid_before = machine.run_in(cfg, sd_node, ["pgrep", "-x", "bacula-sd"]).stdout.split()
+
+    lab.fail(cfg, holder, "crash")
+    wait_until(
+        f"the {sd_node} connection on {survivor}",
+        lambda: started_on(cfg, sd_node) == (survivor,),
+        90,
+    )
+    wait_until("the director", lambda: stack.director_answers(cfg), 90)
+    # crm_mon shows the remote node's resources Stopped until the new connection's probes
+    # find them running: the same process, never stopped.
+    wait_until("sd1-sd probed", lambda: started_on(cfg, "sd1-sd") == (sd_node,), 60)
+    assert machine.run_in(cfg, sd_node, ["pgrep", "-x", "bacula-sd"]).stdout.split() == pid_before
+    out = stack.bconsole(cfg, "status storage=sd1\n")
+    assert "Daemon started" in out, out[-1500:]
+    lab.heal(cfg)
+    assert not failed_actions(cfg), failed_actions(cfg)
