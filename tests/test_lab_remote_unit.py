@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import tomllib
 from pathlib import Path
 
@@ -107,3 +110,22 @@ def test_bare_seed_adds_a_connection_and_a_fence_device_per_remote_node(tmp_path
 def test_remoted_is_found() -> None:
     # scripts/bootstrap puts it in the virtualenv (Debian's package conflicts with pacemaker).
     assert Path(remote.remoted_binary()).name == "pacemaker-remoted"
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="`lab up` checks for root first")
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("up", "--remote", "9"), "Invalid value for '--remote'"),
+        (("up", "--remote", "1"), "the lab has remote1: use `--remote 2`"),
+    ],
+)
+def test_cli_refuses_a_remote_count_before_building(
+    tmp_path: Path, args: tuple[str, ...], message: str
+) -> None:
+    env = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "BACULA_HA_LAB_DIR": str(tmp_path / "lab")}
+    cli = str(Path(sys.executable).with_name("bacula-ha"))
+    proc = subprocess.run([cli, "lab", *args], capture_output=True, text=True, env=env, timeout=60)
+    assert proc.returncode in (1, 2) and message in proc.stderr, proc
+    assert "Traceback" not in proc.stderr
+    assert not (tmp_path / "lab").exists()

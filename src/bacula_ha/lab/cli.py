@@ -36,7 +36,8 @@ def lab() -> None:
     type=click.IntRange(0, MAX_REMOTES),
     default=0,
     show_default=True,
-    help="pacemaker_remote nodes remote1..N besides the full nodes (the storage daemon's).",
+    help="Also pacemaker_remote nodes remote1..N (10.99.0.11..): they run pacemaker_remoted, "
+    "no corosync, no vote; the default site puts the storage daemon on remote1 and remote2.",
 )
 @click.option(
     "--site",
@@ -95,7 +96,7 @@ def heal() -> None:
 @click.argument("machine")
 @click.argument("argv", nargs=-1, required=True, type=click.UNPROCESSED)
 def exec_(machine: str, argv: tuple[str, ...]) -> None:
-    """Run ARGV inside MACHINE (node1, node2, ..., client)."""
+    """Run ARGV inside MACHINE (node1, node2, ..., remote1, ..., client)."""
     _need_root()
     try:
         code = labmod.exec_in(labmod.load(lab_dir_from_env()), machine, argv)
