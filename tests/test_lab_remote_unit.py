@@ -39,7 +39,9 @@ def test_remote_machines_have_their_own_names_and_addresses() -> None:
     assert cfg.server("remote2").address == "10.99.0.12"
     with pytest.raises(LabError, match="no cluster node 'remote1'"):
         cfg.node("remote1")
-    with pytest.raises(LabError, match="no cluster or remote node 'client'"):
+    with pytest.raises(
+        LabError, match=r"no cluster node 'client' in this lab \(known: node1, node2, remote1"
+    ):
         cfg.server("client")
     with pytest.raises(LabError, match="0 to 4 remote nodes"):
         LabConfig(remotes=5)

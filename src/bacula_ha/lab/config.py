@@ -113,7 +113,7 @@ class LabConfig:
             if m.name == name:
                 return m
         known = ", ".join(m.name for m in self.servers)
-        raise LabError(f"no cluster or remote node {name!r} in this lab (known: {known})")
+        raise LabError(f"no cluster node {name!r} in this lab (known: {known})")
 
     @property
     def client(self) -> Machine:
