@@ -27,7 +27,7 @@ from typing import Any
 
 from bacula_ha.lab import lab, remote, stack
 from bacula_ha.lab.config import LabConfig
-from bacula_ha.lab.testing import BaculaWatch, running_lab, started_on
+from bacula_ha.lab.testing import BaculaWatch, running_lab, started_on, wait_until
 
 LIMIT = 90.0  # seconds a trial waits for the storage daemon
 
@@ -41,6 +41,10 @@ def sd_crash_trial(cfg: LabConfig, node: str) -> float | None:
     crash = time.time()
     lab.fail(cfg, node, "crash")
     answered = BaculaWatch(cfg, LIMIT, targets="sd").result()["sd"]
+    # The daemon may answer before the crashed node is fenced (it never stopped when only a
+    # connection moved): a node booted by heal before that would be fenced once up again.
+    power = cfg.server(node).power_file
+    wait_until(f"{node} fenced", lambda: power.read_text() == "off", LIMIT)
     lab.heal(cfg)
     return None if answered is None else answered - crash
 

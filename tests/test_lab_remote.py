@@ -131,6 +131,7 @@ def test_full_node_crash_moves_the_connection_not_the_storage_daemon(
         lambda: started_on(cfg, sd_node) == (survivor,),
         90,
     )
+    assert (cfg.lab_dir / "power" / holder).read_text() == "off"  # fenced before it moved
     wait_until("the director", lambda: stack.director_answers(cfg), 90)
     # crm_mon shows the remote node's resources Stopped until the new connection's probes
     # find them running: the same process, never stopped.
