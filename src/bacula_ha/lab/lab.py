@@ -396,6 +396,7 @@ def heal(cfg: LabConfig, log: Log = _quiet, timeout: float = 60) -> None:
     for m in cfg.cluster_nodes:
         if m.name not in inits:
             log(f"booting {m.name}")
+            machine.wait_power_switch(cfg, m)
             boot_node(cfg, m)
             machine.set_port(m.name, up=True)
     booted = []
@@ -404,6 +405,7 @@ def heal(cfg: LabConfig, log: Log = _quiet, timeout: float = 60) -> None:
             machine.set_port(m.name, up=True)
         else:
             log(f"booting {m.name}")
+            machine.wait_power_switch(cfg, m)
             remote.boot(cfg, m)
             machine.set_port(m.name, up=True)
             booted.append(m.name)
