@@ -131,3 +131,25 @@ def test_cli_refuses_a_remote_count_before_building(
     assert proc.returncode in (1, 2) and message in proc.stderr, proc
     assert "Traceback" not in proc.stderr
     assert not (tmp_path / "lab").exists()
+
+
+def test_heal_waits_for_the_power_switch_to_act_on_a_fenced_machine(tmp_path: Path) -> None:
+    import time
+
+    from bacula_ha.lab import machine
+
+    cfg = LabConfig(nodes=2, remotes=1, lab_dir=tmp_path)
+    m = cfg.server("remote1")
+    (tmp_path / "power").mkdir()
+    cfg.log_dir.mkdir()
+    log = cfg.log_dir / "power.log"
+    log.write_text(f"{time.time() - 60:.3f} powered off remote1\n")  # an earlier fencing
+    m.power_file.write_text("on")
+    machine.wait_power_switch(cfg, m, timeout=0.1)  # not fenced: nothing to wait for
+    m.power_file.write_text("off")
+    with pytest.raises(LabError, match="did not act on remote1"):
+        machine.wait_power_switch(cfg, m, timeout=0.2)
+    with log.open("a") as fh:
+        fh.write(f"{time.time():.3f} powered off node1\n")
+        fh.write(f"{time.time():.3f} powered off remote1\n")
+    machine.wait_power_switch(cfg, m, timeout=0.2)
