@@ -86,7 +86,7 @@ def pcs(cfg: LabConfig, *args: str, timeout: float = 60) -> str:
 
 def powered_off(cfg: LabConfig) -> list[str]:
     inits = procs.machine_inits(cfg.lab_dir)
-    return [m.name for m in cfg.cluster_nodes if m.name not in inits]
+    return [m.name for m in cfg.servers if m.name not in inits]
 
 
 class ArpWatch:
