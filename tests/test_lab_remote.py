@@ -18,6 +18,7 @@ from bacula_ha.lab.config import LabConfig
 from bacula_ha.lab.testing import (
     failed_actions,
     host_fingerprint,
+    powered_off,
     running_lab,
     started_on,
     vip_holder,
@@ -94,6 +95,7 @@ def test_remote_node_crash_is_fenced_and_the_backup_restores_from_the_standby(
     assert "of remote1 successful" in history, history
     assert all((cfg.lab_dir / f"power/{n}").read_text() == "on" for n in ("node1", "node2"))
     assert vip_holder(cfg, "sd1-vip") == ["remote2"]
+    assert powered_off(cfg) == ["remote1"]
 
     out = stack.bconsole(cfg, "status storage=sd1\n")
     assert "Daemon started" in out and stack.ARCHIVE in out, out[-1500:]
