@@ -26,6 +26,7 @@ FAST_MODULES = frozenset(
         "test_generator_schema",
         "test_hardening_unit",
         "test_schedule",
+        "test_lab_remote_unit",
         "test_metadata",
         "test_ocf_unit",
         "test_packaging_man",

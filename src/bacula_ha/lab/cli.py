@@ -8,7 +8,8 @@ from pathlib import Path
 import click
 
 from bacula_ha.lab import lab as labmod
-from bacula_ha.lab.config import MAX_NODES, LabConfig, lab_dir_from_env
+from bacula_ha.lab import remote as remotemod
+from bacula_ha.lab.config import MAX_NODES, MAX_REMOTES, LabConfig, lab_dir_from_env
 from bacula_ha.lab.errors import LabError
 from bacula_ha.lab.stack import default_site
 
@@ -30,19 +31,31 @@ def lab() -> None:
 @lab.command()
 @click.option("--nodes", type=click.IntRange(2, MAX_NODES), default=2, show_default=True)
 @click.option(
+    "--remote",
+    "remotes",
+    type=click.IntRange(0, MAX_REMOTES),
+    default=0,
+    show_default=True,
+    help="Also pacemaker_remote nodes remote1..N (10.99.0.11..): they run pacemaker_remoted, "
+    "no corosync, no vote; the default site puts the storage daemon on remote1 and remote2.",
+)
+@click.option(
     "--site",
     type=click.Path(dir_okay=False, path_type=Path),
-    help="Site TOML to generate and apply  [default: examples/lab-site.toml]",
+    help="Site TOML to generate and apply  [default: examples/lab-site.toml; with --remote: "
+    "examples/lab-remote-site.toml]",
 )
 @click.option("--bare", is_flag=True, help="Only the cluster and fencing, no Bacula stack.")
-def up(nodes: int, site: Path | None, bare: bool) -> None:
+def up(nodes: int, remotes: int, site: Path | None, bare: bool) -> None:
     """Build the lab (or find it already up) and wait until everything runs."""
     _need_root()
     if bare and site:
         raise click.UsageError("--bare and --site exclude each other")
-    chosen = None if bare else (site or default_site())
+    fallback = remotemod.default_site() if remotes else default_site()
+    chosen = None if bare else (site or fallback)
     try:
-        labmod.up(LabConfig(nodes=nodes, lab_dir=lab_dir_from_env()), site=chosen, log=click.echo)
+        cfg = LabConfig(nodes=nodes, remotes=remotes, lab_dir=lab_dir_from_env())
+        labmod.up(cfg, site=chosen, log=click.echo)
     except LabError as exc:
         _fail(exc)
 
@@ -61,7 +74,7 @@ def status() -> None:
 @click.argument("node")
 @click.option("--mode", type=click.Choice(labmod.FAIL_MODES), default="crash", show_default=True)
 def fail(node: str, mode: str) -> None:
-    """Break NODE: crash it (power off) or partition it from the others."""
+    """Break NODE (a cluster or remote node): crash it (power off), partition it, ..."""
     _need_root()
     try:
         labmod.fail(labmod.load(lab_dir_from_env()), node, mode)
@@ -83,7 +96,7 @@ def heal() -> None:
 @click.argument("machine")
 @click.argument("argv", nargs=-1, required=True, type=click.UNPROCESSED)
 def exec_(machine: str, argv: tuple[str, ...]) -> None:
-    """Run ARGV inside MACHINE (node1, node2, ..., client)."""
+    """Run ARGV inside MACHINE (node1, node2, ..., remote1, ..., client)."""
     _need_root()
     try:
         code = labmod.exec_in(labmod.load(lab_dir_from_env()), machine, argv)

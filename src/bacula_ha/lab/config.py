@@ -37,11 +37,14 @@ DISK_LABEL_PREFIX = NS_PREFIX
 DEFAULT_LAB_DIR = Path("/var/lib/bacula-ha-lab")
 CLUSTER_NAME = "bacula-lab"
 MAX_NODES = 5
+# pacemaker_remote machines (`lab up --remote N`): remote1.. at .11, .12, ...
+MAX_REMOTES = 4
+REMOTE_HOST_BASE = 10
 
 
 @dataclass(frozen=True)
 class Machine:
-    """One namespace machine of the lab: a cluster node or the client."""
+    """One namespace machine of the lab: a cluster node, a remote node or the client."""
 
     name: str
     address: str
@@ -68,7 +71,7 @@ class Machine:
 
 @dataclass(frozen=True)
 class LabConfig:
-    """What a lab is made of; derived entirely from the node count and the lab directory."""
+    """What a lab is made of; derived entirely from the node counts and the lab directory."""
 
     nodes: int = 2
     lab_dir: Path = field(default_factory=lambda: lab_dir_from_env())
@@ -78,10 +81,14 @@ class LabConfig:
     dc_deadtime: str = "2s"
     # The node running resources wins a fence race after a partition.
     priority_fencing_delay: str = "1s"
+    # pacemaker_remote nodes (bacula_ha.lab.remote): run resources, no vote, no corosync.
+    remotes: int = 0
 
     def __post_init__(self) -> None:
         if not 2 <= self.nodes <= MAX_NODES:
             raise LabError(f"a lab has 2 to {MAX_NODES} nodes, not {self.nodes}")
+        if not 0 <= self.remotes <= MAX_REMOTES:
+            raise LabError(f"a lab has 0 to {MAX_REMOTES} remote nodes, not {self.remotes}")
 
     @property
     def cluster_nodes(self) -> tuple[Machine, ...]:
@@ -90,12 +97,31 @@ class LabConfig:
         )
 
     @property
+    def remote_nodes(self) -> tuple[Machine, ...]:
+        return tuple(
+            Machine(f"remote{i}", f"{SUBNET}.{REMOTE_HOST_BASE + i}", self.lab_dir)
+            for i in range(1, self.remotes + 1)
+        )
+
+    @property
+    def servers(self) -> tuple[Machine, ...]:
+        """The machines that run resources and are fenced: cluster and remote nodes."""
+        return (*self.cluster_nodes, *self.remote_nodes)
+
+    def server(self, name: str) -> Machine:
+        for m in self.servers:
+            if m.name == name:
+                return m
+        known = ", ".join(m.name for m in self.servers)
+        raise LabError(f"no cluster node {name!r} in this lab (known: {known})")
+
+    @property
     def client(self) -> Machine:
         return Machine("client", f"{SUBNET}.{CLIENT_HOST}", self.lab_dir)
 
     @property
     def machines(self) -> tuple[Machine, ...]:
-        return (*self.cluster_nodes, self.client)
+        return (*self.cluster_nodes, *self.remote_nodes, self.client)
 
     def machine(self, name: str) -> Machine:
         for m in self.machines:

@@ -10,7 +10,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bacula_ha.lab import cluster, disks, machine, procs, ssh, stack
+from bacula_ha.lab import cluster, disks, machine, procs, remote, ssh, stack
 from bacula_ha.lab.config import (
     DEFAULT_LAB_DIR,
     DISK_LABEL_PREFIX,
@@ -77,7 +77,10 @@ def load(lab_dir: Path) -> LabConfig:
     nodes = state.get("nodes")
     if not isinstance(nodes, int):
         raise LabError(f"no lab is up (no state in {lab_dir}); run `bacula-ha lab up`")
-    return LabConfig(nodes=nodes, lab_dir=lab_dir)
+    remotes = state.get("remotes", 0)
+    return LabConfig(
+        nodes=nodes, lab_dir=lab_dir, remotes=remotes if isinstance(remotes, int) else 0
+    )
 
 
 @dataclass(frozen=True)
@@ -125,6 +128,8 @@ def healthy(cfg: LabConfig) -> bool:
     state = read_state(cfg.lab_dir)
     if state.get("phase") != "up" or state.get("nodes") != cfg.nodes:
         return False
+    if state.get("remotes", 0) != cfg.remotes:
+        return False
     inits = procs.machine_inits(cfg.lab_dir)
     return all(m.name in inits for m in cfg.machines) and bool(procs.supervisors(cfg.lab_dir))
 
@@ -139,13 +144,22 @@ def hosts_file(cfg: LabConfig) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _all_online(cfg: LabConfig, fencing: bool = True) -> Callable[[cluster.ClusterView], bool]:
-    names = {m.name for m in cfg.cluster_nodes}
+def _all_online(
+    cfg: LabConfig, fencing: bool = True, remotes: bool = True
+) -> Callable[[cluster.ClusterView], bool]:
+    """Every node online (remote nodes too, unless the site is not applied yet), fencing up."""
+    names = {m.name for m in (cfg.servers if remotes else cfg.cluster_nodes)}
+    # crm_mon counts a remote node online while its connection is still starting.
+    connections = {m.name for m in cfg.remote_nodes} if remotes else set()
 
     def check(v: cluster.ClusterView) -> bool:
         fences = [r for r in v.resources if r.startswith("fence-")]
-        fenced = len(fences) == cfg.nodes and all(v.resources[f][0] == "Started" for f in fences)
-        return v.dc is not None and v.quorate and set(v.online) == names and (fenced or not fencing)
+        fenced = len(fences) == len(cfg.servers) and all(
+            v.resources[f][0] == "Started" for f in fences
+        )
+        connected = all(v.resources.get(c, ("",))[0] == "Started" for c in connections)
+        online = names <= set(v.online) and connected
+        return v.dc is not None and v.quorate and online and (fenced or not fencing)
 
     return check
 
@@ -194,7 +208,7 @@ def _site_text(cfg: LabConfig, site: Path) -> str:
             f'fence = {{ agent = "fence_dummy", params = {{ type = "file", '
             f'status_file = "{m.power_file}", pcmk_reboot_action = "off" }} }}\n'
         )
-    return text
+    return text + remote.site_additions(cfg, data, site)
 
 
 def up(cfg: LabConfig, site: Path | None = None, log: Log = _quiet) -> float:
@@ -207,6 +221,8 @@ def up(cfg: LabConfig, site: Path | None = None, log: Log = _quiet) -> float:
     # The site is checked before anything is torn down or built.
     site_toml = _site_text(cfg, site) if site is not None else None
     site_text = str(site.resolve()) if site else ""
+    if cfg.remotes:
+        remote.remoted_binary()
     found = leftovers(cfg.lab_dir)
     if not found.empty:
         if healthy(cfg) and read_state(cfg.lab_dir).get("site") == site_text:
@@ -216,7 +232,7 @@ def up(cfg: LabConfig, site: Path | None = None, log: Log = _quiet) -> float:
         down(cfg.lab_dir)
     cfg.lab_dir.mkdir(parents=True)
     cfg.lab_dir.chmod(0o755)  # hacluster-run fence agents read the power files under it
-    _write_state(cfg, nodes=cfg.nodes, phase="building", site=site_text)
+    _write_state(cfg, nodes=cfg.nodes, remotes=cfg.remotes, phase="building", site=site_text)
     for sub in ("log", "power", "machines"):
         (cfg.lab_dir / sub).mkdir()
     log("starting the supervisor (power switch)")
@@ -232,6 +248,8 @@ def up(cfg: LabConfig, site: Path | None = None, log: Log = _quiet) -> float:
     authkey = cfg.lab_dir / "authkey"
     run(["corosync-keygen", "-k", str(authkey)])
     cib = cluster.seed_cib(cfg, cfg.lab_dir, fencing=site is None)
+    if cfg.remotes and site is None:
+        remote.seed(cfg, cib)
     hosts = hosts_file(cfg)
     binds: list[tuple[str, str]] = []
     if site is not None:
@@ -242,13 +260,20 @@ def up(cfg: LabConfig, site: Path | None = None, log: Log = _quiet) -> float:
         machine.write_spec(cfg, m, hosts, extra_dirs=stack.STACK_DIRS, extra_binds=binds)
     for m in cfg.cluster_nodes:
         cluster.install_cluster_files(cfg, m, conf, authkey, cib)
+    if cfg.remotes:
+        pcmk_key = remote.make_authkey(cfg)
+        for m in cfg.servers:
+            remote.install_authkey(m, pcmk_key)
     log("booting " + ", ".join(m.name for m in cfg.machines))
     machine.boot(cfg, cfg.client)
     for m in cfg.cluster_nodes:
         boot_node(cfg, m)
+    for m in cfg.remote_nodes:
+        remote.boot(cfg, m)
     log("waiting for the cluster (DC, quorum" + (", fencing)" if site is None else ")"))
+    bare = site is None
     cluster.wait_for(
-        cfg, "node1", "the cluster to form", _all_online(cfg, fencing=site is None), timeout=90
+        cfg, "node1", "the cluster to form", _all_online(cfg, bare, remotes=bare), timeout=90
     )
     if site is not None:
         log("catalog (PostgreSQL + Bacula tables) and volume directory on their disks")
@@ -306,7 +331,7 @@ def vip_holders(cfg: LabConfig) -> dict[str, list[str]]:
     inits = procs.machine_inits(cfg.lab_dir)
     holders: dict[str, list[str]] = {name: [] for name in VIPS}
     by_addr = {addr: name for name, addr in VIPS.items()}
-    for m in cfg.cluster_nodes:
+    for m in cfg.servers:
         if m.name not in inits:
             continue
         for addr in machine.addresses(m):
@@ -343,7 +368,7 @@ def status(cfg: LabConfig) -> str:
 
 def fail(cfg: LabConfig, node: str, mode: str) -> None:
     """Break a node: crash, partition, or one of the Bacula faults (see FAIL_MODES)."""
-    m = cfg.node(node)
+    m = cfg.server(node)
     if mode not in FAIL_MODES:
         raise LabError(f"unknown failure mode {mode!r} (known: {', '.join(FAIL_MODES)})")
     if mode == "crash":
@@ -371,19 +396,34 @@ def heal(cfg: LabConfig, log: Log = _quiet, timeout: float = 60) -> None:
     for m in cfg.cluster_nodes:
         if m.name not in inits:
             log(f"booting {m.name}")
+            machine.wait_power_switch(cfg, m)
             boot_node(cfg, m)
             machine.set_port(m.name, up=True)
+    booted = []
+    for m in cfg.remote_nodes:
+        if m.name in inits:
+            machine.set_port(m.name, up=True)
+        else:
+            log(f"booting {m.name}")
+            machine.wait_power_switch(cfg, m)
+            remote.boot(cfg, m)
+            machine.set_port(m.name, up=True)
+            booted.append(m.name)
     if cfg.client.name not in inits:
         machine.boot(cfg, cfg.client)
         machine.set_port(cfg.client.name, up=True)
         if read_state(cfg.lab_dir).get("site"):
             stack.start_client(cfg)
     via = cluster.any_live_node(cfg)
+    for name in booted:
+        # Its connection reconnects by itself (reconnect_interval); a connection that gave
+        # up (start failures, or a site without reconnect_interval) is told to try again.
+        machine.run_in(cfg, via, ["crm_resource", "--cleanup", "--resource", name], check=False)
     cluster.wait_for(cfg, via, "all nodes online", _all_online(cfg), timeout)
     if not read_state(cfg.lab_dir).get("site"):
         return
     # The Bacula faults: wake stopped daemons, make the catalog writable, forget failures.
-    for m in cfg.cluster_nodes:
+    for m in cfg.servers:
         script = "for p in $(pgrep -x 'bacula-(dir|sd)'); do kill -CONT $p; done; true"
         machine.run_in(cfg, m.name, ["sh", "-c", script])
     db_nodes = cluster.view(cfg, via).resources.get("cat1-db", ("", ()))[1]

@@ -271,3 +271,35 @@ def start_daemon(
     """Start a long-running process inside a machine, detached: the machine's PID-1 adopts it."""
     script = 'exec setsid -f "$@" >>"$LOG" 2>&1 </dev/null'
     run_in(cfg, name, ["sh", "-c", script, "sh", *argv], env={**(env or {}), "LOG": log})
+
+
+def wait_power_switch(cfg: LabConfig, m: Machine, timeout: float = 15.0) -> None:
+    """If the machine's power file says "off", wait until the power switch has acted on it.
+
+    Fencing writes the file; the supervisor notices within 50 ms and powers the machine off,
+    which takes a few hundred ms on a busy host. Booting the machine in between (a heal right
+    after fencing) races it: the switch would then take the new machine's link down and its
+    address away, leaving it booted but cut off.
+    """
+    try:
+        if m.power_file.read_text() != "off":
+            return
+        since = m.power_file.stat().st_mtime
+    except OSError:
+        return
+    log = cfg.log_dir / "power.log"
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            lines = log.read_text().splitlines()
+        except OSError:
+            lines = []
+        for line in reversed(lines):
+            stamp, _, what = line.partition(" ")
+            acted = what == f"powered off {m.name}" or what.startswith(f"power off {m.name} ")
+            # The log's stamps have ms precision; the file's mtime has ns.
+            if acted and float(stamp) >= since - 0.002:
+                return
+        if time.monotonic() > deadline:
+            raise LabError(f"the power switch did not act on {m.name} within {timeout:.0f} s")
+        time.sleep(0.02)

@@ -36,10 +36,10 @@ def host_fingerprint() -> str:
 
 @contextmanager
 def running_lab(
-    nodes: int = 2, site: Path | None = None, lab_dir: Path | None = None
+    nodes: int = 2, site: Path | None = None, lab_dir: Path | None = None, remotes: int = 0
 ) -> Iterator[LabConfig]:
     """A fresh lab for the block; torn down afterwards even if the block fails, then checked."""
-    cfg = LabConfig(nodes=nodes, lab_dir=lab_dir or LabConfig().lab_dir)
+    cfg = LabConfig(nodes=nodes, lab_dir=lab_dir or LabConfig().lab_dir, remotes=remotes)
     lab.down(cfg.lab_dir)
     try:
         lab.up(cfg, site=site)
@@ -86,7 +86,7 @@ def pcs(cfg: LabConfig, *args: str, timeout: float = 60) -> str:
 
 def powered_off(cfg: LabConfig) -> list[str]:
     inits = procs.machine_inits(cfg.lab_dir)
-    return [m.name for m in cfg.cluster_nodes if m.name not in inits]
+    return [m.name for m in cfg.servers if m.name not in inits]
 
 
 class ArpWatch:
