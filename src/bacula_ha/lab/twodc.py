@@ -219,8 +219,10 @@ def quorum_status(cfg: LabConfig, node: str) -> str:
 def arbiter_votes(cfg: LabConfig, node: str) -> bool:
     """True if the node's quorum counts the arbiter's vote right now."""
     out = quorum_status(cfg, node)
-    match = re.search(r"^\s*0\s+1\s+(\S+)\s+Qdevice", out, re.MULTILINE)
-    return match is not None and "V" in match.group(1).split(",")
+    # corosync-quorumtool's membership list: "0  1  Qdevice" while its vote counts, "0  0
+    # Qdevice (votes 1)" when it does not.
+    match = re.search(r"^\s*0\s+(\d+)\s+Qdevice", out, re.MULTILINE)
+    return match is not None and int(match.group(1)) > 0
 
 
 # --- faults --------------------------------------------------------------------------------
