@@ -337,6 +337,9 @@ def status(cfg: LabConfig) -> str:
         power = m.power_file.read_text() if m.power_file.exists() else "-"
         state = f"running (PID-1 {inits[m.name]})" if m.name in inits else "powered off"
         lines.append(f"{m.name:8} {m.address:12} {state}  power-file={power}")
+    if cfg.dcs > 1:
+        live = [m.name for m in cfg.cluster_nodes if m.name in inits]
+        lines += twodc.status_lines(cfg, live[0] if live else None)
     lines.append("")
     for name, nodes in vip_holders(cfg).items():
         lines.append(f"{name:12} {VIPS[name]:12} on: {', '.join(nodes) or '-'}")

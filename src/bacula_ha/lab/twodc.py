@@ -218,11 +218,30 @@ def quorum_status(cfg: LabConfig, node: str) -> str:
 
 def arbiter_votes(cfg: LabConfig, node: str) -> bool:
     """True if the node's quorum counts the arbiter's vote right now."""
-    out = quorum_status(cfg, node)
+    return votes_in(quorum_status(cfg, node))
+
+
+def votes_in(out: str) -> bool:
+    """True if `corosync-quorumtool -s` output counts the quorum device's vote."""
     # corosync-quorumtool's membership list: "0  1  Qdevice" while its vote counts, "0  0
     # Qdevice (votes 1)" when it does not.
     match = re.search(r"^\s*0\s+(\d+)\s+Qdevice", out, re.MULTILINE)
     return match is not None and int(match.group(1)) > 0
+
+
+def status_lines(cfg: LabConfig, via: str | None) -> list[str]:
+    """What `lab status` adds for two data centres: who is where, the link, the arbiter's vote."""
+    lines = [f"{dc}: {', '.join(sorted(_names(cfg, dc)))}" for dc in dcs(cfg)]
+    link = "CUT (partition)" if dc_partitioned(cfg) else f"{2 * LINK_DELAY_MS} ms one way"
+    lines.append(f"between the data centres: {link}; arbiter {_arbiter(cfg).address}")
+    if via is not None:
+        counted = "counted" if arbiter_votes(cfg, via) else "NOT counted"
+        lines.append(f"arbiter's vote as {via} sees it: {counted}")
+    return lines
+
+
+def _names(cfg: LabConfig, dc: str) -> set[str]:
+    return {m.name for m in dc_nodes(cfg, dc)}
 
 
 # --- faults --------------------------------------------------------------------------------
