@@ -8,6 +8,7 @@ the resources ended up (stickiness keeps them there).
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterator
 
 import pytest
@@ -76,6 +77,21 @@ def _all_in(cfg: LabConfig, dc: str) -> bool:
     names = _dc_names(cfg, dc)
     placement = _placement(cfg)
     return all(len(nodes) == 1 and nodes[0] in names for nodes in placement.values())
+
+
+def _rtt_ms(cfg: LabConfig, source: str, address: str) -> float:
+    out = machine.run_in(cfg, source, ["ping", "-c", "5", "-i", "0.2", "-q", address]).stdout
+    match = re.search(r"= [\d.]+/([\d.]+)/", out)
+    assert match, out
+    return float(match.group(1))
+
+
+def test_0_latency_between_the_dcs_not_within(dc_lab: LabConfig) -> None:
+    cfg, one_way = dc_lab, twodc.LINK_DELAY_MS
+    # Two WAN links each way between the data centres, one to the third place, none inside one.
+    assert _rtt_ms(cfg, "node1", "10.99.0.3") >= 4 * one_way
+    assert _rtt_ms(cfg, "node4", "10.99.0.200") >= 2 * one_way
+    assert _rtt_ms(cfg, "node1", "10.99.0.2") < one_way
 
 
 def test_1_dc_crash_moves_everything_fenced_with_the_arbiters_vote(dc_lab: LabConfig) -> None:
