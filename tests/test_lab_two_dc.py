@@ -20,6 +20,7 @@ from bacula_ha.lab.testing import (
     BaculaWatch,
     failed_actions,
     host_fingerprint,
+    pcs,
     powered_off,
     running_lab,
     started_on,
@@ -123,11 +124,18 @@ def test_1_dc_crash_moves_everything_fenced_with_the_arbiters_vote(dc_lab: LabCo
 def test_2_dc_partition_leaves_exactly_one_side_running(dc_lab: LabConfig) -> None:
     cfg = dc_lab
     jobid = _backup_before_fault(cfg, "partition")
-    before = set(powered_off(cfg))
-    assert not before
-    # The arbiter's tie-breaker: the half with the lowest node id (node1's, dc1) keeps quorum.
-    winner = twodc.dc_of_node(cfg, "node1")
+    assert not powered_off(cfg)
+    # The quorum device's heuristics: the half holding the director's VIP keeps quorum.
+    (director_on,) = started_on(cfg, "dir1-dir")
+    winner = twodc.dc_of_node(cfg, director_on)
     (loser,) = (dc for dc in twodc.dcs(cfg) if dc != winner)
+    # Both halves run something: the storage daemon goes to its node in the other DC first.
+    (sd_on,) = started_on(cfg, "sd1-sd")
+    if twodc.dc_of_node(cfg, sd_on) == winner:
+        (target,) = (n for n in ("node2", "node4") if n != sd_on)
+        pcs(cfg, "resource", "move", "sd1-group", target, timeout=120)
+        wait_until("sd1 in the other DC", lambda: started_on(cfg, "sd1-sd") == (target,), 60)
+        wait_until("the storage daemon answering", lambda: _sd_answers(cfg), 60, step=0.5)
     watches = {vip: ArpWatch(cfg, lab.VIPS[vip], 30) for vip in VIPS}
     try:
         # Probing before the partition too: the watch covers the whole transition.
@@ -148,11 +156,17 @@ def test_2_dc_partition_leaves_exactly_one_side_running(dc_lab: LabConfig) -> No
         # Never two nodes answering for one address, through the whole partition.
         assert result["max_macs"] == 1, (vip, result["duplicates"])
         assert result["answered"] > 0, (vip, result)
+    # The director never moved; the storage daemon came over from the fenced half.
+    assert started_on(cfg, "dir1-dir") == (director_on,)
     wait_until(f"every component in {winner}", lambda: _all_in(cfg, winner), 90)
     wait_until("the director answering", lambda: stack.director_answers(cfg), 60, step=0.5)
     _restores_identical(cfg, jobid)
     lab.heal(cfg, timeout=90)
     assert not twodc.dc_partitioned(cfg)
+
+
+def _sd_answers(cfg: LabConfig) -> bool:
+    return BaculaWatch(cfg, seconds=1, targets="sd").result()["sd"] is not None
 
 
 def test_3_arbiter_loss_changes_nothing(dc_lab: LabConfig) -> None:

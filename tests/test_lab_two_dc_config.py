@@ -53,6 +53,8 @@ def test_corosync_conf_gets_the_quorum_device() -> None:
         "tie_breaker: lowest",
         "tls: on",
         f"timeout: {twodc.QDEVICE_TIMEOUT_MS}",
+        "mode: sync",
+        f"exec_holds_director: {twodc.HEURISTIC}",
     ):
         assert line in conf
     with pytest.raises(LabError, match="no plain votequorum section"):
@@ -81,3 +83,8 @@ def test_two_dc_site_puts_every_standby_in_the_other_dc() -> None:
         preferred = part.get("preferred", site["director"][0]["preferred"])
         standby = part.get("standby", site["director"][0]["standby"])
         assert dc[preferred] != dc[standby], part["name"]
+
+
+def test_heuristic_passes_only_where_the_director_vip_is() -> None:
+    assert "grep -q ' 10.99.0.21/'" in twodc.HEURISTIC_SCRIPT
+    assert twodc.HEURISTIC_SCRIPT.startswith("#!/bin/sh\n")

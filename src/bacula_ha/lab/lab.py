@@ -253,8 +253,8 @@ def up(cfg: LabConfig, site: Path | None = None, log: Log = _quiet) -> float:
     for m in cfg.cluster_nodes:
         cluster.install_cluster_files(cfg, m, conf, authkey, cib)
     if cfg.dcs > 1:
-        log("quorum device certificates (arbiter and nodes)")
-        twodc.prepare_certificates(cfg)
+        log("quorum device: heuristics, certificates (arbiter and nodes)")
+        twodc.prepare_qdevice(cfg)
     log("booting " + ", ".join(m.name for m in cfg.machines))
     machine.boot(cfg, cfg.client)
     if cfg.dcs > 1:

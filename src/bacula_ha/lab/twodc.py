@@ -24,6 +24,7 @@ from bacula_ha.lab import machine, procs
 from bacula_ha.lab.config import BRIDGE, CLUSTER_NAME, SWITCH_NS, LabConfig, Machine
 from bacula_ha.lab.errors import LabError
 from bacula_ha.lab.run import run
+from bacula_ha.lab.stack import DIR_VIP
 
 # One way, each DC <-> third place link: 10 ms one way (20 ms round trip) between the DCs.
 LINK_DELAY_MS = 5
@@ -34,6 +35,16 @@ WAN_MODULE = "bacula_ha.lab.wan"
 QDEVICE_TIMEOUT_MS = 3000
 QDEVICE_SYNC_TIMEOUT_MS = 6000
 QNETD_PORT = 5403
+# qdevice heuristics, run on every node at each membership change: it passes on the node that
+# holds the director's VIP. In a 50:50 split the arbiter gives its vote to the half with the
+# better score (connected nodes + passed - failed), so the data centre running the director
+# keeps it and nothing moves; with no director anywhere, the tie-breaker (lowest node id) acts.
+HEURISTIC = "/etc/corosync/lab-holds-director"
+HEURISTIC_SCRIPT = f"""#!/bin/sh
+# bacula-ha lab: qdevice heuristics (see corosync.conf quorum.device.heuristics).
+PATH=/usr/sbin:/usr/bin:/sbin:/bin
+ip -o -4 addr show dev eth0 | grep -q ' {DIR_VIP}/'
+"""
 DC_FAIL_MODES = ("crash", "partition")
 ARBITER_FAIL_MODES = ("crash", "partition")
 
@@ -125,6 +136,10 @@ def with_qdevice(cfg: LabConfig, conf: str) -> str:
             tie_breaker: lowest
             tls: on
         }}
+        heuristics {{
+            mode: sync
+            exec_holds_director: {HEURISTIC}
+        }}
     }}
 }}"""
     text, n = re.subn(r"quorum \{\n    provider: corosync_votequorum\n\}", quorum, conf)
@@ -148,6 +163,15 @@ def _in_etc(m: Machine, script: str) -> None:
     etc = str(m.dir / "fs" / "etc")
     run(["unshare", "--mount", "--propagation", "private", "sh", "-c", wrapper, etc, inner],
         timeout=120)  # fmt: skip
+
+
+def prepare_qdevice(cfg: LabConfig) -> None:
+    """The heuristics script on every node, then certificates (prepare_certificates)."""
+    for m in cfg.cluster_nodes:
+        script = m.dir / "fs" / HEURISTIC.strip("/")
+        machine.write_private(script, HEURISTIC_SCRIPT)
+        script.chmod(0o755)
+    prepare_certificates(cfg)
 
 
 def prepare_certificates(cfg: LabConfig) -> None:
