@@ -125,17 +125,14 @@ def test_2_dc_partition_leaves_exactly_one_side_running(dc_lab: LabConfig) -> No
     cfg = dc_lab
     jobid = _backup_before_fault(cfg, "partition")
     assert not powered_off(cfg)
-    # The quorum device's heuristics: the half holding the director's VIP keeps quorum.
-    (director_on,) = started_on(cfg, "dir1-dir")
-    winner = twodc.dc_of_node(cfg, director_on)
-    (loser,) = (dc for dc in twodc.dcs(cfg) if dc != winner)
-    # Both halves run something: the storage daemon goes to its node in the other DC first.
-    (sd_on,) = started_on(cfg, "sd1-sd")
-    if twodc.dc_of_node(cfg, sd_on) == winner:
-        (target,) = (n for n in ("node2", "node4") if n != sd_on)
-        pcs(cfg, "resource", "move", "sd1-group", target, timeout=120)
-        wait_until("sd1 in the other DC", lambda: started_on(cfg, "sd1-sd") == (target,), 60)
-        wait_until("the storage daemon answering", lambda: _sd_answers(cfg), 60, step=0.5)
+    # The director (with its catalog) in dc2, where the tie-breaker alone (lowest node id)
+    # would lose; the storage daemon in dc1, so that both halves run something. The quorum
+    # device's heuristics must give the vote to the half holding the director's VIP.
+    _place(cfg, "cat1-group", "dir1-dir", "node3")
+    _place(cfg, "sd1-group", "sd1-sd", "node2")
+    wait_until("the storage daemon answering", lambda: _sd_answers(cfg), 60, step=0.5)
+    wait_until("the director answering", lambda: stack.director_answers(cfg), 60, step=0.5)
+    director_on, winner, loser = "node3", "dc2", "dc1"
     watches = {vip: ArpWatch(cfg, lab.VIPS[vip], 30) for vip in VIPS}
     try:
         # Probing before the partition too: the watch covers the whole transition.
@@ -163,6 +160,13 @@ def test_2_dc_partition_leaves_exactly_one_side_running(dc_lab: LabConfig) -> No
     _restores_identical(cfg, jobid)
     lab.heal(cfg, timeout=90)
     assert not twodc.dc_partitioned(cfg)
+
+
+def _place(cfg: LabConfig, group: str, rid: str, node: str) -> None:
+    """Move a group (and what follows it) to node, unless rid already runs there."""
+    if started_on(cfg, rid) != (node,):
+        pcs(cfg, "resource", "move", group, node, timeout=120)
+        wait_until(f"{rid} on {node}", lambda: started_on(cfg, rid) == (node,), 90)
 
 
 def _sd_answers(cfg: LabConfig) -> bool:
