@@ -9,8 +9,10 @@ then, on the same cluster, fencing and quorum device:
          console login on its VIP and the storage daemon a director Hello on its VIP;
   floor: the Bacula groups replaced by one Dummy + IPaddr2 group on the director's VIP; crash
          the data centre running it; time until the VIP answers ARP.
-Each trial heals the lab (the lost nodes boot again; stickiness keeps the services where they
-went, so the trials alternate between the data centres). The lab is torn down at the end.
+For reference, the same trials crash only the node running the director (or the floor), on
+the same cluster. Each trial heals the lab (the lost nodes boot again; stickiness keeps the
+services where they went, so the trials alternate between the data centres). The lab is torn
+down at the end.
 """
 
 from __future__ import annotations
@@ -34,13 +36,14 @@ def _log(message: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
 
-def dc_crash_trial(cfg: LabConfig, holder_rid: str, floor: bool) -> dict[str, Any]:
-    """Crash the data centre running holder_rid; time until the services answer again; heal."""
+def crash_trial(cfg: LabConfig, holder_rid: str, floor: bool, whole_dc: bool) -> dict[str, Any]:
+    """Crash the data centre (or only the node) running holder_rid; time until the services
+    answer again; heal."""
     (node,) = started_on(cfg, holder_rid)
-    dc = twodc.dc_of_node(cfg, node)
+    target = twodc.dc_of_node(cfg, node) if whole_dc else node
     crash = time.time()
-    lab.fail(cfg, dc, "crash")
-    result: dict[str, Any] = {"crashed": dc}
+    lab.fail(cfg, target, "crash")
+    result: dict[str, Any] = {"crashed": target}
     if floor:
         arp = ArpWatch(cfg, DIR_VIP, 90, until_answer=True).result()
         first = arp["first_answer"]
@@ -87,27 +90,34 @@ def main() -> None:
         for name, holder in (("ours", "dir1-dir"), ("floor", "floor-ip")):
             if name == "floor":
                 to_floor(cfg)
-            trials = []
-            for i in range(args.trials):
-                trial = dc_crash_trial(cfg, holder, floor=name == "floor")
-                _log(f"{name} DC crash trial {i + 1}: {trial}")
-                trials.append(trial)
-            figures[name] = trials
+            for kind in ("dc", "node"):
+                trials = []
+                for i in range(args.trials):
+                    trial = crash_trial(cfg, holder, floor=name == "floor", whole_dc=kind == "dc")
+                    _log(f"{name} {kind} crash trial {i + 1}: {trial}")
+                    trials.append(trial)
+                figures[f"{name}-{kind}"] = trials
 
-    floor = _median([t["vip"] for t in figures["floor"]])
-    d = _median([t["dir"] for t in figures["ours"]])
-    sd = _median([t["sd"] for t in figures["ours"]])
     print(
         f"two-DC lab (4 nodes, qdevice ffsplit, {2 * twodc.LINK_DELAY_MS} ms one way between "
         f"the DCs): cold lab up {figures['cold_up']:.1f} s"
     )
-    print(f"whole-DC crash to answering in the other DC, median of {args.trials} (s)")
-    print("                                   director  storage   / floor (dir, sd)")
-    ratio = ""
-    if floor and d is not None and sd is not None:
-        ratio = f"   {d / floor:.2f}x, {sd / floor:.2f}x"
-    print(f"  ours (ocf:bacula)                {_fmt(d)}   {_fmt(sd)}{ratio}")
-    print(f"  floor (Dummy+IPaddr2, ARP)       {_fmt(floor)}")
+    print(f"crash to answering again, median of {args.trials} (s)")
+    print("                                          director  storage   / floor (dir, sd)")
+    for kind, what in (("dc", "whole-DC crash"), ("node", "one node crash")):
+        floor = _median([t["vip"] for t in figures[f"floor-{kind}"]])
+        d = _median([t["dir"] for t in figures[f"ours-{kind}"]])
+        sd = _median([t["sd"] for t in figures[f"ours-{kind}"]])
+        if kind == "node":
+            # The storage daemon runs on the other node of the DC: it never stopped.
+            ratio = f"   {d / floor:.2f}x" if floor and d is not None else ""
+            print(f"  {what:15} ours (ocf:bacula)       {_fmt(d)}   (stays){ratio}")
+        else:
+            ratio = ""
+            if floor and d is not None and sd is not None:
+                ratio = f"   {d / floor:.2f}x, {sd / floor:.2f}x"
+            print(f"  {what:15} ours (ocf:bacula)       {_fmt(d)}   {_fmt(sd)}{ratio}")
+        print(f"  {what:15} floor (Dummy+IPaddr2)   {_fmt(floor)}")
     if args.json:
         args.json.write_text(json.dumps(figures, indent=1))
 
