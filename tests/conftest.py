@@ -24,6 +24,7 @@ FAST_MODULES = frozenset(
         "test_generator_golden",
         "test_generator_haresources",
         "test_generator_schema",
+        "test_lab_two_dc_config",
         "test_hardening_unit",
         "test_schedule",
         "test_lab_remote_unit",

@@ -16,6 +16,7 @@ from bacula_ha.generator import agentinfo
 OCF_BACULA = Path("/usr/lib/ocf/resource.d/bacula")
 STUB_MARK = "# stub written by the bacula-ha generator tests"
 ROOT = Path(__file__).resolve().parents[1]
+# The lab sites (lab-*.toml) name lab-only power files; the lab tests apply them for real.
 EXAMPLES = sorted(p for p in (ROOT / "examples").glob("*.toml") if not p.name.startswith("lab-"))
 
 

@@ -32,6 +32,9 @@ def _cli(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
         (("fail", "node1", "--mode", "explode"), "Invalid value for '--mode'"),
         (("up", "--nodes", "9"), "Invalid value for '--nodes'"),
         (("up", "--bare", "--site", "x.toml"), "exclude each other"),
+        (("up", "--dcs", "2"), "--dcs 2 needs --nodes 4"),
+        (("up", "--dcs", "3", "--nodes", "4"), "Invalid value for '--dcs'"),
+        (("fail", "dc1", "--mode", "crash"), "no lab is up"),
     ],
 )
 def test_cli_errors_are_messages(tmp_path: Path, args: tuple[str, ...], message: str) -> None:

@@ -9,6 +9,7 @@ import click
 
 from bacula_ha.lab import lab as labmod
 from bacula_ha.lab import remote as remotemod
+from bacula_ha.lab import twodc
 from bacula_ha.lab.config import MAX_NODES, MAX_REMOTES, LabConfig, lab_dir_from_env
 from bacula_ha.lab.errors import LabError
 from bacula_ha.lab.stack import default_site
@@ -43,18 +44,32 @@ def lab() -> None:
     "--site",
     type=click.Path(dir_okay=False, path_type=Path),
     help="Site TOML to generate and apply  [default: examples/lab-site.toml; with --remote: "
-    "examples/lab-remote-site.toml]",
+    "examples/lab-remote-site.toml; with --dcs 2: examples/lab-two-dc-site.toml]",
 )
 @click.option("--bare", is_flag=True, help="Only the cluster and fencing, no Bacula stack.")
-def up(nodes: int, remotes: int, site: Path | None, bare: bool) -> None:
+@click.option(
+    "--dcs",
+    type=click.IntRange(1, 2),
+    default=1,
+    show_default=True,
+    help="2: two data centres (needs --nodes 4: node1-2 in dc1, node3-4 in dc2) with a "
+    "WAN delay between them and a quorum arbiter (corosync-qnetd) in a third place; the "
+    "default site is then examples/lab-two-dc-site.toml.",
+)
+def up(nodes: int, remotes: int, site: Path | None, bare: bool, dcs: int) -> None:
     """Build the lab (or find it already up) and wait until everything runs."""
     _need_root()
     if bare and site:
         raise click.UsageError("--bare and --site exclude each other")
+    if dcs == 2 and nodes != 4:
+        raise click.UsageError("--dcs 2 needs --nodes 4 (two nodes in each data centre)")
+    if dcs == 2 and remotes:
+        raise click.UsageError("--dcs 2 and --remote exclude each other")
     fallback = remotemod.default_site() if remotes else default_site()
+    fallback = twodc.default_site() if dcs == 2 else fallback
     chosen = None if bare else (site or fallback)
     try:
-        cfg = LabConfig(nodes=nodes, remotes=remotes, lab_dir=lab_dir_from_env())
+        cfg = LabConfig(nodes=nodes, remotes=remotes, lab_dir=lab_dir_from_env(), dcs=dcs)
         labmod.up(cfg, site=chosen, log=click.echo)
     except LabError as exc:
         _fail(exc)
@@ -74,7 +89,13 @@ def status() -> None:
 @click.argument("node")
 @click.option("--mode", type=click.Choice(labmod.FAIL_MODES), default="crash", show_default=True)
 def fail(node: str, mode: str) -> None:
-    """Break NODE (a cluster or remote node): crash it (power off), partition it, ..."""
+    """Break NODE (a cluster or remote node): crash it (power off), partition it, ...
+
+    In a two-DC lab (`up --dcs 2`) NODE may also be dc1 or dc2: `crash` powers off both of
+    its nodes at once, `partition` cuts the path between the data centres (both still reach
+    the arbiter and the client); or `arbiter`: `crash` powers it off, `partition` cuts its
+    link. `heal` undoes all of these.
+    """
     _need_root()
     try:
         labmod.fail(labmod.load(lab_dir_from_env()), node, mode)

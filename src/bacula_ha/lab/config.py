@@ -40,6 +40,8 @@ MAX_NODES = 5
 # pacemaker_remote machines (`lab up --remote N`): remote1.. at .11, .12, ...
 MAX_REMOTES = 4
 REMOTE_HOST_BASE = 10
+# A two-DC lab (see bacula_ha.lab.twodc): the quorum arbiter's address in the third place.
+ARBITER_HOST = 200
 
 
 @dataclass(frozen=True)
@@ -49,6 +51,8 @@ class Machine:
     name: str
     address: str
     lab_dir: Path
+    # The switch namespace's bridge the machine's port is on (a two-DC lab has one per DC).
+    bridge: str = BRIDGE
 
     @property
     def netns(self) -> str:
@@ -83,17 +87,43 @@ class LabConfig:
     priority_fencing_delay: str = "1s"
     # pacemaker_remote nodes (bacula_ha.lab.remote): run resources, no vote, no corosync.
     remotes: int = 0
+    # 2: nodes split over two data centres with a quorum arbiter in a third (lab/twodc.py).
+    dcs: int = 1
 
     def __post_init__(self) -> None:
         if not 2 <= self.nodes <= MAX_NODES:
             raise LabError(f"a lab has 2 to {MAX_NODES} nodes, not {self.nodes}")
         if not 0 <= self.remotes <= MAX_REMOTES:
             raise LabError(f"a lab has 0 to {MAX_REMOTES} remote nodes, not {self.remotes}")
+        if self.dcs not in (1, 2):
+            raise LabError(f"a lab has 1 or 2 data centres, not {self.dcs}")
+        if self.dcs == 2 and self.nodes != 4:
+            raise LabError(f"a two-DC lab has 4 nodes (two per data centre), not {self.nodes}")
+        if self.dcs == 2 and self.remotes:
+            # Each shape has its own site and tests; together they would need a third site.
+            raise LabError("a two-DC lab has no remote nodes: use --dcs 2 or --remote N")
+
+    def dc_of(self, index: int) -> str:
+        """The data centre of node number index (from 1): dc1 holds the first half."""
+        return f"dc{1 + (index - 1) * self.dcs // self.nodes}" if self.dcs > 1 else ""
 
     @property
     def cluster_nodes(self) -> tuple[Machine, ...]:
         return tuple(
-            Machine(f"node{i}", f"{SUBNET}.{i}", self.lab_dir) for i in range(1, self.nodes + 1)
+            Machine(
+                f"node{i}",
+                f"{SUBNET}.{i}",
+                self.lab_dir,
+                bridge=f"br{self.dc_of(i)}" if self.dcs > 1 else BRIDGE,
+            )
+            for i in range(1, self.nodes + 1)
+        )
+
+    @property
+    def arbiter(self) -> Machine | None:
+        """The quorum device's host (corosync-qnetd) of a two-DC lab, on the core bridge."""
+        return (
+            Machine("arbiter", f"{SUBNET}.{ARBITER_HOST}", self.lab_dir) if self.dcs > 1 else None
         )
 
     @property
@@ -121,7 +151,8 @@ class LabConfig:
 
     @property
     def machines(self) -> tuple[Machine, ...]:
-        return (*self.cluster_nodes, *self.remote_nodes, self.client)
+        extra = (self.arbiter,) if self.arbiter is not None else ()
+        return (*self.cluster_nodes, *self.remote_nodes, self.client, *extra)
 
     def machine(self, name: str) -> Machine:
         for m in self.machines:

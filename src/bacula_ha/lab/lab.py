@@ -10,7 +10,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bacula_ha.lab import cluster, disks, machine, procs, remote, ssh, stack
+from bacula_ha.lab import cluster, disks, machine, procs, remote, ssh, stack, twodc
 from bacula_ha.lab.config import (
     DEFAULT_LAB_DIR,
     DISK_LABEL_PREFIX,
@@ -78,8 +78,12 @@ def load(lab_dir: Path) -> LabConfig:
     if not isinstance(nodes, int):
         raise LabError(f"no lab is up (no state in {lab_dir}); run `bacula-ha lab up`")
     remotes = state.get("remotes", 0)
+    dcs = state.get("dcs", 1)
     return LabConfig(
-        nodes=nodes, lab_dir=lab_dir, remotes=remotes if isinstance(remotes, int) else 0
+        nodes=nodes,
+        lab_dir=lab_dir,
+        remotes=remotes if isinstance(remotes, int) else 0,
+        dcs=dcs if isinstance(dcs, int) else 1,
     )
 
 
@@ -128,7 +132,7 @@ def healthy(cfg: LabConfig) -> bool:
     state = read_state(cfg.lab_dir)
     if state.get("phase") != "up" or state.get("nodes") != cfg.nodes:
         return False
-    if state.get("remotes", 0) != cfg.remotes:
+    if state.get("remotes", 0) != cfg.remotes or state.get("dcs", 1) != cfg.dcs:
         return False
     inits = procs.machine_inits(cfg.lab_dir)
     return all(m.name in inits for m in cfg.machines) and bool(procs.supervisors(cfg.lab_dir))
@@ -174,6 +178,8 @@ def boot_node(cfg: LabConfig, m: Machine) -> None:
     machine.boot(cfg, m)
     ssh.start(cfg, m.name)
     cluster.start_node(cfg, m)
+    if cfg.dcs > 1:
+        twodc.start_qdevice(cfg, m)
 
 
 def _site_text(cfg: LabConfig, site: Path) -> str:
@@ -232,19 +238,26 @@ def up(cfg: LabConfig, site: Path | None = None, log: Log = _quiet) -> float:
         down(cfg.lab_dir)
     cfg.lab_dir.mkdir(parents=True)
     cfg.lab_dir.chmod(0o755)  # hacluster-run fence agents read the power files under it
-    _write_state(cfg, nodes=cfg.nodes, remotes=cfg.remotes, phase="building", site=site_text)
+    _write_state(
+        cfg, nodes=cfg.nodes, remotes=cfg.remotes, dcs=cfg.dcs, phase="building", site=site_text
+    )
     for sub in ("log", "power", "machines"):
         (cfg.lab_dir / sub).mkdir()
     log("starting the supervisor (power switch)")
     machine.start_supervisor(cfg)
     log("network: switch, veths, 10.99.0.0/24")
     machine.create_switch()
+    if cfg.dcs > 1:
+        log(f"data centres: {cfg.dcs} bridges behind WAN links ({twodc.LINK_DELAY_MS} ms each way)")
+        twodc.create_network(cfg)
     for m in cfg.machines:
         machine.create_machine_net(m)
     log("shared disks (loop devices)")
     disks.create(cfg)
     ssh.prepare(cfg)
     conf = cluster.corosync_conf(cfg, cfg.lab_dir)
+    if cfg.dcs > 1:
+        conf = twodc.with_qdevice(cfg, conf)
     authkey = cfg.lab_dir / "authkey"
     run(["corosync-keygen", "-k", str(authkey)])
     cib = cluster.seed_cib(cfg, cfg.lab_dir, fencing=site is None)
@@ -264,8 +277,13 @@ def up(cfg: LabConfig, site: Path | None = None, log: Log = _quiet) -> float:
         pcmk_key = remote.make_authkey(cfg)
         for m in cfg.servers:
             remote.install_authkey(m, pcmk_key)
+    if cfg.dcs > 1:
+        log("quorum device: heuristics, certificates (arbiter and nodes)")
+        twodc.prepare_qdevice(cfg)
     log("booting " + ", ".join(m.name for m in cfg.machines))
     machine.boot(cfg, cfg.client)
+    if cfg.dcs > 1:
+        twodc.boot_arbiter(cfg)
     for m in cfg.cluster_nodes:
         boot_node(cfg, m)
     for m in cfg.remote_nodes:
@@ -347,6 +365,9 @@ def status(cfg: LabConfig) -> str:
         power = m.power_file.read_text() if m.power_file.exists() else "-"
         state = f"running (PID-1 {inits[m.name]})" if m.name in inits else "powered off"
         lines.append(f"{m.name:8} {m.address:12} {state}  power-file={power}")
+    if cfg.dcs > 1:
+        live = [m.name for m in cfg.cluster_nodes if m.name in inits]
+        lines += twodc.status_lines(cfg, live[0] if live else None)
     lines.append("")
     for name, nodes in vip_holders(cfg).items():
         lines.append(f"{name:12} {VIPS[name]:12} on: {', '.join(nodes) or '-'}")
@@ -367,7 +388,13 @@ def status(cfg: LabConfig) -> str:
 
 
 def fail(cfg: LabConfig, node: str, mode: str) -> None:
-    """Break a node: crash, partition, or one of the Bacula faults (see FAIL_MODES)."""
+    """Break a node: crash, partition, or one of the Bacula faults (see FAIL_MODES).
+
+    In a two-DC lab, `node` may also name a data centre or the arbiter (see lab/twodc.py).
+    """
+    if twodc.is_target(cfg, node):
+        twodc.fail(cfg, node, mode)
+        return
     m = cfg.server(node)
     if mode not in FAIL_MODES:
         raise LabError(f"unknown failure mode {mode!r} (known: {', '.join(FAIL_MODES)})")
@@ -389,6 +416,8 @@ def fail(cfg: LabConfig, node: str, mode: str) -> None:
 
 def heal(cfg: LabConfig, log: Log = _quiet, timeout: float = 60) -> None:
     """Reconnect every node, boot every powered-off one, wait until all are back online."""
+    if cfg.dcs > 1:
+        twodc.heal_network(cfg)
     inits = procs.machine_inits(cfg.lab_dir)
     for m in cfg.cluster_nodes:
         if m.name in inits:

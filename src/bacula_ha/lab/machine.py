@@ -121,7 +121,7 @@ def create_machine_net(m: Machine) -> None:
             *("peer", "name", "eth0", "netns", m.netns),
         ]
     )
-    run(["ip", "-n", SWITCH_NS, "link", "set", m.port, "master", BRIDGE, "up"])
+    run(["ip", "-n", SWITCH_NS, "link", "set", m.port, "master", m.bridge, "up"])
     run(["ip", "-n", m.netns, "addr", "add", f"{m.address}/{PREFIX_LEN}", "dev", "eth0"])
     run(["ip", "-n", m.netns, "link", "set", "eth0", "up"])
 

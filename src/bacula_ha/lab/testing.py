@@ -36,10 +36,14 @@ def host_fingerprint() -> str:
 
 @contextmanager
 def running_lab(
-    nodes: int = 2, site: Path | None = None, lab_dir: Path | None = None, remotes: int = 0
+    nodes: int = 2,
+    site: Path | None = None,
+    lab_dir: Path | None = None,
+    remotes: int = 0,
+    dcs: int = 1,
 ) -> Iterator[LabConfig]:
     """A fresh lab for the block; torn down afterwards even if the block fails, then checked."""
-    cfg = LabConfig(nodes=nodes, lab_dir=lab_dir or LabConfig().lab_dir, remotes=remotes)
+    cfg = LabConfig(nodes=nodes, lab_dir=lab_dir or LabConfig().lab_dir, remotes=remotes, dcs=dcs)
     lab.down(cfg.lab_dir)
     try:
         lab.up(cfg, site=site)
