@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from bacula_ha.lab import lab as labmod
+from bacula_ha.lab import replicated
 from bacula_ha.lab.config import MAX_NODES, LabConfig, lab_dir_from_env
 from bacula_ha.lab.errors import LabError
 from bacula_ha.lab.stack import default_site
@@ -35,14 +36,26 @@ def lab() -> None:
     help="Site TOML to generate and apply  [default: examples/lab-site.toml]",
 )
 @click.option("--bare", is_flag=True, help="Only the cluster and fencing, no Bacula stack.")
-def up(nodes: int, site: Path | None, bare: bool) -> None:
+@click.option(
+    "--catalog",
+    type=click.Choice(replicated.CATALOGS),
+    default="shared",
+    show_default=True,
+    help="shared: PostgreSQL on a shared (loop) disk; replicated: streaming replication "
+    "between node1 and node2 under PAF  [site: examples/lab-replicated-site.toml]",
+)
+def up(nodes: int, site: Path | None, bare: bool, catalog: str) -> None:
     """Build the lab (or find it already up) and wait until everything runs."""
     _need_root()
     if bare and site:
         raise click.UsageError("--bare and --site exclude each other")
-    chosen = None if bare else (site or default_site())
+    if bare and catalog != "shared":
+        raise click.UsageError("--bare has no catalog: drop --catalog")
+    fallback = replicated.default_site() if catalog == "replicated" else default_site()
+    chosen = None if bare else (site or fallback)
     try:
-        labmod.up(LabConfig(nodes=nodes, lab_dir=lab_dir_from_env()), site=chosen, log=click.echo)
+        cfg = LabConfig(nodes=nodes, lab_dir=lab_dir_from_env(), catalog=catalog)
+        labmod.up(cfg, site=chosen, log=click.echo)
     except LabError as exc:
         _fail(exc)
 

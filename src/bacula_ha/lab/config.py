@@ -78,10 +78,15 @@ class LabConfig:
     dc_deadtime: str = "2s"
     # The node running resources wins a fence race after a partition.
     priority_fencing_delay: str = "1s"
+    # "shared": the catalog on a loop disk under ocf:heartbeat:pgsql; "replicated": PostgreSQL
+    # streaming replication between node1 and node2 under PAF (bacula_ha.lab.replicated).
+    catalog: str = "shared"
 
     def __post_init__(self) -> None:
         if not 2 <= self.nodes <= MAX_NODES:
             raise LabError(f"a lab has 2 to {MAX_NODES} nodes, not {self.nodes}")
+        if self.catalog not in ("shared", "replicated"):
+            raise LabError(f"catalog {self.catalog!r}: use shared or replicated")
 
     @property
     def cluster_nodes(self) -> tuple[Machine, ...]:
