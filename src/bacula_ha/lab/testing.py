@@ -36,10 +36,10 @@ def host_fingerprint() -> str:
 
 @contextmanager
 def running_lab(
-    nodes: int = 2, site: Path | None = None, lab_dir: Path | None = None
+    nodes: int = 2, site: Path | None = None, lab_dir: Path | None = None, catalog: str = "shared"
 ) -> Iterator[LabConfig]:
     """A fresh lab for the block; torn down afterwards even if the block fails, then checked."""
-    cfg = LabConfig(nodes=nodes, lab_dir=lab_dir or LabConfig().lab_dir)
+    cfg = LabConfig(nodes=nodes, lab_dir=lab_dir or LabConfig().lab_dir, catalog=catalog)
     lab.down(cfg.lab_dir)
     try:
         lab.up(cfg, site=site)
