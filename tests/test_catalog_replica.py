@@ -114,27 +114,43 @@ def test_primary_restores_synchronous_standbys_while_one_streams(
     assert primary.psql("SHOW synchronous_standby_names") == WANTED
 
 
-def _fake_crm_node(directory: Path, members: str) -> str:
-    path = directory / "crm_node"
-    path.write_text(f"#!/bin/sh\n[ \"$1\" = -p ] && echo '{members}'\n")
-    path.chmod(path.stat().st_mode | stat.S_IXUSR)
-    return str(path)
+def _fake_cluster(directory: Path, members: str, walreceiver: str) -> tuple[str, str]:
+    """crm_node -p printing `members`; crm_mon listing node walreceiver with `walreceiver`."""
+    crm_node = directory / "crm_node"
+    crm_node.write_text(f"#!/bin/sh\necho '{members}'\n")
+    crm_mon = directory / "crm_mon"
+    xml = (
+        '<pacemaker-result><nodes><node name="primary" online="true" unclean="false"/>'
+        f'<node name="walreceiver" {walreceiver}/></nodes></pacemaker-result>'
+    )
+    crm_mon.write_text(f"#!/bin/sh\necho '{xml}'\n")
+    for path in (crm_node, crm_mon):
+        path.chmod(path.stat().st_mode | stat.S_IXUSR)
+    return str(crm_node), str(crm_mon)
 
 
 @pytest.mark.parametrize(
-    ("members", "relaxed"), [("primary", True), ("primary walreceiver", False)]
+    ("members", "walreceiver", "relaxed"),
+    [
+        ("primary", 'online="false" unclean="false"', True),  # fenced
+        ("primary", 'online="false" unclean="true"', False),  # lost, not fenced yet
+        ("primary walreceiver", 'online="true" unclean="false"', False),  # there, not streaming
+    ],
 )
-def test_relaxed_only_when_no_named_standby_is_in_the_partition(
+def test_relaxed_only_once_every_named_standby_is_known_down(
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
     pair: Pair,
     members: str,
+    walreceiver: str,
     relaxed: bool,
 ) -> None:
     primary, info, replica, _ = pair
     primary.set_config("synchronous_standby_names", WANTED)
     replica.stop()
-    monkeypatch.setattr(pgsync, "CRM_NODE", _fake_crm_node(tmp_path, members))
+    crm_node, crm_mon = _fake_cluster(tmp_path, members, walreceiver)
+    monkeypatch.setattr(pgsync, "CRM_NODE", crm_node)
+    monkeypatch.setattr(pgsync, "CRM_MON", crm_mon)
     settings = cat.CatalogSettings(
         name="MyCatalog",
         db_name=info.db_name,

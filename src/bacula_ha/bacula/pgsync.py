@@ -6,13 +6,17 @@ waiting when no standby is left, and PAF never changes the setting: after a fail
 new primary, alone, would block the director's first write (its start updates the catalog)
 until the old node is repaired. So bacula-catalog reconciles the setting on the primary:
 
-- a standby streams and the setting differs from `wanted`: set it back to `wanted`;
-- no standby streams and none of the nodes named in `wanted` is a member of this node's
-  cluster partition (it was fenced, or left): set it to '' and commits go on alone.
+- it differs from `wanted` and a named standby streams from a node of this node's cluster
+  partition: set it back to `wanted`;
+- it is `wanted` and every named standby node is out of the partition *and* known down to
+  Pacemaker (fenced, or left cleanly: crm_mon shows it offline and not unclean): set it to ''
+  and commits go on alone.
 
-A named standby node that is still a member but does not stream (its PostgreSQL restarting,
-a broken replication link) keeps commits waiting: it might be promoted later, and must not
-miss a write. See docs/replicated-catalog.md.
+pg_stat_replication is no witness of a crashed standby: its walsender looks "streaming"
+until wal_sender_timeout (60 s) notices the silent peer. Cluster membership and fencing
+are. A standby node still in the partition, or lost but not yet fenced (it might be alive on
+the other side of a partition, and might be promoted there), keeps commits waiting: it must
+not miss a write. See docs/replicated-catalog.md.
 """
 
 from __future__ import annotations
@@ -36,13 +40,15 @@ if TYPE_CHECKING:
 
 
 CRM_NODE = "/usr/sbin/crm_node"
+CRM_MON = "/usr/sbin/crm_mon"
 RESTORED = "restored"
 RELAXED = "relaxed"
 
 _STATE_SQL = (
     "SELECT 'recovery=' || pg_is_in_recovery();\n"
     "SELECT 'sync_names=' || current_setting('synchronous_standby_names');\n"
-    "SELECT 'streaming=' || count(*) FROM pg_stat_replication WHERE state = 'streaming';\n"
+    "SELECT 'streaming=' || coalesce(string_agg(application_name, ','), '')"
+    " FROM pg_stat_replication WHERE state = 'streaming';\n"
 )
 
 
@@ -79,6 +85,26 @@ def partition_members(deadline: Deadline, log: _Log | None = None) -> set[str] |
     return set(done.stdout.split())
 
 
+def known_down(deadline: Deadline, log: _Log | None = None) -> tuple[set[str], set[str]] | None:
+    """(nodes Pacemaker knows are down: offline and clean, all cluster nodes); None if unknown."""
+    import xml.etree.ElementTree as ET
+
+    try:
+        done = run([CRM_MON, "-1", "--output-as=xml"], deadline=deadline, timeout=10, log=log)
+        root = ET.fromstring(done.stdout) if done.ok else None
+    except (CommandTimeout, OSError, ET.ParseError):
+        return None
+    if root is None:
+        return None
+    down, every = set(), set()
+    for node in root.iterfind("nodes/node"):
+        name = node.get("name", "")
+        every.add(name)
+        if node.get("online") == "false" and node.get("unclean") == "false":
+            down.add(name)
+    return down, every
+
+
 def reconcile(
     client: str,
     settings: cat.CatalogSettings,
@@ -98,19 +124,34 @@ def reconcile(
     if state.get("recovery") in ("t", "true") or "streaming" not in state:
         return None
     current = state.get("sync_names", "")
-    streaming = int(state["streaming"]) if state["streaming"].isdigit() else 0
-    if streaming and current != wanted:
-        _set(client, settings, options, wanted, deadline, log)
-        return RESTORED
-    if streaming or not current:
+    named = standby_names(wanted)
+    if current != wanted:
+        streaming = {n for n in state["streaming"].split(",") if n} - {this_node}
+        if named is not None:
+            streaming &= set(named)
+        if not streaming:
+            return None
+        members = partition_members(deadline, log)
+        # Without a cluster to ask, waiting for a standby that streams is the safe side.
+        if members is None or streaming & members:
+            _set(client, settings, options, wanted, deadline, log)
+            return RESTORED
         return None
     members = partition_members(deadline, log)
     if members is None:
         return None  # cannot tell whether a standby may come back: keep waiting
-    named = standby_names(wanted)
-    peers = (members if named is None else members & set(named)) - {this_node}
-    if peers:
+    if named is not None and (set(named) - {this_node}) & members:
         return None
+    if named is None and members - {this_node}:
+        return None
+    found = known_down(deadline, log)
+    if found is None:
+        return None
+    down, every = found
+    # Nodes the cluster does not know are no standby it could promote.
+    standbys = (set(named) & every if named is not None else every) - {this_node}
+    if not standbys <= down:
+        return None  # lost but not fenced yet: it may live on, and be promoted, elsewhere
     _set(client, settings, options, "", deadline, log)
     return RELAXED
 
