@@ -124,6 +124,7 @@ done
 runuser -u postgres -- {bin}/psql -h /run/postgresql -q -v ON_ERROR_STOP=1 <<END
 ALTER ROLE bacula PASSWORD '$CATALOG_PW';
 CREATE ROLE {user} LOGIN REPLICATION PASSWORD '$REPL_PW';
+GRANT pg_checkpoint TO {user};
 GRANT EXECUTE ON FUNCTION pg_catalog.pg_ls_dir(text, boolean, boolean) TO {user};
 GRANT EXECUTE ON FUNCTION pg_catalog.pg_stat_file(text, boolean) TO {user};
 GRANT EXECUTE ON FUNCTION pg_catalog.pg_read_binary_file(text) TO {user};
@@ -155,17 +156,26 @@ STOP_SCRIPT = "runuser -u postgres -- {bin}/pg_ctl -D {pgdata} -w -m fast stop >
 # and stopped cleanly, so that PAF finds a stopped standby, not a crashed instance.
 REJOIN_SCRIPT = r"""
 set -eu
+# The node's link has just come up: its first connection may find no neighbour yet.
+i=0
+until ping -c1 -W1 {vip} >/dev/null 2>&1; do
+    i=$((i + 1))
+    if [ $i -ge 30 ]; then echo "the catalog VIP {vip} does not answer" >&2; exit 1; fi
+done
 state=$({bin}/pg_controldata -D {pgdata} | sed -n 's/^Database cluster state: *//p')
 echo "state: $state"
 case "$state" in
 "in production"|"shut down")
     conninfo="host={vip} port=5432 user={user} dbname=postgres passfile={passfile}"
     export PGCONNECT_TIMEOUT=5
+    # A just-promoted server names its new timeline in its control file only after its
+    # end-of-recovery checkpoint: without one, pg_rewind finds "no rewind required".
+    runuser -u postgres -- {bin}/psql -X -q -d "$conninfo" -c CHECKPOINT
     if runuser -u postgres -- {bin}/pg_rewind -D {pgdata} --source-server="$conninfo" \
             >/tmp/pg-rewind.log 2>&1; then
         echo "rewound"
     else
-        cat /tmp/pg-rewind.log
+        cat /tmp/pg-rewind.log >&2
         rm -rf {pgdata}
         runuser -u postgres -- {bin}/pg_basebackup -h {vip} -U {user} -D {pgdata} -X stream \
             -c fast -w -d "passfile={passfile} connect_timeout=5"
@@ -213,9 +223,15 @@ def provision(cfg: LabConfig) -> None:
     machine.run_in(cfg, primary.name, ["sh", "-c", script], timeout=60)
 
 
+def has_clone(cfg: LabConfig, via: str) -> bool:
+    """Whether the cluster manages the replicated catalog (the benchmark removes it)."""
+    done = machine.run_in(cfg, via, ["crm_resource", "-r", DB_CLONE, "-q"], check=False)
+    return done.returncode == 0
+
+
 def rejoin(cfg: LabConfig, m: Machine) -> str:
     """Make a booted node's database a stopped standby of the promoted one; say what was done."""
-    if m not in db_nodes(cfg):
+    if m not in db_nodes(cfg) or not has_clone(cfg, cluster.any_live_node(cfg)):
         return ""
     done = machine.run_in(cfg, m.name, ["sh", "-c", _fmt(REJOIN_SCRIPT)], timeout=300)
     return done.stdout.strip()
@@ -249,21 +265,39 @@ def promoted(cfg: LabConfig, via: str) -> list[str]:
     return [n for n, role in roles(cfg, via).items() if role == "Promoted"]
 
 
+def promotion_score(cfg: LabConfig, via: str, node: str) -> int | None:
+    """PAF's master score of a node's instance: positive once the primary saw it streaming."""
+    argv = ["crm_attribute", "-N", node, "-n", f"master-{DB_RESOURCE}", "-l", "forever", "-G"]
+    out = machine.run_in(cfg, via, [*argv, "-q"], check=False).stdout.strip()
+    return int(out) if out.lstrip("-").isdigit() else None
+
+
 def wait_replicating(cfg: LabConfig, via: str, timeout: float = 120) -> dict[str, str]:
-    """Wait for one Promoted and one Unpromoted instance; return node -> role."""
+    """Wait for one Promoted and one promotable Unpromoted instance; return node -> role.
+
+    Promotable: PAF's monitor of the primary gives a standby a positive score only once it
+    has seen it streaming (up to one monitor interval after it does); until then a crash of
+    the primary would leave nothing to promote.
+    """
     import time
 
+    if not has_clone(cfg, via):
+        return {}
     deadline = time.monotonic() + timeout
     last: dict[str, str] = {}
     while True:
         try:
             last = roles(cfg, via)
+            if sorted(last.values()) == ["Promoted", "Unpromoted"]:
+                (standby,) = [n for n, role in last.items() if role == "Unpromoted"]
+                if (promotion_score(cfg, via, standby) or 0) > 0:
+                    return last
         except (LabError, ET.ParseError):
             pass
-        if sorted(last.values()) == ["Promoted", "Unpromoted"]:
-            return last
         if time.monotonic() > deadline:
-            raise LabError(f"timed out waiting for a Promoted and an Unpromoted catalog: {last}")
+            raise LabError(
+                f"timed out waiting for a Promoted and a promotable Unpromoted catalog: {last}"
+            )
         time.sleep(0.2)
 
 
