@@ -401,7 +401,7 @@ def heal(cfg: LabConfig, log: Log = _quiet, timeout: float = 60) -> None:
         machine.run_in(cfg, m.name, ["sh", "-c", script])
     db_nodes = cluster.view(cfg, via).resources.get("cat1-db", ("", ()))[1]
     if cfg.catalog == "replicated":
-        db_nodes = tuple(replicated.promoted(cfg, via))  # a standby is read-only anyway
+        db_nodes = replicated.primaries(cfg)  # a standby is read-only anyway
     for node in db_nodes:
         stack.catalog_read_only(cfg, node, False)
     machine.run_in(cfg, via, ["crm_resource", "--cleanup"], timeout=60)

@@ -301,6 +301,21 @@ def wait_replicating(cfg: LabConfig, via: str, timeout: float = 120) -> dict[str
         time.sleep(0.2)
 
 
+def primaries(cfg: LabConfig) -> tuple[str, ...]:
+    """Nodes whose own server runs as a primary now (what the cluster says may lag a reboot)."""
+    found = []
+    for m in db_nodes(cfg):
+        argv = ["runuser", "-u", "postgres", "--", str(PG_BIN / "psql"), "-h", "/run/postgresql"]
+        argv += ["-d", "postgres", "-At", "-c", "SELECT pg_is_in_recovery()"]
+        try:
+            done = machine.run_in(cfg, m.name, argv, check=False, timeout=30)
+        except LabError:  # powered off
+            continue
+        if done.stdout.strip() == "f":
+            found.append(m.name)
+    return tuple(found)
+
+
 def psql(cfg: LabConfig, node: str, sql: str, db: str = "bacula") -> str:
     """Run SQL as postgres on a node's own server (its socket); return the unaligned rows."""
     argv = ["runuser", "-u", "postgres", "--", str(PG_BIN / "psql"), "-h", "/run/postgresql"]
