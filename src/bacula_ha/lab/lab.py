@@ -211,7 +211,9 @@ def up(cfg: LabConfig, site: Path | None = None, log: Log = _quiet) -> float:
     site_text = str(site.resolve()) if site else ""
     found = leftovers(cfg.lab_dir)
     if not found.empty:
-        if healthy(cfg) and read_state(cfg.lab_dir).get("site") == site_text:
+        state = read_state(cfg.lab_dir)
+        same = state.get("site") == site_text and state.get("catalog", "shared") == cfg.catalog
+        if healthy(cfg) and same:
             log("the lab is already up")
             return 0.0
         log(f"removing leftovers of an earlier lab: {found.describe()}")

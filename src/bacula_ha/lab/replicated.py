@@ -17,7 +17,7 @@ import secrets
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
-from bacula_ha.lab import cluster, machine, ssh, stack
+from bacula_ha.lab import cluster, machine, procs, ssh, stack
 from bacula_ha.lab.config import DISK_LABEL_PREFIX, SUBNET, LabConfig, Machine
 from bacula_ha.lab.errors import LabError
 
@@ -231,13 +231,18 @@ def has_clone(cfg: LabConfig, via: str) -> bool:
 
 def rejoin(cfg: LabConfig, m: Machine) -> str:
     """Make a booted node's database a stopped standby of the promoted one; say what was done."""
-    if m not in db_nodes(cfg) or not has_clone(cfg, cluster.any_live_node(cfg)):
+    if m not in db_nodes(cfg):
+        return ""
+    # Asked of a node in the cluster: this one's cluster stack has not started yet.
+    inits = procs.machine_inits(cfg.lab_dir)
+    others = [n.name for n in cfg.cluster_nodes if n != m and n.name in inits]
+    if not others or not has_clone(cfg, others[0]):
         return ""
     done = machine.run_in(cfg, m.name, ["sh", "-c", _fmt(REJOIN_SCRIPT)], timeout=300)
     return done.stdout.strip()
 
 
-def boot_node(cfg: LabConfig, m: Machine, log: object = None) -> str:
+def boot_node(cfg: LabConfig, m: Machine) -> str:
     """Boot a fenced node as an admin would: its database made a standby before it rejoins."""
     m.power_file.write_text("on")  # exactly "on", no newline: fence_dummy compares it
     machine.boot(cfg, m)
