@@ -31,6 +31,7 @@ from typing import Any
 
 from bacula_ha.lab import lab, replicated, stack
 from bacula_ha.lab.config import LabConfig
+from bacula_ha.lab.errors import LabError
 from bacula_ha.lab.testing import ArpWatch, BaculaWatch, pcs, running_lab, started_on, wait_until
 
 DIR_VIP = lab.VIPS["dir-vip"]
@@ -173,13 +174,23 @@ def main() -> None:
             if name == "floor_replicated":
                 replicated_floor(rcfg)
             trials = []
+            figures[name] = {"crash": trials}
             for i in range(args.trials):
                 if name == "replicated":
                     wait_until("a synchronous standby", partial(replicated_synchronous, rcfg), 60)
-                trial = crash_trial(rcfg, holder, floor=name != "replicated")
+                try:
+                    trial = crash_trial(rcfg, holder, floor=name != "replicated")
+                except LabError as exc:
+                    if name == "replicated":
+                        raise
+                    # Seen twice: after the PAF clone's removal a healed node was fenced
+                    # again on rejoining. The first life's floor (same cluster settings and
+                    # fencing) still gives the ratio; the failure is reported.
+                    figures[name]["error"] = str(exc).splitlines()[0]
+                    _log(f"{name} crash trial {i + 1} failed: {figures[name]['error']}")
+                    break
                 _log(f"{name} crash trial {i + 1}: {trial}")
                 trials.append(trial)
-            figures[name] = {"crash": trials}
 
     if args.only_replicated:
         print(json.dumps(figures, indent=1))
@@ -205,26 +216,32 @@ def main() -> None:
             if floor and d is not None and sd is not None:
                 ratio = f"   {d / floor:.2f}x, {sd / floor:.2f}x"
             print(f"  {node} {name:28} {_fmt(d)}   {_fmt(sd)}{ratio}")
-    print("replicated catalog (PAF), second lab life, its own floor:")
+    print("replicated catalog (PAF), second lab life (same cluster settings and fencing):")
+    if "error" in figures["floor_replicated"]:
+        print(f"  (its own floor failed: {figures['floor_replicated']['error']})")
     for node in ("node1", "node2"):
-        floor = _median(
+        own = _median(
             [t["vip"] for t in figures["floor_replicated"]["crash"] if t["crashed"] == node]
         )
+        first = _median([t["vip"] for t in figures["floor"]["crash"] if t["crashed"] == node])
         trials = [t for t in figures["replicated"]["crash"] if t["crashed"] == node]
         d = _median([t["dir"] for t in trials])
         sd = _median([t["sd"] for t in trials])
-        ratio = f"   {d / floor:.2f}x, {sd / floor:.2f}x" if floor and d and sd else ""
-        print(f"  {node} {'replicated (pgsqlms)':28} {_fmt(d)}   {_fmt(sd)}{ratio}")
-        print(f"  {node} floor (Dummy+IPaddr2, ARP)   {_fmt(floor)}")
+        line = f"  {node} {'replicated (pgsqlms)':28} {_fmt(d)}   {_fmt(sd)}"
+        for label, floor in (("first life's floor", first), ("its own floor", own)):
+            if floor and d and sd:
+                line += f"   {d / floor:.2f}x, {sd / floor:.2f}x ({label})"
+        print(line)
+        print(f"  {node} floor (Dummy+IPaddr2, ARP), its own life   {_fmt(own)}")
     shared = _median([t["dir"] for t in figures["ours"]["crash"]])
     repl = _median([t["dir"] for t in figures["replicated"]["crash"]])
     floor_s = _median([t["vip"] for t in figures["floor"]["crash"]])
-    floor_r = _median([t["vip"] for t in figures["floor_replicated"]["crash"]])
+    floor_r = _median([t["vip"] for t in figures["floor_replicated"]["crash"]]) or floor_s
     if shared and repl and floor_s and floor_r:
         print(
             f"director, median over both nodes: shared-disk {shared:.2f} s ({shared / floor_s:.2f}x"
             f" its floor {floor_s:.2f} s), replicated {repl:.2f} s ({repl / floor_r:.2f}x its"
-            f" floor {floor_r:.2f} s)"
+            f" floor {floor_r:.2f} s; the first life's when its own failed)"
         )
     ours_hang, any_hang = figures["ours"]["hang"], figures["anything"]["hang"]
     print(f"hang (SIGSTOP director) to answering again (s): ours {_fmt(ours_hang)}, "
