@@ -35,6 +35,10 @@ def _cli(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
         (("up", "--dcs", "2"), "--dcs 2 needs --nodes 4"),
         (("up", "--dcs", "3", "--nodes", "4"), "Invalid value for '--dcs'"),
         (("fail", "dc1", "--mode", "crash"), "no lab is up"),
+        (("up", "--bare", "--catalog", "replicated"), "--bare has no catalog"),
+        (("up", "--catalog", "drbd"), "Invalid value for '--catalog'"),
+        (("up", "--catalog", "replicated", "--remote", "2"), "goes with neither"),
+        (("up", "--dcs", "2", "--nodes", "4", "--remote", "2"), "exclude each other"),
     ],
 )
 def test_cli_errors_are_messages(tmp_path: Path, args: tuple[str, ...], message: str) -> None:
@@ -75,3 +79,30 @@ def test_hosts_file_names_every_machine_and_vip() -> None:
     hosts = lab.hosts_file(LabConfig(nodes=2))
     for line in ("10.99.0.1 node1", "10.99.0.100 client", "10.99.0.21 dir-vip"):
         assert line in hosts
+
+
+def test_replicated_site_goes_through_the_generator(tmp_path: Path) -> None:
+    """examples/lab-replicated-site.toml: PAF as a notified promotable clone, the catalog group
+    with its Promoted instance, the agents' synchronous standbys; this lab's power files."""
+    from bacula_ha.lab import replicated
+
+    with pytest.raises(LabError, match="use shared or replicated"):
+        LabConfig(catalog="drbd")
+    cfg = LabConfig(lab_dir=tmp_path / "lab", catalog="replicated")
+    site = tmp_path / "site.toml"
+    site.write_text(lab._site_text(cfg, replicated.default_site()))
+    assert f"{tmp_path}/lab/power/node1" in site.read_text()
+    out = subprocess.run(
+        [BACULA_HA, "generate", str(site), "--format", "pcs"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    ).stdout
+    assert "cat1-db ocf:heartbeat:pgsqlms" in out
+    assert "promotable promoted-max=1 promoted-node-max=1 clone-max=2" in out
+    assert "notify=true" in out
+    assert "pgdata=/var/lib/postgresql/15/lab" in out
+    assert f"'sync_standby_names={replicated.sync_standby_names(cfg)}'" in out
+    assert "cat1-group with Promoted cat1-db-clone INFINITY" in out
+    assert "order promote cat1-db-clone then start cat1-group" in out

@@ -7,6 +7,7 @@ import time
 from collections.abc import Mapping
 
 from ..bacula import catalog as cat
+from ..bacula import pgsync
 from ..bacula.files import config_sources, signature
 from ..ocf import params
 from ..ocf.agent import Agent, Handler
@@ -134,6 +135,17 @@ _METADATA = MetaData(
             default="",
             reloadable=True,
         ),
+        Parameter(
+            "sync_standby_names",
+            "Synchronous standbys while they can answer",
+            "PostgreSQL streaming replication: the synchronous_standby_names the primary "
+            "keeps while a standby streams, e.g. 'ANY 1 (node1, node2)'. When no standby "
+            "streams and none of the nodes named is in this node's cluster partition (fenced "
+            "or gone), start and monitor set it to '' so that commits go on; once a standby "
+            "streams again, back to this value. Empty: never touched. The role needs ALTER "
+            "SYSTEM on that parameter, EXECUTE on pg_reload_conf() and pg_read_all_stats.",
+            default="",
+        ),
     ),
     actions=(
         Action("start", timeout=30),
@@ -166,6 +178,7 @@ class Config:
     query_timeout: int
     latency_threshold_ms: int
     schema_version: int | None
+    sync_standby_names: str
 
     @property
     def needs_director_config(self) -> bool:
@@ -190,6 +203,12 @@ class CatalogAgent(Agent[Config]):
             if env.param(name):
                 params.absolute_path(name, env.param(name))
         version = env.param("schema_version")
+        sync_names = env.param("sync_standby_names")
+        if sync_names and (backend != cat.POSTGRESQL or not pgsync.valid(sync_names)):
+            raise NotConfiguredError(
+                f"sync_standby_names={sync_names[:40]!r}: a list of standby names (or ANY/FIRST"
+                " n (...)) without quotes, for the postgresql backend only"
+            )
         return Config(
             config=env.param("config", DEFAULT_CONFIG),
             catalog=env.param("catalog"),
@@ -205,6 +224,7 @@ class CatalogAgent(Agent[Config]):
             query_timeout=_integer(env, "query_timeout", 10, low=1, high=3600) or 10,
             latency_threshold_ms=_integer(env, "latency_threshold", 2000, low=0) or 0,
             schema_version=_integer(env, "schema_version", None, low=1) if version else None,
+            sync_standby_names=sync_names,
         )
 
     def validate(self, config: Config, env: Environment, log: Logger) -> None:
@@ -220,6 +240,7 @@ class CatalogAgent(Agent[Config]):
     def start(self, config: Config, env: Environment, log: Logger) -> OCFStatus | None:
         settings, cache = _fresh_settings(config, env, log)
         health = _check(config, env, log, START_DEPTH, settings)
+        _reconcile_sync(config, env, log, settings)
         state = {"started": time.time(), "version": health.version, "cache": cache}
         try:
             _state(env).write(state)
@@ -264,6 +285,7 @@ class CatalogAgent(Agent[Config]):
             except OSError as exc:
                 log.warning(f"cannot cache the catalog settings: {exc}")
         health = _check(config, env, log, env.depth, settings)
+        _reconcile_sync(config, env, log, settings)
         threshold = config.latency_threshold_ms
         if env.depth >= 20 and threshold and health.elapsed * 1000 > threshold:
             log.warning(
@@ -296,6 +318,37 @@ def _check(
     return cat.check(
         config.backend, config.client, settings, options, deadline=env.deadline, log=log
     )
+
+
+def _reconcile_sync(
+    config: Config, env: Environment, log: Logger, settings: cat.CatalogSettings
+) -> None:
+    """Synchronous replication only while a standby can answer (bacula.pgsync): the catalog
+    is checked healthy, so this runs on a primary."""
+    if not config.sync_standby_names:
+        return
+    options = cat.CheckOptions(
+        depth=0,
+        connect_timeout=config.connect_timeout,
+        query_timeout=config.query_timeout,
+        tmpdir=_private_tmpdir(env),
+    )
+    changed = pgsync.reconcile(
+        config.client,
+        settings,
+        config.sync_standby_names,
+        options,
+        deadline=env.deadline,
+        this_node=pgsync.node_name(env.meta),
+        log=log,
+    )
+    if changed == pgsync.RELAXED:
+        log.warning(
+            "no standby streams and no standby node is in the cluster: commits no longer "
+            "wait for a standby (synchronous_standby_names = '')"
+        )
+    elif changed == pgsync.RESTORED:
+        log.info(f"a standby streams: synchronous_standby_names = {config.sync_standby_names}")
 
 
 def _fresh_settings(

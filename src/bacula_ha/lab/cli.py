@@ -9,7 +9,7 @@ import click
 
 from bacula_ha.lab import lab as labmod
 from bacula_ha.lab import remote as remotemod
-from bacula_ha.lab import twodc
+from bacula_ha.lab import replicated, twodc
 from bacula_ha.lab.config import MAX_NODES, MAX_REMOTES, LabConfig, lab_dir_from_env
 from bacula_ha.lab.errors import LabError
 from bacula_ha.lab.stack import default_site
@@ -56,20 +56,35 @@ def lab() -> None:
     "WAN delay between them and a quorum arbiter (corosync-qnetd) in a third place; the "
     "default site is then examples/lab-two-dc-site.toml.",
 )
-def up(nodes: int, remotes: int, site: Path | None, bare: bool, dcs: int) -> None:
+@click.option(
+    "--catalog",
+    type=click.Choice(replicated.CATALOGS),
+    default="shared",
+    show_default=True,
+    help="shared: PostgreSQL on a shared (loop) disk; replicated: streaming replication "
+    "between node1 and node2 under PAF  [site: examples/lab-replicated-site.toml]",
+)
+def up(nodes: int, remotes: int, site: Path | None, bare: bool, dcs: int, catalog: str) -> None:
     """Build the lab (or find it already up) and wait until everything runs."""
     _need_root()
     if bare and site:
         raise click.UsageError("--bare and --site exclude each other")
+    if bare and catalog != "shared":
+        raise click.UsageError("--bare has no catalog: drop --catalog")
+    if catalog != "shared" and (dcs == 2 or remotes):
+        raise click.UsageError("--catalog replicated goes with neither --dcs 2 nor --remote")
     if dcs == 2 and nodes != 4:
         raise click.UsageError("--dcs 2 needs --nodes 4 (two nodes in each data centre)")
     if dcs == 2 and remotes:
         raise click.UsageError("--dcs 2 and --remote exclude each other")
     fallback = remotemod.default_site() if remotes else default_site()
     fallback = twodc.default_site() if dcs == 2 else fallback
+    fallback = replicated.default_site() if catalog == "replicated" else fallback
     chosen = None if bare else (site or fallback)
     try:
-        cfg = LabConfig(nodes=nodes, remotes=remotes, lab_dir=lab_dir_from_env(), dcs=dcs)
+        cfg = LabConfig(
+            nodes=nodes, remotes=remotes, lab_dir=lab_dir_from_env(), dcs=dcs, catalog=catalog
+        )
         labmod.up(cfg, site=chosen, log=click.echo)
     except LabError as exc:
         _fail(exc)

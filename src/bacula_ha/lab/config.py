@@ -89,6 +89,9 @@ class LabConfig:
     remotes: int = 0
     # 2: nodes split over two data centres with a quorum arbiter in a third (lab/twodc.py).
     dcs: int = 1
+    # "shared": the catalog on a loop disk under ocf:heartbeat:pgsql; "replicated": PostgreSQL
+    # streaming replication between node1 and node2 under PAF (bacula_ha.lab.replicated).
+    catalog: str = "shared"
 
     def __post_init__(self) -> None:
         if not 2 <= self.nodes <= MAX_NODES:
@@ -102,6 +105,11 @@ class LabConfig:
         if self.dcs == 2 and self.remotes:
             # Each shape has its own site and tests; together they would need a third site.
             raise LabError("a two-DC lab has no remote nodes: use --dcs 2 or --remote N")
+        if self.catalog not in ("shared", "replicated"):
+            raise LabError(f"catalog {self.catalog!r}: use shared or replicated")
+        if self.catalog == "replicated" and (self.dcs > 1 or self.remotes):
+            # The replicated site is a 2-node site; the two-DC and remote sites share a disk.
+            raise LabError("a replicated catalog lab has neither --dcs 2 nor remote nodes")
 
     def dc_of(self, index: int) -> str:
         """The data centre of node number index (from 1): dc1 holds the first half."""

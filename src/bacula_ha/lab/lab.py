@@ -10,7 +10,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bacula_ha.lab import cluster, disks, machine, procs, remote, ssh, stack, twodc
+from bacula_ha.lab import cluster, disks, machine, procs, remote, replicated, ssh, stack, twodc
 from bacula_ha.lab.config import (
     DEFAULT_LAB_DIR,
     DISK_LABEL_PREFIX,
@@ -84,6 +84,7 @@ def load(lab_dir: Path) -> LabConfig:
         lab_dir=lab_dir,
         remotes=remotes if isinstance(remotes, int) else 0,
         dcs=dcs if isinstance(dcs, int) else 1,
+        catalog=str(state.get("catalog", "shared")),
     )
 
 
@@ -169,7 +170,9 @@ def _all_online(
 
 
 def _all_started(v: cluster.ClusterView) -> bool:
-    return bool(v.resources) and all(role == "Started" for role, _ in v.resources.values())
+    # Instances of a promotable clone (the replicated catalog) run as Promoted or Unpromoted.
+    running = ("Started", "Promoted", "Unpromoted")
+    return bool(v.resources) and all(role in running for role, _ in v.resources.values())
 
 
 def boot_node(cfg: LabConfig, m: Machine) -> None:
@@ -231,7 +234,9 @@ def up(cfg: LabConfig, site: Path | None = None, log: Log = _quiet) -> float:
         remote.remoted_binary()
     found = leftovers(cfg.lab_dir)
     if not found.empty:
-        if healthy(cfg) and read_state(cfg.lab_dir).get("site") == site_text:
+        state = read_state(cfg.lab_dir)
+        same = state.get("site") == site_text and state.get("catalog", "shared") == cfg.catalog
+        if healthy(cfg) and same:
             log("the lab is already up")
             return 0.0
         log(f"removing leftovers of an earlier lab: {found.describe()}")
@@ -239,7 +244,13 @@ def up(cfg: LabConfig, site: Path | None = None, log: Log = _quiet) -> float:
     cfg.lab_dir.mkdir(parents=True)
     cfg.lab_dir.chmod(0o755)  # hacluster-run fence agents read the power files under it
     _write_state(
-        cfg, nodes=cfg.nodes, remotes=cfg.remotes, dcs=cfg.dcs, phase="building", site=site_text
+        cfg,
+        nodes=cfg.nodes,
+        remotes=cfg.remotes,
+        dcs=cfg.dcs,
+        catalog=cfg.catalog,
+        phase="building",
+        site=site_text,
     )
     for sub in ("log", "power", "machines"):
         (cfg.lab_dir / sub).mkdir()
@@ -269,8 +280,9 @@ def up(cfg: LabConfig, site: Path | None = None, log: Log = _quiet) -> float:
         log("agents and Bacula configuration for every machine")
         stack.prepare_files(cfg)
         binds = stack.extra_binds(cfg)
+    dirs = stack.STACK_DIRS + (replicated.PRIVATE_DIRS if cfg.catalog == "replicated" else ())
     for m in cfg.machines:
-        machine.write_spec(cfg, m, hosts, extra_dirs=stack.STACK_DIRS, extra_binds=binds)
+        machine.write_spec(cfg, m, hosts, extra_dirs=dirs, extra_binds=binds)
     for m in cfg.cluster_nodes:
         cluster.install_cluster_files(cfg, m, conf, authkey, cib)
     if cfg.remotes:
@@ -294,8 +306,12 @@ def up(cfg: LabConfig, site: Path | None = None, log: Log = _quiet) -> float:
         cfg, "node1", "the cluster to form", _all_online(cfg, bare, remotes=bare), timeout=90
     )
     if site is not None:
-        log("catalog (PostgreSQL + Bacula tables) and volume directory on their disks")
-        stack.provision_disks(cfg)
+        if cfg.catalog == "replicated":
+            log("catalog on node1, a base backup of it on node2; volume directory on its disk")
+            replicated.provision(cfg)
+        else:
+            log("catalog (PostgreSQL + Bacula tables) and volume directory on their disks")
+            stack.provision_disks(cfg)
         stack.start_client(cfg)
         applied = site
         if site_toml != site.read_text():
@@ -305,6 +321,8 @@ def up(cfg: LabConfig, site: Path | None = None, log: Log = _quiet) -> float:
         stack.apply_site(cfg, applied)
         log("waiting for every resource to start")
         cluster.wait_for(cfg, "node1", "every resource Started", _all_started, timeout=180)
+        if cfg.catalog == "replicated":
+            replicated.wait_replicating(cfg, "node1")
     elapsed = time.monotonic() - start
     _write_state(cfg, phase="up", up_seconds=round(elapsed, 2))
     log(f"lab up in {elapsed:.1f} s")
@@ -426,7 +444,11 @@ def heal(cfg: LabConfig, log: Log = _quiet, timeout: float = 60) -> None:
         if m.name not in inits:
             log(f"booting {m.name}")
             machine.wait_power_switch(cfg, m)
-            boot_node(cfg, m)
+            if cfg.catalog == "replicated":
+                # Its database must become a standby before Pacemaker sees it (pg_rewind).
+                log(replicated.boot_node(cfg, m) or f"{m.name} holds no catalog")
+            else:
+                boot_node(cfg, m)
             machine.set_port(m.name, up=True)
     booted = []
     for m in cfg.remote_nodes:
@@ -456,11 +478,15 @@ def heal(cfg: LabConfig, log: Log = _quiet, timeout: float = 60) -> None:
         script = "for p in $(pgrep -x 'bacula-(dir|sd)'); do kill -CONT $p; done; true"
         machine.run_in(cfg, m.name, ["sh", "-c", script])
     db_nodes = cluster.view(cfg, via).resources.get("cat1-db", ("", ()))[1]
+    if cfg.catalog == "replicated":
+        db_nodes = replicated.primaries(cfg)  # a standby is read-only anyway
     for node in db_nodes:
         stack.catalog_read_only(cfg, node, False)
     machine.run_in(cfg, via, ["crm_resource", "--cleanup"], timeout=60)
     log("waiting for every resource to start")
     cluster.wait_for(cfg, via, "every resource Started", _all_started, timeout=120)
+    if cfg.catalog == "replicated":
+        replicated.wait_replicating(cfg, via)
 
 
 def exec_in(cfg: LabConfig, name: str, argv: Sequence[str]) -> int:

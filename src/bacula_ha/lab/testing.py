@@ -41,9 +41,16 @@ def running_lab(
     lab_dir: Path | None = None,
     remotes: int = 0,
     dcs: int = 1,
+    catalog: str = "shared",
 ) -> Iterator[LabConfig]:
     """A fresh lab for the block; torn down afterwards even if the block fails, then checked."""
-    cfg = LabConfig(nodes=nodes, lab_dir=lab_dir or LabConfig().lab_dir, remotes=remotes, dcs=dcs)
+    cfg = LabConfig(
+        nodes=nodes,
+        lab_dir=lab_dir or LabConfig().lab_dir,
+        remotes=remotes,
+        dcs=dcs,
+        catalog=catalog,
+    )
     lab.down(cfg.lab_dir)
     try:
         lab.up(cfg, site=site)
