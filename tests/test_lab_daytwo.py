@@ -105,7 +105,12 @@ def test_repeated_failures_move_the_director_and_expire(stack_lab: LabConfig) ->
     assert len(failures) == 3, lines
     assert any("director is not running" in ln for ln in failures)  # the agent's exit reason
     assert any(f"director dir1-dir stopped on {first}" in ln for ln in lines)
-    started = [ln for ln in _alerts(cfg, second) if f"director dir1-dir started on {second}" in ln]
+    told = f"director dir1-dir started on {second}"
+    # The alert agent runs after the start's result is in the CIB, which crm_mon shows first.
+    wait_until(
+        "the start in the alerts", lambda: any(told in ln for ln in _alerts(cfg, second)), 30
+    )
+    started = [ln for ln in _alerts(cfg, second) if told in ln]
     assert started and "jobs: no interrupted job to bring back" in started[-1]
 
     wait_until("the failure to expire", lambda: failed_actions(cfg) == (), 150, step=2)
@@ -124,10 +129,17 @@ def test_a_crash_is_told_by_the_survivor(stack_lab: LabConfig) -> None:
     wait_until(
         "the director on the survivor", lambda: started_on(cfg, "dir1-dir") == (survivor,), 90
     )
+    # The alert agent runs after the start's result is in the CIB, which crm_mon shows first.
+    told = f"director dir1-dir started on {survivor}"
+    wait_until(
+        "the director's start in the alerts",
+        lambda: any(told in ln for ln in _alerts(cfg, survivor)[before:]),
+        30,
+    )
     lines = _alerts(cfg, survivor)[before:]
     assert sum(f"node {active} is lost" in ln for ln in lines) == 1, lines
     fenced = [ln for ln in lines if f"node {active} was fenced" in ln]
     assert len(fenced) == 1 and "move to their standby nodes" in fenced[0], lines
-    assert sum(f"director dir1-dir started on {survivor}" in ln for ln in lines) == 1, lines
+    assert sum(told in ln for ln in lines) == 1, lines
     assert any(f"catalog cat1-catalog started on {survivor}" in ln for ln in lines), lines
     lab.heal(cfg)

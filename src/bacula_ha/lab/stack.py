@@ -257,14 +257,16 @@ def prepare_files(cfg: LabConfig) -> None:
     if not (ocf / "resource.d").exists():
         # The host's own ocf:bacula agents (whatever another test left there) are not copied:
         # the lab runs the agents of this source tree, installed below.
-        shutil.copytree(
-            "/usr/lib/ocf/resource.d",
-            ocf / "resource.d",
-            symlinks=True,
-            ignore=lambda d, names: (
-                ["bacula"] if Path(d) == Path("/usr/lib/ocf/resource.d") else []
-            ),
-        )
+        # The same for lib/ (the alert agent lives in lib/bacula): a host's copy may name an
+        # interpreter a machine cannot see (another clone's virtualenv under /tmp).
+        for sub in ("resource.d", "lib"):
+            top = Path("/usr/lib/ocf") / sub
+            shutil.copytree(
+                top,
+                ocf / sub,
+                symlinks=True,
+                ignore=lambda d, names, top=top: ["bacula"] if Path(d) == top else [],
+            )
         from bacula_ha.install import install
 
         install(ocf, sys.executable)
@@ -300,7 +302,8 @@ def prepare_files(cfg: LabConfig) -> None:
 
 
 def extra_binds(cfg: LabConfig) -> list[tuple[str, str]]:
-    return [(str(cfg.lab_dir / "ocf" / "resource.d"), "/usr/lib/ocf/resource.d")]
+    ocf = cfg.lab_dir / "ocf"
+    return [(str(ocf / sub), f"/usr/lib/ocf/{sub}") for sub in ("resource.d", "lib")]
 
 
 CATALOG_SCRIPT = r"""
