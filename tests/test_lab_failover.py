@@ -20,9 +20,11 @@ from bacula_ha.lab.testing import (
     ArpWatch,
     BaculaWatch,
     failed_actions,
+    fresh_client_data,
     host_fingerprint,
     pcs,
     powered_off,
+    restore_differences,
     running_lab,
     started_on,
     vip_holder,
@@ -51,22 +53,6 @@ def _active(cfg: LabConfig, rid: str = "dir1-dir") -> str:
 
 def _other(cfg: LabConfig, node: str) -> str:
     return next(m.name for m in cfg.cluster_nodes if m.name != node)
-
-
-def _client_data(cfg: LabConfig, tag: str) -> None:
-    """Fresh random files in the client's backup set (and an empty restore directory)."""
-    script = (
-        f"rm -rf {stack.CLIENT_DATA} {stack.CLIENT_RESTORE} && mkdir -p {stack.CLIENT_DATA}/sub"
-        f" && head -c 2500000 /dev/urandom > {stack.CLIENT_DATA}/blob-{tag}"
-        f" && echo {tag} > {stack.CLIENT_DATA}/sub/note.txt"
-    )
-    machine.run_in(cfg, "client", ["sh", "-c", script])
-
-
-def _restored_identical(cfg: LabConfig) -> bool:
-    restored = f"{stack.CLIENT_RESTORE}{stack.CLIENT_DATA}"
-    proc = machine.run_in(cfg, "client", ["diff", "-r", stack.CLIENT_DATA, restored], check=False)
-    return proc.returncode == 0
 
 
 def _reason(cfg: LabConfig, rid: str) -> list[str]:
@@ -99,7 +85,7 @@ _PLANNED = r"^\s*\* (Start|Restart|Recover|Move|Migrate)\s+{rid}\s(?!.*\(blocked
 
 def test_1_nothing_lost_on_crash(stack_lab: LabConfig) -> None:
     cfg = stack_lab
-    _client_data(cfg, "one")
+    fresh_client_data(cfg, "one")
     jobid, status = stack.backup(cfg)
     assert status == "T", f"backup {jobid} ended {status}"
     active = _active(cfg)
@@ -119,8 +105,8 @@ def test_1_nothing_lost_on_crash(stack_lab: LabConfig) -> None:
         wait_until(f"{rid} on {standby}", lambda r=rid: started_on(cfg, r) == (standby,), 30)
     rjob, rstatus = stack.restore(cfg, jobid)
     assert rstatus == "T", f"restore {rjob} ended {rstatus}"
-    assert _restored_identical(cfg), "restored files differ from the originals"
-    _client_data(cfg, "two")
+    assert not restore_differences(cfg), "restored files differ from the originals"
+    fresh_client_data(cfg, "two")
     jobid2, status2 = stack.backup(cfg)
     assert status2 == "T" and jobid2 > jobid
     lab.heal(cfg)
@@ -291,7 +277,7 @@ def test_6_storage_unmounted_detected_and_recovered(stack_lab: LabConfig) -> Non
     assert started_on(cfg, "sd1-fs") == (where,)
     assert vip_holder(cfg, "sd1-vip") == [where]
     lab.heal(cfg)
-    _client_data(cfg, "six")
+    fresh_client_data(cfg, "six")
     _, status = stack.backup(cfg)
     assert status == "T"
     # Healed means healed: no failure of the storage group is left.

@@ -17,8 +17,10 @@ from bacula_ha.lab import cluster, lab, machine, remote, stack
 from bacula_ha.lab.config import LabConfig
 from bacula_ha.lab.testing import (
     failed_actions,
+    fresh_client_data,
     host_fingerprint,
     powered_off,
+    restore_differences,
     running_lab,
     started_on,
     vip_holder,
@@ -37,21 +39,6 @@ def remote_lab() -> Iterator[LabConfig]:
     with running_lab(nodes=2, remotes=2, site=remote.default_site()) as cfg:
         yield cfg
     assert host_fingerprint() == before, "the lab changed host cluster files"
-
-
-def _client_data(cfg: LabConfig, tag: str) -> None:
-    script = (
-        f"rm -rf {stack.CLIENT_DATA} {stack.CLIENT_RESTORE} && mkdir -p {stack.CLIENT_DATA}/sub"
-        f" && head -c 2500000 /dev/urandom > {stack.CLIENT_DATA}/blob-{tag}"
-        f" && echo {tag} > {stack.CLIENT_DATA}/sub/note.txt"
-    )
-    machine.run_in(cfg, "client", ["sh", "-c", script])
-
-
-def _restored_identical(cfg: LabConfig) -> bool:
-    restored = f"{stack.CLIENT_RESTORE}{stack.CLIENT_DATA}"
-    proc = machine.run_in(cfg, "client", ["diff", "-r", stack.CLIENT_DATA, restored], check=False)
-    return proc.returncode == 0
 
 
 def _runs(cfg: LabConfig, node: str, program: str) -> bool:
@@ -83,7 +70,7 @@ def test_remote_node_crash_is_fenced_and_the_backup_restores_from_the_standby(
     remote_lab: LabConfig,
 ) -> None:
     cfg = remote_lab
-    _client_data(cfg, "remote")
+    fresh_client_data(cfg, "remote")
     jobid, status = stack.backup(cfg)
     assert status == "T", f"backup {jobid} ended {status}"
 
@@ -101,7 +88,7 @@ def test_remote_node_crash_is_fenced_and_the_backup_restores_from_the_standby(
     assert "Daemon started" in out and stack.ARCHIVE in out, out[-1500:]
     rjob, rstatus = stack.restore(cfg, jobid)
     assert rstatus == "T", f"restore {rjob} ended {rstatus}"
-    assert _restored_identical(cfg)
+    assert not restore_differences(cfg)
 
 
 def test_heal_brings_the_remote_node_back(remote_lab: LabConfig) -> None:

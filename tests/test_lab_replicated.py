@@ -17,7 +17,14 @@ import pytest
 
 from bacula_ha.lab import lab, machine, procs, replicated, stack
 from bacula_ha.lab.config import LabConfig
-from bacula_ha.lab.testing import failed_actions, host_fingerprint, running_lab, wait_until
+from bacula_ha.lab.testing import (
+    failed_actions,
+    fresh_client_data,
+    host_fingerprint,
+    restore_differences,
+    running_lab,
+    wait_until,
+)
 
 pytestmark = [
     pytest.mark.lab,
@@ -61,21 +68,6 @@ def _synchronous(cfg: LabConfig, primary: str, standby: str) -> bool:
     rows = _sql(cfg, primary, "SELECT application_name, state, sync_state FROM pg_stat_replication")
     wanted = replicated.sync_standby_names(cfg)
     return rows == f"{standby}|streaming|quorum" and _sync_names(cfg, primary) == wanted
-
-
-def _client_data(cfg: LabConfig, tag: str) -> None:
-    script = (
-        f"rm -rf {stack.CLIENT_DATA} {stack.CLIENT_RESTORE} && mkdir -p {stack.CLIENT_DATA}/sub"
-        f" && head -c 3000000 /dev/urandom > {stack.CLIENT_DATA}/blob-{tag}"
-        f" && echo {tag} > {stack.CLIENT_DATA}/sub/note.txt"
-    )
-    machine.run_in(cfg, "client", ["sh", "-c", script])
-
-
-def _restored_identical(cfg: LabConfig) -> bool:
-    restored = f"{stack.CLIENT_RESTORE}{stack.CLIENT_DATA}"
-    proc = machine.run_in(cfg, "client", ["diff", "-r", stack.CLIENT_DATA, restored], check=False)
-    return proc.returncode == 0
 
 
 def _job_in_catalog(cfg: LabConfig, node: str, jobid: int) -> str:
@@ -130,7 +122,7 @@ def test_crash_of_the_primary_keeps_an_acknowledged_backup(repl_lab: LabConfig) 
     primary = _primary(cfg)
     standby = _other(cfg, primary)
     wait_until("a synchronous standby", lambda: _synchronous(cfg, primary, standby), 30)
-    _client_data(cfg, "before-crash")
+    fresh_client_data(cfg, "before-crash", size=3_000_000)
     jobid, status = stack.backup(cfg)
     assert status == "T"
     lab.fail(cfg, primary, "crash")
@@ -142,7 +134,7 @@ def test_crash_of_the_primary_keeps_an_acknowledged_backup(repl_lab: LabConfig) 
     assert _sync_names(cfg, standby) == ""
     rid, rstatus = stack.restore(cfg, jobid)
     assert rstatus == "T", rid
-    assert _restored_identical(cfg)
+    assert not restore_differences(cfg)
 
 
 def test_heal_makes_the_old_primary_a_streaming_standby(repl_lab: LabConfig) -> None:
@@ -171,7 +163,7 @@ def test_backup_waits_for_a_lost_standby_then_goes_on(repl_lab: LabConfig) -> No
     primary = _primary(cfg)
     standby = _other(cfg, primary)
     wait_until("a synchronous standby", lambda: _synchronous(cfg, primary, standby), 30)
-    _client_data(cfg, "standby-lost")
+    fresh_client_data(cfg, "standby-lost", size=3_000_000)
     lab.fail(cfg, standby, "crash")
     result: dict[str, object] = {}
 

@@ -19,9 +19,11 @@ from bacula_ha.lab.testing import (
     ArpWatch,
     BaculaWatch,
     failed_actions,
+    fresh_client_data,
     host_fingerprint,
     pcs,
     powered_off,
+    restore_differences,
     running_lab,
     started_on,
     wait_until,
@@ -55,12 +57,7 @@ def _placement(cfg: LabConfig) -> dict[str, tuple[str, ...]]:
 
 def _backup_before_fault(cfg: LabConfig, tag: str) -> int:
     """Fresh random files in the client's backup set, backed up; the restore dir emptied."""
-    script = (
-        f"rm -rf {stack.CLIENT_DATA} {stack.CLIENT_RESTORE} && mkdir -p {stack.CLIENT_DATA}/sub"
-        f" && head -c 3000000 /dev/urandom > {stack.CLIENT_DATA}/blob-{tag}"
-        f" && echo {tag} > {stack.CLIENT_DATA}/sub/note.txt"
-    )
-    machine.run_in(cfg, "client", ["sh", "-c", script])
+    fresh_client_data(cfg, tag, size=3_000_000)
     jobid, status = stack.backup(cfg)
     assert status == "T", f"backup {jobid} ended {status}"
     return jobid
@@ -69,9 +66,8 @@ def _backup_before_fault(cfg: LabConfig, tag: str) -> int:
 def _restores_identical(cfg: LabConfig, jobid: int) -> None:
     rjob, status = stack.restore(cfg, jobid)
     assert status == "T", f"restore {rjob} of {jobid} ended {status}"
-    restored = f"{stack.CLIENT_RESTORE}{stack.CLIENT_DATA}"
-    proc = machine.run_in(cfg, "client", ["diff", "-r", stack.CLIENT_DATA, restored], check=False)
-    assert proc.returncode == 0, f"restored files differ: {proc.stdout[-800:]}"
+    differences = restore_differences(cfg)
+    assert not differences, f"restored files differ: {differences}"
 
 
 def _all_in(cfg: LabConfig, dc: str) -> bool:

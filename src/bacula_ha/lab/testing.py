@@ -74,6 +74,27 @@ def wait_until(
     return time.monotonic() - start
 
 
+def fresh_client_data(cfg: LabConfig, tag: str, size: int = 2_500_000) -> None:
+    """Fresh random files in the client's backup set (and an empty restore directory)."""
+    from bacula_ha.lab.stack import CLIENT_DATA, CLIENT_RESTORE
+
+    script = (
+        f"rm -rf {CLIENT_DATA} {CLIENT_RESTORE} && mkdir -p {CLIENT_DATA}/sub"
+        f" && head -c {size} /dev/urandom > {CLIENT_DATA}/blob-{tag}"
+        f" && echo {tag} > {CLIENT_DATA}/sub/note.txt"
+    )
+    machine.run_in(cfg, "client", ["sh", "-c", script])
+
+
+def restore_differences(cfg: LabConfig) -> str:
+    """What `diff -r` finds between the client's backup set and its restored copy ("": none)."""
+    from bacula_ha.lab.stack import CLIENT_DATA, CLIENT_RESTORE
+
+    restored = f"{CLIENT_RESTORE}{CLIENT_DATA}"
+    proc = machine.run_in(cfg, "client", ["diff", "-r", CLIENT_DATA, restored], check=False)
+    return "" if proc.returncode == 0 else (proc.stdout + proc.stderr)[-800:] or "differ"
+
+
 def client_pings(cfg: LabConfig, address: str) -> bool:
     proc = machine.run_in(cfg, "client", ["ping", "-c1", "-W1", address], check=False)
     return proc.returncode == 0
