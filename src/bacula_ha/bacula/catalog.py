@@ -7,7 +7,7 @@ import os
 import time
 from collections.abc import Iterator, Mapping, Sequence
 
-from ..ocf.command import CommandTimeout, run
+from ..ocf.command import CommandTimeout, Completed, run
 from ..ocf.deadline import Deadline
 from ..ocf.errors import GenericError, NotConfiguredError, NotInstalledError
 
@@ -204,6 +204,42 @@ class CheckOptions:
     tmpdir: str | None = None  # where the 0600 password file lives while the client runs
 
 
+def run_client(
+    backend: str,
+    client: str,
+    settings: CatalogSettings,
+    options: CheckOptions,
+    script: str,
+    *,
+    deadline: Deadline,
+    timeout: float,
+    log: _Log | None,
+    late: str,
+    extra_args: Sequence[str] = (),
+    extra_env: Mapping[str, str] | None = None,
+) -> Completed:
+    """Run `script` with the database's own client, the password in a private file that is
+    gone afterwards, never in argv or a log line. A client that takes longer than `timeout`
+    is GenericError "catalog <where> <late>". `extra_args` go right after the client's name
+    (psql options: MySQL's client wants its --defaults-extra-file first)."""
+    with _password_file(backend, settings.password, options.tmpdir) as passfile:
+        argv, env = _client_call(backend, client, settings, options, passfile)
+        argv[1:1] = extra_args
+        env.update(extra_env or {})
+        try:
+            return run(
+                argv,
+                deadline=deadline,
+                timeout=timeout,
+                env=env,
+                input=script.encode(),
+                secrets=[settings.password],
+                log=log,
+            )
+        except CommandTimeout:
+            raise GenericError(f"catalog {settings.where()} {late}") from None
+
+
 def check(
     backend: str,
     client: str,
@@ -221,22 +257,17 @@ def check(
     """
     script = _script(backend, options.depth, options.query_timeout)
     started = time.monotonic()
-    with _password_file(backend, settings.password, options.tmpdir) as passfile:
-        argv, env = _client_call(backend, client, settings, options, passfile)
-        try:
-            result = run(
-                argv,
-                deadline=deadline,
-                timeout=options.connect_timeout + options.query_timeout + 2,
-                env=env,
-                input=script.encode(),
-                secrets=[settings.password],
-                log=log,
-            )
-        except CommandTimeout:
-            raise GenericError(
-                f"catalog {settings.where()} did not answer within the time allowed"
-            ) from None
+    result = run_client(
+        backend,
+        client,
+        settings,
+        options,
+        script,
+        deadline=deadline,
+        timeout=options.connect_timeout + options.query_timeout + 2,
+        log=log,
+        late="did not answer within the time allowed",
+    )
     elapsed = time.monotonic() - started
     found = _parse(result.stdout)
     error = _client_error(result.stderr, settings.password) or f"exit status {result.returncode}"

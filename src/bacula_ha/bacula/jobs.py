@@ -227,8 +227,7 @@ def sql(
 ) -> list[list[str]]:
     """Run a script on the catalog (PostgreSQL or MySQL); the rows it printed, fields split."""
     # Imported here: the agent pays for them only when it has jobs to look at.
-    from ..ocf.command import CommandTimeout, run
-    from .catalog import POSTGRESQL, CheckOptions, _client_call, _client_error, _password_file
+    from .catalog import POSTGRESQL, CheckOptions, _client_error, run_client
 
     timeout = max(1.0, deadline.bound(timeout))
     options = CheckOptions(
@@ -237,23 +236,20 @@ def sql(
         query_timeout=max(1, int(timeout)),
         tmpdir=tmpdir,
     )
-    with _password_file(backend, settings.password, tmpdir) as passfile:
-        argv, env = _client_call(backend, client, settings, options, passfile)
-        if backend == POSTGRESQL:
-            argv[1:1] = ["-F", _SEP]
-            env["PGAPPNAME"] = "bacula-ha-jobs"
-        try:
-            result = run(
-                argv,
-                deadline=deadline,
-                timeout=timeout + 1,
-                env=env,
-                input=script.encode(),
-                secrets=[settings.password],
-                log=log,
-            )
-        except CommandTimeout:
-            raise CatalogError(f"catalog {settings.where()} did not answer in time") from None
+    pg = backend == POSTGRESQL
+    result = run_client(
+        backend,
+        client,
+        settings,
+        options,
+        script,
+        deadline=deadline,
+        timeout=timeout + 1,
+        log=log,
+        late="did not answer in time",
+        extra_args=["-F", _SEP] if pg else (),
+        extra_env={"PGAPPNAME": "bacula-ha-jobs"} if pg else None,
+    )
     if not result.ok:
         error = _client_error(result.stderr, settings.password) or f"exit {result.returncode}"
         raise CatalogError(f"catalog {settings.where()}: {error}")

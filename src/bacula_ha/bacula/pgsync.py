@@ -186,22 +186,17 @@ def _query(
     deadline: Deadline,
     log: _Log | None,
 ) -> dict[str, str]:
-    with cat._password_file(cat.POSTGRESQL, settings.password, options.tmpdir) as passfile:
-        argv, env = cat._client_call(cat.POSTGRESQL, client, settings, options, passfile)
-        try:
-            done = run(
-                argv,
-                deadline=deadline,
-                timeout=options.connect_timeout + options.query_timeout + 2,
-                env=env,
-                input=sql.encode(),
-                secrets=[settings.password],
-                log=log,
-            )
-        except CommandTimeout:
-            raise GenericError(
-                f"catalog {settings.where()} did not answer the replication query in time"
-            ) from None
+    done = cat.run_client(
+        cat.POSTGRESQL,
+        client,
+        settings,
+        options,
+        sql,
+        deadline=deadline,
+        timeout=options.connect_timeout + options.query_timeout + 2,
+        log=log,
+        late="did not answer the replication query in time",
+    )
     found = cat._parse(done.stdout)
     if not done.ok:
         found["error"] = cat._client_error(done.stderr, settings.password) or "failed"
