@@ -106,10 +106,14 @@ def status() -> None:
 def fail(node: str, mode: str) -> None:
     """Break NODE (a cluster or remote node): crash it (power off), partition it, ...
 
+    `partition` pulls every cable of the node (the clients' network and the cluster's own);
+    `uplink` only the clients' network, where the VIPs and the ping target (the lab's gateway,
+    10.99.0.254) are: corosync keeps talking over the cluster network. NODE may also be
+    `gateway`: `crash` or `partition` takes the ping target away from every node at once.
     In a two-DC lab (`up --dcs 2`) NODE may also be dc1 or dc2: `crash` powers off both of
     its nodes at once, `partition` cuts the path between the data centres (both still reach
-    the arbiter and the client); or `arbiter`: `crash` powers it off, `partition` cuts its
-    link. `heal` undoes all of these.
+    the arbiter and the client), `uplink` cuts the data centre's clients' network only; or
+    `arbiter`: `crash` powers it off, `partition` cuts its links. `heal` undoes all of these.
     """
     _need_root()
     try:

@@ -19,12 +19,17 @@ HACLUSTER = "hacluster"
 
 
 def corosync_conf(cfg: LabConfig, work: Path) -> str:
-    """corosync.conf as pcs writes it (knet, crypto, two_node for 2), with lab timing."""
+    """corosync.conf as pcs writes it (knet, crypto, two_node for 2), with lab timing.
+
+    Two knet links, as real clusters are built: link0 on the cluster's own network (eth1),
+    link1 on the clients' network (eth0), so that losing either alone does not split the
+    cluster; a partition cuts both.
+    """
     target = work / "corosync.conf"
     target.unlink(missing_ok=True)
     argv = ["pcs", "cluster", "setup", CLUSTER_NAME]
     for m in cfg.cluster_nodes:
-        argv += [m.name, f"addr={m.address}"]
+        argv += [m.name, f"addr={m.cluster_address}", f"addr={m.address}"]
     argv += ["transport", "knet", "totem", f"token={cfg.token_ms}", "--corosync_conf", str(target)]
     run(argv)
     text = target.read_text()

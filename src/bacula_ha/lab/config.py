@@ -31,6 +31,14 @@ CLIENT_HOST = 100
 NS_PREFIX = f"bhl{LAB_ID}-"
 SWITCH_NS = NS_PREFIX + "sw"
 BRIDGE = "br0"
+# The cluster's own network (corosync's second knet link, as real clusters are built): a
+# separate bridge and subnet, so that losing the clients' network (the uplink) does not split
+# the cluster. Cluster nodes and the arbiter have an eth1 there; clients and remote nodes not.
+CLUSTER_SUBNET = "10.99.1"
+CLUSTER_BRIDGE = "brk"
+# The clients' network's gateway: the ping target of every lab site ([connectivity]), a
+# namespace of the lab's own on the clients' bridge that answers pings and nothing else.
+GATEWAY_HOST = 254
 # Disks are found by label (mount -L); the prefix keeps two labs' disks apart.
 DISK_LABEL_PREFIX = NS_PREFIX
 # Sites in examples/ name power files under the plain default; the lab rewrites them.
@@ -53,6 +61,8 @@ class Machine:
     lab_dir: Path
     # The switch namespace's bridge the machine's port is on (a two-DC lab has one per DC).
     bridge: str = BRIDGE
+    # The same for its eth1 on the cluster network (cluster nodes and the arbiter only).
+    cluster_bridge: str = CLUSTER_BRIDGE
 
     @property
     def netns(self) -> str:
@@ -62,6 +72,16 @@ class Machine:
     def port(self) -> str:
         """The machine's veth end on the bridge, in the switch namespace."""
         return NS_PREFIX + "p-" + self.name
+
+    @property
+    def cluster_port(self) -> str:
+        """The veth end of the machine's eth1 on the cluster bridge (cluster nodes, arbiter)."""
+        return NS_PREFIX + "k-" + self.name
+
+    @property
+    def cluster_address(self) -> str:
+        """The machine's address on the cluster network: the same host number as on eth0."""
+        return f"{CLUSTER_SUBNET}.{self.address.rsplit('.', 1)[1]}"
 
     @property
     def dir(self) -> Path:
@@ -123,6 +143,7 @@ class LabConfig:
                 f"{SUBNET}.{i}",
                 self.lab_dir,
                 bridge=f"br{self.dc_of(i)}" if self.dcs > 1 else BRIDGE,
+                cluster_bridge=f"brk{self.dc_of(i)}" if self.dcs > 1 else CLUSTER_BRIDGE,
             )
             for i in range(1, self.nodes + 1)
         )
@@ -133,6 +154,17 @@ class LabConfig:
         return (
             Machine("arbiter", f"{SUBNET}.{ARBITER_HOST}", self.lab_dir) if self.dcs > 1 else None
         )
+
+    @property
+    def gateway(self) -> Machine:
+        """The clients' network's gateway: pinged, never booted (the kernel answers)."""
+        return Machine("gateway", f"{SUBNET}.{GATEWAY_HOST}", self.lab_dir)
+
+    @property
+    def cluster_link_machines(self) -> tuple[Machine, ...]:
+        """The machines with an eth1 on the cluster network: cluster nodes and the arbiter."""
+        extra = (self.arbiter,) if self.arbiter is not None else ()
+        return (*self.cluster_nodes, *extra)
 
     @property
     def remote_nodes(self) -> tuple[Machine, ...]:

@@ -34,12 +34,14 @@ VIPS = {
 FAIL_MODES = (
     "crash",
     "partition",
+    "uplink",
     "hang-dir",
     "hang-sd",
     "kill-dir",
     "unmount-sd",
     "catalog-readonly",
 )
+GATEWAY_FAIL_MODES = ("crash", "partition")
 # Signals sent to a daemon by a failure mode: (process name, signal).
 _SIGNAL_MODES = {
     "hang-dir": ("bacula-dir", "STOP"),
@@ -261,8 +263,11 @@ def up(cfg: LabConfig, site: Path | None = None, log: Log = _quiet) -> float:
     if cfg.dcs > 1:
         log(f"data centres: {cfg.dcs} bridges behind WAN links ({twodc.LINK_DELAY_MS} ms each way)")
         twodc.create_network(cfg)
+    linked = {m.name for m in cfg.cluster_link_machines}
     for m in cfg.machines:
-        machine.create_machine_net(m)
+        machine.create_machine_net(m, cluster_link=m.name in linked)
+    # The gateway is a network namespace only: the kernel answers its pings, nothing runs.
+    machine.create_machine_net(cfg.gateway)
     log("shared disks (loop devices)")
     disks.create(cfg)
     ssh.prepare(cfg)
@@ -379,10 +384,14 @@ def vip_holders(cfg: LabConfig) -> dict[str, list[str]]:
 def status(cfg: LabConfig) -> str:
     inits = procs.machine_inits(cfg.lab_dir)
     lines = []
+    linked = {m.name for m in cfg.cluster_link_machines}
     for m in cfg.machines:
         power = m.power_file.read_text() if m.power_file.exists() else "-"
         state = f"running (PID-1 {inits[m.name]})" if m.name in inits else "powered off"
-        lines.append(f"{m.name:8} {m.address:12} {state}  power-file={power}")
+        lines.append(f"{m.name:8} {m.address:12} {state}  power-file={power}{_cables(m, linked)}")
+    gateway = cfg.gateway
+    reach = "answers" if machine.port_up(gateway.name) else "CUT (no node reaches it)"
+    lines.append(f"{gateway.name:8} {gateway.address:12} ping target: {reach}")
     if cfg.dcs > 1:
         live = [m.name for m in cfg.cluster_nodes if m.name in inits]
         lines += twodc.status_lines(cfg, live[0] if live else None)
@@ -402,6 +411,17 @@ def status(cfg: LabConfig) -> str:
     return "\n".join(lines)
 
 
+def _cables(m: Machine, linked: set[str]) -> str:
+    """What `lab status` says of a machine's cables when one is pulled ("" when all are in)."""
+    uplink = machine.port_up(m.name)
+    cluster_link = machine.port_up(m.name, cluster_link=True) if m.name in linked else uplink
+    if uplink and cluster_link:
+        return ""
+    if not uplink and not cluster_link:
+        return "  cables: all cut (partition)"
+    return "  cables: UPLINK CUT" if not uplink else "  cables: cluster link cut"
+
+
 # --- faults ------------------------------------------------------------------------------
 
 
@@ -413,13 +433,23 @@ def fail(cfg: LabConfig, node: str, mode: str) -> None:
     if twodc.is_target(cfg, node):
         twodc.fail(cfg, node, mode)
         return
+    if node == cfg.gateway.name:
+        # The ping target goes away for every node at once: nothing may move, nobody be fenced.
+        if mode not in GATEWAY_FAIL_MODES:
+            raise LabError(f"the gateway fails by {' or '.join(GATEWAY_FAIL_MODES)}, not {mode!r}")
+        machine.set_port(node, up=False)
+        return
     m = cfg.server(node)
     if mode not in FAIL_MODES:
         raise LabError(f"unknown failure mode {mode!r} (known: {', '.join(FAIL_MODES)})")
     if mode == "crash":
         machine.power_off(cfg.lab_dir, m.name)
     elif mode == "partition":
+        # Every cable: the clients' network and the cluster's own.
         machine.set_port(m.name, up=False)
+    elif mode == "uplink":
+        # The clients' network (and the ping targets on it) only: corosync keeps its link.
+        machine.set_port(m.name, up=False, uplink_only=True)
     elif mode in _SIGNAL_MODES:
         name, sig = _SIGNAL_MODES[mode]
         script = f'p=$(pgrep -x {name}) || {{ echo "no {name} runs on {node}" >&2; exit 1; }}; '
@@ -437,6 +467,7 @@ def heal(cfg: LabConfig, log: Log = _quiet, timeout: float = 60) -> None:
     if cfg.dcs > 1:
         twodc.heal_network(cfg)
     inits = procs.machine_inits(cfg.lab_dir)
+    machine.set_port(cfg.gateway.name, up=True)
     for m in cfg.cluster_nodes:
         if m.name in inits:
             machine.set_port(m.name, up=True)

@@ -12,7 +12,15 @@ from pathlib import Path
 from typing import Any
 
 from bacula_ha.lab import procs
-from bacula_ha.lab.config import BRIDGE, NS_PREFIX, PREFIX_LEN, SWITCH_NS, LabConfig, Machine
+from bacula_ha.lab.config import (
+    BRIDGE,
+    CLUSTER_BRIDGE,
+    NS_PREFIX,
+    PREFIX_LEN,
+    SWITCH_NS,
+    LabConfig,
+    Machine,
+)
 from bacula_ha.lab.errors import LabError
 from bacula_ha.lab.run import NODE_ENV, nsenter_argv, run
 
@@ -104,26 +112,41 @@ def netns_list() -> list[str]:
 
 
 def create_switch() -> None:
+    """The switch namespace with the clients' bridge and the cluster network's bridge."""
     run(["ip", "netns", "add", SWITCH_NS])
     run(["ip", "-n", SWITCH_NS, "link", "set", "lo", "up"])
-    run(["ip", "-n", SWITCH_NS, "link", "add", BRIDGE, "type", "bridge"])
-    run(["ip", "-n", SWITCH_NS, "link", "set", BRIDGE, "up"])
+    add_bridge(BRIDGE)
+    add_bridge(CLUSTER_BRIDGE)
 
 
-def create_machine_net(m: Machine) -> None:
-    """A netns for the machine, a veth from its eth0 to a port on the bridge, its address."""
+def add_bridge(name: str) -> None:
+    run(["ip", "-n", SWITCH_NS, "link", "add", name, "type", "bridge"])
+    run(["ip", "-n", SWITCH_NS, "link", "set", name, "up"])
+
+
+def create_machine_net(m: Machine, cluster_link: bool = False) -> None:
+    """A netns for the machine, a veth from its eth0 to a port on the bridge, its address.
+
+    With cluster_link, an eth1 on the cluster network too (corosync's second link).
+    """
     run(["ip", "netns", "add", m.netns])
     run(["ip", "-n", m.netns, "link", "set", "lo", "up"])
+    _plug(m, "eth0", m.port, m.bridge, m.address)
+    if cluster_link:
+        _plug(m, "eth1", m.cluster_port, m.cluster_bridge, m.cluster_address)
+
+
+def _plug(m: Machine, nic: str, port: str, bridge: str, address: str) -> None:
     # Both ends are born inside their namespaces: no veth ever appears on the host.
     run(
         [
-            *("ip", "-n", SWITCH_NS, "link", "add", m.port, "type", "veth"),
-            *("peer", "name", "eth0", "netns", m.netns),
+            *("ip", "-n", SWITCH_NS, "link", "add", port, "type", "veth"),
+            *("peer", "name", nic, "netns", m.netns),
         ]
     )
-    run(["ip", "-n", SWITCH_NS, "link", "set", m.port, "master", m.bridge, "up"])
-    run(["ip", "-n", m.netns, "addr", "add", f"{m.address}/{PREFIX_LEN}", "dev", "eth0"])
-    run(["ip", "-n", m.netns, "link", "set", "eth0", "up"])
+    run(["ip", "-n", SWITCH_NS, "link", "set", port, "master", bridge, "up"])
+    run(["ip", "-n", m.netns, "addr", "add", f"{address}/{PREFIX_LEN}", "dev", nic])
+    run(["ip", "-n", m.netns, "link", "set", nic, "up"])
 
 
 def reset_net(m: Machine) -> None:
@@ -137,8 +160,26 @@ def reset_net(m: Machine) -> None:
     run(["ip", "-n", m.netns, "link", "set", "eth0", "up"])
 
 
-def set_port(name: str, up: bool) -> None:
-    run(["ip", "-n", SWITCH_NS, "link", "set", NS_PREFIX + "p-" + name, "up" if up else "down"])
+def set_port(name: str, up: bool, uplink_only: bool = False) -> None:
+    """Plug (or pull) the machine's cables: eth0's and, unless uplink_only, eth1's.
+
+    A machine without an eth1 (client, remote node, gateway) has only the one.
+    """
+    state = "up" if up else "down"
+    run(["ip", "-n", SWITCH_NS, "link", "set", NS_PREFIX + "p-" + name, state])
+    if uplink_only:
+        return
+    done = run(["ip", "-n", SWITCH_NS, "link", "set", NS_PREFIX + "k-" + name, state], check=False)
+    if done.returncode and "Cannot find device" not in done.stderr:
+        raise LabError(f"cannot set {name}'s cluster link {state}: {done.stderr.strip()}")
+
+
+def port_up(name: str, cluster_link: bool = False) -> bool:
+    """Whether the machine's cable (eth0's, or with cluster_link eth1's) is plugged in."""
+    port = NS_PREFIX + ("k-" if cluster_link else "p-") + name
+    out = run(["ip", "-n", SWITCH_NS, "-o", "link", "show", "dev", port], check=False).stdout
+    flags = out.partition("<")[2].partition(">")[0].split(",")
+    return "UP" in flags
 
 
 def addresses(m: Machine) -> list[str]:

@@ -21,7 +21,14 @@ import time
 from pathlib import Path
 
 from bacula_ha.lab import machine, procs
-from bacula_ha.lab.config import BRIDGE, CLUSTER_NAME, SWITCH_NS, LabConfig, Machine
+from bacula_ha.lab.config import (
+    BRIDGE,
+    CLUSTER_BRIDGE,
+    CLUSTER_NAME,
+    SWITCH_NS,
+    LabConfig,
+    Machine,
+)
 from bacula_ha.lab.errors import LabError
 from bacula_ha.lab.run import run
 from bacula_ha.lab.stack import DIR_VIP
@@ -45,7 +52,7 @@ HEURISTIC_SCRIPT = f"""#!/bin/sh
 PATH=/usr/sbin:/usr/bin:/sbin:/bin
 ip -o -4 addr show dev eth0 | grep -q ' {DIR_VIP}/'
 """
-DC_FAIL_MODES = ("crash", "partition")
+DC_FAIL_MODES = ("crash", "partition", "uplink")
 ARBITER_FAIL_MODES = ("crash", "partition")
 
 
@@ -76,27 +83,40 @@ def _arbiter(cfg: LabConfig) -> Machine:
 # --- network -------------------------------------------------------------------------------
 
 
-def _core_port(dc: str) -> str:
-    """The DC's port on the core bridge (isolated from the other DC's on a partition)."""
-    return f"{dc}-c"
+def _core_ports(dc: str) -> tuple[str, str]:
+    """The DC's ports on the core bridges, the clients' and the cluster network's (isolated
+    from the other DC's on a partition)."""
+    return f"{dc}-c", f"{dc}-kc"
+
+
+def _uplink(dc: str) -> str:
+    """The DC's end of its WAN link on the clients' network: down when the DC loses its uplink."""
+    return f"{dc}-u"
 
 
 def create_network(cfg: LabConfig) -> None:
-    """DC bridges and their WAN links to the core bridge; the relay that delays them."""
+    """DC bridges and their WAN links to the core bridges; the relay that delays them.
+
+    Two networks, each with a bridge per DC and a core bridge: the clients' (br0, with the
+    client, the gateway and the arbiter's eth0) and the cluster's own (brk, with the arbiter's
+    eth1, where corosync and the quorum device talk); both cross the same delaying relay.
+    """
     pairs = []
     for dc in dcs(cfg):
-        bridge = f"br{dc}"
-        run(["ip", "-n", SWITCH_NS, "link", "add", bridge, "type", "bridge"])
-        run(["ip", "-n", SWITCH_NS, "link", "set", bridge, "up"])
-        # DC side: port dc-u on the DC bridge, its peer dc-uw is the relay's; core side alike.
-        for port, peer, br in (
-            (f"{dc}-u", f"{dc}-uw", bridge),
-            (_core_port(dc), f"{dc}-cw", BRIDGE),
+        client_core, cluster_core = _core_ports(dc)
+        for bridge, dc_port, core_port, core in (
+            (f"br{dc}", _uplink(dc), client_core, BRIDGE),
+            (f"brk{dc}", f"{dc}-k", cluster_core, CLUSTER_BRIDGE),
         ):
-            run(["ip", "-n", SWITCH_NS, "link", "add", port, "type", "veth", "peer", "name", peer])
-            run(["ip", "-n", SWITCH_NS, "link", "set", port, "master", br, "up"])
-            run(["ip", "-n", SWITCH_NS, "link", "set", peer, "up"])
-        pairs.append(f"{dc}-uw:{dc}-cw")
+            machine.add_bridge(bridge)
+            # DC side: dc_port on the DC bridge, its peer (+w) is the relay's; core side alike.
+            for port, br in ((dc_port, bridge), (core_port, core)):
+                peer = port + "w"
+                run(["ip", "-n", SWITCH_NS, "link", "add", port, "type", "veth", "peer", "name",
+                     peer])  # fmt: skip
+                run(["ip", "-n", SWITCH_NS, "link", "set", port, "master", br, "up"])
+                run(["ip", "-n", SWITCH_NS, "link", "set", peer, "up"])
+            pairs.append(f"{dc_port}w:{core_port}w")
     argv = ["ip", "netns", "exec", SWITCH_NS, sys.executable, "-m", WAN_MODULE, str(LINK_DELAY_MS)]
     machine.supervisor_request(
         cfg, {"op": "spawn", "argv": [*argv, *pairs], "log": str(cfg.log_dir / "wan.log")}
@@ -105,10 +125,17 @@ def create_network(cfg: LabConfig) -> None:
 
 def set_dc_partition(cfg: LabConfig, cut: bool) -> None:
     """Cut (or restore) the path between the data centres; both keep the third place."""
+    flag = "on" if cut else "off"
     for dc in dcs(cfg):
-        flag = "on" if cut else "off"
-        run(["ip", "netns", "exec", SWITCH_NS, "bridge", "link", "set", "dev", _core_port(dc),
-             "isolated", flag])  # fmt: skip
+        for port in _core_ports(dc):
+            run(["ip", "netns", "exec", SWITCH_NS, "bridge", "link", "set", "dev", port,
+                 "isolated", flag])  # fmt: skip
+
+
+def set_dc_uplink(cfg: LabConfig, dc: str, up: bool) -> None:
+    """Cut (or restore) a data centre's clients' network: its cluster network stays."""
+    dc_nodes(cfg, dc)  # a known data centre
+    run(["ip", "-n", SWITCH_NS, "link", "set", _uplink(dc), "up" if up else "down"])
 
 
 def dc_partitioned(cfg: LabConfig) -> bool:
@@ -130,7 +157,7 @@ def with_qdevice(cfg: LabConfig, conf: str) -> str:
         timeout: {QDEVICE_TIMEOUT_MS}
         sync_timeout: {QDEVICE_SYNC_TIMEOUT_MS}
         net {{
-            host: {arbiter.address}
+            host: {arbiter.cluster_address}
             port: {QNETD_PORT}
             algorithm: ffsplit
             tie_breaker: lowest
@@ -293,6 +320,9 @@ def fail(cfg: LabConfig, target: str, mode: str) -> None:
     if mode == "partition":
         set_dc_partition(cfg, cut=True)
         return
+    if mode == "uplink":
+        set_dc_uplink(cfg, target, up=False)
+        return
     # All links first, then the machines: the data centre drops off the network in one go.
     for m in nodes:
         machine.set_port(m.name, up=False)
@@ -303,6 +333,8 @@ def fail(cfg: LabConfig, target: str, mode: str) -> None:
 def heal_network(cfg: LabConfig) -> None:
     """Undo the DC partition and bring the arbiter back (booted, qnetd running, connected)."""
     set_dc_partition(cfg, cut=False)
+    for dc in dcs(cfg):
+        set_dc_uplink(cfg, dc, up=True)
     arbiter = _arbiter(cfg)
     if arbiter.name not in procs.machine_inits(cfg.lab_dir):
         boot_arbiter(cfg)
