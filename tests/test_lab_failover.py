@@ -10,20 +10,17 @@ import os
 import re
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
 from bacula_ha.lab import cluster, lab, machine, stack
 from bacula_ha.lab.config import LabConfig
 from bacula_ha.lab.testing import (
-    ArpWatch,
     BaculaWatch,
     failed_actions,
     fresh_client_data,
     host_fingerprint,
     pcs,
-    powered_off,
     restore_differences,
     running_lab,
     started_on,
@@ -59,26 +56,6 @@ def _reason(cfg: LabConfig, rid: str) -> list[str]:
     return [f for f in failed_actions(cfg) if f.startswith(rid + "_")]
 
 
-def _arp_probing(address: str) -> bool:
-    """An ARP probe of `address` runs and holds its packet socket open: it is probing."""
-    for pid in filter(str.isdigit, os.listdir("/proc")):
-        proc = Path("/proc", pid)
-        try:
-            argv = proc.joinpath("cmdline").read_bytes().split(b"\0")
-            if b"bacula_ha.lab.probe" not in argv or address.encode() not in argv:
-                continue
-            # Packet sockets of the probe's network namespace, by inode; the probe's own
-            # descriptors name their sockets by the same inode.
-            table = proc.joinpath("net", "packet").read_text().splitlines()[1:]
-            sockets = {f"socket:[{line.split()[-1]}]" for line in table if line.split()}
-            held = {os.readlink(fd) for fd in proc.joinpath("fd").iterdir()}
-        except OSError:
-            continue
-        if sockets & held:
-            return True
-    return False
-
-
 # A start, restart or move the scheduler plans for a resource (crm_simulate's summary line).
 _PLANNED = r"^\s*\* (Start|Restart|Recover|Move|Migrate)\s+{rid}\s(?!.*\(blocked\))"
 
@@ -110,40 +87,6 @@ def test_1_nothing_lost_on_crash(stack_lab: LabConfig) -> None:
     jobid2, status2 = stack.backup(cfg)
     assert status2 == "T" and jobid2 > jobid
     lab.heal(cfg)
-
-
-def test_2_partition_never_two_answer(stack_lab: LabConfig) -> None:
-    cfg = stack_lab
-    active = _active(cfg)
-    watches = {
-        vip: ArpWatch(cfg, lab.VIPS[vip], 15) for vip in ("catalog-vip", "dir-vip", "sd1-vip")
-    }
-    try:
-        # The watches must see the VIPs before the partition as well as after it.
-        wait_until(
-            "the ARP probes to run",
-            lambda: all(_arp_probing(lab.VIPS[vip]) for vip in watches),
-            10,
-            step=0.05,
-        )
-        lab.fail(cfg, active, "partition")
-        wait_until("one side powered off", lambda: len(powered_off(cfg)) == 1, 40)
-        results = {vip: w.result() for vip, w in watches.items()}
-    finally:
-        for w in watches.values():
-            w.kill()
-    for vip, result in results.items():
-        assert result["rounds"] > 100, (vip, result)
-        assert result["max_macs"] == 1, (vip, result["duplicates"])
-    (fenced,) = powered_off(cfg)
-    survivor = _other(cfg, fenced)
-    wait_until(
-        "the director on the survivor", lambda: started_on(cfg, "dir1-dir") == (survivor,), 60
-    )
-    lab.heal(cfg)
-    assert stack.director_answers(cfg)
-    _, status = stack.backup(cfg)
-    assert status == "T"
 
 
 @pytest.mark.parametrize(

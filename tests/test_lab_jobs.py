@@ -52,17 +52,6 @@ def _crash_director_node(cfg: LabConfig) -> str:
     return node
 
 
-def _limit(cfg: LabConfig, job: int, mb_per_s: int) -> None:
-    """Throttle a running job at its file daemon (once the job has reached it)."""
-    command = f'setbandwidth limit="{mb_per_s} mb/s" jobid={job}\n'
-    wait_until(
-        f"JobId {job} throttled",
-        lambda: "2000 OK Limiting bandwidth" in stack.bconsole(cfg, command),
-        60,
-        step=0.5,
-    )
-
-
 def _heal_settled(cfg: LabConfig) -> None:
     lab.heal(cfg)
     wait_until("the director to answer", lambda: stack.director_answers(cfg), 60, step=0.5)
@@ -123,7 +112,7 @@ def test_2_two_crashes_in_a_row_third_run_finishes(jobs_lab: tuple[LabConfig, in
     )
     second = next(x.job_id for x in rows[1:] if x.status == "R")
     # Slow the re-run down (30 MB/s) so that the crashed node is back before the second crash.
-    _limit(cfg, second, 30)
+    backups.limit(cfg, second, 30)
     _heal_settled(cfg)
     running = backups.jobs(cfg, after=second - 1)
     assert running and running[0].status == "R", f"the re-run should still run: {running}"
@@ -157,7 +146,7 @@ def test_3_planned_move_resumes_the_backup(jobs_lab: tuple[LabConfig, int]) -> N
     base = backups.volume_bytes(cfg)
     job = backups.start_backup(cfg)
     # 40 MB/s: the move, past half way, comes while the job still runs.
-    _limit(cfg, job, 40)
+    backups.limit(cfg, job, 40)
     at_move = backups.wait_written(cfg, base, int(total * 0.55))
     moved = time.time()
     pcs(cfg, "resource", "move", "cat1-group", target)

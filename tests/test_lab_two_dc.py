@@ -18,6 +18,7 @@ from bacula_ha.lab.config import LabConfig
 from bacula_ha.lab.testing import (
     ArpWatch,
     BaculaWatch,
+    arp_probing,
     failed_actions,
     fresh_client_data,
     host_fingerprint,
@@ -28,7 +29,6 @@ from bacula_ha.lab.testing import (
     started_on,
     wait_until,
 )
-from tests.test_lab_failover import _arp_probing
 
 pytestmark = [
     pytest.mark.lab,
@@ -134,7 +134,7 @@ def test_2_dc_partition_leaves_exactly_one_side_running(dc_lab: LabConfig) -> No
         # Probing before the partition too: the watch covers the whole transition.
         wait_until(
             "the ARP probes to run",
-            lambda: all(_arp_probing(lab.VIPS[vip]) for vip in VIPS),
+            lambda: all(arp_probing(lab.VIPS[vip]) for vip in VIPS),
             10,
             step=0.05,
         )

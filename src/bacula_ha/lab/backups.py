@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from bacula_ha.lab import cluster, machine, stack
@@ -46,7 +47,9 @@ def started(cfg: LabConfig, rid: str) -> str | None:
 
 def sql(cfg: LabConfig, query: str) -> list[list[str]]:
     """Rows of a query on the catalog, as postgres inside the node running it."""
-    node = started(cfg, "cat1-db")
+    # cat1-db is a Started primitive on a shared disk; a replicated catalog's is a promotable
+    # clone, and bacula-catalog runs beside its Promoted instance.
+    node = started(cfg, "cat1-db") or started(cfg, "cat1-catalog")
     if node is None:
         raise LabError("the catalog database is not running")
     argv = ["runuser", "-u", "postgres", "--", str(stack.PG_BIN / "psql"), "-h", "/run/postgresql"]
@@ -111,6 +114,59 @@ def wait_written(cfg: LabConfig, base: int, more: int, timeout: float = 300) -> 
         if time.monotonic() > end:
             raise LabError(f"the volumes grew by {now - base} bytes only in {timeout:.0f} s")
         time.sleep(0.2)
+
+
+def limit(cfg: LabConfig, job: int, mb_per_s: int) -> None:
+    """Throttle a running job at its file daemon (once the job has reached it)."""
+    command = f'setbandwidth limit="{mb_per_s} mb/s" jobid={job}\n'
+    end = time.monotonic() + 60
+    while "2000 OK Limiting bandwidth" not in stack.bconsole(cfg, command):
+        if time.monotonic() > end:
+            raise LabError(f"JobId {job} could not be throttled within 60 s")
+        time.sleep(0.5)
+
+
+@dataclass(frozen=True)
+class FaultRun:
+    """A backup with a fault injected while it ran: every run of the job, oldest first."""
+
+    first: int
+    rows: tuple[JobRow, ...]
+    fault_at: float  # time.time() of the fault
+
+    @property
+    def finished(self) -> list[JobRow]:
+        return [r for r in self.rows if r.status == "T"]
+
+    def describe(self) -> str:
+        return ", ".join(f"{r.job_id}:{r.status}" for r in self.rows)
+
+
+def backup_through(
+    cfg: LabConfig,
+    total: int,
+    fault: Callable[[], None],
+    mb_per_s: int = 20,
+    timeout: float = 300,
+) -> FaultRun:
+    """Start the backup, throttled so it still runs at the fault; inject the fault once a
+    quarter is written; wait until a run finished and none is left queued or running."""
+    base = volume_bytes(cfg)
+    first = start_backup(cfg)
+    limit(cfg, first, mb_per_s)
+    wait_written(cfg, base, total // 4)
+    at = time.time()
+    fault()
+
+    def settled(rows: list[JobRow]) -> bool:
+        return any(r.status == "T" for r in rows) and all(r.status not in ACTIVE for r in rows)
+
+    rows = wait_job(cfg, settled, "a finished run", after=first - 1, timeout=timeout)
+    return FaultRun(first, tuple(rows), at)
+
+
+# Job states of a run not over yet (C created/queued, R running, I incomplete, to resume).
+ACTIVE = ("C", "R", "I")
 
 
 def wait_job(

@@ -145,8 +145,17 @@ def healthy(cfg: LabConfig) -> bool:
 
 
 def hosts_file(cfg: LabConfig) -> str:
+    """/etc/hosts of every machine: names of the cluster's machines on the cluster network.
+
+    As on real clusters whose node names resolve to their dedicated network: what nodes say
+    to each other by name (config sync's rsync over ssh, pcs) keeps working when a node loses
+    only the clients' network, while the VIPs and the ping target live on that one.
+    """
     lines = ["127.0.0.1 localhost", "::1 localhost ip6-localhost ip6-loopback"]
-    lines += [f"{m.address} {m.name}" for m in cfg.machines]
+    linked = {m.name for m in cfg.cluster_link_machines}
+    lines += [
+        f"{m.cluster_address if m.name in linked else m.address} {m.name}" for m in cfg.machines
+    ]
     lines += [f"{addr} {name}" for name, addr in VIPS.items()]
     return "\n".join(lines) + "\n"
 
@@ -160,10 +169,8 @@ def _all_online(
     connections = {m.name for m in cfg.remote_nodes} if remotes else set()
 
     def check(v: cluster.ClusterView) -> bool:
-        fences = [r for r in v.resources if r.startswith("fence-")]
-        fenced = len(fences) == len(cfg.servers) and all(
-            v.resources[f][0] == "Started" for f in fences
-        )
+        # Each server's own device (a site may add more: fence heuristics).
+        fenced = all(v.resources.get(f"fence-{m.name}", ("",))[0] == "Started" for m in cfg.servers)
         connected = all(v.resources.get(c, ("",))[0] == "Started" for c in connections)
         online = names <= set(v.online) and connected
         return v.dc is not None and v.quorate and online and (fenced or not fencing)

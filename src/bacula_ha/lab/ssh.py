@@ -34,11 +34,12 @@ def prepare(cfg: LabConfig) -> None:
         if not host_key.exists():
             run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", m.name, "-f", str(host_key)])
         pub = host_key.with_suffix(".pub").read_text().split()
-        known.append(f"{m.name},{m.address} {pub[0]} {pub[1]}")
+        known.append(f"{m.name},{m.address},{m.cluster_address} {pub[0]} {pub[1]}")
         (m.dir / "ssh" / "sshd_config").write_text(
             "\n".join(
                 [
                     f"ListenAddress {m.address}",
+                    f"ListenAddress {m.cluster_address}",
                     f"HostKey {host_key}",
                     "PermitRootLogin prohibit-password",
                     "PasswordAuthentication no",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import subprocess
 import sys
 import time
@@ -185,3 +186,45 @@ def started_on(cfg: LabConfig, rid: str) -> tuple[str, ...]:
         return resource_nodes(cfg, rid)
     except LabError:
         return ()
+
+
+def arp_probing(address: str) -> bool:
+    """An ARP probe of `address` runs and holds its packet socket open: it is probing."""
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        proc = Path("/proc", pid)
+        try:
+            argv = proc.joinpath("cmdline").read_bytes().split(b"\0")
+            if b"bacula_ha.lab.probe" not in argv or address.encode() not in argv:
+                continue
+            # Packet sockets of the probe's network namespace, by inode; the probe's own
+            # descriptors name their sockets by the same inode.
+            table = proc.joinpath("net", "packet").read_text().splitlines()[1:]
+            sockets = {f"socket:[{line.split()[-1]}]" for line in table if line.split()}
+            held = {os.readlink(fd) for fd in proc.joinpath("fd").iterdir()}
+        except OSError:
+            continue
+        if sockets & held:
+            return True
+    return False
+
+
+def power_offs(cfg: LabConfig) -> list[str]:
+    """The machines the power switch powered off (fencing acted on), oldest first."""
+    try:
+        lines = (cfg.lab_dir / "log" / "power.log").read_text().splitlines()
+    except FileNotFoundError:
+        return []
+    return [line.split(" powered off ", 1)[1] for line in lines if " powered off " in line]
+
+
+def connectivity(cfg: LabConfig, attribute: str = "pingd") -> set[str]:
+    """The cluster nodes whose connectivity attribute (ocf:pacemaker:ping's) is 1 or more."""
+    via = cluster.any_live_node(cfg)
+    connected = set()
+    for m in cfg.cluster_nodes:
+        argv = ["crm_attribute", "-N", m.name, "-n", attribute, "-l", "reboot", "-G", "-q"]
+        done = machine.run_in(cfg, via, argv, check=False, timeout=20)
+        value = done.stdout.strip()
+        if done.returncode == 0 and value.isdigit() and int(value) >= 1:
+            connected.add(m.name)
+    return connected
