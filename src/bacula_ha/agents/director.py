@@ -103,6 +103,10 @@ METADATA = MetaData(
 )
 
 
+# SIGTERM's grace when jobs are still running at the stop (see before_stop).
+INTERRUPTED_TERM_GRACE = 3.0
+
+
 class DirectorAgent(DaemonAgent):
     kind = KIND
     metadata = METADATA
@@ -206,6 +210,12 @@ class DirectorAgent(DaemonAgent):
         running = interrupted.stop_for_resume(p.extra, res, console, jobs, running, env, log)
         for job in running:
             log.warning(f"stopping the director interrupts JobId {job.job_id}: {job.description}")
+        if running:
+            # Bacula's director waits on SIGTERM for its job threads, and a job whose file or
+            # storage daemon is out of reach (this node lost its network) holds it for the
+            # network timeouts, over half a minute. The jobs are interrupted either way and
+            # the next start brings them back as after a crash: do not wait long for them.
+            self.term_grace = INTERRUPTED_TERM_GRACE
         paused = sorted(before - {job.job_id for job in running})
         words = [f"JobId {i} stopped to be resumed" for i in paused]
         words += [f"JobId {job.job_id} interrupted" for job in running]

@@ -153,6 +153,9 @@ class DaemonAgent(Agent[DaemonParams]):
     # Resource types (besides the Directors' names and passwords) that start records for the
     # monitors, so that they need not run Bacula's parser while the files are unchanged.
     recorded: ClassVar[tuple[str, ...]] = ()
+    # At most this long for SIGTERM before SIGKILL, when before_stop found that a clean
+    # shutdown cannot happen (None: the usual share of the stop timeout).
+    term_grace: float | None = None
 
     # -- hooks for the agents ------------------------------------------------------------
     def answer(
@@ -409,6 +412,8 @@ class DaemonAgent(Agent[DaemonParams]):
 
     def _kill(self, pid: int, env: Environment, log: Logger) -> None:
         grace = max(1.0, (env.deadline.remaining() - 1.0) * _TERM_SHARE)
+        if self.term_grace is not None:
+            grace = min(grace, self.term_grace)
         if not terminate(pid, env.deadline, grace=grace, log=log.warning):
             raise GenericError(f"{self.kind.title} (pid {pid}) survived SIGKILL")
         log.info(f"{self.kind.title} (pid {pid}) stopped")

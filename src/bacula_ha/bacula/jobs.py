@@ -1037,12 +1037,19 @@ def stop_for_resume(
     except (GenericError, OSError, ValueError) as exc:
         log.warning(f"cannot stop jobs for a resume ({_why(exc)}); they are interrupted")
         return running
+    refused = 0
     for job in wanted:
         try:
             console(f"stop jobid={job.job_id}")
             log.info(f"{job.describe()} stopped to be resumed by the next start")
         except GenericError as exc:
             log.warning(f"could not stop {job.describe()}: {exc.reason}")
+            refused += 1
+    if refused:
+        # A director that cannot stop a job (its file daemon out of reach: this node lost its
+        # network) will not see it end by waiting either: it is interrupted, and the next
+        # start brings it back as after a crash (recorded above).
+        return running
     # Leave most of the stop timeout to the daemon's own shutdown.
     until = _budget(env.deadline, 0.4, 30.0)
     stopping = {j.job_id for j in wanted}
