@@ -156,11 +156,66 @@ _THIRD_PARTY: dict[str, AgentInfo] = {
         OpDefault("monitor", 30, 30),
     ),
     "extra": _third_party("", *_START_STOP, OpDefault("monitor", 30, 30)),
+    # ocf:pacemaker:ping's meta-data (Pacemaker 2.1.5): start 60s, stop 20s, monitor every 10s
+    # with 60s to answer. Its parameters are listed: the site's connectivity.params are checked
+    # against them, a typo there would silently leave the agent's default in place.
+    "connectivity": AgentInfo(
+        spec="ocf:pacemaker:ping",
+        parameters=frozenset(
+            {
+                "pidfile",
+                "dampen",
+                "name",
+                "multiplier",
+                "host_list",
+                "attempts",
+                "timeout",
+                "options",
+                "failure_score",
+                "use_fping",
+                "debug",
+            }
+        ),
+        required=frozenset({"host_list"}),
+        ops=(OpDefault("start", 0, 60), OpDefault("stop", 0, 20), OpDefault("monitor", 10, 60)),
+    ),
+    # fence_heuristics_ping (fence-agents 4.12), `-o metadata`: its own options and the common
+    # ones of every fence agent; Pacemaker's pcmk_* device parameters are accepted besides.
+    "heuristics": AgentInfo(
+        spec="stonith:fence_heuristics_ping",
+        parameters=frozenset(
+            {
+                "action",
+                "method",
+                "ping_count",
+                "ping_good_count",
+                "ping_interval",
+                "ping_maxfail",
+                "ping_targets",
+                "ping_timeout",
+                "quiet",
+                "verbose",
+                "verbose_level",
+                "debug_file",
+                "plug_separator",
+                "delay",
+                "disable_timeout",
+                "login_timeout",
+                "power_timeout",
+                "power_wait",
+                "shell_timeout",
+                "stonith_status_sleep",
+                "retry_on",
+            }
+        ),
+        required=frozenset({"ping_targets"}),
+        ops=(OpDefault("monitor", 60, 20),),
+    ),
 }
 
 
 def third_party(kind: str) -> AgentInfo:
-    """Defaults of a non-Bacula agent kind (vip, filesystem, drbd, pgsql, pgsqlms, mysql, ...)."""
+    """Defaults of a non-Bacula agent kind (vip, filesystem, drbd, pgsql, connectivity, ...)."""
     return _THIRD_PARTY[kind]
 
 

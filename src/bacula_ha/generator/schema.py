@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, TypeVar
 
-from .agentinfo import bacula
+from .agentinfo import bacula, third_party
 from .errors import Problem, SiteError
 from .locate import LineMap
 from .locate import Path as FieldPath
@@ -71,9 +71,45 @@ OP_KINDS = {
     "storage": ("vip", "filesystem", "drbd", "storage", "extra"),
     "filedaemon": ("vip", "filesystem", "drbd", "filedaemon", "extra"),
 }
-SITE_OP_KINDS = frozenset(k for kinds in OP_KINDS.values() for k in kinds) | {"fence", "remote"}
+SITE_OP_KINDS = frozenset(k for kinds in OP_KINDS.values() for k in kinds) | {
+    "fence",
+    "remote",
+    "connectivity",
+}
 MONITOR_DEPTH_RE = re.compile(r"^monitor_[0-9]{1,3}$")
 DATABASE_AGENTS = {"postgresql": ("pgsql", "pgsqlms"), "mysql": ("mysql",)}
+# A ping target given by name: RFC 1123 labels (no "-" first, so never an option of ping).
+HOST_RE = re.compile(
+    r"^(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+    r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$"
+)
+DEFAULT_MULTIPLIER = 1000
+DEFAULT_DAMPEN = 5  # seconds: ocf:pacemaker:ping's own default
+# ocf:pacemaker:ping parameters the generator sets itself (the rules test the attribute `pingd`).
+PING_OWN = {
+    "host_list": "set connectivity.targets (or dc_targets) instead",
+    "multiplier": "set connectivity.multiplier instead",
+    "dampen": "set connectivity.dampen instead",
+    "name": "the attribute is always pingd: the generated location rules test it",
+    # Pacemaker Explained's pattern leaves the monitor succeeding when targets are lost: a
+    # failing instance is restarted, then banned after migration-threshold, and its stop
+    # deletes the attribute, so the node would look unconnected long after the network is back.
+    "failure_score": "a lost target must lower pingd, not fail the resource "
+    "(a failed ping instance is banned and its stop deletes pingd)",
+}
+# fence_heuristics_ping parameters that must be integers (the agent int()s them; anything else
+# makes every fencing attempt fail).
+HEURISTICS_INTEGERS = ("ping_count", "ping_good_count", "ping_interval", "ping_timeout")
+# The generator's fence_heuristics_ping timing: two probes a second apart, one answer is enough,
+# one second to wait for it: the check takes at most (2 - 1) * 1 + 1 = 2 s (the agent's defaults,
+# 10 probes of which 8 must answer, take 11 s before every fencing).
+HEURISTICS_DEFAULTS = {"ping_count": 2, "ping_good_count": 1, "ping_interval": 1, "ping_timeout": 1}
+# The quorum device's heuristics ping the site's targets one after the other, each waiting up to
+# this long for its answer (ms); corosync-qdevice's own default would be half the device timeout.
+QDEVICE_PING_MS = 1000
+QDEVICE_DEFAULT_SYNC_TIMEOUT = 30000  # ms, corosync-qdevice(8)
+QDEVICE_ALGORITHMS = ("ffsplit", "lms")
+QDEVICE_HEURISTICS = ("off", "on", "sync")
 
 
 @dataclass(frozen=True)
@@ -127,6 +163,37 @@ class Alerts:
     command: str | None = None
     command_timeout: int | None = None  # seconds
     timeout: int | None = None  # seconds: Pacemaker's own limit on one run of the agent
+
+
+@dataclass(frozen=True)
+class Connectivity:
+    """The `[connectivity]` section: ping targets on the clients' network, per site or per DC."""
+
+    targets: tuple[str, ...]  # site-wide; empty when every data centre has its own
+    dc_targets: tuple[tuple[str, tuple[str, ...]], ...]  # (data centre, its targets)
+    multiplier: int = DEFAULT_MULTIPLIER
+    dampen: int = DEFAULT_DAMPEN  # seconds
+    fence_heuristics: bool = True
+    params: Pairs = ()  # extra ocf:pacemaker:ping parameters
+    heuristics_params: Pairs = ()  # extra fence_heuristics_ping parameters
+    ops: Ops = ()
+
+    def targets_of(self, dc: str | None) -> tuple[str, ...]:
+        """The targets a node of this data centre pings (its DC's own, else the site's)."""
+        return dict(self.dc_targets).get(dc or "", self.targets)
+
+
+@dataclass(frozen=True)
+class QuorumDevice:
+    """The `[quorum_device]` section: corosync-qdevice's arbiter (corosync.conf, not the CIB)."""
+
+    host: str
+    algorithm: str = "ffsplit"
+    port: int | None = None
+    tie_breaker: str | None = None  # lowest | highest | a node id
+    timeout: int | None = None  # ms
+    sync_timeout: int | None = None  # ms
+    heuristics: str = "off"  # off | on | sync
 
 
 @dataclass(frozen=True)
@@ -245,6 +312,8 @@ class Site:
     remotes: tuple[Node, ...] = ()  # pacemaker_remote nodes
     failure: Failure = Failure()  # the site-wide failure policy, defaults applied
     alerts: Alerts | None = None
+    connectivity: Connectivity | None = None
+    quorum_device: QuorumDevice | None = None
 
     def node(self, name: str) -> Node:
         """A full or remote node by name."""
@@ -480,6 +549,8 @@ def _parse(r: _Reader, raw: dict[str, Any], source: str) -> Site | None:
             "confsync",
             "ops",
             "alerts",
+            "connectivity",
+            "quorum_device",
         ),
         ("site", "node"),
     )
@@ -506,6 +577,12 @@ def _parse(r: _Reader, raw: dict[str, Any], source: str) -> Site | None:
     site_failure = _failure(r, raw, ())
     site_ops = _ops(r, raw, (), SITE_OP_KINDS) if "ops" in raw else ()
     alerts = _alerts(r, raw["alerts"]) if "alerts" in raw else None
+    connectivity = None
+    if "connectivity" in raw:
+        connectivity = _connectivity(r, raw["connectivity"], [*nodes, *remotes])
+    quorum_device = None
+    if "quorum_device" in raw:
+        quorum_device = _quorum_device(r, raw["quorum_device"], connectivity)
     confsync_default = r.table(raw.get("confsync", {}), ("confsync",), ("enabled", "params")) or {}
     directors = _list(r, raw, "director", lambda r, t, p: _director(r, t, p, confsync_default))
     storages = _list(r, raw, "storage", lambda r, t, p: _daemon(r, t, p, "storage"))
@@ -537,6 +614,8 @@ def _parse(r: _Reader, raw: dict[str, Any], source: str) -> Site | None:
             else site_failure.failure_timeout,
         ),
         alerts=alerts,
+        connectivity=connectivity,
+        quorum_device=quorum_device,
     )
     _cross_check(r, site)
     return site
@@ -653,6 +732,221 @@ def _alerts(r: _Reader, raw: object) -> Alerts | None:
         command_timeout=command_timeout,
         timeout=r.duration(t, "timeout", path),
     )
+
+
+def _connectivity(r: _Reader, raw: object, nodes: list[Node]) -> Connectivity | None:
+    path: FieldPath = ("connectivity",)
+    keys = (
+        "targets",
+        "dc_targets",
+        "multiplier",
+        "dampen",
+        "fence_heuristics",
+        "params",
+        "heuristics_params",
+        "ops",
+    )
+    t = r.table(raw, path, keys)
+    if t is None:
+        return None
+    targets = _targets(r, t, "targets", path) if "targets" in t else ()
+    dcs = {n.dc for n in nodes if n.dc}
+    dc_targets: list[tuple[str, tuple[str, ...]]] = []
+    dpath = (*path, "dc_targets")
+    raw_dc = t.get("dc_targets", {})
+    if not isinstance(raw_dc, dict):
+        r.problem(dpath, f"must be a table of data centre = [targets], not {_kind(raw_dc)}")
+        raw_dc = {}
+    for dc in raw_dc:
+        if dc not in dcs:
+            names = ", ".join(sorted(dcs)) or "none"
+            r.problem((*dpath, dc), f"no node is in data centre {dc!r} (the nodes' dc: {names})")
+        else:
+            dc_targets.append((dc, _targets(r, raw_dc, dc, dpath)))
+    if "targets" not in t and "dc_targets" not in t:
+        r.problem((*path, "targets"), "is required (or dc_targets for every data centre)")
+    elif "targets" not in t:
+        own = {dc for dc, _ in dc_targets}
+        for node in nodes:
+            if node.dc not in own:
+                whose = "has no data centre" if node.dc is None else f"is in {node.dc}"
+                r.problem(
+                    (*path, "targets"),
+                    f"is required: node {node.name} {whose}, which dc_targets does not list",
+                )
+                break
+    multiplier = r.integer(t, "multiplier", path, 1, 100000)
+    dampen = r.duration(t, "dampen", path)
+    fence_heuristics = r.boolean(t, "fence_heuristics", path, True)
+    params = r.params(t, "params", path)
+    known = third_party("connectivity").parameters or frozenset()
+    for key, value in params:
+        at = (*path, "params", key)
+        if key in PING_OWN:
+            r.problem(at, PING_OWN[key])
+        elif key not in known:
+            r.problem(at, f"ocf:pacemaker:ping has no parameter {key!r}")
+        elif key in ("attempts", "timeout") and not _whole(value, 1):
+            r.problem(at, f"{value!r} is not a whole number of at least 1")
+    heuristics_params = r.params(t, "heuristics_params", path)
+    _heuristics_params(r, heuristics_params, path, fence_heuristics, targets, dc_targets)
+    ops = _ops(r, t, path, ("connectivity",))
+    return Connectivity(
+        targets=targets,
+        dc_targets=tuple(dc_targets),
+        multiplier=DEFAULT_MULTIPLIER if multiplier is None else multiplier,
+        dampen=DEFAULT_DAMPEN if dampen is None else dampen,
+        fence_heuristics=fence_heuristics,
+        params=params,
+        heuristics_params=heuristics_params,
+        ops=ops,
+    )
+
+
+def _targets(r: _Reader, t: dict[str, Any], key: str, path: FieldPath) -> tuple[str, ...]:
+    """A non-empty list of ping targets: IP addresses (normalised) or host names."""
+    where = (*path, key)
+    if not isinstance(t[key], list):
+        r.problem(where, f"must be an array of addresses or host names, not {_kind(t[key])}")
+        return ()
+    if not t[key]:
+        r.problem(where, "must list at least one target")
+    out: list[str] = []
+    for index, value in enumerate(t[key]):
+        target = _target(r, value, (*where, index))
+        if target is not None and target in out:
+            r.problem((*where, index), f"{target} is listed twice")
+        elif target is not None:
+            out.append(target)
+    versions = {ipaddress.ip_address(x).version for x in out if _is_ip(x)}
+    if len(versions) > 1:
+        # ocf:pacemaker:ping refuses such a list (OCF_ERR_CONFIGURED) when fping is installed.
+        r.problem(where, "mixes IPv4 and IPv6 addresses (ocf:pacemaker:ping with fping refuses it)")
+    return tuple(out)
+
+
+def _target(r: _Reader, value: object, where: FieldPath) -> str | None:
+    if not isinstance(value, str):
+        r.problem(where, f"must be a string, not {_kind(value)}")
+        return None
+    if not r.clean(where, value):
+        return None
+    try:
+        address = ipaddress.ip_address(value)
+    except ValueError:
+        if not HOST_RE.match(value) or value.replace(".", "").isdigit():
+            r.problem(where, f"{value!r} is not an IP address or a host name")
+            return None
+        return value.lower()
+    if address.is_loopback or address.is_unspecified or address.is_multicast:
+        r.problem(
+            where,
+            f"{value} cannot be a ping target: it says nothing about the clients' network",
+        )
+        return None
+    return str(address)
+
+
+def _heuristics_params(
+    r: _Reader,
+    params: Pairs,
+    path: FieldPath,
+    enabled: bool,
+    targets: tuple[str, ...],
+    dc_targets: list[tuple[str, tuple[str, ...]]],
+) -> None:
+    """fence_heuristics_ping's extra parameters: known names, integers where the agent wants."""
+    known = third_party("heuristics").parameters or frozenset()
+    values = dict(params)
+    for key, value in params:
+        where = (*path, "heuristics_params", key)
+        if not enabled:
+            r.problem(where, "has no effect: fence_heuristics is false")
+        elif key == "ping_targets":
+            r.problem(where, "set connectivity.targets (or dc_targets) instead")
+        elif key == "pcmk_host_list":
+            r.problem(where, "the generator lists every fenced node: the device fences for all")
+        elif key not in known and not key.startswith("pcmk_"):
+            r.problem(where, f"fence_heuristics_ping has no parameter {key!r}")
+        elif key in HEURISTICS_INTEGERS and not _whole(value, 1):
+            r.problem(where, f"{value!r} is not a whole number of at least 1")
+        elif key == "ping_maxfail" and not _whole(value, 0):
+            r.problem(where, f"{value!r} is not a whole number")
+    if not enabled:
+        return
+    count = values.get("ping_count", str(HEURISTICS_DEFAULTS["ping_count"]))
+    good = values.get("ping_good_count", str(HEURISTICS_DEFAULTS["ping_good_count"]))
+    if _whole(count, 1) and _whole(good, 1) and int(good) > int(count):
+        r.problem(
+            (*path, "heuristics_params", "ping_good_count"),
+            f"{good} is more than ping_count ({count}): the check could never pass",
+        )
+    maxfail = values.get("ping_maxfail")
+    lists = [x for x in (targets, *(own for _, own in dc_targets)) if x]
+    if maxfail is not None and _whole(maxfail, 0) and lists:
+        fewest = min(len(x) for x in lists)
+        if int(maxfail) >= fewest:
+            r.problem(
+                (*path, "heuristics_params", "ping_maxfail"),
+                f"{maxfail} lets the check pass with all {fewest} targets unreachable",
+            )
+
+
+def _whole(value: str, low: int) -> bool:
+    return value.isdigit() and int(value) >= low
+
+
+def _quorum_device(
+    r: _Reader, raw: object, connectivity: Connectivity | None
+) -> QuorumDevice | None:
+    path: FieldPath = ("quorum_device",)
+    keys = ("host", "algorithm", "port", "tie_breaker", "timeout", "sync_timeout", "heuristics")
+    t = r.table(raw, path, keys, ("host",))
+    if t is None:
+        return None
+    host = None
+    if "host" in t:
+        host = _target(r, t["host"], (*path, "host"))
+    algorithm = r.string(t, "algorithm", path) or "ffsplit"
+    if algorithm not in QDEVICE_ALGORITHMS:
+        r.problem((*path, "algorithm"), f"{algorithm!r} is not one of: ffsplit, lms")
+    port = r.integer(t, "port", path, 1, 65535)
+    tie_breaker = None
+    if "tie_breaker" in t:
+        value = t["tie_breaker"]
+        if value in ("lowest", "highest") or (
+            isinstance(value, int) and not isinstance(value, bool) and value >= 1
+        ):
+            tie_breaker = str(value)
+        else:
+            r.problem((*path, "tie_breaker"), f"{value!r} is not lowest, highest or a node id")
+    # corosync-qdevice refuses device timeouts under a second.
+    timeout = r.integer(t, "timeout", path, 1000, 600000)
+    sync_timeout = r.integer(t, "sync_timeout", path, 1000, 600000)
+    site_targets = connectivity.targets if connectivity is not None else ()
+    default = "sync" if site_targets else "off"
+    heuristics = r.string(t, "heuristics", path) or default
+    if heuristics not in QDEVICE_HEURISTICS:
+        r.problem((*path, "heuristics"), f"{heuristics!r} is not one of: off, on, sync")
+    elif heuristics != "off" and not site_targets:
+        r.problem(
+            (*path, "heuristics"),
+            f"{heuristics!r} pings connectivity.targets, which the site does not set "
+            '(add them, or set heuristics = "off")',
+        )
+    elif heuristics != "off":
+        # The heuristics must answer before corosync stops waiting for the device's vote.
+        needed = QDEVICE_PING_MS * (len(site_targets) + 1)
+        limit = sync_timeout or QDEVICE_DEFAULT_SYNC_TIMEOUT
+        if needed >= limit:
+            r.problem(
+                (*path, "sync_timeout"),
+                f"{limit} ms is too short for heuristics that ping {len(site_targets)} targets "
+                f"one after the other ({needed} ms): raise it, or list fewer targets",
+            )
+    if host is None:
+        return None
+    return QuorumDevice(host, algorithm, port, tie_breaker, timeout, sync_timeout, heuristics)
 
 
 def _is_ip(text: str) -> bool:
@@ -1022,9 +1316,29 @@ def _cross_check(r: _Reader, site: Site) -> None:
                         f"{drbd_resources[disk.drbd_resource]}",
                     )
                 drbd_resources[disk.drbd_resource] = name
+    _check_targets(r, site, ips)
     for where, node in all_nodes:
         if node.fence is None:
             r.problem((*where, "fence"), "every node needs a fence device")
     if len(dcs) > 1 and any(n.dc is None for _, n in all_nodes):
         missing = next(w for w, n in all_nodes if n.dc is None)
         r.problem((*missing, "dc"), "when any node names a data centre (dc), every node must")
+
+
+def _check_targets(r: _Reader, site: Site, used: dict[str, str]) -> None:
+    """Ping targets and the arbiter are outside the cluster: never a node's address or a VIP."""
+    found: list[tuple[FieldPath, str]] = []
+    if site.connectivity is not None:
+        c = site.connectivity
+        found += [(("connectivity", "targets", i), x) for i, x in enumerate(c.targets)]
+        for dc, own in c.dc_targets:
+            found += [(("connectivity", "dc_targets", dc, i), x) for i, x in enumerate(own)]
+    if site.quorum_device is not None:
+        found.append((("quorum_device", "host"), site.quorum_device.host))
+    for where, target in found:
+        if target in used:
+            # A VIP answers from the node that holds it, a node's address from the node itself:
+            # neither says whether that node reaches the clients' network.
+            r.problem(
+                where, f"{target} is used by {used[target]}: name a machine outside the cluster"
+            )
