@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import xml.etree.ElementTree as ET
 
-from .plan import Clone, Group, Plan, Primitive, RuleLocation
+from .plan import Clone, ConnectedRule, Group, Plan, Primitive, RuleLocation
 from .schema import Pairs
 
 
@@ -79,6 +79,20 @@ def _rule(parent: ET.Element, r: RuleLocation) -> None:
         )
 
 
+def _connected(parent: ET.Element, c: ConnectedRule) -> None:
+    el = ET.SubElement(parent, "rsc_location", id=c.id, rsc=c.rsc)
+    rule = ET.SubElement(el, "rule")
+    if c.role:
+        rule.set("role", c.role)
+    rule.set("score", c.score)
+    rule.set("id", f"{c.id}-rule")
+    for suffix, operation, value in (("", "defined", None), ("-0", "gte", "1")):
+        expr = ET.SubElement(rule, "expression", operation=operation, attribute=c.attribute)
+        if value is not None:
+            expr.set("value", value)
+        expr.set("id", f"{c.id}-rule-expression{suffix}")
+
+
 def configuration(plan: Plan) -> ET.Element:
     """The `<configuration>` element holding every object of the plan."""
     conf = ET.Element("configuration")
@@ -101,6 +115,8 @@ def configuration(plan: Plan) -> ET.Element:
             )
         for r in block.rules:
             _rule(constraints, r)
+        for cr in block.connected:
+            _connected(constraints, cr)
         for co in block.colocations:
             el = ET.SubElement(
                 constraints,
@@ -117,6 +133,19 @@ def configuration(plan: Plan) -> ET.Element:
             el.set("first-action", o.first_action)
             el.set("then", o.then)
             el.set("then-action", o.then_action)
+    levels = plan.levels()
+    if levels:
+        # Level ids as pcs writes them (crmsh numbers them "fencing", "fencing-0", ...).
+        topology = ET.SubElement(conf, "fencing-topology")
+        for level in levels:
+            ET.SubElement(
+                topology,
+                "fencing-level",
+                id=f"fl-{level.target}-{level.index}",
+                target=level.target,
+                index=str(level.index),
+                devices=",".join(level.devices),
+            )
     if plan.alerts:
         alerts = ET.SubElement(conf, "alerts")
         for a in plan.alerts:

@@ -11,7 +11,7 @@ from .errors import GeneratorError
 
 # Kept here, not imported from .render: `bacula-ha --help` and the other subcommands should
 # not pay for loading jinja2 and the generator.
-FORMATS = ("crm", "pcs", "cib", "dot", "svg")
+FORMATS = ("crm", "pcs", "cib", "dot", "svg", "corosync-quorum")
 
 
 @click.command()
@@ -25,7 +25,8 @@ FORMATS = ("crm", "pcs", "cib", "dot", "svg")
         "crm: a file for `crm configure load update`; pcs: a shell script of pcs commands "
         "(`sh FILE` applies them in one step, `sh FILE --stepwise` one by one); cib: the CIB "
         "XML for `cibadmin --modify --scope configuration --xml-file`; dot / svg: a picture of the "
-        "site (svg needs Graphviz)."
+        "site (svg needs Graphviz); corosync-quorum: corosync.conf's quorum section for the "
+        "site's [quorum_device]."
     ),
 )
 @click.option(

@@ -2,13 +2,16 @@
 
 Nodes are grouped by data centre; each component is one box listing its group's members in start
 order (and its promotable clone), with arrows to its preferred node (solid) and standby (dashed),
-what starts after what, what runs with what, and which fence device powers off which node.
+what starts after what, what runs with what, and which fence device powers off which node. With
+`[connectivity]`: the ping clone(s) and the nodes they run on, and the fence_heuristics_ping
+device(s) checked before each fence device.
 """
 
 from __future__ import annotations
 
 import html
 import shutil
+from typing import NamedTuple
 
 from .errors import GeneratorError
 from .plan import PREFERRED_SCORE, STANDBY_SCORE, Block, Plan, Primitive
@@ -65,6 +68,36 @@ def _component_box(block: Block) -> tuple[str, str] | None:
     return group.id, f"<{table}{''.join(rows)}</TABLE>>"
 
 
+_CONNECTIVITY = "darkorange3"
+
+
+class _Part(NamedTuple):
+    """A ping clone or a heuristics device, as drawn."""
+
+    id: str
+    label: str  # dot text, already escaped
+    nodes: tuple[str, ...]  # where it may run
+    clone: bool
+
+
+def _connectivity_parts(plan: Plan, everywhere: tuple[str, ...]) -> list[_Part]:
+    """Every ping clone and fence_heuristics_ping device, with the nodes it may run on."""
+    allowed = {r.rsc: r.nodes for b in plan.blocks for r in b.rules if r.operation == "ne"}
+    out = []
+    for b in plan.blocks:
+        for c in b.clones:
+            if not c.promotable:
+                targets = dict(c.primitive.params).get("host_list", "")
+                nodes = allowed.get(c.id, everywhere)
+                out.append(_Part(c.id, f"{c.id}\\nping {targets}", nodes, True))
+        for p in b.primitives:
+            if p.type == "fence_heuristics_ping":
+                targets = dict(p.params).get("ping_targets", "").replace(",", " ")
+                nodes = allowed.get(p.id, everywhere)
+                out.append(_Part(p.id, f"{p.id}\\nping {targets}", nodes, False))
+    return out
+
+
 def render_dot(plan: Plan, site: Site) -> str:
     """The site as a dot digraph (left to right: components, then nodes by data centre)."""
     out = [
@@ -82,11 +115,19 @@ def render_dot(plan: Plan, site: Site) -> str:
         p.id: dict(p.params).get("pcmk_host_list", "")
         for b in plan.blocks
         for p in b.primitives
-        if p.standard == "stonith"
+        if p.standard == "stonith" and p.type != "fence_heuristics_ping"
     }
     by_dc: dict[str, list[str]] = {}
     for node in (*site.nodes, *site.remotes):
         by_dc.setdefault(node.dc or "", []).append(node.name)
+    everywhere = tuple(n.name for n in (*site.nodes, *site.remotes))
+    connectivity = _connectivity_parts(plan, everywhere)
+    if connectivity:
+        out[2] = out[2].replace(
+            'red = fences"];',
+            "red = fences,\\norange = connectivity: ping clone (dotted to the nodes it runs on), "
+            'fence heuristics (dashed: checked before that fence device)"];',
+        )
     for index, (dc, names) in enumerate(sorted(by_dc.items())):
         label = f"data centre {dc}" if dc else "nodes"
         out.append(f"    subgraph cluster_dc{index} {{")
@@ -105,9 +146,26 @@ def render_dot(plan: Plan, site: Site) -> str:
                     f"        {_q(device)} [shape=octagon, color=red3, fontcolor=red3, "
                     f"fontsize=8, label={_q(device)}];"
                 )
+        # A ping clone or heuristics device kept to this data centre is drawn inside it.
+        for part in connectivity:
+            if len(by_dc) > 1 and set(part.nodes) <= set(names):
+                out.append(_connectivity_node(part, "        "))
         out.append("    }")
+    for part in connectivity:
+        if len(by_dc) == 1 or not any(set(part.nodes) <= set(n) for n in by_dc.values()):
+            out.append(_connectivity_node(part, "    "))
     for device, target in fences.items():
         out.append(f"    {_q(device)} -> {_q('node:' + target)} [color=red3];")
+    for part in connectivity:
+        for name in part.nodes if part.clone else ():
+            out.append(
+                f"    {_q(part.id)} -> {_q('node:' + name)} [color={_CONNECTIVITY}, "
+                "style=dotted, arrowhead=none, constraint=false];"
+            )
+    for block in plan.blocks:
+        for level in block.levels:
+            for first, then in zip(level.devices, level.devices[1:], strict=False):
+                out.append(f"    {_q(first)} -> {_q(then)} [color={_CONNECTIVITY}, style=dashed];")
     for block in plan.blocks:
         box = _component_box(block)
         if box is None:
@@ -126,7 +184,12 @@ def render_dot(plan: Plan, site: Site) -> str:
             out.append(f"    {_q(gid)} -> {_q('node:' + loc.node)} [{attrs}];")
     for block in plan.blocks:
         for order in block.orders:
-            if order.first_action == "start" and order.then_action == "start":
+            # Optional orders (after the ping clone) only matter within one transition: the
+            # dotted connectivity lines show that clone instead of an arrow to every group.
+            if order.kind != "Optional" and (order.first_action, order.then_action) == (
+                "start",
+                "start",
+            ):
                 out.append(
                     f"    {_q(order.first)} -> {_q(order.then)} [color=blue3, penwidth=1.4];"
                 )
@@ -138,6 +201,14 @@ def render_dot(plan: Plan, site: Site) -> str:
                 )
     out.append("}")
     return "\n".join(out) + "\n"
+
+
+def _connectivity_node(part: _Part, indent: str) -> str:
+    shape = "box, style=rounded" if part.clone else "octagon"
+    return (
+        f"{indent}{_q(part.id)} [shape={shape}, color={_CONNECTIVITY}, "
+        f'fontcolor={_CONNECTIVITY}, fontsize=8, label="{part.label}"];'
+    )
 
 
 def render_svg(dot_text: str) -> str:

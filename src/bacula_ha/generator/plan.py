@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import re
 
-from . import agentinfo
+from . import agentinfo, quorum
 from .agentinfo import AgentInfo, OpDefault
 from .errors import Problem, SiteError
 from .schema import (
+    HEURISTICS_DEFAULTS,
     MAX_ID,
     Alerts,
     Catalog,
@@ -34,6 +35,17 @@ else:
 
 PREFERRED_SCORE = "100"
 STANDBY_SCORE = "50"
+# The bonus of a node that reaches a ping target, for every Bacula group and the Promoted role
+# of every promotable clone. A bonus, not the textbook's -INFINITY on unconnected nodes: when no
+# node reaches any target (the targets went away), a ban would leave no eligible node and stop
+# everything, while a bonus on no node changes nothing. Finite, so it adds up with the other
+# scores instead of swallowing them (INFINITY is 1000000 and any sum reaching it saturates), and
+# large, so that it outweighs what keeps a group where it runs: stickiness of every member of
+# it and of the groups colocated with it, their preferred/standby scores, and the promotion
+# scores the agents set (ocf:linbit:drbd up to 10000). build() checks the site stays below it.
+CONNECTED_SCORE = "100000"
+PROMOTION_ROOM = 10000
+PINGD = "pingd"  # ocf:pacemaker:ping's default attribute, set by every ping clone of a site
 PROMOTABLE_META: Pairs = (
     ("promotable", "true"),
     ("promoted-max", "1"),
@@ -68,11 +80,15 @@ class Primitive:
 
 @dataclass(frozen=True)
 class Clone:
-    """A promotable clone (DRBD, a replicated database)."""
+    """A clone: promotable (DRBD, a replicated database), or one instance per node (ping)."""
 
     id: str
     primitive: Primitive
     meta: Pairs
+
+    @property
+    def promotable(self) -> bool:
+        return ("promotable", "true") in self.meta
 
 
 @dataclass(frozen=True)
@@ -105,6 +121,49 @@ class RuleLocation:
     nodes: tuple[str, ...]
     role: str | None = None
     discovery: str | None = None  # resource-discovery: "never" skips probes there
+
+
+@dataclass(frozen=True)
+class ConnectedRule:
+    """`score` for `rsc` (in `role`, when given) on nodes whose ping clone reaches a target."""
+
+    id: str
+    rsc: str
+    score: str
+    role: str | None = None
+    attribute: str = PINGD
+
+
+@dataclass(frozen=True)
+class FencingLevel:
+    """One level of the fencing topology: every device must succeed, in this order."""
+
+    target: str
+    index: int
+    devices: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class PingSet:
+    """Nodes that ping the same targets: one ping clone (and one heuristics device) each."""
+
+    name: str  # "connectivity", or "connectivity-<dc>" when data centres ping their own
+    dcs: tuple[str, ...]
+    targets: tuple[str, ...]
+    nodes: tuple[str, ...]  # full and remote nodes
+    restricted: bool  # kept to its nodes (one of several sets)
+
+    @property
+    def clone_id(self) -> str:
+        return f"{self.name}-clone"
+
+    @property
+    def heuristics_id(self) -> str:
+        return "fence-heuristics" + self.name[len("connectivity") :]
+
+    def only_here(self, rsc: str) -> str:
+        """The id of the rule that keeps `rsc` to this set's nodes."""
+        return f"{rsc}-only-in-{'-'.join(self.dcs)}" if self.dcs else f"{rsc}-only-on-its-nodes"
 
 
 @dataclass(frozen=True)
@@ -143,6 +202,8 @@ class Block:
     rules: tuple[RuleLocation, ...] = ()
     colocations: tuple[Colocation, ...] = ()
     orders: tuple[Order, ...] = ()
+    connected: tuple[ConnectedRule, ...] = ()
+    levels: tuple[FencingLevel, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -168,6 +229,16 @@ ALERT_ROLES = {
 
 
 @dataclass(frozen=True)
+class QuorumSetup:
+    """The site's quorum device: it lives in corosync.conf, so the outputs only show it."""
+
+    section: str  # corosync.conf's quorum section
+    pcs: tuple[str, ...]  # argv after `pcs`
+    crm: tuple[str, ...]  # argv after `crm`
+    timeouts: bool  # the section sets timeouts (crmsh has no options for them)
+
+
+@dataclass(frozen=True)
 class Plan:
     """Everything a template renders."""
 
@@ -177,6 +248,7 @@ class Plan:
     rsc_defaults: Pairs
     blocks: tuple[Block, ...]
     alerts: tuple[Alert, ...] = ()
+    quorum: QuorumSetup | None = None
 
     def ids(self) -> list[str]:
         out: list[str] = []
@@ -190,9 +262,24 @@ class Plan:
             out += [c.id for c in b.rules]
             out += [c.id for c in b.colocations]
             out += [c.id for c in b.orders]
+            out += [c.id for c in b.connected]
         for a in self.alerts:
             out += [a.id, *(rid for rid, _ in a.recipients)]
         return out
+
+    def levels(self) -> list[FencingLevel]:
+        """The fencing topology's levels, in plan order."""
+        return [level for b in self.blocks for level in b.levels]
+
+    def topology(self) -> list[tuple[str, list[tuple[str, ...]]]]:
+        """(target, the devices of each of its levels in index order), targets in plan order."""
+        out: dict[str, list[FencingLevel]] = {}
+        for level in self.levels():
+            out.setdefault(level.target, []).append(level)
+        return [
+            (target, [lv.devices for lv in sorted(levels, key=lambda lv: lv.index)])
+            for target, levels in out.items()
+        ]
 
     def bacula_resources(self) -> str:
         """`ID=ROLE ...` of every Bacula agent's resource: the alert agent's filter."""
@@ -214,6 +301,7 @@ class _Builder:
         # (a 100-daemon site has hundreds of identical op lists).
         self._ops: dict[tuple[int, str, Ops], tuple[tuple[Op, ...], list[tuple[str, str]]]]
         self._ops = {}
+        self.ping_sets = ping_sets(site)
 
     def problem(self, field: str, message: str) -> None:
         self.problems.append(Problem(field, message, self.site.line(field)))
@@ -390,6 +478,23 @@ class _Builder:
             orders.append(
                 Order(f"{group.id}-after-promote", clone.id, "promote", group.id, "start")
             )
+        connected = []
+        if self.ping_sets:
+            connected.append(ConnectedRule(f"{group.id}-on-connected", group.id, CONNECTED_SCORE))
+            if clone is not None:
+                # The promotion follows connectivity too: the group can only run where the
+                # clone is Promoted, so a bonus for the group alone would be outvoted.
+                connected.append(
+                    ConnectedRule(
+                        f"{clone.id}-promoted-on-connected", clone.id, CONNECTED_SCORE, "Promoted"
+                    )
+                )
+            # Optional: the group waits for the ping clone only when both start in the same
+            # transition (the first start, so pingd exists when placement is decided); a
+            # Mandatory order would restart the group whenever a ping instance restarts.
+            for ps in self.ping_sets:
+                rid = f"{group.id}-after-{ps.name}"
+                orders.append(Order(rid, ps.clone_id, "start", group.id, "start", "Optional"))
         return Block(
             title,
             tuple(notes),
@@ -399,6 +504,7 @@ class _Builder:
             rules=tuple(rules),
             colocations=tuple(colocations),
             orders=tuple(orders),
+            connected=tuple(connected),
         )
 
     def fencing(self) -> Block:
@@ -427,7 +533,127 @@ class _Builder:
                 f"Two nodes: fencing the first one waits {self.site.fence_delay}s, so it "
                 "wins a fencing race."
             )
-        return Block("Fencing", tuple(notes), primitives=tuple(prims), locations=tuple(locations))
+        heuristics = self.heuristics([node.name for _, node in nodes])
+        rules = tuple(r for _, r in heuristics if r is not None)
+        prims += [p for p, _ in heuristics]
+        levels = tuple(
+            FencingLevel(node.name, index, (device.id, f"fence-{node.name}"))
+            for _, node in nodes
+            for index, (device, _) in enumerate(heuristics, start=1)
+        )
+        if heuristics:
+            notes += self.heuristics_notes(len(heuristics), two_node)
+        return Block(
+            "Fencing",
+            tuple(notes),
+            primitives=tuple(prims),
+            locations=tuple(locations),
+            rules=rules,
+            levels=levels,
+        )
+
+    def heuristics(self, fenced: list[str]) -> list[tuple[Primitive, RuleLocation | None]]:
+        """fence_heuristics_ping devices (one per ping set), each with its placement rule."""
+        c = self.site.connectivity
+        if c is None or not c.fence_heuristics:
+            return []
+        info = agentinfo.third_party("heuristics")
+        full = {n.name for n in self.site.nodes}
+        out: list[tuple[Primitive, RuleLocation | None]] = []
+        for ps in self.ping_sets:
+            runs_on = tuple(n for n in ps.nodes if n in full)
+            if not runs_on:
+                continue  # fence devices run on full nodes only: this set cannot check
+            # Reaching any one target passes (ping_maxfail = all but one), as pingd >= 1 does.
+            params = {
+                "ping_targets": ",".join(ps.targets),
+                "ping_maxfail": str(len(ps.targets) - 1),
+                **{k: str(v) for k, v in HEURISTICS_DEFAULTS.items()},
+                # The agent has no list or status action: name every node it may be asked
+                # to "fence", so that Pacemaker uses it in each node's topology level.
+                "pcmk_host_list": " ".join(fenced),
+            }
+            params.update(c.heuristics_params)
+            rid = ps.heuristics_id
+            ops = self.ops(rid, info, "fence", (), "connectivity")
+            device = Primitive(rid, info.spec, tuple(params.items()), ops)
+            # A data centre's targets are checked from its own nodes only: in a partition
+            # without them the device cannot run, and the fencer tries the next level.
+            rule = None
+            if ps.restricted:
+                rule = RuleLocation(ps.only_here(rid), rid, "-INFINITY", "ne", runs_on)
+            out.append((device, rule))
+        return out
+
+    def heuristics_notes(self, levels: int, two_node: bool) -> list[str]:
+        if levels == 1:
+            notes = ["Fencing topology: each node's level 1 is a fence_heuristics_ping check, then"]
+        else:
+            notes = [
+                f"Fencing topology: each node's levels 1 to {levels}, one per data centre's ping",
+                "targets, are a fence_heuristics_ping check (run in that data centre), then",
+            ]
+        notes += [
+            "the node's own device; both must succeed. The check passes on a node that reaches",
+            "any one of its ping targets: a node cut off from the clients' network never fences",
+            "its peer.",
+        ]
+        if two_node:
+            notes += [
+                "Delays: priority-fencing-delay (if set) holds back the first device of level 1",
+                "(the check), pcmk_delay_base the first node's own device once the check passed.",
+                "They now decide only a race between two nodes that both reach their targets",
+                "(the cluster link alone cut); a node that reaches none never fences.",
+            ]
+        return notes
+
+    def connectivity(self) -> Block:
+        """The ping clone(s): pingd on every node, each set kept to its own nodes."""
+        c = self.site.connectivity
+        assert c is not None
+        info = agentinfo.third_party("connectivity")
+        clones, rules = [], []
+        discovery = None if self.site.probe_all_nodes else "never"
+        for ps in self.ping_sets:
+            rid = f"{ps.name}-ping"
+            params = (
+                ("host_list", " ".join(ps.targets)),
+                ("multiplier", str(c.multiplier)),
+                ("dampen", f"{c.dampen}s"),
+                *c.params,
+            )
+            prim = Primitive(
+                rid, info.spec, params, self.ops(rid, info, "connectivity", c.ops, "connectivity")
+            )
+            # interleave: a group's instance on one node never waits for another node's ping.
+            clones.append(Clone(ps.clone_id, prim, (("interleave", "true"),)))
+            if ps.restricted:
+                rules.append(
+                    RuleLocation(
+                        ps.only_here(ps.clone_id),
+                        ps.clone_id,
+                        "-INFINITY",
+                        "ne",
+                        ps.nodes,
+                        discovery=discovery,
+                    )
+                )
+        targets = "; ".join(
+            (f"{', '.join(ps.dcs)}: " if ps.restricted and ps.dcs else "") + " ".join(ps.targets)
+            for ps in self.ping_sets
+        )
+        notes = (
+            f"ocf:pacemaker:ping sets the node attribute {PINGD} to {c.multiplier} x the number",
+            f"of targets it reaches ({targets}).",
+            "Every Bacula group, and the Promoted role of every promotable clone, gets",
+            f"{CONNECTED_SCORE} on nodes with {PINGD} >= 1: a node cut off from the clients'",
+            "network loses them to a connected standby. A bonus, not the textbook's -INFINITY",
+            "on 'not_defined pingd or pingd lt 1': when no node reaches any target (the targets",
+            "went away), a ban would stop every service, while a bonus on no node moves nothing.",
+            f"{CONNECTED_SCORE} outweighs stickiness, location preferences, colocated groups and",
+            "promotion scores, and stays below INFINITY so that these still count.",
+        )
+        return Block("Connectivity", notes, clones=tuple(clones), rules=tuple(rules))
 
     def remotes(self) -> Block:
         """One ocf:pacemaker:remote connection per remote node; its id is the node's name."""
@@ -556,6 +782,8 @@ class _Builder:
                 block.rules,
                 colocs,
                 orders,
+                block.connected,
+                block.levels,
             )
         blocks.append(block)
         return blocks
@@ -591,6 +819,69 @@ class _Builder:
         return self.component(title, notes, s.name, s.preferred, s.standby, members, clone, meta)
 
 
+def ping_sets(site: Site) -> list[PingSet]:
+    """The site's ping sets: nodes grouped by the targets they ping, in node order."""
+    c = site.connectivity
+    if c is None:
+        return []
+    found: dict[tuple[str, ...], tuple[list[str], list[str]]] = {}
+    for node in (*site.nodes, *site.remotes):
+        dcs, names = found.setdefault(c.targets_of(node.dc), ([], []))
+        if node.dc and node.dc not in dcs:
+            dcs.append(node.dc)
+        names.append(node.name)
+    if len(found) == 1:
+        ((targets, (dcs, names)),) = found.items()
+        return [PingSet("connectivity", tuple(dcs), targets, tuple(names), False)]
+    return [
+        PingSet(
+            f"connectivity-{dcs[0]}" if dcs else "connectivity",
+            tuple(dcs),
+            targets,
+            tuple(names),
+            True,
+        )
+        for targets, (dcs, names) in found.items()
+    ]
+
+
+def _inertia(blocks: list[Block], stickiness: int) -> tuple[int, str]:
+    """The most a connected standby's bonus has to outweigh: (score, the groups concerned).
+
+    Per set of groups and clones colocated with each other: the stickiness of every member,
+    each one's preferred score, and room for the promotion scores agents set.
+    """
+    members: dict[str, int] = {}
+    link: dict[str, str] = {}
+
+    def root(rsc: str) -> str:
+        while link.get(rsc, rsc) != rsc:
+            rsc = link[rsc]
+        return rsc
+
+    for b in blocks:
+        for g in b.groups:
+            members[g.id] = len(g.members)
+        for c in b.clones:
+            if c.promotable:
+                members[c.id] = 1
+    for b in blocks:
+        for co in b.colocations:
+            if co.rsc in members and co.with_rsc in members:
+                link[root(co.rsc)] = root(co.with_rsc)
+    chains: dict[str, list[str]] = {}
+    for rsc in members:
+        chains.setdefault(root(rsc), []).append(rsc)
+    groups = {g.id for b in blocks for g in b.groups}
+    worst = (0, "")
+    for chain in chains.values():
+        score = sum(stickiness * members[r] + int(PREFERRED_SCORE) for r in chain)
+        if not set(chain) <= groups:  # a promotable clone: its agent's promotion scores
+            score += PROMOTION_ROOM
+        worst = max(worst, (score, ", ".join(chain)))
+    return worst
+
+
 def _apply(op: OpDefault, override: OpOverride) -> OpDefault:
     return OpDefault(
         op.name,
@@ -620,12 +911,27 @@ def _alert(alerts: Alerts, resources: str) -> Alert:
     )
 
 
+def _quorum(site: Site) -> QuorumSetup | None:
+    q = site.quorum_device
+    section, pcs, crm = (
+        quorum.corosync_quorum_section(site),
+        quorum.pcs_command(site),
+        quorum.crm_command(site),
+    )
+    if q is None or section is None or pcs is None or crm is None:
+        return None
+    timeouts = q.timeout is not None or q.sync_timeout is not None or q.heuristics != "off"
+    return QuorumSetup(section, pcs, crm, timeouts)
+
+
 def build(site: Site) -> Plan:
     """The plan of a valid site; raises SiteError for what only the plan can see (ids, ops)."""
     b = _Builder(site)
     blocks = [b.fencing()]
     if site.remotes:
         blocks.append(b.remotes())
+    if site.connectivity is not None:
+        blocks.append(b.connectivity())
     for i, d in enumerate(site.directors):
         blocks += b.director(d, f"director[{i}]")
     for i, s in enumerate(site.storages):
@@ -640,7 +946,18 @@ def build(site: Site) -> Plan:
         rsc_defaults=(("resource-stickiness", str(site.stickiness)),),
         blocks=tuple(blocks),
         alerts=(_alert(site.alerts, resources),) if site.alerts is not None else (),
+        quorum=_quorum(site),
     )
+    if site.connectivity is not None:
+        inertia, chain = _inertia(blocks, site.stickiness)
+        if inertia >= int(CONNECTED_SCORE):
+            b.problem(
+                "site.stickiness",
+                f"with [connectivity], a connected standby gets {CONNECTED_SCORE}, but what "
+                f"keeps {chain} where it runs adds up to {inertia} (stickiness "
+                f"{site.stickiness} per member, location and promotion scores): lower the "
+                "stickiness so that connectivity can move them",
+            )
     seen: set[str] = set()
     for rid in plan.ids():
         if rid in seen:

@@ -17,8 +17,8 @@ from .plan import Plan
 from .schema import Site
 
 FORMATS = {"crm": "site.crm.j2", "pcs": "site.pcs.j2"}
-# Formats written without a template: CIB XML, and the site's picture.
-OTHER_FORMATS = ("cib", "dot", "svg")
+# Formats written without a template: CIB XML, the site's picture, corosync.conf's quorum section.
+OTHER_FORMATS = ("cib", "dot", "svg", "corosync-quorum")
 
 
 def template_dir() -> Path:
@@ -105,12 +105,19 @@ def _environment(directory: str) -> jinja2.Environment:
 
 
 def render(plan: Plan, fmt: str, site: Site | None = None) -> str:
-    """The plan as a crm shell file, a pcs shell script, CIB XML, or a dot/SVG picture.
+    """The plan as a crm shell file, a pcs shell script, CIB XML, a dot/SVG picture, or
+    corosync.conf's quorum section.
 
     The pictures also show the nodes, so they need the `site` the plan was built from.
     """
     if fmt == "cib":
         return render_cib(plan)
+    if fmt == "corosync-quorum":
+        if plan.quorum is None:
+            raise GeneratorError(
+                f"{plan.source}: --format corosync-quorum needs a [quorum_device] section"
+            )
+        return plan.quorum.section
     if fmt in ("dot", "svg"):
         if site is None:
             raise GeneratorError(f"--format {fmt} needs the site description")
