@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from collections.abc import Callable
@@ -502,3 +503,36 @@ def test_text_and_json_agree(tmp_path: Path) -> None:
     for f in doc["findings"]:
         assert f"[{f['code']}]" in text.stdout and f["fix"] in text.stdout
     assert text.stdout.splitlines()[-1].startswith("1 error, 0 warnings in ")
+
+
+def _without_connectivity(text: str) -> str:
+    """The lab site without its [connectivity] table (up to the next blank line), if it has one."""
+    return re.sub(r"(?m)^\[connectivity\]\n(?:.+\n)*", "", text)
+
+
+def test_a_two_node_site_without_connectivity_or_quorum_device_is_warned(tmp_path: Path) -> None:
+    site = site_variant(tmp_path, _without_connectivity)
+    assert "[connectivity]" not in site.read_text()
+    status, doc = run(site, lab_configs(tmp_path))
+    assert status == EXIT_WARNINGS, doc["findings"]
+    (finding,) = doc["findings"]
+    assert finding["code"] == "two-node-without-connectivity"
+    assert (finding["severity"], finding["file"], finding["resource_type"]) == (
+        "warning",
+        str(site),
+        "site",
+    )
+    assert (finding["directive"], finding["value"]) == ("[connectivity]", None)
+    assert "race to fence" in finding["message"] and "[quorum_device]" in finding["fix"]
+    text = cli(str(site), *(a for c in lab_configs(tmp_path) for a in ("--config", c)))
+    assert text.returncode == EXIT_WARNINGS
+    assert (
+        "site 'bacula-lab': [connectivity] = (not set): warning [two-node-without-connectivity]"
+        in (text.stdout)
+    )
+    # Either answer to the race silences it: connectivity (the lab site's own), or an arbiter.
+    arbiter = site_variant(
+        tmp_path,
+        lambda t: _without_connectivity(t) + '\n[quorum_device]\nhost = "10.99.1.200"\n',
+    )
+    assert run(arbiter, lab_configs(tmp_path))[0] == EXIT_CLEAN

@@ -182,6 +182,31 @@ def _text(value: object) -> str:
     return str(value)
 
 
+def check_site(site: Site) -> list[Finding]:
+    """Findings about the site description itself rather than a Bacula configuration."""
+    out: list[Finding] = []
+    if len(site.nodes) == 2 and site.connectivity is None and site.quorum_device is None:
+        out.append(
+            Finding(
+                "two-node-without-connectivity",
+                WARNING,
+                site.source,
+                "site",
+                site.name,
+                "[connectivity]",
+                None,
+                "when the link between the two nodes breaks, both keep quorum and race to fence "
+                "each other; nothing tells the cluster which one still reaches the clients, so "
+                "a node whose network cable was pulled can win and keep every service, "
+                "unreachable",
+                "add [connectivity] with ping targets on the clients' network (its fence "
+                "heuristics stop an isolated node from fencing), or a [quorum_device] on a "
+                "third machine",
+            )
+        )
+    return out
+
+
 def check(parsed: Parsed, facts: Facts) -> list[Finding]:
     out = _Out(parsed.path)
     if parsed.daemon == DIRECTOR:

@@ -8,7 +8,7 @@ from pathlib import Path
 from ..ocf.deadline import Deadline
 from .findings import Checked, Finding, Report, sort_findings
 from .inputs import parse_config, read_hosts, read_site, wanted_configs
-from .rules import DEFAULT_FAILOVER_TIME, Facts, check
+from .rules import DEFAULT_FAILOVER_TIME, Facts, check, check_site
 
 # Bounds the whole run: each parser run is bounded as well (inputs.PARSE_TIMEOUT).
 RUN_DEADLINE = 300.0
@@ -28,4 +28,5 @@ def run_check(
     findings: list[Finding] = []
     for p in parsed:
         findings += check(p, facts)
+    findings += check_site(site)
     return Report(tuple(Checked(p.path, p.daemon) for p in parsed), sort_findings(findings))
