@@ -5,6 +5,7 @@ from __future__ import annotations
 import concurrent.futures
 import os
 import re
+import shutil
 import subprocess
 import time
 import xml.etree.ElementTree as ET
@@ -27,11 +28,13 @@ from tests.test_generator_helpers import (
     normalised,
     ocf_agents,
     placement,
+    set_attribute,
     simulate,
     site_nodes,
     site_remotes,
     verify,
 )
+from tests.test_generator_remote import SMALL
 
 __all__ = ["ocf_agents"]  # the fixture, imported so that pytest finds it here
 
@@ -101,6 +104,8 @@ def test_crm_and_pcs_build_the_same_cib(applied: dict[str, Applied], example: Pa
     for rid in plan.ids():
         assert f'id="{rid}"' in text, rid
     assert crm["resources"] and crm["constraints"]
+    # The topology is compared too, and present exactly when the plan has one.
+    assert bool(crm["fencing-topology"]) == any(b.levels for b in plan.blocks)
     for section in crm:
         assert crm[section] == pcs[section], section
         assert crm[section] == stepwise[section], section
@@ -409,3 +414,184 @@ def test_repeated_monitor_failures_move_a_director_one_failure_restarts_it(
         output = simulate(cib, tmp_path / f"later{offset}.xml", "-t", when)
         found = re.search(rf"clear_failcount for {rid} on {me.preferred}\b", output)
         assert bool(found) == cleared, (offset, output)
+
+
+# ---- connectivity: ping clones, the bonus rules, fence heuristics ------------------------------
+
+CONNECTED = [e for e in EXAMPLES if load_site(e).connectivity is not None]
+
+
+def _everyone(example: Path) -> list[str]:
+    return site_nodes(example) + site_remotes(example)
+
+
+@pytest.fixture(scope="module")
+def connected_up(
+    applied: dict[str, Applied], tmp_path_factory: pytest.TempPathFactory
+) -> dict[str, Path]:
+    """Each example with [connectivity], every node reaching its targets, after crm_simulate
+    started everything."""
+    base = tmp_path_factory.mktemp("connected")
+    out = {}
+    for example in CONNECTED:
+        cib = base / f"{example.stem}-pingd.xml"
+        shutil.copy(_get(applied, example).crm, cib)
+        for node in _everyone(example):
+            set_attribute(cib, node, "pingd", "1000")
+        out[example.stem] = base / f"{example.stem}-up.xml"
+        simulate(cib, out[example.stem])
+    return out
+
+
+def test_examples_cover_connectivity() -> None:
+    assert {e.stem for e in CONNECTED} >= {"two-node-drbd", "two-dc", "streaming-replication"}
+    # Between them: DRBD clones and PAF's replicated database, whose promotion must follow.
+    clones = [c for e in CONNECTED for b in _plan(e).blocks for c in b.clones]
+    specs = {c.primitive.spec for c in clones if c.promotable}
+    assert specs >= {"ocf:linbit:drbd", "ocf:heartbeat:pgsqlms"}
+
+
+@pytest.mark.parametrize("example", CONNECTED, ids=lambda p: p.stem)
+def test_connected_everywhere_everything_on_its_preferred_node(
+    connected_up: dict[str, Path], example: Path
+) -> None:
+    plan = _plan(example)
+    where = placement(connected_up[example.stem])
+    _check_placement(plan, where, {c.group: c.preferred for c in _components(plan)})
+    ping = [c.primitive.id for b in plan.blocks for c in b.clones if not c.promotable]
+    assert ping and all(p in where for p in ping)
+
+
+@pytest.mark.parametrize("example", CONNECTED, ids=lambda p: p.stem)
+def test_a_node_that_loses_its_targets_loses_its_groups_and_promotions(
+    connected_up: dict[str, Path], example: Path, tmp_path: Path
+) -> None:
+    """pingd 0 on the active node: every group it runs, and the Promoted role of every clone
+    those groups need, moves to the connected standby, in order; nothing else moves."""
+    plan = _plan(example)
+    comps = _components(plan)
+    preferred = sorted({c.preferred for c in comps} & set(site_nodes(example)))
+    assert preferred
+    for node in preferred:
+        cib = tmp_path / f"{node}-cut.xml"
+        shutil.copy(connected_up[example.stem], cib)
+        set_attribute(cib, node, "pingd", "0")
+        out = tmp_path / f"{node}.xml"
+        output = simulate(cib, out)
+        expect = {c.group: c.standby if c.preferred == node else c.preferred for c in comps}
+        _check_placement(plan, placement(out), expect)
+        moved = {c.group: c.standby for c in comps if c.preferred == node}
+        assert moved
+        _check_order(plan, executed(output), moved)
+        assert "Fence" not in output and "Fencing" not in output  # still a member: no fencing
+
+
+@pytest.mark.parametrize("value", ["0", None], ids=["pingd-0", "pingd-undefined"])
+@pytest.mark.parametrize("example", CONNECTED, ids=lambda p: p.stem)
+def test_no_node_reaching_any_target_moves_and_stops_nothing(
+    connected_up: dict[str, Path], example: Path, value: str | None, tmp_path: Path
+) -> None:
+    """The targets themselves went away: a bonus on no node changes nothing (the textbook's
+    -INFINITY ban would stop every service)."""
+    plan = _plan(example)
+    cib = tmp_path / "cut.xml"
+    shutil.copy(connected_up[example.stem], cib)
+    for node in _everyone(example):
+        set_attribute(cib, node, "pingd", value)
+    out = tmp_path / "after.xml"
+    output = simulate(cib, out)
+    changes = [
+        a for a in executed(output) if a.split()[1] in ("start", "stop", "promote", "demote")
+    ]
+    assert changes == [], changes
+    _check_placement(plan, placement(out), {c.group: c.preferred for c in _components(plan)})
+
+
+@pytest.mark.parametrize("example", CONNECTED, ids=lambda p: p.stem)
+def test_fencing_topology_puts_the_heuristics_before_every_fence_device(
+    applied: dict[str, Applied], example: Path
+) -> None:
+    site = load_site(example)
+    assert site.connectivity is not None and site.connectivity.fence_heuristics
+    fenced = _everyone(example)
+    # From the site, not the plan: one heuristics device per distinct list of targets.
+    lists: dict[tuple[str, ...], str] = {}  # targets -> the first data centre pinging them
+    for node in (*site.nodes, *site.remotes):
+        lists.setdefault(site.connectivity.targets_of(node.dc), node.dc or "")
+    if len(lists) == 1:
+        devices = {"fence-heuristics": next(iter(lists))}
+    else:
+        devices = {f"fence-heuristics-{dc}": targets for targets, dc in lists.items()}
+    expected = sorted(
+        (node, index, f"{device},fence-{node}")
+        for node in fenced
+        for index, device in enumerate(devices, start=1)
+    )
+    result = _get(applied, example)
+    for cib in (result.crm, result.pcs, result.stepwise):
+        conf = ET.parse(cib).getroot().find("configuration")
+        assert conf is not None
+        found = sorted(
+            (lv.get("target"), int(lv.get("index", "0")), lv.get("devices"))
+            for lv in conf.iterfind("fencing-topology/fencing-level")
+        )
+        assert found == expected, cib.name
+        for device, wanted in devices.items():
+            prim = conf.find(f"resources/primitive[@id='{device}']")
+            assert prim is not None and (prim.get("class"), prim.get("type")) == (
+                "stonith",
+                "fence_heuristics_ping",
+            )
+            params = {nv.get("name"): nv.get("value") for nv in prim.iter("nvpair")}
+            assert params["ping_targets"] == ",".join(wanted)
+            assert params["ping_maxfail"] == str(len(wanted) - 1)
+            assert params["pcmk_host_list"].split() == fenced
+    if example.stem == "two-dc":  # per data centre: its own level each, dc1's first
+        assert [(i, d) for n, i, d in expected if n == "dc2-n1"] == [
+            (1, "fence-heuristics-dc1,fence-dc2-n1"),
+            (2, "fence-heuristics-dc2,fence-dc2-n1"),
+        ]
+
+
+def test_remote_nodes_with_per_data_centre_connectivity(ocf_agents: None, tmp_path: Path) -> None:
+    """Ping clones on remote nodes too, kept to their data centre; remote nodes are fenced
+    through the topology like full nodes; a remote node without targets loses its daemons."""
+    text = SMALL + '\n[connectivity]\ndc_targets = { a = ["198.51.100.1"], b = ["203.0.113.1"] }\n'
+    plan = build(parse_site(text, "remote-connected.toml"))
+    full, remotes = ["f1", "f2"], ["r1", "r2"]
+    cibs = {
+        "crm": empty_cib(tmp_path / "crm.xml", full, remotes),
+        "pcs": empty_cib(tmp_path / "pcs.xml", full, remotes),
+        "stepwise": empty_cib(tmp_path / "stepwise.xml", full),
+    }
+    apply_crm(render(plan, "crm"), cibs["crm"])
+    apply_pcs(render(plan, "pcs"), cibs["pcs"])
+    apply_pcs(render(plan, "pcs"), cibs["stepwise"], stepwise=True)
+    for cib in cibs.values():
+        verify(cib)
+    assert normalised(cibs["crm"]) == normalised(cibs["pcs"]) == normalised(cibs["stepwise"])
+    levels = normalised(cibs["crm"])["fencing-topology"]
+    assert len(levels) == 8  # (f1, f2, r1, r2) x (a, b)  # type: ignore[arg-type]
+    for node in (*full, *remotes):
+        set_attribute(cibs["crm"], node, "pingd", "1000")
+    up = tmp_path / "up.xml"
+    simulate(cibs["crm"], up)
+    where = placement(up)
+    assert where["sd1-drbd"] == ("r1", "Promoted") and where["sd1-sd"][0] == "r1"
+    # Each data centre's ping clone runs on its own nodes only, remote ones included.
+    instances = subprocess.run(
+        ["crm_resource", "--locate", "--resource", "connectivity-b-clone"],
+        env={**os.environ, "CIB_file": str(up)},
+        capture_output=True,
+        text=True,
+        check=False,
+    ).stdout
+    assert sorted(re.findall(r"running on: (\S+)", instances)) == ["f2", "r2"], instances
+    cut = tmp_path / "cut.xml"
+    shutil.copy(up, cut)
+    set_attribute(cut, "r1", "pingd", "0")
+    after = tmp_path / "after.xml"
+    simulate(cut, after)
+    where = placement(after)
+    assert where["sd1-drbd"] == ("r2", "Promoted") and where["sd1-sd"][0] == "r2"
+    assert where["sd3-sd"][0] == "f2" and where["fd1-fd"][0] == "r2" and where["dir-dir"][0] == "f1"

@@ -70,6 +70,7 @@ def test_cib_format_is_a_configuration_element() -> None:
         "rsc_defaults",
         "resources",
         "constraints",
+        "fencing-topology",  # its [connectivity] has fence heuristics
         "alerts",  # two-dc.toml has an [alerts] section
     ]
     group = root.find("resources/group[@id='dir1-group']")
@@ -84,4 +85,4 @@ def test_cib_format_is_a_configuration_element() -> None:
 def test_unknown_format_is_refused_by_the_command_line() -> None:
     result = CliRunner().invoke(generate, [str(TWO_DC), "--format", "png"])
     assert result.exit_code == 2
-    assert "'crm', 'pcs', 'cib', 'dot', 'svg'" in result.output
+    assert "'crm', 'pcs', 'cib', 'dot', 'svg', 'corosync-quorum'" in result.output

@@ -147,6 +147,9 @@ def normalised(cib: Path) -> dict[str, object]:
     out["resources"] = sorted((_canon(r) for r in conf.find("resources") or []), key=repr)
     out["constraints"] = sorted((_canon(c) for c in conf.find("constraints") or []), key=repr)
     out["alerts"] = sorted((_canon(a) for a in conf.find("alerts") or []), key=repr)
+    out["fencing-topology"] = sorted(
+        (_canon(level) for level in conf.find("fencing-topology") or []), key=repr
+    )
     return out
 
 
@@ -246,6 +249,15 @@ def simulate(cib: Path, out: Path, *events: str) -> str:
     done = _run(["crm_simulate", "-x", str(cib), "-S", "-O", str(out), *events])
     assert done.returncode == 0, done.stdout + done.stderr
     return done.stdout
+
+
+def set_attribute(cib: Path, node: str, name: str, value: str | None) -> None:
+    """A transient node attribute in a CIB file (None deletes it), as ocf:pacemaker:ping's
+    attrd_updater sets it on a live cluster: crm_simulate's rules see it like the real one."""
+    change = ["--delete"] if value is None else ["--update", value]
+    argv = ["crm_attribute", "--node", node, "--name", name, "--lifetime", "reboot", *change]
+    done = _run(argv, {"CIB_file": str(cib)})
+    assert done.returncode == 0, done.stdout + done.stderr
 
 
 def placement(cib: Path) -> dict[str, tuple[str, str]]:
