@@ -47,6 +47,10 @@ run resource defaults update resource-stickiness=200
 
 # === Fencing ===
 # One device per node, kept off the node it powers off.
+# Fencing topology: each node's level 1 is a fence_heuristics_ping check, then
+# the node's own device; both must succeed. The check passes on a node that reaches
+# any one of its ping targets: a node cut off from the clients' network never fences
+# its peer.
 run stonith create fence-pg1 fence_virsh \
     ip=192.0.2.1 username=fence identity_file=/etc/cluster/fence_virsh_key plug=pg1-vm pcmk_host_list=pg1 \
     op monitor interval=60s timeout=20s
@@ -56,10 +60,31 @@ run stonith create fence-pg2 fence_virsh \
 run stonith create fence-store1 fence_virsh \
     ip=192.0.2.1 username=fence identity_file=/etc/cluster/fence_virsh_key plug=store1-vm pcmk_host_list=store1 \
     op monitor interval=60s timeout=20s
+run stonith create fence-heuristics fence_heuristics_ping \
+    ping_targets=192.0.2.254 ping_maxfail=0 ping_count=2 ping_good_count=1 ping_interval=1 ping_timeout=1 'pcmk_host_list=pg1 pg2 store1' \
+    op monitor interval=60s timeout=20s
 # Placement: never on the node it fences.
 run constraint location add fence-pg1-avoids-self fence-pg1 pg1 -- -INFINITY
 run constraint location add fence-pg2-avoids-self fence-pg2 pg2 -- -INFINITY
 run constraint location add fence-store1-avoids-self fence-store1 store1 -- -INFINITY
+
+# === Connectivity ===
+# ocf:pacemaker:ping sets the node attribute pingd to 1000 x the number
+# of targets it reaches (192.0.2.254).
+# Every Bacula group, and the Promoted role of every promotable clone, gets
+# 100000 on nodes with pingd >= 1: a node cut off from the clients'
+# network loses them to a connected standby. A bonus, not the textbook's -INFINITY
+# on 'not_defined pingd or pingd lt 1': when no node reaches any target (the targets
+# went away), a ban would stop every service, while a bonus on no node moves nothing.
+# 100000 outweighs stickiness, location preferences, colocated groups and
+# promotion scores, and stays below INFINITY so that these still count.
+# Clone connectivity-clone: one instance on every node it may run on.
+run resource create connectivity-ping ocf:pacemaker:ping \
+    host_list=192.0.2.254 multiplier=1000 dampen=10s attempts=2 timeout=1 \
+    op start interval=0s timeout=60s \
+       stop interval=0s timeout=20s \
+       monitor interval=15s timeout=60s \
+    --no-default-ops clone connectivity-clone interleave=true
 
 # === Catalog catalog ===
 # Catalog (postgresql) on pg1, standby pg2.
@@ -98,8 +123,12 @@ run constraint location catalog-group rule constraint-id=catalog-group-only-on-p
 run constraint location catalog-db-clone rule constraint-id=catalog-db-clone-only-on-pair resource-discovery=never score=-INFINITY '#uname' ne pg1 and '#uname' ne pg2
 run constraint location catalog-db-clone rule constraint-id=catalog-db-clone-promote-on-pg1 role=Promoted score=100 '#uname' eq pg1
 run constraint location catalog-db-clone rule constraint-id=catalog-db-clone-promote-on-pg2 role=Promoted score=50 '#uname' eq pg2
+# Connectivity: a bonus where a ping target answers (see Connectivity above).
+run constraint location catalog-group rule constraint-id=catalog-group-on-connected score=100000 defined pingd and pingd gte 1
+run constraint location catalog-db-clone rule constraint-id=catalog-db-clone-promoted-on-connected role=Promoted score=100000 defined pingd and pingd gte 1
 run constraint colocation add catalog-group with Promoted catalog-db-clone INFINITY id=catalog-group-with-promoted
 run constraint order promote catalog-db-clone then start catalog-group kind=Mandatory id=catalog-group-after-promote
+run constraint order start connectivity-clone then start catalog-group kind=Optional id=catalog-group-after-connectivity
 
 # === Director dir ===
 # Director on pg1, standby pg2; VIP 192.0.2.50.
@@ -130,7 +159,10 @@ run resource meta dir-group migration-threshold=3 failure-timeout=600s
 run constraint location add dir-group-prefers-pg1 dir-group pg1 -- 100
 run constraint location add dir-group-standby-pg2 dir-group pg2 -- 50
 run constraint location dir-group rule constraint-id=dir-group-only-on-pair resource-discovery=never score=-INFINITY '#uname' ne pg1 and '#uname' ne pg2
+# Connectivity: a bonus where a ping target answers (see Connectivity above).
+run constraint location dir-group rule constraint-id=dir-group-on-connected score=100000 defined pingd and pingd gte 1
 run constraint colocation add dir-group with catalog-group INFINITY id=dir-group-with-catalog
+run constraint order start connectivity-clone then start dir-group kind=Optional id=dir-group-after-connectivity
 run constraint order start catalog-group then start dir-group kind=Mandatory id=dir-group-after-catalog
 
 # === Storage daemon sd ===
@@ -162,6 +194,9 @@ run resource meta sd-group migration-threshold=3 failure-timeout=600s
 run constraint location add sd-group-prefers-store1 sd-group store1 -- 100
 run constraint location add sd-group-standby-pg1 sd-group pg1 -- 50
 run constraint location sd-group rule constraint-id=sd-group-only-on-pair resource-discovery=never score=-INFINITY '#uname' ne store1 and '#uname' ne pg1
+# Connectivity: a bonus where a ping target answers (see Connectivity above).
+run constraint location sd-group rule constraint-id=sd-group-on-connected score=100000 defined pingd and pingd gte 1
+run constraint order start connectivity-clone then start sd-group kind=Optional id=sd-group-after-connectivity
 
 # === File daemon fd ===
 # File daemon on store1, standby pg1; VIP 192.0.2.53.
@@ -184,6 +219,16 @@ run resource meta fd-group migration-threshold=3 failure-timeout=600s
 run constraint location add fd-group-prefers-store1 fd-group store1 -- 100
 run constraint location add fd-group-standby-pg1 fd-group pg1 -- 50
 run constraint location fd-group rule constraint-id=fd-group-only-on-pair resource-discovery=never score=-INFINITY '#uname' ne store1 and '#uname' ne pg1
+# Connectivity: a bonus where a ping target answers (see Connectivity above).
+run constraint location fd-group rule constraint-id=fd-group-on-connected score=100000 defined pingd and pingd gte 1
+run constraint order start connectivity-clone then start fd-group kind=Optional id=fd-group-after-connectivity
+
+# === Fencing topology ===
+# Levels are tried in turn; every device of a level must succeed, in order (see Fencing above).
+# Last: pcs wants every target to exist, remote nodes included.
+run stonith level add 1 pg1 fence-heuristics fence-pg1
+run stonith level add 1 pg2 fence-heuristics fence-pg2
+run stonith level add 1 store1 fence-heuristics fence-store1
 }
 
 if [ -n "$stepwise" ]; then
@@ -238,6 +283,39 @@ else
     <op name="monitor" interval="60s" timeout="20s" id="fence-store1-monitor-60s" />
    </operations>
   </primitive>
+  <primitive id="fence-heuristics" class="stonith" type="fence_heuristics_ping">
+   <instance_attributes id="fence-heuristics-instance_attributes">
+    <nvpair name="ping_targets" value="192.0.2.254" id="fence-heuristics-instance_attributes-ping_targets" />
+    <nvpair name="ping_maxfail" value="0" id="fence-heuristics-instance_attributes-ping_maxfail" />
+    <nvpair name="ping_count" value="2" id="fence-heuristics-instance_attributes-ping_count" />
+    <nvpair name="ping_good_count" value="1" id="fence-heuristics-instance_attributes-ping_good_count" />
+    <nvpair name="ping_interval" value="1" id="fence-heuristics-instance_attributes-ping_interval" />
+    <nvpair name="ping_timeout" value="1" id="fence-heuristics-instance_attributes-ping_timeout" />
+    <nvpair name="pcmk_host_list" value="pg1 pg2 store1" id="fence-heuristics-instance_attributes-pcmk_host_list" />
+   </instance_attributes>
+   <operations>
+    <op name="monitor" interval="60s" timeout="20s" id="fence-heuristics-monitor-60s" />
+   </operations>
+  </primitive>
+  <clone id="connectivity-clone">
+   <meta_attributes id="connectivity-clone-meta_attributes">
+    <nvpair name="interleave" value="true" id="connectivity-clone-meta_attributes-interleave" />
+   </meta_attributes>
+   <primitive id="connectivity-ping" class="ocf" provider="pacemaker" type="ping">
+    <instance_attributes id="connectivity-ping-instance_attributes">
+     <nvpair name="host_list" value="192.0.2.254" id="connectivity-ping-instance_attributes-host_list" />
+     <nvpair name="multiplier" value="1000" id="connectivity-ping-instance_attributes-multiplier" />
+     <nvpair name="dampen" value="10s" id="connectivity-ping-instance_attributes-dampen" />
+     <nvpair name="attempts" value="2" id="connectivity-ping-instance_attributes-attempts" />
+     <nvpair name="timeout" value="1" id="connectivity-ping-instance_attributes-timeout" />
+    </instance_attributes>
+    <operations>
+     <op name="start" interval="0s" timeout="60s" id="connectivity-ping-start-0s" />
+     <op name="stop" interval="0s" timeout="20s" id="connectivity-ping-stop-0s" />
+     <op name="monitor" interval="15s" timeout="60s" id="connectivity-ping-monitor-15s" />
+    </operations>
+   </primitive>
+  </clone>
   <clone id="catalog-db-clone">
    <meta_attributes id="catalog-db-clone-meta_attributes">
     <nvpair name="promotable" value="true" id="catalog-db-clone-meta_attributes-promotable" />
@@ -467,8 +545,21 @@ else
     <expression operation="eq" attribute="#uname" value="pg2" id="catalog-db-clone-promote-on-pg2-rule-expression" />
    </rule>
   </rsc_location>
+  <rsc_location id="catalog-group-on-connected" rsc="catalog-group">
+   <rule score="100000" id="catalog-group-on-connected-rule">
+    <expression operation="defined" attribute="pingd" id="catalog-group-on-connected-rule-expression" />
+    <expression operation="gte" attribute="pingd" value="1" id="catalog-group-on-connected-rule-expression-0" />
+   </rule>
+  </rsc_location>
+  <rsc_location id="catalog-db-clone-promoted-on-connected" rsc="catalog-db-clone">
+   <rule role="Promoted" score="100000" id="catalog-db-clone-promoted-on-connected-rule">
+    <expression operation="defined" attribute="pingd" id="catalog-db-clone-promoted-on-connected-rule-expression" />
+    <expression operation="gte" attribute="pingd" value="1" id="catalog-db-clone-promoted-on-connected-rule-expression-0" />
+   </rule>
+  </rsc_location>
   <rsc_colocation id="catalog-group-with-promoted" score="INFINITY" rsc="catalog-group" with-rsc="catalog-db-clone" with-rsc-role="Promoted" />
   <rsc_order id="catalog-group-after-promote" kind="Mandatory" first="catalog-db-clone" first-action="promote" then="catalog-group" then-action="start" />
+  <rsc_order id="catalog-group-after-connectivity" kind="Optional" first="connectivity-clone" first-action="start" then="catalog-group" then-action="start" />
   <rsc_location id="dir-group-prefers-pg1" rsc="dir-group" score="100" node="pg1" />
   <rsc_location id="dir-group-standby-pg2" rsc="dir-group" score="50" node="pg2" />
   <rsc_location id="dir-group-only-on-pair" rsc="dir-group" resource-discovery="never">
@@ -477,7 +568,14 @@ else
     <expression operation="ne" attribute="#uname" value="pg2" id="dir-group-only-on-pair-rule-expression-0" />
    </rule>
   </rsc_location>
+  <rsc_location id="dir-group-on-connected" rsc="dir-group">
+   <rule score="100000" id="dir-group-on-connected-rule">
+    <expression operation="defined" attribute="pingd" id="dir-group-on-connected-rule-expression" />
+    <expression operation="gte" attribute="pingd" value="1" id="dir-group-on-connected-rule-expression-0" />
+   </rule>
+  </rsc_location>
   <rsc_colocation id="dir-group-with-catalog" score="INFINITY" rsc="dir-group" with-rsc="catalog-group" />
+  <rsc_order id="dir-group-after-connectivity" kind="Optional" first="connectivity-clone" first-action="start" then="dir-group" then-action="start" />
   <rsc_order id="dir-group-after-catalog" kind="Mandatory" first="catalog-group" first-action="start" then="dir-group" then-action="start" />
   <rsc_location id="sd-group-prefers-store1" rsc="sd-group" score="100" node="store1" />
   <rsc_location id="sd-group-standby-pg1" rsc="sd-group" score="50" node="pg1" />
@@ -487,6 +585,13 @@ else
     <expression operation="ne" attribute="#uname" value="pg1" id="sd-group-only-on-pair-rule-expression-0" />
    </rule>
   </rsc_location>
+  <rsc_location id="sd-group-on-connected" rsc="sd-group">
+   <rule score="100000" id="sd-group-on-connected-rule">
+    <expression operation="defined" attribute="pingd" id="sd-group-on-connected-rule-expression" />
+    <expression operation="gte" attribute="pingd" value="1" id="sd-group-on-connected-rule-expression-0" />
+   </rule>
+  </rsc_location>
+  <rsc_order id="sd-group-after-connectivity" kind="Optional" first="connectivity-clone" first-action="start" then="sd-group" then-action="start" />
   <rsc_location id="fd-group-prefers-store1" rsc="fd-group" score="100" node="store1" />
   <rsc_location id="fd-group-standby-pg1" rsc="fd-group" score="50" node="pg1" />
   <rsc_location id="fd-group-only-on-pair" rsc="fd-group" resource-discovery="never">
@@ -495,7 +600,19 @@ else
     <expression operation="ne" attribute="#uname" value="pg1" id="fd-group-only-on-pair-rule-expression-0" />
    </rule>
   </rsc_location>
+  <rsc_location id="fd-group-on-connected" rsc="fd-group">
+   <rule score="100000" id="fd-group-on-connected-rule">
+    <expression operation="defined" attribute="pingd" id="fd-group-on-connected-rule-expression" />
+    <expression operation="gte" attribute="pingd" value="1" id="fd-group-on-connected-rule-expression-0" />
+   </rule>
+  </rsc_location>
+  <rsc_order id="fd-group-after-connectivity" kind="Optional" first="connectivity-clone" first-action="start" then="fd-group" then-action="start" />
  </constraints>
+ <fencing-topology>
+  <fencing-level id="fl-pg1-1" target="pg1" index="1" devices="fence-heuristics,fence-pg1" />
+  <fencing-level id="fl-pg2-1" target="pg2" index="1" devices="fence-heuristics,fence-pg2" />
+  <fencing-level id="fl-store1-1" target="store1" index="1" devices="fence-heuristics,fence-store1" />
+ </fencing-topology>
 </configuration>
 BACULA_HA_CIB
 fi

@@ -47,6 +47,11 @@ run resource defaults update resource-stickiness=300
 
 # === Fencing ===
 # One device per node, kept off the node it powers off.
+# Fencing topology: each node's levels 1 to 2, one per data centre's ping
+# targets, are a fence_heuristics_ping check (run in that data centre), then
+# the node's own device; both must succeed. The check passes on a node that reaches
+# any one of its ping targets: a node cut off from the clients' network never fences
+# its peer.
 run stonith create fence-dc1-n1 fence_ipmilan \
     ip=198.51.100.111 username=fence 'password_script=/usr/local/sbin/ipmi-password dc1-n1' lanplus=1 pcmk_host_list=dc1-n1 \
     op monitor interval=60s timeout=20s
@@ -59,11 +64,48 @@ run stonith create fence-dc2-n1 fence_ipmilan \
 run stonith create fence-dc2-n2 fence_ipmilan \
     ip=203.0.113.112 username=fence 'password_script=/usr/local/sbin/ipmi-password dc2-n2' lanplus=1 pcmk_host_list=dc2-n2 \
     op monitor interval=60s timeout=20s
+run stonith create fence-heuristics-dc1 fence_heuristics_ping \
+    ping_targets=198.51.100.1 ping_maxfail=0 ping_count=2 ping_good_count=1 ping_interval=1 ping_timeout=1 'pcmk_host_list=dc1-n1 dc1-n2 dc2-n1 dc2-n2' \
+    op monitor interval=60s timeout=20s
+run stonith create fence-heuristics-dc2 fence_heuristics_ping \
+    ping_targets=203.0.113.1 ping_maxfail=0 ping_count=2 ping_good_count=1 ping_interval=1 ping_timeout=1 'pcmk_host_list=dc1-n1 dc1-n2 dc2-n1 dc2-n2' \
+    op monitor interval=60s timeout=20s
 # Placement: never on the node it fences.
 run constraint location add fence-dc1-n1-avoids-self fence-dc1-n1 dc1-n1 -- -INFINITY
 run constraint location add fence-dc1-n2-avoids-self fence-dc1-n2 dc1-n2 -- -INFINITY
 run constraint location add fence-dc2-n1-avoids-self fence-dc2-n1 dc2-n1 -- -INFINITY
 run constraint location add fence-dc2-n2-avoids-self fence-dc2-n2 dc2-n2 -- -INFINITY
+# Only on the nodes that ping these targets.
+run constraint location fence-heuristics-dc1 rule constraint-id=fence-heuristics-dc1-only-in-dc1 score=-INFINITY '#uname' ne dc1-n1 and '#uname' ne dc1-n2
+run constraint location fence-heuristics-dc2 rule constraint-id=fence-heuristics-dc2-only-in-dc2 score=-INFINITY '#uname' ne dc2-n1 and '#uname' ne dc2-n2
+
+# === Connectivity ===
+# ocf:pacemaker:ping sets the node attribute pingd to 1000 x the number
+# of targets it reaches (dc1: 198.51.100.1; dc2: 203.0.113.1).
+# Every Bacula group, and the Promoted role of every promotable clone, gets
+# 100000 on nodes with pingd >= 1: a node cut off from the clients'
+# network loses them to a connected standby. A bonus, not the textbook's -INFINITY
+# on 'not_defined pingd or pingd lt 1': when no node reaches any target (the targets
+# went away), a ban would stop every service, while a bonus on no node moves nothing.
+# 100000 outweighs stickiness, location preferences, colocated groups and
+# promotion scores, and stays below INFINITY so that these still count.
+# Clone connectivity-dc1-clone: one instance on every node it may run on.
+run resource create connectivity-dc1-ping ocf:pacemaker:ping \
+    host_list=198.51.100.1 multiplier=1000 dampen=5s \
+    op start interval=0s timeout=60s \
+       stop interval=0s timeout=20s \
+       monitor interval=10s timeout=60s \
+    --no-default-ops clone connectivity-dc1-clone interleave=true
+# Clone connectivity-dc2-clone: one instance on every node it may run on.
+run resource create connectivity-dc2-ping ocf:pacemaker:ping \
+    host_list=203.0.113.1 multiplier=1000 dampen=5s \
+    op start interval=0s timeout=60s \
+       stop interval=0s timeout=20s \
+       monitor interval=10s timeout=60s \
+    --no-default-ops clone connectivity-dc2-clone interleave=true
+# Only on the nodes that ping these targets.
+run constraint location connectivity-dc1-clone rule constraint-id=connectivity-dc1-clone-only-in-dc1 resource-discovery=never score=-INFINITY '#uname' ne dc1-n1 and '#uname' ne dc1-n2
+run constraint location connectivity-dc2-clone rule constraint-id=connectivity-dc2-clone-only-in-dc2 resource-discovery=never score=-INFINITY '#uname' ne dc2-n1 and '#uname' ne dc2-n2
 
 # === Catalog cat1 ===
 # Catalog (postgresql) on dc1-n1, standby dc2-n1.
@@ -114,8 +156,13 @@ run constraint location cat1-group rule constraint-id=cat1-group-only-on-pair re
 run constraint location cat1-drbd-clone rule constraint-id=cat1-drbd-clone-only-on-pair resource-discovery=never score=-INFINITY '#uname' ne dc1-n1 and '#uname' ne dc2-n1
 run constraint location cat1-drbd-clone rule constraint-id=cat1-drbd-clone-promote-on-dc1-n1 role=Promoted score=100 '#uname' eq dc1-n1
 run constraint location cat1-drbd-clone rule constraint-id=cat1-drbd-clone-promote-on-dc2-n1 role=Promoted score=50 '#uname' eq dc2-n1
+# Connectivity: a bonus where a ping target answers (see Connectivity above).
+run constraint location cat1-group rule constraint-id=cat1-group-on-connected score=100000 defined pingd and pingd gte 1
+run constraint location cat1-drbd-clone rule constraint-id=cat1-drbd-clone-promoted-on-connected role=Promoted score=100000 defined pingd and pingd gte 1
 run constraint colocation add cat1-group with Promoted cat1-drbd-clone INFINITY id=cat1-group-with-promoted
 run constraint order promote cat1-drbd-clone then start cat1-group kind=Mandatory id=cat1-group-after-promote
+run constraint order start connectivity-dc1-clone then start cat1-group kind=Optional id=cat1-group-after-connectivity-dc1
+run constraint order start connectivity-dc2-clone then start cat1-group kind=Optional id=cat1-group-after-connectivity-dc2
 
 # === Director dir1 ===
 # Director on dc1-n1, standby dc2-n1; VIP 198.51.100.21.
@@ -146,7 +193,11 @@ run resource meta dir1-group migration-threshold=3 failure-timeout=600s
 run constraint location add dir1-group-prefers-dc1-n1 dir1-group dc1-n1 -- 100
 run constraint location add dir1-group-standby-dc2-n1 dir1-group dc2-n1 -- 50
 run constraint location dir1-group rule constraint-id=dir1-group-only-on-pair resource-discovery=never score=-INFINITY '#uname' ne dc1-n1 and '#uname' ne dc2-n1
+# Connectivity: a bonus where a ping target answers (see Connectivity above).
+run constraint location dir1-group rule constraint-id=dir1-group-on-connected score=100000 defined pingd and pingd gte 1
 run constraint colocation add dir1-group with cat1-group INFINITY id=dir1-group-with-catalog
+run constraint order start connectivity-dc1-clone then start dir1-group kind=Optional id=dir1-group-after-connectivity-dc1
+run constraint order start connectivity-dc2-clone then start dir1-group kind=Optional id=dir1-group-after-connectivity-dc2
 run constraint order start cat1-group then start dir1-group kind=Mandatory id=dir1-group-after-catalog
 
 # === Catalog cat2 ===
@@ -184,6 +235,10 @@ run resource meta cat2-group migration-threshold=3 failure-timeout=600s
 run constraint location add cat2-group-prefers-dc1-n2 cat2-group dc1-n2 -- 100
 run constraint location add cat2-group-standby-dc2-n2 cat2-group dc2-n2 -- 50
 run constraint location cat2-group rule constraint-id=cat2-group-only-on-pair resource-discovery=never score=-INFINITY '#uname' ne dc1-n2 and '#uname' ne dc2-n2
+# Connectivity: a bonus where a ping target answers (see Connectivity above).
+run constraint location cat2-group rule constraint-id=cat2-group-on-connected score=100000 defined pingd and pingd gte 1
+run constraint order start connectivity-dc1-clone then start cat2-group kind=Optional id=cat2-group-after-connectivity-dc1
+run constraint order start connectivity-dc2-clone then start cat2-group kind=Optional id=cat2-group-after-connectivity-dc2
 
 # === Director dir2 ===
 # Director on dc2-n2, standby dc1-n2; VIP 203.0.113.21.
@@ -214,6 +269,10 @@ run resource meta dir2-group migration-threshold=3 failure-timeout=600s
 run constraint location add dir2-group-prefers-dc2-n2 dir2-group dc2-n2 -- 100
 run constraint location add dir2-group-standby-dc1-n2 dir2-group dc1-n2 -- 50
 run constraint location dir2-group rule constraint-id=dir2-group-only-on-pair resource-discovery=never score=-INFINITY '#uname' ne dc2-n2 and '#uname' ne dc1-n2
+# Connectivity: a bonus where a ping target answers (see Connectivity above).
+run constraint location dir2-group rule constraint-id=dir2-group-on-connected score=100000 defined pingd and pingd gte 1
+run constraint order start connectivity-dc1-clone then start dir2-group kind=Optional id=dir2-group-after-connectivity-dc1
+run constraint order start connectivity-dc2-clone then start dir2-group kind=Optional id=dir2-group-after-connectivity-dc2
 run constraint order start cat2-group then start dir2-group kind=Mandatory id=dir2-group-after-catalog
 
 # === Storage daemon sd1 ===
@@ -259,8 +318,13 @@ run constraint location sd1-group rule constraint-id=sd1-group-only-on-pair reso
 run constraint location sd1-drbd-clone rule constraint-id=sd1-drbd-clone-only-on-pair resource-discovery=never score=-INFINITY '#uname' ne dc1-n1 and '#uname' ne dc2-n1
 run constraint location sd1-drbd-clone rule constraint-id=sd1-drbd-clone-promote-on-dc1-n1 role=Promoted score=100 '#uname' eq dc1-n1
 run constraint location sd1-drbd-clone rule constraint-id=sd1-drbd-clone-promote-on-dc2-n1 role=Promoted score=50 '#uname' eq dc2-n1
+# Connectivity: a bonus where a ping target answers (see Connectivity above).
+run constraint location sd1-group rule constraint-id=sd1-group-on-connected score=100000 defined pingd and pingd gte 1
+run constraint location sd1-drbd-clone rule constraint-id=sd1-drbd-clone-promoted-on-connected role=Promoted score=100000 defined pingd and pingd gte 1
 run constraint colocation add sd1-group with Promoted sd1-drbd-clone INFINITY id=sd1-group-with-promoted
 run constraint order promote sd1-drbd-clone then start sd1-group kind=Mandatory id=sd1-group-after-promote
+run constraint order start connectivity-dc1-clone then start sd1-group kind=Optional id=sd1-group-after-connectivity-dc1
+run constraint order start connectivity-dc2-clone then start sd1-group kind=Optional id=sd1-group-after-connectivity-dc2
 
 # === Storage daemon sd2 ===
 # Storage daemon on dc1-n2, standby dc2-n2; VIP 198.51.100.32.
@@ -291,6 +355,10 @@ run resource meta sd2-group migration-threshold=3 failure-timeout=600s
 run constraint location add sd2-group-prefers-dc1-n2 sd2-group dc1-n2 -- 100
 run constraint location add sd2-group-standby-dc2-n2 sd2-group dc2-n2 -- 50
 run constraint location sd2-group rule constraint-id=sd2-group-only-on-pair resource-discovery=never score=-INFINITY '#uname' ne dc1-n2 and '#uname' ne dc2-n2
+# Connectivity: a bonus where a ping target answers (see Connectivity above).
+run constraint location sd2-group rule constraint-id=sd2-group-on-connected score=100000 defined pingd and pingd gte 1
+run constraint order start connectivity-dc1-clone then start sd2-group kind=Optional id=sd2-group-after-connectivity-dc1
+run constraint order start connectivity-dc2-clone then start sd2-group kind=Optional id=sd2-group-after-connectivity-dc2
 
 # === Storage daemon sd3 ===
 # Storage daemon on dc2-n1, standby dc1-n1; VIP 203.0.113.33.
@@ -335,8 +403,13 @@ run constraint location sd3-group rule constraint-id=sd3-group-only-on-pair reso
 run constraint location sd3-drbd-clone rule constraint-id=sd3-drbd-clone-only-on-pair resource-discovery=never score=-INFINITY '#uname' ne dc2-n1 and '#uname' ne dc1-n1
 run constraint location sd3-drbd-clone rule constraint-id=sd3-drbd-clone-promote-on-dc2-n1 role=Promoted score=100 '#uname' eq dc2-n1
 run constraint location sd3-drbd-clone rule constraint-id=sd3-drbd-clone-promote-on-dc1-n1 role=Promoted score=50 '#uname' eq dc1-n1
+# Connectivity: a bonus where a ping target answers (see Connectivity above).
+run constraint location sd3-group rule constraint-id=sd3-group-on-connected score=100000 defined pingd and pingd gte 1
+run constraint location sd3-drbd-clone rule constraint-id=sd3-drbd-clone-promoted-on-connected role=Promoted score=100000 defined pingd and pingd gte 1
 run constraint colocation add sd3-group with Promoted sd3-drbd-clone INFINITY id=sd3-group-with-promoted
 run constraint order promote sd3-drbd-clone then start sd3-group kind=Mandatory id=sd3-group-after-promote
+run constraint order start connectivity-dc1-clone then start sd3-group kind=Optional id=sd3-group-after-connectivity-dc1
+run constraint order start connectivity-dc2-clone then start sd3-group kind=Optional id=sd3-group-after-connectivity-dc2
 
 # === Storage daemon sd4 ===
 # Storage daemon on dc2-n2, standby dc1-n2; VIP 203.0.113.34.
@@ -367,6 +440,22 @@ run resource meta sd4-group migration-threshold=3 failure-timeout=600s
 run constraint location add sd4-group-prefers-dc2-n2 sd4-group dc2-n2 -- 100
 run constraint location add sd4-group-standby-dc1-n2 sd4-group dc1-n2 -- 50
 run constraint location sd4-group rule constraint-id=sd4-group-only-on-pair resource-discovery=never score=-INFINITY '#uname' ne dc2-n2 and '#uname' ne dc1-n2
+# Connectivity: a bonus where a ping target answers (see Connectivity above).
+run constraint location sd4-group rule constraint-id=sd4-group-on-connected score=100000 defined pingd and pingd gte 1
+run constraint order start connectivity-dc1-clone then start sd4-group kind=Optional id=sd4-group-after-connectivity-dc1
+run constraint order start connectivity-dc2-clone then start sd4-group kind=Optional id=sd4-group-after-connectivity-dc2
+
+# === Fencing topology ===
+# Levels are tried in turn; every device of a level must succeed, in order (see Fencing above).
+# Last: pcs wants every target to exist, remote nodes included.
+run stonith level add 1 dc1-n1 fence-heuristics-dc1 fence-dc1-n1
+run stonith level add 2 dc1-n1 fence-heuristics-dc2 fence-dc1-n1
+run stonith level add 1 dc1-n2 fence-heuristics-dc1 fence-dc1-n2
+run stonith level add 2 dc1-n2 fence-heuristics-dc2 fence-dc1-n2
+run stonith level add 1 dc2-n1 fence-heuristics-dc1 fence-dc2-n1
+run stonith level add 2 dc2-n1 fence-heuristics-dc2 fence-dc2-n1
+run stonith level add 1 dc2-n2 fence-heuristics-dc1 fence-dc2-n2
+run stonith level add 2 dc2-n2 fence-heuristics-dc2 fence-dc2-n2
 
 # Alert bacula-ha-alert: the Bacula-aware alert agent (bacula_ha.alert) writes one line per event of a
 # Bacula component to each recipient. Alerts run on every node, as hacluster; their result is ignored.
@@ -441,6 +530,68 @@ else
     <op name="monitor" interval="60s" timeout="20s" id="fence-dc2-n2-monitor-60s" />
    </operations>
   </primitive>
+  <primitive id="fence-heuristics-dc1" class="stonith" type="fence_heuristics_ping">
+   <instance_attributes id="fence-heuristics-dc1-instance_attributes">
+    <nvpair name="ping_targets" value="198.51.100.1" id="fence-heuristics-dc1-instance_attributes-ping_targets" />
+    <nvpair name="ping_maxfail" value="0" id="fence-heuristics-dc1-instance_attributes-ping_maxfail" />
+    <nvpair name="ping_count" value="2" id="fence-heuristics-dc1-instance_attributes-ping_count" />
+    <nvpair name="ping_good_count" value="1" id="fence-heuristics-dc1-instance_attributes-ping_good_count" />
+    <nvpair name="ping_interval" value="1" id="fence-heuristics-dc1-instance_attributes-ping_interval" />
+    <nvpair name="ping_timeout" value="1" id="fence-heuristics-dc1-instance_attributes-ping_timeout" />
+    <nvpair name="pcmk_host_list" value="dc1-n1 dc1-n2 dc2-n1 dc2-n2" id="fence-heuristics-dc1-instance_attributes-pcmk_host_list" />
+   </instance_attributes>
+   <operations>
+    <op name="monitor" interval="60s" timeout="20s" id="fence-heuristics-dc1-monitor-60s" />
+   </operations>
+  </primitive>
+  <primitive id="fence-heuristics-dc2" class="stonith" type="fence_heuristics_ping">
+   <instance_attributes id="fence-heuristics-dc2-instance_attributes">
+    <nvpair name="ping_targets" value="203.0.113.1" id="fence-heuristics-dc2-instance_attributes-ping_targets" />
+    <nvpair name="ping_maxfail" value="0" id="fence-heuristics-dc2-instance_attributes-ping_maxfail" />
+    <nvpair name="ping_count" value="2" id="fence-heuristics-dc2-instance_attributes-ping_count" />
+    <nvpair name="ping_good_count" value="1" id="fence-heuristics-dc2-instance_attributes-ping_good_count" />
+    <nvpair name="ping_interval" value="1" id="fence-heuristics-dc2-instance_attributes-ping_interval" />
+    <nvpair name="ping_timeout" value="1" id="fence-heuristics-dc2-instance_attributes-ping_timeout" />
+    <nvpair name="pcmk_host_list" value="dc1-n1 dc1-n2 dc2-n1 dc2-n2" id="fence-heuristics-dc2-instance_attributes-pcmk_host_list" />
+   </instance_attributes>
+   <operations>
+    <op name="monitor" interval="60s" timeout="20s" id="fence-heuristics-dc2-monitor-60s" />
+   </operations>
+  </primitive>
+  <clone id="connectivity-dc1-clone">
+   <meta_attributes id="connectivity-dc1-clone-meta_attributes">
+    <nvpair name="interleave" value="true" id="connectivity-dc1-clone-meta_attributes-interleave" />
+   </meta_attributes>
+   <primitive id="connectivity-dc1-ping" class="ocf" provider="pacemaker" type="ping">
+    <instance_attributes id="connectivity-dc1-ping-instance_attributes">
+     <nvpair name="host_list" value="198.51.100.1" id="connectivity-dc1-ping-instance_attributes-host_list" />
+     <nvpair name="multiplier" value="1000" id="connectivity-dc1-ping-instance_attributes-multiplier" />
+     <nvpair name="dampen" value="5s" id="connectivity-dc1-ping-instance_attributes-dampen" />
+    </instance_attributes>
+    <operations>
+     <op name="start" interval="0s" timeout="60s" id="connectivity-dc1-ping-start-0s" />
+     <op name="stop" interval="0s" timeout="20s" id="connectivity-dc1-ping-stop-0s" />
+     <op name="monitor" interval="10s" timeout="60s" id="connectivity-dc1-ping-monitor-10s" />
+    </operations>
+   </primitive>
+  </clone>
+  <clone id="connectivity-dc2-clone">
+   <meta_attributes id="connectivity-dc2-clone-meta_attributes">
+    <nvpair name="interleave" value="true" id="connectivity-dc2-clone-meta_attributes-interleave" />
+   </meta_attributes>
+   <primitive id="connectivity-dc2-ping" class="ocf" provider="pacemaker" type="ping">
+    <instance_attributes id="connectivity-dc2-ping-instance_attributes">
+     <nvpair name="host_list" value="203.0.113.1" id="connectivity-dc2-ping-instance_attributes-host_list" />
+     <nvpair name="multiplier" value="1000" id="connectivity-dc2-ping-instance_attributes-multiplier" />
+     <nvpair name="dampen" value="5s" id="connectivity-dc2-ping-instance_attributes-dampen" />
+    </instance_attributes>
+    <operations>
+     <op name="start" interval="0s" timeout="60s" id="connectivity-dc2-ping-start-0s" />
+     <op name="stop" interval="0s" timeout="20s" id="connectivity-dc2-ping-stop-0s" />
+     <op name="monitor" interval="10s" timeout="60s" id="connectivity-dc2-ping-monitor-10s" />
+    </operations>
+   </primitive>
+  </clone>
   <clone id="cat1-drbd-clone">
    <meta_attributes id="cat1-drbd-clone-meta_attributes">
     <nvpair name="promotable" value="true" id="cat1-drbd-clone-meta_attributes-promotable" />
@@ -957,6 +1108,30 @@ else
   <rsc_location id="fence-dc1-n2-avoids-self" rsc="fence-dc1-n2" score="-INFINITY" node="dc1-n2" />
   <rsc_location id="fence-dc2-n1-avoids-self" rsc="fence-dc2-n1" score="-INFINITY" node="dc2-n1" />
   <rsc_location id="fence-dc2-n2-avoids-self" rsc="fence-dc2-n2" score="-INFINITY" node="dc2-n2" />
+  <rsc_location id="fence-heuristics-dc1-only-in-dc1" rsc="fence-heuristics-dc1">
+   <rule score="-INFINITY" id="fence-heuristics-dc1-only-in-dc1-rule" boolean-op="and">
+    <expression operation="ne" attribute="#uname" value="dc1-n1" id="fence-heuristics-dc1-only-in-dc1-rule-expression" />
+    <expression operation="ne" attribute="#uname" value="dc1-n2" id="fence-heuristics-dc1-only-in-dc1-rule-expression-0" />
+   </rule>
+  </rsc_location>
+  <rsc_location id="fence-heuristics-dc2-only-in-dc2" rsc="fence-heuristics-dc2">
+   <rule score="-INFINITY" id="fence-heuristics-dc2-only-in-dc2-rule" boolean-op="and">
+    <expression operation="ne" attribute="#uname" value="dc2-n1" id="fence-heuristics-dc2-only-in-dc2-rule-expression" />
+    <expression operation="ne" attribute="#uname" value="dc2-n2" id="fence-heuristics-dc2-only-in-dc2-rule-expression-0" />
+   </rule>
+  </rsc_location>
+  <rsc_location id="connectivity-dc1-clone-only-in-dc1" rsc="connectivity-dc1-clone" resource-discovery="never">
+   <rule score="-INFINITY" id="connectivity-dc1-clone-only-in-dc1-rule" boolean-op="and">
+    <expression operation="ne" attribute="#uname" value="dc1-n1" id="connectivity-dc1-clone-only-in-dc1-rule-expression" />
+    <expression operation="ne" attribute="#uname" value="dc1-n2" id="connectivity-dc1-clone-only-in-dc1-rule-expression-0" />
+   </rule>
+  </rsc_location>
+  <rsc_location id="connectivity-dc2-clone-only-in-dc2" rsc="connectivity-dc2-clone" resource-discovery="never">
+   <rule score="-INFINITY" id="connectivity-dc2-clone-only-in-dc2-rule" boolean-op="and">
+    <expression operation="ne" attribute="#uname" value="dc2-n1" id="connectivity-dc2-clone-only-in-dc2-rule-expression" />
+    <expression operation="ne" attribute="#uname" value="dc2-n2" id="connectivity-dc2-clone-only-in-dc2-rule-expression-0" />
+   </rule>
+  </rsc_location>
   <rsc_location id="cat1-group-prefers-dc1-n1" rsc="cat1-group" score="100" node="dc1-n1" />
   <rsc_location id="cat1-group-standby-dc2-n1" rsc="cat1-group" score="50" node="dc2-n1" />
   <rsc_location id="cat1-group-only-on-pair" rsc="cat1-group" resource-discovery="never">
@@ -981,8 +1156,22 @@ else
     <expression operation="eq" attribute="#uname" value="dc2-n1" id="cat1-drbd-clone-promote-on-dc2-n1-rule-expression" />
    </rule>
   </rsc_location>
+  <rsc_location id="cat1-group-on-connected" rsc="cat1-group">
+   <rule score="100000" id="cat1-group-on-connected-rule">
+    <expression operation="defined" attribute="pingd" id="cat1-group-on-connected-rule-expression" />
+    <expression operation="gte" attribute="pingd" value="1" id="cat1-group-on-connected-rule-expression-0" />
+   </rule>
+  </rsc_location>
+  <rsc_location id="cat1-drbd-clone-promoted-on-connected" rsc="cat1-drbd-clone">
+   <rule role="Promoted" score="100000" id="cat1-drbd-clone-promoted-on-connected-rule">
+    <expression operation="defined" attribute="pingd" id="cat1-drbd-clone-promoted-on-connected-rule-expression" />
+    <expression operation="gte" attribute="pingd" value="1" id="cat1-drbd-clone-promoted-on-connected-rule-expression-0" />
+   </rule>
+  </rsc_location>
   <rsc_colocation id="cat1-group-with-promoted" score="INFINITY" rsc="cat1-group" with-rsc="cat1-drbd-clone" with-rsc-role="Promoted" />
   <rsc_order id="cat1-group-after-promote" kind="Mandatory" first="cat1-drbd-clone" first-action="promote" then="cat1-group" then-action="start" />
+  <rsc_order id="cat1-group-after-connectivity-dc1" kind="Optional" first="connectivity-dc1-clone" first-action="start" then="cat1-group" then-action="start" />
+  <rsc_order id="cat1-group-after-connectivity-dc2" kind="Optional" first="connectivity-dc2-clone" first-action="start" then="cat1-group" then-action="start" />
   <rsc_location id="dir1-group-prefers-dc1-n1" rsc="dir1-group" score="100" node="dc1-n1" />
   <rsc_location id="dir1-group-standby-dc2-n1" rsc="dir1-group" score="50" node="dc2-n1" />
   <rsc_location id="dir1-group-only-on-pair" rsc="dir1-group" resource-discovery="never">
@@ -991,7 +1180,15 @@ else
     <expression operation="ne" attribute="#uname" value="dc2-n1" id="dir1-group-only-on-pair-rule-expression-0" />
    </rule>
   </rsc_location>
+  <rsc_location id="dir1-group-on-connected" rsc="dir1-group">
+   <rule score="100000" id="dir1-group-on-connected-rule">
+    <expression operation="defined" attribute="pingd" id="dir1-group-on-connected-rule-expression" />
+    <expression operation="gte" attribute="pingd" value="1" id="dir1-group-on-connected-rule-expression-0" />
+   </rule>
+  </rsc_location>
   <rsc_colocation id="dir1-group-with-catalog" score="INFINITY" rsc="dir1-group" with-rsc="cat1-group" />
+  <rsc_order id="dir1-group-after-connectivity-dc1" kind="Optional" first="connectivity-dc1-clone" first-action="start" then="dir1-group" then-action="start" />
+  <rsc_order id="dir1-group-after-connectivity-dc2" kind="Optional" first="connectivity-dc2-clone" first-action="start" then="dir1-group" then-action="start" />
   <rsc_order id="dir1-group-after-catalog" kind="Mandatory" first="cat1-group" first-action="start" then="dir1-group" then-action="start" />
   <rsc_location id="cat2-group-prefers-dc1-n2" rsc="cat2-group" score="100" node="dc1-n2" />
   <rsc_location id="cat2-group-standby-dc2-n2" rsc="cat2-group" score="50" node="dc2-n2" />
@@ -1001,6 +1198,14 @@ else
     <expression operation="ne" attribute="#uname" value="dc2-n2" id="cat2-group-only-on-pair-rule-expression-0" />
    </rule>
   </rsc_location>
+  <rsc_location id="cat2-group-on-connected" rsc="cat2-group">
+   <rule score="100000" id="cat2-group-on-connected-rule">
+    <expression operation="defined" attribute="pingd" id="cat2-group-on-connected-rule-expression" />
+    <expression operation="gte" attribute="pingd" value="1" id="cat2-group-on-connected-rule-expression-0" />
+   </rule>
+  </rsc_location>
+  <rsc_order id="cat2-group-after-connectivity-dc1" kind="Optional" first="connectivity-dc1-clone" first-action="start" then="cat2-group" then-action="start" />
+  <rsc_order id="cat2-group-after-connectivity-dc2" kind="Optional" first="connectivity-dc2-clone" first-action="start" then="cat2-group" then-action="start" />
   <rsc_location id="dir2-group-prefers-dc2-n2" rsc="dir2-group" score="100" node="dc2-n2" />
   <rsc_location id="dir2-group-standby-dc1-n2" rsc="dir2-group" score="50" node="dc1-n2" />
   <rsc_location id="dir2-group-only-on-pair" rsc="dir2-group" resource-discovery="never">
@@ -1009,6 +1214,14 @@ else
     <expression operation="ne" attribute="#uname" value="dc1-n2" id="dir2-group-only-on-pair-rule-expression-0" />
    </rule>
   </rsc_location>
+  <rsc_location id="dir2-group-on-connected" rsc="dir2-group">
+   <rule score="100000" id="dir2-group-on-connected-rule">
+    <expression operation="defined" attribute="pingd" id="dir2-group-on-connected-rule-expression" />
+    <expression operation="gte" attribute="pingd" value="1" id="dir2-group-on-connected-rule-expression-0" />
+   </rule>
+  </rsc_location>
+  <rsc_order id="dir2-group-after-connectivity-dc1" kind="Optional" first="connectivity-dc1-clone" first-action="start" then="dir2-group" then-action="start" />
+  <rsc_order id="dir2-group-after-connectivity-dc2" kind="Optional" first="connectivity-dc2-clone" first-action="start" then="dir2-group" then-action="start" />
   <rsc_order id="dir2-group-after-catalog" kind="Mandatory" first="cat2-group" first-action="start" then="dir2-group" then-action="start" />
   <rsc_location id="sd1-group-prefers-dc1-n1" rsc="sd1-group" score="100" node="dc1-n1" />
   <rsc_location id="sd1-group-standby-dc2-n1" rsc="sd1-group" score="50" node="dc2-n1" />
@@ -1034,8 +1247,22 @@ else
     <expression operation="eq" attribute="#uname" value="dc2-n1" id="sd1-drbd-clone-promote-on-dc2-n1-rule-expression" />
    </rule>
   </rsc_location>
+  <rsc_location id="sd1-group-on-connected" rsc="sd1-group">
+   <rule score="100000" id="sd1-group-on-connected-rule">
+    <expression operation="defined" attribute="pingd" id="sd1-group-on-connected-rule-expression" />
+    <expression operation="gte" attribute="pingd" value="1" id="sd1-group-on-connected-rule-expression-0" />
+   </rule>
+  </rsc_location>
+  <rsc_location id="sd1-drbd-clone-promoted-on-connected" rsc="sd1-drbd-clone">
+   <rule role="Promoted" score="100000" id="sd1-drbd-clone-promoted-on-connected-rule">
+    <expression operation="defined" attribute="pingd" id="sd1-drbd-clone-promoted-on-connected-rule-expression" />
+    <expression operation="gte" attribute="pingd" value="1" id="sd1-drbd-clone-promoted-on-connected-rule-expression-0" />
+   </rule>
+  </rsc_location>
   <rsc_colocation id="sd1-group-with-promoted" score="INFINITY" rsc="sd1-group" with-rsc="sd1-drbd-clone" with-rsc-role="Promoted" />
   <rsc_order id="sd1-group-after-promote" kind="Mandatory" first="sd1-drbd-clone" first-action="promote" then="sd1-group" then-action="start" />
+  <rsc_order id="sd1-group-after-connectivity-dc1" kind="Optional" first="connectivity-dc1-clone" first-action="start" then="sd1-group" then-action="start" />
+  <rsc_order id="sd1-group-after-connectivity-dc2" kind="Optional" first="connectivity-dc2-clone" first-action="start" then="sd1-group" then-action="start" />
   <rsc_location id="sd2-group-prefers-dc1-n2" rsc="sd2-group" score="100" node="dc1-n2" />
   <rsc_location id="sd2-group-standby-dc2-n2" rsc="sd2-group" score="50" node="dc2-n2" />
   <rsc_location id="sd2-group-only-on-pair" rsc="sd2-group" resource-discovery="never">
@@ -1044,6 +1271,14 @@ else
     <expression operation="ne" attribute="#uname" value="dc2-n2" id="sd2-group-only-on-pair-rule-expression-0" />
    </rule>
   </rsc_location>
+  <rsc_location id="sd2-group-on-connected" rsc="sd2-group">
+   <rule score="100000" id="sd2-group-on-connected-rule">
+    <expression operation="defined" attribute="pingd" id="sd2-group-on-connected-rule-expression" />
+    <expression operation="gte" attribute="pingd" value="1" id="sd2-group-on-connected-rule-expression-0" />
+   </rule>
+  </rsc_location>
+  <rsc_order id="sd2-group-after-connectivity-dc1" kind="Optional" first="connectivity-dc1-clone" first-action="start" then="sd2-group" then-action="start" />
+  <rsc_order id="sd2-group-after-connectivity-dc2" kind="Optional" first="connectivity-dc2-clone" first-action="start" then="sd2-group" then-action="start" />
   <rsc_location id="sd3-group-prefers-dc2-n1" rsc="sd3-group" score="100" node="dc2-n1" />
   <rsc_location id="sd3-group-standby-dc1-n1" rsc="sd3-group" score="50" node="dc1-n1" />
   <rsc_location id="sd3-group-only-on-pair" rsc="sd3-group" resource-discovery="never">
@@ -1068,8 +1303,22 @@ else
     <expression operation="eq" attribute="#uname" value="dc1-n1" id="sd3-drbd-clone-promote-on-dc1-n1-rule-expression" />
    </rule>
   </rsc_location>
+  <rsc_location id="sd3-group-on-connected" rsc="sd3-group">
+   <rule score="100000" id="sd3-group-on-connected-rule">
+    <expression operation="defined" attribute="pingd" id="sd3-group-on-connected-rule-expression" />
+    <expression operation="gte" attribute="pingd" value="1" id="sd3-group-on-connected-rule-expression-0" />
+   </rule>
+  </rsc_location>
+  <rsc_location id="sd3-drbd-clone-promoted-on-connected" rsc="sd3-drbd-clone">
+   <rule role="Promoted" score="100000" id="sd3-drbd-clone-promoted-on-connected-rule">
+    <expression operation="defined" attribute="pingd" id="sd3-drbd-clone-promoted-on-connected-rule-expression" />
+    <expression operation="gte" attribute="pingd" value="1" id="sd3-drbd-clone-promoted-on-connected-rule-expression-0" />
+   </rule>
+  </rsc_location>
   <rsc_colocation id="sd3-group-with-promoted" score="INFINITY" rsc="sd3-group" with-rsc="sd3-drbd-clone" with-rsc-role="Promoted" />
   <rsc_order id="sd3-group-after-promote" kind="Mandatory" first="sd3-drbd-clone" first-action="promote" then="sd3-group" then-action="start" />
+  <rsc_order id="sd3-group-after-connectivity-dc1" kind="Optional" first="connectivity-dc1-clone" first-action="start" then="sd3-group" then-action="start" />
+  <rsc_order id="sd3-group-after-connectivity-dc2" kind="Optional" first="connectivity-dc2-clone" first-action="start" then="sd3-group" then-action="start" />
   <rsc_location id="sd4-group-prefers-dc2-n2" rsc="sd4-group" score="100" node="dc2-n2" />
   <rsc_location id="sd4-group-standby-dc1-n2" rsc="sd4-group" score="50" node="dc1-n2" />
   <rsc_location id="sd4-group-only-on-pair" rsc="sd4-group" resource-discovery="never">
@@ -1078,7 +1327,25 @@ else
     <expression operation="ne" attribute="#uname" value="dc1-n2" id="sd4-group-only-on-pair-rule-expression-0" />
    </rule>
   </rsc_location>
+  <rsc_location id="sd4-group-on-connected" rsc="sd4-group">
+   <rule score="100000" id="sd4-group-on-connected-rule">
+    <expression operation="defined" attribute="pingd" id="sd4-group-on-connected-rule-expression" />
+    <expression operation="gte" attribute="pingd" value="1" id="sd4-group-on-connected-rule-expression-0" />
+   </rule>
+  </rsc_location>
+  <rsc_order id="sd4-group-after-connectivity-dc1" kind="Optional" first="connectivity-dc1-clone" first-action="start" then="sd4-group" then-action="start" />
+  <rsc_order id="sd4-group-after-connectivity-dc2" kind="Optional" first="connectivity-dc2-clone" first-action="start" then="sd4-group" then-action="start" />
  </constraints>
+ <fencing-topology>
+  <fencing-level id="fl-dc1-n1-1" target="dc1-n1" index="1" devices="fence-heuristics-dc1,fence-dc1-n1" />
+  <fencing-level id="fl-dc1-n1-2" target="dc1-n1" index="2" devices="fence-heuristics-dc2,fence-dc1-n1" />
+  <fencing-level id="fl-dc1-n2-1" target="dc1-n2" index="1" devices="fence-heuristics-dc1,fence-dc1-n2" />
+  <fencing-level id="fl-dc1-n2-2" target="dc1-n2" index="2" devices="fence-heuristics-dc2,fence-dc1-n2" />
+  <fencing-level id="fl-dc2-n1-1" target="dc2-n1" index="1" devices="fence-heuristics-dc1,fence-dc2-n1" />
+  <fencing-level id="fl-dc2-n1-2" target="dc2-n1" index="2" devices="fence-heuristics-dc2,fence-dc2-n1" />
+  <fencing-level id="fl-dc2-n2-1" target="dc2-n2" index="1" devices="fence-heuristics-dc1,fence-dc2-n2" />
+  <fencing-level id="fl-dc2-n2-2" target="dc2-n2" index="2" devices="fence-heuristics-dc2,fence-dc2-n2" />
+ </fencing-topology>
  <alerts>
   <alert id="bacula-ha-alert" path="/usr/lib/ocf/lib/bacula/bacula-ha-alert">
    <instance_attributes id="bacula-ha-alert-instance_attributes">
@@ -1102,3 +1369,35 @@ fi
 if [ -n "$push" ]; then
     pcs cluster cib-push "$cib" diff-against="$work/original.xml"
 fi
+
+# === Quorum device (corosync.conf: outside the CIB, so this script leaves it alone) ===
+# corosync-qdevice on every node asks corosync-qnetd on the arbiter for one more vote. Needs
+# corosync-qdevice installed on every node, corosync-qnetd on the arbiter set up there with
+# `pcs qdevice setup model net --enable --start`, and pcsd on all of them: pcs then makes and
+# distributes the TLS certificates. Run once, on one node of the running cluster:
+#   pcs quorum device add timeout=3000 sync_timeout=6000 model net host=192.0.2.100 algorithm=ffsplit heuristics mode=sync timeout=2000 sync_timeout=2000 'exec_ping=/usr/bin/ping -q -n -c 1 -W 1 192.0.2.1'
+# It gives every node's corosync.conf this section (`bacula-ha generate SITE --format
+# corosync-quorum` prints it) and starts corosync-qdevice:
+#   quorum {
+#       provider: corosync_votequorum
+#
+#       device {
+#           model: net
+#           votes: 1
+#           timeout: 3000
+#           sync_timeout: 6000
+#
+#           net {
+#               host: 192.0.2.100
+#               algorithm: ffsplit
+#               tls: on
+#           }
+#
+#           heuristics {
+#               mode: sync
+#               timeout: 2000
+#               sync_timeout: 2000
+#               exec_ping: /usr/bin/ping -q -n -c 1 -W 1 192.0.2.1
+#           }
+#       }
+#   }

@@ -48,15 +48,44 @@ run resource defaults update resource-stickiness=200
 # === Fencing ===
 # One device per node, kept off the node it powers off.
 # Two nodes: fencing the first one waits 10s, so it wins a fencing race.
+# Fencing topology: each node's level 1 is a fence_heuristics_ping check, then
+# the node's own device; both must succeed. The check passes on a node that reaches
+# any one of its ping targets: a node cut off from the clients' network never fences
+# its peer.
+# Delays: priority-fencing-delay (if set) holds back the first device of level 1
+# (the check), pcmk_delay_base the first node's own device once the check passed.
+# They now decide only a race between two nodes that both reach their targets
+# (the cluster link alone cut); a node that reaches none never fences.
 run stonith create fence-bk1 fence_ipmilan \
     ip=192.0.2.211 username=admin password=secret lanplus=1 pcmk_host_list=bk1 pcmk_delay_base=10s \
     op monitor interval=60s timeout=20s
 run stonith create fence-bk2 fence_ipmilan \
     ip=192.0.2.212 username=admin password=secret lanplus=1 pcmk_host_list=bk2 \
     op monitor interval=60s timeout=20s
+run stonith create fence-heuristics fence_heuristics_ping \
+    ping_targets=192.0.2.1,192.0.2.254 ping_maxfail=1 ping_count=2 ping_good_count=1 ping_interval=1 ping_timeout=1 'pcmk_host_list=bk1 bk2' \
+    op monitor interval=60s timeout=20s
 # Placement: never on the node it fences.
 run constraint location add fence-bk1-avoids-self fence-bk1 bk1 -- -INFINITY
 run constraint location add fence-bk2-avoids-self fence-bk2 bk2 -- -INFINITY
+
+# === Connectivity ===
+# ocf:pacemaker:ping sets the node attribute pingd to 1000 x the number
+# of targets it reaches (192.0.2.1 192.0.2.254).
+# Every Bacula group, and the Promoted role of every promotable clone, gets
+# 100000 on nodes with pingd >= 1: a node cut off from the clients'
+# network loses them to a connected standby. A bonus, not the textbook's -INFINITY
+# on 'not_defined pingd or pingd lt 1': when no node reaches any target (the targets
+# went away), a ban would stop every service, while a bonus on no node moves nothing.
+# 100000 outweighs stickiness, location preferences, colocated groups and
+# promotion scores, and stays below INFINITY so that these still count.
+# Clone connectivity-clone: one instance on every node it may run on.
+run resource create connectivity-ping ocf:pacemaker:ping \
+    'host_list=192.0.2.1 192.0.2.254' multiplier=1000 dampen=5s \
+    op start interval=0s timeout=60s \
+       stop interval=0s timeout=20s \
+       monitor interval=10s timeout=60s \
+    --no-default-ops clone connectivity-clone interleave=true
 
 # === Catalog cat1 ===
 # Catalog (postgresql) on bk1, standby bk2.
@@ -107,8 +136,12 @@ run constraint location cat1-group rule constraint-id=cat1-group-only-on-pair re
 run constraint location cat1-drbd-clone rule constraint-id=cat1-drbd-clone-only-on-pair resource-discovery=never score=-INFINITY '#uname' ne bk1 and '#uname' ne bk2
 run constraint location cat1-drbd-clone rule constraint-id=cat1-drbd-clone-promote-on-bk1 role=Promoted score=100 '#uname' eq bk1
 run constraint location cat1-drbd-clone rule constraint-id=cat1-drbd-clone-promote-on-bk2 role=Promoted score=50 '#uname' eq bk2
+# Connectivity: a bonus where a ping target answers (see Connectivity above).
+run constraint location cat1-group rule constraint-id=cat1-group-on-connected score=100000 defined pingd and pingd gte 1
+run constraint location cat1-drbd-clone rule constraint-id=cat1-drbd-clone-promoted-on-connected role=Promoted score=100000 defined pingd and pingd gte 1
 run constraint colocation add cat1-group with Promoted cat1-drbd-clone INFINITY id=cat1-group-with-promoted
 run constraint order promote cat1-drbd-clone then start cat1-group kind=Mandatory id=cat1-group-after-promote
+run constraint order start connectivity-clone then start cat1-group kind=Optional id=cat1-group-after-connectivity
 
 # === Director dir1 ===
 # Director on bk1, standby bk2; VIP 192.0.2.20.
@@ -139,7 +172,10 @@ run resource meta dir1-group migration-threshold=3 failure-timeout=600s
 run constraint location add dir1-group-prefers-bk1 dir1-group bk1 -- 100
 run constraint location add dir1-group-standby-bk2 dir1-group bk2 -- 50
 run constraint location dir1-group rule constraint-id=dir1-group-only-on-pair resource-discovery=never score=-INFINITY '#uname' ne bk1 and '#uname' ne bk2
+# Connectivity: a bonus where a ping target answers (see Connectivity above).
+run constraint location dir1-group rule constraint-id=dir1-group-on-connected score=100000 defined pingd and pingd gte 1
 run constraint colocation add dir1-group with cat1-group INFINITY id=dir1-group-with-catalog
+run constraint order start connectivity-clone then start dir1-group kind=Optional id=dir1-group-after-connectivity
 run constraint order start cat1-group then start dir1-group kind=Mandatory id=dir1-group-after-catalog
 
 # === Storage daemon sd1 ===
@@ -185,8 +221,18 @@ run constraint location sd1-group rule constraint-id=sd1-group-only-on-pair reso
 run constraint location sd1-drbd-clone rule constraint-id=sd1-drbd-clone-only-on-pair resource-discovery=never score=-INFINITY '#uname' ne bk1 and '#uname' ne bk2
 run constraint location sd1-drbd-clone rule constraint-id=sd1-drbd-clone-promote-on-bk1 role=Promoted score=100 '#uname' eq bk1
 run constraint location sd1-drbd-clone rule constraint-id=sd1-drbd-clone-promote-on-bk2 role=Promoted score=50 '#uname' eq bk2
+# Connectivity: a bonus where a ping target answers (see Connectivity above).
+run constraint location sd1-group rule constraint-id=sd1-group-on-connected score=100000 defined pingd and pingd gte 1
+run constraint location sd1-drbd-clone rule constraint-id=sd1-drbd-clone-promoted-on-connected role=Promoted score=100000 defined pingd and pingd gte 1
 run constraint colocation add sd1-group with Promoted sd1-drbd-clone INFINITY id=sd1-group-with-promoted
 run constraint order promote sd1-drbd-clone then start sd1-group kind=Mandatory id=sd1-group-after-promote
+run constraint order start connectivity-clone then start sd1-group kind=Optional id=sd1-group-after-connectivity
+
+# === Fencing topology ===
+# Levels are tried in turn; every device of a level must succeed, in order (see Fencing above).
+# Last: pcs wants every target to exist, remote nodes included.
+run stonith level add 1 bk1 fence-heuristics fence-bk1
+run stonith level add 1 bk2 fence-heuristics fence-bk2
 }
 
 if [ -n "$stepwise" ]; then
@@ -230,6 +276,37 @@ else
     <op name="monitor" interval="60s" timeout="20s" id="fence-bk2-monitor-60s" />
    </operations>
   </primitive>
+  <primitive id="fence-heuristics" class="stonith" type="fence_heuristics_ping">
+   <instance_attributes id="fence-heuristics-instance_attributes">
+    <nvpair name="ping_targets" value="192.0.2.1,192.0.2.254" id="fence-heuristics-instance_attributes-ping_targets" />
+    <nvpair name="ping_maxfail" value="1" id="fence-heuristics-instance_attributes-ping_maxfail" />
+    <nvpair name="ping_count" value="2" id="fence-heuristics-instance_attributes-ping_count" />
+    <nvpair name="ping_good_count" value="1" id="fence-heuristics-instance_attributes-ping_good_count" />
+    <nvpair name="ping_interval" value="1" id="fence-heuristics-instance_attributes-ping_interval" />
+    <nvpair name="ping_timeout" value="1" id="fence-heuristics-instance_attributes-ping_timeout" />
+    <nvpair name="pcmk_host_list" value="bk1 bk2" id="fence-heuristics-instance_attributes-pcmk_host_list" />
+   </instance_attributes>
+   <operations>
+    <op name="monitor" interval="60s" timeout="20s" id="fence-heuristics-monitor-60s" />
+   </operations>
+  </primitive>
+  <clone id="connectivity-clone">
+   <meta_attributes id="connectivity-clone-meta_attributes">
+    <nvpair name="interleave" value="true" id="connectivity-clone-meta_attributes-interleave" />
+   </meta_attributes>
+   <primitive id="connectivity-ping" class="ocf" provider="pacemaker" type="ping">
+    <instance_attributes id="connectivity-ping-instance_attributes">
+     <nvpair name="host_list" value="192.0.2.1 192.0.2.254" id="connectivity-ping-instance_attributes-host_list" />
+     <nvpair name="multiplier" value="1000" id="connectivity-ping-instance_attributes-multiplier" />
+     <nvpair name="dampen" value="5s" id="connectivity-ping-instance_attributes-dampen" />
+    </instance_attributes>
+    <operations>
+     <op name="start" interval="0s" timeout="60s" id="connectivity-ping-start-0s" />
+     <op name="stop" interval="0s" timeout="20s" id="connectivity-ping-stop-0s" />
+     <op name="monitor" interval="10s" timeout="60s" id="connectivity-ping-monitor-10s" />
+    </operations>
+   </primitive>
+  </clone>
   <clone id="cat1-drbd-clone">
    <meta_attributes id="cat1-drbd-clone-meta_attributes">
     <nvpair name="promotable" value="true" id="cat1-drbd-clone-meta_attributes-promotable" />
@@ -476,8 +553,21 @@ else
     <expression operation="eq" attribute="#uname" value="bk2" id="cat1-drbd-clone-promote-on-bk2-rule-expression" />
    </rule>
   </rsc_location>
+  <rsc_location id="cat1-group-on-connected" rsc="cat1-group">
+   <rule score="100000" id="cat1-group-on-connected-rule">
+    <expression operation="defined" attribute="pingd" id="cat1-group-on-connected-rule-expression" />
+    <expression operation="gte" attribute="pingd" value="1" id="cat1-group-on-connected-rule-expression-0" />
+   </rule>
+  </rsc_location>
+  <rsc_location id="cat1-drbd-clone-promoted-on-connected" rsc="cat1-drbd-clone">
+   <rule role="Promoted" score="100000" id="cat1-drbd-clone-promoted-on-connected-rule">
+    <expression operation="defined" attribute="pingd" id="cat1-drbd-clone-promoted-on-connected-rule-expression" />
+    <expression operation="gte" attribute="pingd" value="1" id="cat1-drbd-clone-promoted-on-connected-rule-expression-0" />
+   </rule>
+  </rsc_location>
   <rsc_colocation id="cat1-group-with-promoted" score="INFINITY" rsc="cat1-group" with-rsc="cat1-drbd-clone" with-rsc-role="Promoted" />
   <rsc_order id="cat1-group-after-promote" kind="Mandatory" first="cat1-drbd-clone" first-action="promote" then="cat1-group" then-action="start" />
+  <rsc_order id="cat1-group-after-connectivity" kind="Optional" first="connectivity-clone" first-action="start" then="cat1-group" then-action="start" />
   <rsc_location id="dir1-group-prefers-bk1" rsc="dir1-group" score="100" node="bk1" />
   <rsc_location id="dir1-group-standby-bk2" rsc="dir1-group" score="50" node="bk2" />
   <rsc_location id="dir1-group-only-on-pair" rsc="dir1-group" resource-discovery="never">
@@ -486,7 +576,14 @@ else
     <expression operation="ne" attribute="#uname" value="bk2" id="dir1-group-only-on-pair-rule-expression-0" />
    </rule>
   </rsc_location>
+  <rsc_location id="dir1-group-on-connected" rsc="dir1-group">
+   <rule score="100000" id="dir1-group-on-connected-rule">
+    <expression operation="defined" attribute="pingd" id="dir1-group-on-connected-rule-expression" />
+    <expression operation="gte" attribute="pingd" value="1" id="dir1-group-on-connected-rule-expression-0" />
+   </rule>
+  </rsc_location>
   <rsc_colocation id="dir1-group-with-catalog" score="INFINITY" rsc="dir1-group" with-rsc="cat1-group" />
+  <rsc_order id="dir1-group-after-connectivity" kind="Optional" first="connectivity-clone" first-action="start" then="dir1-group" then-action="start" />
   <rsc_order id="dir1-group-after-catalog" kind="Mandatory" first="cat1-group" first-action="start" then="dir1-group" then-action="start" />
   <rsc_location id="sd1-group-prefers-bk1" rsc="sd1-group" score="100" node="bk1" />
   <rsc_location id="sd1-group-standby-bk2" rsc="sd1-group" score="50" node="bk2" />
@@ -512,9 +609,26 @@ else
     <expression operation="eq" attribute="#uname" value="bk2" id="sd1-drbd-clone-promote-on-bk2-rule-expression" />
    </rule>
   </rsc_location>
+  <rsc_location id="sd1-group-on-connected" rsc="sd1-group">
+   <rule score="100000" id="sd1-group-on-connected-rule">
+    <expression operation="defined" attribute="pingd" id="sd1-group-on-connected-rule-expression" />
+    <expression operation="gte" attribute="pingd" value="1" id="sd1-group-on-connected-rule-expression-0" />
+   </rule>
+  </rsc_location>
+  <rsc_location id="sd1-drbd-clone-promoted-on-connected" rsc="sd1-drbd-clone">
+   <rule role="Promoted" score="100000" id="sd1-drbd-clone-promoted-on-connected-rule">
+    <expression operation="defined" attribute="pingd" id="sd1-drbd-clone-promoted-on-connected-rule-expression" />
+    <expression operation="gte" attribute="pingd" value="1" id="sd1-drbd-clone-promoted-on-connected-rule-expression-0" />
+   </rule>
+  </rsc_location>
   <rsc_colocation id="sd1-group-with-promoted" score="INFINITY" rsc="sd1-group" with-rsc="sd1-drbd-clone" with-rsc-role="Promoted" />
   <rsc_order id="sd1-group-after-promote" kind="Mandatory" first="sd1-drbd-clone" first-action="promote" then="sd1-group" then-action="start" />
+  <rsc_order id="sd1-group-after-connectivity" kind="Optional" first="connectivity-clone" first-action="start" then="sd1-group" then-action="start" />
  </constraints>
+ <fencing-topology>
+  <fencing-level id="fl-bk1-1" target="bk1" index="1" devices="fence-heuristics,fence-bk1" />
+  <fencing-level id="fl-bk2-1" target="bk2" index="1" devices="fence-heuristics,fence-bk2" />
+ </fencing-topology>
 </configuration>
 BACULA_HA_CIB
 fi
