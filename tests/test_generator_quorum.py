@@ -128,6 +128,24 @@ ERRORS = [
     ),
     ('[quorum_device]\nhost = "q"\nvotes = 2', "quorum_device.votes", "unknown key", "votes ="),
     (
+        '[quorum_device]\nhost = "q"\nheuristics = "off"\nheuristics_exec = { a = "/bin/true" }',
+        "quorum_device.heuristics_exec",
+        'commands that never run with heuristics = "off"',
+        "heuristics_exec =",
+    ),
+    (
+        '[quorum_device]\nhost = "q"\nheuristics_exec = { a = "true" }',
+        "quorum_device.heuristics_exec.a",
+        "must be a command with an absolute path",
+        "heuristics_exec =",
+    ),
+    (
+        '[quorum_device]\nhost = "q"\nheuristics_exec = { ping = "/bin/true" }',
+        "quorum_device.heuristics_exec.ping",
+        "use letters, digits and _ (not ping)",
+        "heuristics_exec =",
+    ),
+    (
         '[connectivity]\ntargets = ["192.0.2.1", "192.0.2.2"]\n[quorum_device]\nhost = "q"\nsync_timeout = 3000',
         "quorum_device.sync_timeout",
         "3000 ms is too short for heuristics that ping 2 targets one after the other (3000 ms)",
@@ -395,3 +413,20 @@ def test_corosync_accepts_the_configuration(tmp_path: Path) -> None:
         ["corosync", "-t", "-c", str(conf)], capture_output=True, text=True, timeout=60, check=False
     )
     assert done.returncode != 0 and "quorum.device.timeout" in done.stdout + done.stderr
+
+
+def test_heuristics_exec_commands_beside_the_ping() -> None:
+    extra = 'heuristics_exec = { holds_director = "/etc/corosync/lab-holds-director" }\n'
+    with_ping = corosync_quorum_section(site(TARGETS, QDEVICE, extra))
+    assert with_ping is not None
+    assert "            exec_ping: /bin/sh -c " in with_ping
+    assert "            exec_holds_director: /etc/corosync/lab-holds-director\n" in with_ping
+    # Without targets the commands alone make the heuristics (mode sync by default).
+    alone = site(QDEVICE, extra)
+    assert alone.quorum_device is not None and alone.quorum_device.heuristics == "sync"
+    text = corosync_quorum_section(alone)
+    assert text is not None and "exec_ping" not in text and "mode: sync" in text
+    crm = crm_command(site(TARGETS, QDEVICE, extra))
+    assert crm is not None
+    joined = [a for a in crm if a.startswith("--qdevice-heuristics=")]
+    assert joined and joined[0].endswith(";/etc/corosync/lab-holds-director"), crm

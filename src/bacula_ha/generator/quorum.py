@@ -59,16 +59,14 @@ def _options(
         net.append(("tie_breaker", q.tie_breaker))
     heuristics: list[tuple[str, str]] = []
     targets = site.connectivity.targets if site.connectivity is not None else ()
-    if q.heuristics != "off" and targets:
+    if q.heuristics != "off" and (targets or q.execs):
         # Explicit: corosync-qdevice's defaults (half the device's timeouts) can be shorter
         # than the probes of several unreachable targets.
         timeout = str(heuristics_timeout(len(targets)))
-        heuristics = [
-            ("mode", q.heuristics),
-            ("timeout", timeout),
-            ("sync_timeout", timeout),
-            ("exec_ping", heuristics_exec(targets)),
-        ]
+        heuristics = [("mode", q.heuristics), ("timeout", timeout), ("sync_timeout", timeout)]
+        if targets:
+            heuristics.append(("exec_ping", heuristics_exec(targets)))
+        heuristics += [(f"exec_{name}", command) for name, command in q.execs]
     return device, net, heuristics
 
 
@@ -142,9 +140,10 @@ def crm_command(site: Site) -> tuple[str, ...] | None:
     if q.tie_breaker is not None:
         argv.append(f"--qdevice-tie-breaker={q.tie_breaker}")
     if heuristics:
-        options = dict(heuristics)
+        # crmsh takes the commands as one option, separated by semicolons.
+        commands = [v for k, v in heuristics if k.startswith("exec_")]
         argv += [
-            f"--qdevice-heuristics={options['exec_ping']}",
-            f"--qdevice-heuristics-mode={options['mode']}",
+            f"--qdevice-heuristics={';'.join(commands)}",
+            f"--qdevice-heuristics-mode={dict(heuristics)['mode']}",
         ]
     return tuple(argv)

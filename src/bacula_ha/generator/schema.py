@@ -110,6 +110,7 @@ QDEVICE_PING_MS = 1000
 QDEVICE_DEFAULT_SYNC_TIMEOUT = 30000  # ms, corosync-qdevice(8)
 QDEVICE_ALGORITHMS = ("ffsplit", "lms")
 QDEVICE_HEURISTICS = ("off", "on", "sync")
+EXEC_NAME_RE = re.compile(r"^[A-Za-z0-9_]{1,32}$")
 
 
 @dataclass(frozen=True)
@@ -194,6 +195,8 @@ class QuorumDevice:
     timeout: int | None = None  # ms
     sync_timeout: int | None = None  # ms
     heuristics: str = "off"  # off | on | sync
+    # More heuristics besides the ping of connectivity.targets: (name, absolute command).
+    execs: Pairs = ()
 
 
 @dataclass(frozen=True)
@@ -900,7 +903,16 @@ def _quorum_device(
     r: _Reader, raw: object, connectivity: Connectivity | None
 ) -> QuorumDevice | None:
     path: FieldPath = ("quorum_device",)
-    keys = ("host", "algorithm", "port", "tie_breaker", "timeout", "sync_timeout", "heuristics")
+    keys = (
+        "host",
+        "algorithm",
+        "port",
+        "tie_breaker",
+        "timeout",
+        "sync_timeout",
+        "heuristics",
+        "heuristics_exec",
+    )
     t = r.table(raw, path, keys, ("host",))
     if t is None:
         return None
@@ -924,15 +936,18 @@ def _quorum_device(
     timeout = r.integer(t, "timeout", path, 1000, 600000)
     sync_timeout = r.integer(t, "sync_timeout", path, 1000, 600000)
     site_targets = connectivity.targets if connectivity is not None else ()
-    default = "sync" if site_targets else "off"
+    execs = _heuristics_execs(r, t, path)
+    default = "sync" if site_targets or execs else "off"
     heuristics = r.string(t, "heuristics", path) or default
     if heuristics not in QDEVICE_HEURISTICS:
         r.problem((*path, "heuristics"), f"{heuristics!r} is not one of: off, on, sync")
-    elif heuristics != "off" and not site_targets:
+    elif heuristics == "off" and execs:
+        r.problem((*path, "heuristics_exec"), 'commands that never run with heuristics = "off"')
+    elif heuristics != "off" and not site_targets and not execs:
         r.problem(
             (*path, "heuristics"),
             f"{heuristics!r} pings connectivity.targets, which the site does not set "
-            '(add them, or set heuristics = "off")',
+            '(add them, or heuristics_exec commands, or set heuristics = "off")',
         )
     elif heuristics != "off":
         # The heuristics must answer before corosync stops waiting for the device's vote.
@@ -946,7 +961,33 @@ def _quorum_device(
             )
     if host is None:
         return None
-    return QuorumDevice(host, algorithm, port, tie_breaker, timeout, sync_timeout, heuristics)
+    return QuorumDevice(
+        host, algorithm, port, tie_breaker, timeout, sync_timeout, heuristics, execs
+    )
+
+
+def _heuristics_execs(r: _Reader, t: dict[str, Any], path: FieldPath) -> Pairs:
+    """`heuristics_exec = { NAME = "/abs/command args" }`: corosync.conf's `exec_NAME` lines.
+
+    corosync-qdevice splits a command like a shell (no expansion) and runs it as root; every
+    exec must pass on a node for its heuristics to pass.
+    """
+    where = (*path, "heuristics_exec")
+    if "heuristics_exec" not in t:
+        return ()
+    raw = t["heuristics_exec"]
+    if not isinstance(raw, dict):
+        r.problem(where, f"must be a table of name = command, not {_kind(raw)}")
+        return ()
+    out: list[tuple[str, str]] = []
+    for name, command in raw.items():
+        if not EXEC_NAME_RE.match(name) or name == "ping":
+            r.problem((*where, name), f"{name!r}: use letters, digits and _ (not ping)")
+        elif not isinstance(command, str) or not command.startswith("/"):
+            r.problem((*where, name), "must be a command with an absolute path")
+        elif r.clean((*where, name), command):
+            out.append((name, command))
+    return tuple(out)
 
 
 def _is_ip(text: str) -> bool:
