@@ -1,4 +1,5 @@
-"""Two data centres with a quorum arbiter in the lab: DC crash, DC partition, arbiter loss.
+"""Two data centres with a quorum arbiter in the lab: DC crash, DC partition, arbiter loss,
+a DC's uplink lost.
 
 One lab (`lab up --nodes 4 --dcs 2`, examples/lab-two-dc-site.toml) serves the module; each
 test writes a backup before its fault, restores it after, and leaves the lab healed wherever
@@ -13,16 +14,18 @@ from collections.abc import Iterator
 
 import pytest
 
-from bacula_ha.lab import lab, machine, stack, twodc
+from bacula_ha.lab import backups, lab, machine, stack, twodc
 from bacula_ha.lab.config import LabConfig
 from bacula_ha.lab.testing import (
     ArpWatch,
     BaculaWatch,
     arp_probing,
+    connectivity,
     failed_actions,
     fresh_client_data,
     host_fingerprint,
     pcs,
+    power_offs,
     powered_off,
     restore_differences,
     running_lab,
@@ -192,3 +195,29 @@ def test_3_arbiter_loss_changes_nothing(dc_lab: LabConfig) -> None:
     lab.heal(cfg)
     wait_until("the arbiter's vote back", lambda: twodc.arbiter_votes(cfg, "node1"), 30)
     assert _placement(cfg) == placement
+
+
+def test_4_dc_uplink_lost_during_a_backup_moves_everything_without_fencing(
+    dc_lab: LabConfig,
+) -> None:
+    """The data centre running everything loses its clients' network (the ping target with
+    it) while corosync and the quorum device keep their own network: every group moves to
+    the other data centre for connectivity, nobody is fenced, the backup finishes once."""
+    cfg = dc_lab
+    total = backups.make_data(cfg, files=8, mib_each=16)
+    (active,) = started_on(cfg, "dir1-dir")
+    lost = twodc.dc_of_node(cfg, active)
+    (other,) = (dc for dc in twodc.dcs(cfg) if dc != lost)
+    assert _all_in(cfg, lost), _placement(cfg)
+    offs = len(power_offs(cfg))
+    run = backups.backup_through(cfg, total, lambda: lab.fail(cfg, lost, "uplink"))
+    wait_until(f"every component in {other}", lambda: _all_in(cfg, other), 90)
+    assert connectivity(cfg) == _dc_names(cfg, other)
+    assert power_offs(cfg)[offs:] == [] and not powered_off(cfg)
+    # The cluster never split: four nodes and the arbiter's vote.
+    assert "Total votes:      5" in twodc.quorum_status(cfg, "node1")
+    assert len(run.finished) == 1 and run.rows[-1].status == "T", run.describe()
+    assert backups.restore_identical(cfg, run.finished[0].job_id), "restore differs"
+    lab.heal(cfg, timeout=90)
+    names = {m.name for m in cfg.cluster_nodes}
+    wait_until("every node connected again", lambda: connectivity(cfg) == names, 60)

@@ -280,7 +280,7 @@ def up(cfg: LabConfig, site: Path | None = None, log: Log = _quiet) -> float:
     ssh.prepare(cfg)
     conf = cluster.corosync_conf(cfg, cfg.lab_dir)
     if cfg.dcs > 1:
-        conf = twodc.with_qdevice(cfg, conf)
+        conf = twodc.with_qdevice(conf, site_toml)
     authkey = cfg.lab_dir / "authkey"
     run(["corosync-keygen", "-k", str(authkey)])
     cib = cluster.seed_cib(cfg, cfg.lab_dir, fencing=site is None)

@@ -36,16 +36,12 @@ from bacula_ha.lab.stack import DIR_VIP
 # One way, each DC <-> third place link: 10 ms one way (20 ms round trip) between the DCs.
 LINK_DELAY_MS = 5
 WAN_MODULE = "bacula_ha.lab.wan"
-# Quorum device timing (ms). The defaults (10 s / 30 s) would add up to 10 s to the loss of a
-# data centre: the arbiter waits for the lost nodes' heartbeats to time out before it gives its
-# vote to the survivors. 3 s keeps that close to corosync's own detection (token 1 s).
-QDEVICE_TIMEOUT_MS = 3000
-QDEVICE_SYNC_TIMEOUT_MS = 6000
-QNETD_PORT = 5403
-# qdevice heuristics, run on every node at each membership change: it passes on the node that
-# holds the director's VIP. In a 50:50 split the arbiter gives its vote to the half with the
-# better score (connected nodes + passed - failed), so the data centre running the director
-# keeps it and nothing moves; with no director anywhere, the tie-breaker (lowest node id) acts.
+# The quorum device's section comes from the site's [quorum_device] (bacula_ha.generator.quorum;
+# examples/lab-two-dc-site.toml has the lab's timing). One of its heuristics is the lab's own,
+# run on every node at each membership change: it passes on the node that holds the director's
+# VIP. In a 50:50 split the arbiter gives its vote to the half with the better score (connected
+# nodes + passed - failed), so the data centre running the director keeps it and nothing moves;
+# with no director anywhere, the tie-breaker (lowest node id) acts.
 HEURISTIC = "/etc/corosync/lab-holds-director"
 HEURISTIC_SCRIPT = f"""#!/bin/sh
 # bacula-ha lab: qdevice heuristics (see corosync.conf quorum.device.heuristics).
@@ -146,33 +142,22 @@ def dc_partitioned(cfg: LabConfig) -> bool:
 # --- quorum device -------------------------------------------------------------------------
 
 
-def with_qdevice(cfg: LabConfig, conf: str) -> str:
-    """corosync.conf with the arbiter as quorum device (ffsplit, one vote)."""
-    arbiter = _arbiter(cfg)
-    quorum = f"""quorum {{
-    provider: corosync_votequorum
-    device {{
-        model: net
-        votes: 1
-        timeout: {QDEVICE_TIMEOUT_MS}
-        sync_timeout: {QDEVICE_SYNC_TIMEOUT_MS}
-        net {{
-            host: {arbiter.cluster_address}
-            port: {QNETD_PORT}
-            algorithm: ffsplit
-            tie_breaker: lowest
-            tls: on
-        }}
-        heuristics {{
-            mode: sync
-            exec_holds_director: {HEURISTIC}
-        }}
-    }}
-}}"""
-    text, n = re.subn(r"quorum \{\n    provider: corosync_votequorum\n\}", quorum, conf)
-    if n != 1:
-        raise LabError("unexpected corosync.conf from pcs: no plain votequorum section")
-    return text
+def with_qdevice(conf: str, site_text: str | None) -> str:
+    """corosync.conf with the quorum device of the site's `[quorum_device]`, as the generator
+    writes it (the lab's two-DC site when the lab is bare)."""
+    from bacula_ha.generator.errors import GeneratorError
+    from bacula_ha.generator.quorum import with_quorum_device
+    from bacula_ha.generator.schema import parse_site
+
+    source = str(default_site()) if site_text is None else "the applied site"
+    text = site_text if site_text is not None else default_site().read_text()
+    try:
+        site = parse_site(text, source)
+        if site.quorum_device is None:
+            raise LabError(f"{source} has no [quorum_device]: a two-DC lab needs its arbiter")
+        return with_quorum_device(conf, site)
+    except GeneratorError as exc:
+        raise LabError(str(exc)) from exc
 
 
 def _in_etc(m: Machine, script: str) -> None:
