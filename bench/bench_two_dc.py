@@ -10,9 +10,11 @@ then, on the same cluster, fencing and quorum device:
   floor: the Bacula groups replaced by one Dummy + IPaddr2 group on the director's VIP; crash
          the data centre running it; time until the VIP answers ARP.
 For reference, the same trials crash only the node running the director (or the floor), on
-the same cluster. Each trial heals the lab (the lost nodes boot again; stickiness keeps the
-services where they went, so the trials alternate between the data centres). The lab is torn
-down at the end.
+the same cluster; and for ours, the data centre running the director loses its uplink (the
+clients' network, the ping target with it; corosync and the arbiter keep their own network):
+the connectivity rules move everything to the other DC, nobody is fenced. Each trial heals
+the lab (the lost nodes boot again; stickiness keeps the services where they went, so the
+trials alternate between the data centres). The lab is torn down at the end.
 """
 
 from __future__ import annotations
@@ -27,7 +29,16 @@ from typing import Any
 
 from bacula_ha.lab import lab, twodc
 from bacula_ha.lab.config import LabConfig
-from bacula_ha.lab.testing import ArpWatch, BaculaWatch, pcs, running_lab, started_on, wait_until
+from bacula_ha.lab.testing import (
+    ArpWatch,
+    BaculaWatch,
+    connectivity,
+    pcs,
+    power_offs,
+    running_lab,
+    started_on,
+    wait_until,
+)
 
 DIR_VIP = lab.VIPS["dir-vip"]
 
@@ -36,13 +47,16 @@ def _log(message: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
 
-def crash_trial(cfg: LabConfig, holder_rid: str, floor: bool, whole_dc: bool) -> dict[str, Any]:
-    """Crash the data centre (or only the node) running holder_rid; time until the services
-    answer again; heal."""
+def crash_trial(
+    cfg: LabConfig, holder_rid: str, floor: bool, whole_dc: bool, mode: str = "crash"
+) -> dict[str, Any]:
+    """Crash the data centre (or only the node) running holder_rid (or cut the data centre's
+    uplink); time until the services answer again; heal."""
     (node,) = started_on(cfg, holder_rid)
     target = twodc.dc_of_node(cfg, node) if whole_dc else node
+    offs = len(power_offs(cfg))
     crash = time.time()
-    lab.fail(cfg, target, "crash")
+    lab.fail(cfg, target, mode)
     result: dict[str, Any] = {"crashed": target}
     if floor:
         arp = ArpWatch(cfg, DIR_VIP, 90, until_answer=True).result()
@@ -53,7 +67,11 @@ def crash_trial(cfg: LabConfig, holder_rid: str, floor: bool, whole_dc: bool) ->
         for key in ("dir", "sd"):
             t = answered[key]
             result[key] = None if t is None else t - crash
+    result["fenced"] = power_offs(cfg)[offs:]
     lab.heal(cfg, timeout=120)
+    if mode == "uplink":
+        names = {m.name for m in cfg.cluster_nodes}
+        wait_until("every node connected again", lambda: connectivity(cfg) == names, 60)
     return result
 
 
@@ -87,6 +105,12 @@ def main() -> None:
     with running_lab(nodes=4, site=twodc.default_site(), dcs=2) as cfg:
         figures["cold_up"] = time.monotonic() - start
         _log(f"two-DC stack lab up: {figures['cold_up']:.1f} s")
+        trials = []
+        for i in range(args.trials):
+            trial = crash_trial(cfg, "dir1-dir", floor=False, whole_dc=True, mode="uplink")
+            _log(f"ours dc uplink trial {i + 1}: {trial}")
+            trials.append(trial)
+        figures["ours-uplink"] = trials
         for name, holder in (("ours", "dir1-dir"), ("floor", "floor-ip")):
             if name == "floor":
                 to_floor(cfg)
@@ -118,6 +142,14 @@ def main() -> None:
                 ratio = f"   {d / floor:.2f}x, {sd / floor:.2f}x"
             print(f"  {what:15} ours (ocf:bacula)       {_fmt(d)}   {_fmt(sd)}{ratio}")
         print(f"  {what:15} floor (Dummy+IPaddr2)   {_fmt(floor)}")
+    uplink = figures["ours-uplink"]
+    d = _median([t["dir"] for t in uplink])
+    sd = _median([t["sd"] for t in uplink])
+    crash = _median([t["dir"] for t in figures["ours-dc"]])
+    ratio = f"   {d / crash:.2f}x the whole-DC crash" if crash and d is not None else ""
+    fenced = sorted({"+".join(t["fenced"]) or "nobody" for t in uplink})
+    print(f"  DC uplink lost  ours (ocf:bacula)       {_fmt(d)}   {_fmt(sd)}{ratio}; "
+          f"fenced: {', '.join(fenced)}")  # fmt: skip
     if args.json:
         args.json.write_text(json.dumps(figures, indent=1))
 
