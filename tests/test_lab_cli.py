@@ -77,8 +77,10 @@ def test_lab_config_bounds() -> None:
 
 def test_hosts_file_names_every_machine_and_vip() -> None:
     hosts = lab.hosts_file(LabConfig(nodes=2))
-    for line in ("10.99.0.1 node1", "10.99.0.100 client", "10.99.0.21 dir-vip"):
-        assert line in hosts
+    # Cluster nodes by their address on the cluster network, the client on the clients'.
+    for line in ("10.99.1.1 node1", "10.99.0.100 client", "10.99.0.21 dir-vip"):
+        assert line in hosts.splitlines()
+    assert "10.99.0.1 node1" not in hosts.splitlines()
 
 
 def test_replicated_site_goes_through_the_generator(tmp_path: Path) -> None:
