@@ -486,6 +486,26 @@ def test_a_node_that_loses_its_targets_loses_its_groups_and_promotions(
         assert "Fence" not in output and "Fencing" not in output  # still a member: no fencing
 
 
+@pytest.mark.parametrize("example", CONNECTED, ids=lambda p: p.stem)
+def test_an_unmeasured_node_keeps_its_groups(
+    connected_up: dict[str, Path], example: Path, tmp_path: Path
+) -> None:
+    """pingd deleted on the active node (its ping instance restarting, a remote node's
+    connection moving) is no news of lost connectivity: nothing moves."""
+    plan = _plan(example)
+    preferred = sorted({c.preferred for c in _components(plan)} & set(site_nodes(example)))
+    for node in preferred:
+        cib = tmp_path / f"{node}-unset.xml"
+        shutil.copy(connected_up[example.stem], cib)
+        set_attribute(cib, node, "pingd", None)
+        out = tmp_path / f"{node}-after.xml"
+        output = simulate(cib, out)
+        changes = [
+            a for a in executed(output) if a.split()[1] in ("start", "stop", "promote", "demote")
+        ]
+        assert changes == [], (node, changes)
+
+
 @pytest.mark.parametrize("value", ["0", None], ids=["pingd-0", "pingd-undefined"])
 @pytest.mark.parametrize("example", CONNECTED, ids=lambda p: p.stem)
 def test_no_node_reaching_any_target_moves_and_stops_nothing(

@@ -571,12 +571,12 @@ def test_crm_text() -> None:
     text = render(plan_of(CONNECTIVITY), "crm")
     assert 'clone connectivity-clone connectivity-ping \\\n    meta interleave="true"\n' in text
     assert (
-        "location dir-group-on-connected dir-group rule 100000: defined pingd and pingd gte 1\n"
+        "location dir-group-on-connected dir-group rule 100000: not_defined pingd or pingd gte 1\n"
         in text
     )
     assert (
         "location sd1-drbd-clone-promoted-on-connected sd1-drbd-clone rule $role=Promoted 100000: "
-        "defined pingd and pingd gte 1\n"
+        "not_defined pingd or pingd gte 1\n"
     ) in text
     assert (
         "order dir-group-after-connectivity Optional: connectivity-clone:start dir-group:start\n"
@@ -612,11 +612,11 @@ def test_pcs_text() -> None:
     assert "--no-default-ops clone connectivity-clone interleave=true\n" in text
     assert (
         "run constraint location dir-group rule constraint-id=dir-group-on-connected "
-        "score=100000 defined pingd and pingd gte 1\n"
+        "score=100000 not_defined pingd or pingd gte 1\n"
     ) in text
     assert (
         "run constraint location sd1-drbd-clone rule constraint-id=sd1-drbd-clone-promoted-on-connected "
-        "role=Promoted score=100000 defined pingd and pingd gte 1\n"
+        "role=Promoted score=100000 not_defined pingd or pingd gte 1\n"
     ) in text
     assert (
         "run constraint order start connectivity-clone then start dir-group kind=Optional id=dir-group-after-connectivity\n"

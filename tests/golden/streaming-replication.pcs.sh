@@ -72,10 +72,13 @@ run constraint location add fence-store1-avoids-self fence-store1 store1 -- -INF
 # ocf:pacemaker:ping sets the node attribute pingd to 1000 x the number
 # of targets it reaches (192.0.2.254).
 # Every Bacula group, and the Promoted role of every promotable clone, gets
-# 100000 on nodes with pingd >= 1: a node cut off from the clients'
-# network loses them to a connected standby. A bonus, not the textbook's -INFINITY
-# on 'not_defined pingd or pingd lt 1': when no node reaches any target (the targets
-# went away), a ban would stop every service, while a bonus on no node moves nothing.
+# 100000 on nodes that did not find themselves cut off (pingd >= 1, or
+# not measured yet): a node that reaches none of its targets loses them to a
+# connected standby. A bonus, not the textbook's -INFINITY on 'not_defined pingd or
+# pingd lt 1': when no node reaches any target (the targets went away), a ban would
+# stop every service, while a bonus on no node moves nothing. Not measured counts as
+# connected: a ping instance restarting (its stop deletes pingd), a node just booted
+# or a remote node whose connection moved must not send its groups away.
 # 100000 outweighs stickiness, location preferences, colocated groups and
 # promotion scores, and stays below INFINITY so that these still count.
 # Clone connectivity-clone: one instance on every node it may run on.
@@ -124,8 +127,8 @@ run constraint location catalog-db-clone rule constraint-id=catalog-db-clone-onl
 run constraint location catalog-db-clone rule constraint-id=catalog-db-clone-promote-on-pg1 role=Promoted score=100 '#uname' eq pg1
 run constraint location catalog-db-clone rule constraint-id=catalog-db-clone-promote-on-pg2 role=Promoted score=50 '#uname' eq pg2
 # Connectivity: a bonus where a ping target answers (see Connectivity above).
-run constraint location catalog-group rule constraint-id=catalog-group-on-connected score=100000 defined pingd and pingd gte 1
-run constraint location catalog-db-clone rule constraint-id=catalog-db-clone-promoted-on-connected role=Promoted score=100000 defined pingd and pingd gte 1
+run constraint location catalog-group rule constraint-id=catalog-group-on-connected score=100000 not_defined pingd or pingd gte 1
+run constraint location catalog-db-clone rule constraint-id=catalog-db-clone-promoted-on-connected role=Promoted score=100000 not_defined pingd or pingd gte 1
 run constraint colocation add catalog-group with Promoted catalog-db-clone INFINITY id=catalog-group-with-promoted
 run constraint order promote catalog-db-clone then start catalog-group kind=Mandatory id=catalog-group-after-promote
 run constraint order start connectivity-clone then start catalog-group kind=Optional id=catalog-group-after-connectivity
@@ -160,7 +163,7 @@ run constraint location add dir-group-prefers-pg1 dir-group pg1 -- 100
 run constraint location add dir-group-standby-pg2 dir-group pg2 -- 50
 run constraint location dir-group rule constraint-id=dir-group-only-on-pair resource-discovery=never score=-INFINITY '#uname' ne pg1 and '#uname' ne pg2
 # Connectivity: a bonus where a ping target answers (see Connectivity above).
-run constraint location dir-group rule constraint-id=dir-group-on-connected score=100000 defined pingd and pingd gte 1
+run constraint location dir-group rule constraint-id=dir-group-on-connected score=100000 not_defined pingd or pingd gte 1
 run constraint colocation add dir-group with catalog-group INFINITY id=dir-group-with-catalog
 run constraint order start connectivity-clone then start dir-group kind=Optional id=dir-group-after-connectivity
 run constraint order start catalog-group then start dir-group kind=Mandatory id=dir-group-after-catalog
@@ -195,7 +198,7 @@ run constraint location add sd-group-prefers-store1 sd-group store1 -- 100
 run constraint location add sd-group-standby-pg1 sd-group pg1 -- 50
 run constraint location sd-group rule constraint-id=sd-group-only-on-pair resource-discovery=never score=-INFINITY '#uname' ne store1 and '#uname' ne pg1
 # Connectivity: a bonus where a ping target answers (see Connectivity above).
-run constraint location sd-group rule constraint-id=sd-group-on-connected score=100000 defined pingd and pingd gte 1
+run constraint location sd-group rule constraint-id=sd-group-on-connected score=100000 not_defined pingd or pingd gte 1
 run constraint order start connectivity-clone then start sd-group kind=Optional id=sd-group-after-connectivity
 
 # === File daemon fd ===
@@ -220,7 +223,7 @@ run constraint location add fd-group-prefers-store1 fd-group store1 -- 100
 run constraint location add fd-group-standby-pg1 fd-group pg1 -- 50
 run constraint location fd-group rule constraint-id=fd-group-only-on-pair resource-discovery=never score=-INFINITY '#uname' ne store1 and '#uname' ne pg1
 # Connectivity: a bonus where a ping target answers (see Connectivity above).
-run constraint location fd-group rule constraint-id=fd-group-on-connected score=100000 defined pingd and pingd gte 1
+run constraint location fd-group rule constraint-id=fd-group-on-connected score=100000 not_defined pingd or pingd gte 1
 run constraint order start connectivity-clone then start fd-group kind=Optional id=fd-group-after-connectivity
 
 # === Fencing topology ===
@@ -546,14 +549,14 @@ else
    </rule>
   </rsc_location>
   <rsc_location id="catalog-group-on-connected" rsc="catalog-group">
-   <rule score="100000" id="catalog-group-on-connected-rule">
-    <expression operation="defined" attribute="pingd" id="catalog-group-on-connected-rule-expression" />
+   <rule score="100000" id="catalog-group-on-connected-rule" boolean-op="or">
+    <expression operation="not_defined" attribute="pingd" id="catalog-group-on-connected-rule-expression" />
     <expression operation="gte" attribute="pingd" value="1" id="catalog-group-on-connected-rule-expression-0" />
    </rule>
   </rsc_location>
   <rsc_location id="catalog-db-clone-promoted-on-connected" rsc="catalog-db-clone">
-   <rule role="Promoted" score="100000" id="catalog-db-clone-promoted-on-connected-rule">
-    <expression operation="defined" attribute="pingd" id="catalog-db-clone-promoted-on-connected-rule-expression" />
+   <rule role="Promoted" score="100000" id="catalog-db-clone-promoted-on-connected-rule" boolean-op="or">
+    <expression operation="not_defined" attribute="pingd" id="catalog-db-clone-promoted-on-connected-rule-expression" />
     <expression operation="gte" attribute="pingd" value="1" id="catalog-db-clone-promoted-on-connected-rule-expression-0" />
    </rule>
   </rsc_location>
@@ -569,8 +572,8 @@ else
    </rule>
   </rsc_location>
   <rsc_location id="dir-group-on-connected" rsc="dir-group">
-   <rule score="100000" id="dir-group-on-connected-rule">
-    <expression operation="defined" attribute="pingd" id="dir-group-on-connected-rule-expression" />
+   <rule score="100000" id="dir-group-on-connected-rule" boolean-op="or">
+    <expression operation="not_defined" attribute="pingd" id="dir-group-on-connected-rule-expression" />
     <expression operation="gte" attribute="pingd" value="1" id="dir-group-on-connected-rule-expression-0" />
    </rule>
   </rsc_location>
@@ -586,8 +589,8 @@ else
    </rule>
   </rsc_location>
   <rsc_location id="sd-group-on-connected" rsc="sd-group">
-   <rule score="100000" id="sd-group-on-connected-rule">
-    <expression operation="defined" attribute="pingd" id="sd-group-on-connected-rule-expression" />
+   <rule score="100000" id="sd-group-on-connected-rule" boolean-op="or">
+    <expression operation="not_defined" attribute="pingd" id="sd-group-on-connected-rule-expression" />
     <expression operation="gte" attribute="pingd" value="1" id="sd-group-on-connected-rule-expression-0" />
    </rule>
   </rsc_location>
@@ -601,8 +604,8 @@ else
    </rule>
   </rsc_location>
   <rsc_location id="fd-group-on-connected" rsc="fd-group">
-   <rule score="100000" id="fd-group-on-connected-rule">
-    <expression operation="defined" attribute="pingd" id="fd-group-on-connected-rule-expression" />
+   <rule score="100000" id="fd-group-on-connected-rule" boolean-op="or">
+    <expression operation="not_defined" attribute="pingd" id="fd-group-on-connected-rule-expression" />
     <expression operation="gte" attribute="pingd" value="1" id="fd-group-on-connected-rule-expression-0" />
    </rule>
   </rsc_location>

@@ -83,10 +83,13 @@ run constraint location fence-heuristics-dc2 rule constraint-id=fence-heuristics
 # ocf:pacemaker:ping sets the node attribute pingd to 1000 x the number
 # of targets it reaches (dc1: 198.51.100.1; dc2: 203.0.113.1).
 # Every Bacula group, and the Promoted role of every promotable clone, gets
-# 100000 on nodes with pingd >= 1: a node cut off from the clients'
-# network loses them to a connected standby. A bonus, not the textbook's -INFINITY
-# on 'not_defined pingd or pingd lt 1': when no node reaches any target (the targets
-# went away), a ban would stop every service, while a bonus on no node moves nothing.
+# 100000 on nodes that did not find themselves cut off (pingd >= 1, or
+# not measured yet): a node that reaches none of its targets loses them to a
+# connected standby. A bonus, not the textbook's -INFINITY on 'not_defined pingd or
+# pingd lt 1': when no node reaches any target (the targets went away), a ban would
+# stop every service, while a bonus on no node moves nothing. Not measured counts as
+# connected: a ping instance restarting (its stop deletes pingd), a node just booted
+# or a remote node whose connection moved must not send its groups away.
 # 100000 outweighs stickiness, location preferences, colocated groups and
 # promotion scores, and stays below INFINITY so that these still count.
 # Clone connectivity-dc1-clone: one instance on every node it may run on.
@@ -157,8 +160,8 @@ run constraint location cat1-drbd-clone rule constraint-id=cat1-drbd-clone-only-
 run constraint location cat1-drbd-clone rule constraint-id=cat1-drbd-clone-promote-on-dc1-n1 role=Promoted score=100 '#uname' eq dc1-n1
 run constraint location cat1-drbd-clone rule constraint-id=cat1-drbd-clone-promote-on-dc2-n1 role=Promoted score=50 '#uname' eq dc2-n1
 # Connectivity: a bonus where a ping target answers (see Connectivity above).
-run constraint location cat1-group rule constraint-id=cat1-group-on-connected score=100000 defined pingd and pingd gte 1
-run constraint location cat1-drbd-clone rule constraint-id=cat1-drbd-clone-promoted-on-connected role=Promoted score=100000 defined pingd and pingd gte 1
+run constraint location cat1-group rule constraint-id=cat1-group-on-connected score=100000 not_defined pingd or pingd gte 1
+run constraint location cat1-drbd-clone rule constraint-id=cat1-drbd-clone-promoted-on-connected role=Promoted score=100000 not_defined pingd or pingd gte 1
 run constraint colocation add cat1-group with Promoted cat1-drbd-clone INFINITY id=cat1-group-with-promoted
 run constraint order promote cat1-drbd-clone then start cat1-group kind=Mandatory id=cat1-group-after-promote
 run constraint order start connectivity-dc1-clone then start cat1-group kind=Optional id=cat1-group-after-connectivity-dc1
@@ -194,7 +197,7 @@ run constraint location add dir1-group-prefers-dc1-n1 dir1-group dc1-n1 -- 100
 run constraint location add dir1-group-standby-dc2-n1 dir1-group dc2-n1 -- 50
 run constraint location dir1-group rule constraint-id=dir1-group-only-on-pair resource-discovery=never score=-INFINITY '#uname' ne dc1-n1 and '#uname' ne dc2-n1
 # Connectivity: a bonus where a ping target answers (see Connectivity above).
-run constraint location dir1-group rule constraint-id=dir1-group-on-connected score=100000 defined pingd and pingd gte 1
+run constraint location dir1-group rule constraint-id=dir1-group-on-connected score=100000 not_defined pingd or pingd gte 1
 run constraint colocation add dir1-group with cat1-group INFINITY id=dir1-group-with-catalog
 run constraint order start connectivity-dc1-clone then start dir1-group kind=Optional id=dir1-group-after-connectivity-dc1
 run constraint order start connectivity-dc2-clone then start dir1-group kind=Optional id=dir1-group-after-connectivity-dc2
@@ -236,7 +239,7 @@ run constraint location add cat2-group-prefers-dc1-n2 cat2-group dc1-n2 -- 100
 run constraint location add cat2-group-standby-dc2-n2 cat2-group dc2-n2 -- 50
 run constraint location cat2-group rule constraint-id=cat2-group-only-on-pair resource-discovery=never score=-INFINITY '#uname' ne dc1-n2 and '#uname' ne dc2-n2
 # Connectivity: a bonus where a ping target answers (see Connectivity above).
-run constraint location cat2-group rule constraint-id=cat2-group-on-connected score=100000 defined pingd and pingd gte 1
+run constraint location cat2-group rule constraint-id=cat2-group-on-connected score=100000 not_defined pingd or pingd gte 1
 run constraint order start connectivity-dc1-clone then start cat2-group kind=Optional id=cat2-group-after-connectivity-dc1
 run constraint order start connectivity-dc2-clone then start cat2-group kind=Optional id=cat2-group-after-connectivity-dc2
 
@@ -270,7 +273,7 @@ run constraint location add dir2-group-prefers-dc2-n2 dir2-group dc2-n2 -- 100
 run constraint location add dir2-group-standby-dc1-n2 dir2-group dc1-n2 -- 50
 run constraint location dir2-group rule constraint-id=dir2-group-only-on-pair resource-discovery=never score=-INFINITY '#uname' ne dc2-n2 and '#uname' ne dc1-n2
 # Connectivity: a bonus where a ping target answers (see Connectivity above).
-run constraint location dir2-group rule constraint-id=dir2-group-on-connected score=100000 defined pingd and pingd gte 1
+run constraint location dir2-group rule constraint-id=dir2-group-on-connected score=100000 not_defined pingd or pingd gte 1
 run constraint order start connectivity-dc1-clone then start dir2-group kind=Optional id=dir2-group-after-connectivity-dc1
 run constraint order start connectivity-dc2-clone then start dir2-group kind=Optional id=dir2-group-after-connectivity-dc2
 run constraint order start cat2-group then start dir2-group kind=Mandatory id=dir2-group-after-catalog
@@ -319,8 +322,8 @@ run constraint location sd1-drbd-clone rule constraint-id=sd1-drbd-clone-only-on
 run constraint location sd1-drbd-clone rule constraint-id=sd1-drbd-clone-promote-on-dc1-n1 role=Promoted score=100 '#uname' eq dc1-n1
 run constraint location sd1-drbd-clone rule constraint-id=sd1-drbd-clone-promote-on-dc2-n1 role=Promoted score=50 '#uname' eq dc2-n1
 # Connectivity: a bonus where a ping target answers (see Connectivity above).
-run constraint location sd1-group rule constraint-id=sd1-group-on-connected score=100000 defined pingd and pingd gte 1
-run constraint location sd1-drbd-clone rule constraint-id=sd1-drbd-clone-promoted-on-connected role=Promoted score=100000 defined pingd and pingd gte 1
+run constraint location sd1-group rule constraint-id=sd1-group-on-connected score=100000 not_defined pingd or pingd gte 1
+run constraint location sd1-drbd-clone rule constraint-id=sd1-drbd-clone-promoted-on-connected role=Promoted score=100000 not_defined pingd or pingd gte 1
 run constraint colocation add sd1-group with Promoted sd1-drbd-clone INFINITY id=sd1-group-with-promoted
 run constraint order promote sd1-drbd-clone then start sd1-group kind=Mandatory id=sd1-group-after-promote
 run constraint order start connectivity-dc1-clone then start sd1-group kind=Optional id=sd1-group-after-connectivity-dc1
@@ -356,7 +359,7 @@ run constraint location add sd2-group-prefers-dc1-n2 sd2-group dc1-n2 -- 100
 run constraint location add sd2-group-standby-dc2-n2 sd2-group dc2-n2 -- 50
 run constraint location sd2-group rule constraint-id=sd2-group-only-on-pair resource-discovery=never score=-INFINITY '#uname' ne dc1-n2 and '#uname' ne dc2-n2
 # Connectivity: a bonus where a ping target answers (see Connectivity above).
-run constraint location sd2-group rule constraint-id=sd2-group-on-connected score=100000 defined pingd and pingd gte 1
+run constraint location sd2-group rule constraint-id=sd2-group-on-connected score=100000 not_defined pingd or pingd gte 1
 run constraint order start connectivity-dc1-clone then start sd2-group kind=Optional id=sd2-group-after-connectivity-dc1
 run constraint order start connectivity-dc2-clone then start sd2-group kind=Optional id=sd2-group-after-connectivity-dc2
 
@@ -404,8 +407,8 @@ run constraint location sd3-drbd-clone rule constraint-id=sd3-drbd-clone-only-on
 run constraint location sd3-drbd-clone rule constraint-id=sd3-drbd-clone-promote-on-dc2-n1 role=Promoted score=100 '#uname' eq dc2-n1
 run constraint location sd3-drbd-clone rule constraint-id=sd3-drbd-clone-promote-on-dc1-n1 role=Promoted score=50 '#uname' eq dc1-n1
 # Connectivity: a bonus where a ping target answers (see Connectivity above).
-run constraint location sd3-group rule constraint-id=sd3-group-on-connected score=100000 defined pingd and pingd gte 1
-run constraint location sd3-drbd-clone rule constraint-id=sd3-drbd-clone-promoted-on-connected role=Promoted score=100000 defined pingd and pingd gte 1
+run constraint location sd3-group rule constraint-id=sd3-group-on-connected score=100000 not_defined pingd or pingd gte 1
+run constraint location sd3-drbd-clone rule constraint-id=sd3-drbd-clone-promoted-on-connected role=Promoted score=100000 not_defined pingd or pingd gte 1
 run constraint colocation add sd3-group with Promoted sd3-drbd-clone INFINITY id=sd3-group-with-promoted
 run constraint order promote sd3-drbd-clone then start sd3-group kind=Mandatory id=sd3-group-after-promote
 run constraint order start connectivity-dc1-clone then start sd3-group kind=Optional id=sd3-group-after-connectivity-dc1
@@ -441,7 +444,7 @@ run constraint location add sd4-group-prefers-dc2-n2 sd4-group dc2-n2 -- 100
 run constraint location add sd4-group-standby-dc1-n2 sd4-group dc1-n2 -- 50
 run constraint location sd4-group rule constraint-id=sd4-group-only-on-pair resource-discovery=never score=-INFINITY '#uname' ne dc2-n2 and '#uname' ne dc1-n2
 # Connectivity: a bonus where a ping target answers (see Connectivity above).
-run constraint location sd4-group rule constraint-id=sd4-group-on-connected score=100000 defined pingd and pingd gte 1
+run constraint location sd4-group rule constraint-id=sd4-group-on-connected score=100000 not_defined pingd or pingd gte 1
 run constraint order start connectivity-dc1-clone then start sd4-group kind=Optional id=sd4-group-after-connectivity-dc1
 run constraint order start connectivity-dc2-clone then start sd4-group kind=Optional id=sd4-group-after-connectivity-dc2
 
@@ -1157,14 +1160,14 @@ else
    </rule>
   </rsc_location>
   <rsc_location id="cat1-group-on-connected" rsc="cat1-group">
-   <rule score="100000" id="cat1-group-on-connected-rule">
-    <expression operation="defined" attribute="pingd" id="cat1-group-on-connected-rule-expression" />
+   <rule score="100000" id="cat1-group-on-connected-rule" boolean-op="or">
+    <expression operation="not_defined" attribute="pingd" id="cat1-group-on-connected-rule-expression" />
     <expression operation="gte" attribute="pingd" value="1" id="cat1-group-on-connected-rule-expression-0" />
    </rule>
   </rsc_location>
   <rsc_location id="cat1-drbd-clone-promoted-on-connected" rsc="cat1-drbd-clone">
-   <rule role="Promoted" score="100000" id="cat1-drbd-clone-promoted-on-connected-rule">
-    <expression operation="defined" attribute="pingd" id="cat1-drbd-clone-promoted-on-connected-rule-expression" />
+   <rule role="Promoted" score="100000" id="cat1-drbd-clone-promoted-on-connected-rule" boolean-op="or">
+    <expression operation="not_defined" attribute="pingd" id="cat1-drbd-clone-promoted-on-connected-rule-expression" />
     <expression operation="gte" attribute="pingd" value="1" id="cat1-drbd-clone-promoted-on-connected-rule-expression-0" />
    </rule>
   </rsc_location>
@@ -1181,8 +1184,8 @@ else
    </rule>
   </rsc_location>
   <rsc_location id="dir1-group-on-connected" rsc="dir1-group">
-   <rule score="100000" id="dir1-group-on-connected-rule">
-    <expression operation="defined" attribute="pingd" id="dir1-group-on-connected-rule-expression" />
+   <rule score="100000" id="dir1-group-on-connected-rule" boolean-op="or">
+    <expression operation="not_defined" attribute="pingd" id="dir1-group-on-connected-rule-expression" />
     <expression operation="gte" attribute="pingd" value="1" id="dir1-group-on-connected-rule-expression-0" />
    </rule>
   </rsc_location>
@@ -1199,8 +1202,8 @@ else
    </rule>
   </rsc_location>
   <rsc_location id="cat2-group-on-connected" rsc="cat2-group">
-   <rule score="100000" id="cat2-group-on-connected-rule">
-    <expression operation="defined" attribute="pingd" id="cat2-group-on-connected-rule-expression" />
+   <rule score="100000" id="cat2-group-on-connected-rule" boolean-op="or">
+    <expression operation="not_defined" attribute="pingd" id="cat2-group-on-connected-rule-expression" />
     <expression operation="gte" attribute="pingd" value="1" id="cat2-group-on-connected-rule-expression-0" />
    </rule>
   </rsc_location>
@@ -1215,8 +1218,8 @@ else
    </rule>
   </rsc_location>
   <rsc_location id="dir2-group-on-connected" rsc="dir2-group">
-   <rule score="100000" id="dir2-group-on-connected-rule">
-    <expression operation="defined" attribute="pingd" id="dir2-group-on-connected-rule-expression" />
+   <rule score="100000" id="dir2-group-on-connected-rule" boolean-op="or">
+    <expression operation="not_defined" attribute="pingd" id="dir2-group-on-connected-rule-expression" />
     <expression operation="gte" attribute="pingd" value="1" id="dir2-group-on-connected-rule-expression-0" />
    </rule>
   </rsc_location>
@@ -1248,14 +1251,14 @@ else
    </rule>
   </rsc_location>
   <rsc_location id="sd1-group-on-connected" rsc="sd1-group">
-   <rule score="100000" id="sd1-group-on-connected-rule">
-    <expression operation="defined" attribute="pingd" id="sd1-group-on-connected-rule-expression" />
+   <rule score="100000" id="sd1-group-on-connected-rule" boolean-op="or">
+    <expression operation="not_defined" attribute="pingd" id="sd1-group-on-connected-rule-expression" />
     <expression operation="gte" attribute="pingd" value="1" id="sd1-group-on-connected-rule-expression-0" />
    </rule>
   </rsc_location>
   <rsc_location id="sd1-drbd-clone-promoted-on-connected" rsc="sd1-drbd-clone">
-   <rule role="Promoted" score="100000" id="sd1-drbd-clone-promoted-on-connected-rule">
-    <expression operation="defined" attribute="pingd" id="sd1-drbd-clone-promoted-on-connected-rule-expression" />
+   <rule role="Promoted" score="100000" id="sd1-drbd-clone-promoted-on-connected-rule" boolean-op="or">
+    <expression operation="not_defined" attribute="pingd" id="sd1-drbd-clone-promoted-on-connected-rule-expression" />
     <expression operation="gte" attribute="pingd" value="1" id="sd1-drbd-clone-promoted-on-connected-rule-expression-0" />
    </rule>
   </rsc_location>
@@ -1272,8 +1275,8 @@ else
    </rule>
   </rsc_location>
   <rsc_location id="sd2-group-on-connected" rsc="sd2-group">
-   <rule score="100000" id="sd2-group-on-connected-rule">
-    <expression operation="defined" attribute="pingd" id="sd2-group-on-connected-rule-expression" />
+   <rule score="100000" id="sd2-group-on-connected-rule" boolean-op="or">
+    <expression operation="not_defined" attribute="pingd" id="sd2-group-on-connected-rule-expression" />
     <expression operation="gte" attribute="pingd" value="1" id="sd2-group-on-connected-rule-expression-0" />
    </rule>
   </rsc_location>
@@ -1304,14 +1307,14 @@ else
    </rule>
   </rsc_location>
   <rsc_location id="sd3-group-on-connected" rsc="sd3-group">
-   <rule score="100000" id="sd3-group-on-connected-rule">
-    <expression operation="defined" attribute="pingd" id="sd3-group-on-connected-rule-expression" />
+   <rule score="100000" id="sd3-group-on-connected-rule" boolean-op="or">
+    <expression operation="not_defined" attribute="pingd" id="sd3-group-on-connected-rule-expression" />
     <expression operation="gte" attribute="pingd" value="1" id="sd3-group-on-connected-rule-expression-0" />
    </rule>
   </rsc_location>
   <rsc_location id="sd3-drbd-clone-promoted-on-connected" rsc="sd3-drbd-clone">
-   <rule role="Promoted" score="100000" id="sd3-drbd-clone-promoted-on-connected-rule">
-    <expression operation="defined" attribute="pingd" id="sd3-drbd-clone-promoted-on-connected-rule-expression" />
+   <rule role="Promoted" score="100000" id="sd3-drbd-clone-promoted-on-connected-rule" boolean-op="or">
+    <expression operation="not_defined" attribute="pingd" id="sd3-drbd-clone-promoted-on-connected-rule-expression" />
     <expression operation="gte" attribute="pingd" value="1" id="sd3-drbd-clone-promoted-on-connected-rule-expression-0" />
    </rule>
   </rsc_location>
@@ -1328,8 +1331,8 @@ else
    </rule>
   </rsc_location>
   <rsc_location id="sd4-group-on-connected" rsc="sd4-group">
-   <rule score="100000" id="sd4-group-on-connected-rule">
-    <expression operation="defined" attribute="pingd" id="sd4-group-on-connected-rule-expression" />
+   <rule score="100000" id="sd4-group-on-connected-rule" boolean-op="or">
+    <expression operation="not_defined" attribute="pingd" id="sd4-group-on-connected-rule-expression" />
     <expression operation="gte" attribute="pingd" value="1" id="sd4-group-on-connected-rule-expression-0" />
    </rule>
   </rsc_location>

@@ -73,10 +73,13 @@ run constraint location add fence-bk2-avoids-self fence-bk2 bk2 -- -INFINITY
 # ocf:pacemaker:ping sets the node attribute pingd to 1000 x the number
 # of targets it reaches (192.0.2.1 192.0.2.254).
 # Every Bacula group, and the Promoted role of every promotable clone, gets
-# 100000 on nodes with pingd >= 1: a node cut off from the clients'
-# network loses them to a connected standby. A bonus, not the textbook's -INFINITY
-# on 'not_defined pingd or pingd lt 1': when no node reaches any target (the targets
-# went away), a ban would stop every service, while a bonus on no node moves nothing.
+# 100000 on nodes that did not find themselves cut off (pingd >= 1, or
+# not measured yet): a node that reaches none of its targets loses them to a
+# connected standby. A bonus, not the textbook's -INFINITY on 'not_defined pingd or
+# pingd lt 1': when no node reaches any target (the targets went away), a ban would
+# stop every service, while a bonus on no node moves nothing. Not measured counts as
+# connected: a ping instance restarting (its stop deletes pingd), a node just booted
+# or a remote node whose connection moved must not send its groups away.
 # 100000 outweighs stickiness, location preferences, colocated groups and
 # promotion scores, and stays below INFINITY so that these still count.
 # Clone connectivity-clone: one instance on every node it may run on.
@@ -137,8 +140,8 @@ run constraint location cat1-drbd-clone rule constraint-id=cat1-drbd-clone-only-
 run constraint location cat1-drbd-clone rule constraint-id=cat1-drbd-clone-promote-on-bk1 role=Promoted score=100 '#uname' eq bk1
 run constraint location cat1-drbd-clone rule constraint-id=cat1-drbd-clone-promote-on-bk2 role=Promoted score=50 '#uname' eq bk2
 # Connectivity: a bonus where a ping target answers (see Connectivity above).
-run constraint location cat1-group rule constraint-id=cat1-group-on-connected score=100000 defined pingd and pingd gte 1
-run constraint location cat1-drbd-clone rule constraint-id=cat1-drbd-clone-promoted-on-connected role=Promoted score=100000 defined pingd and pingd gte 1
+run constraint location cat1-group rule constraint-id=cat1-group-on-connected score=100000 not_defined pingd or pingd gte 1
+run constraint location cat1-drbd-clone rule constraint-id=cat1-drbd-clone-promoted-on-connected role=Promoted score=100000 not_defined pingd or pingd gte 1
 run constraint colocation add cat1-group with Promoted cat1-drbd-clone INFINITY id=cat1-group-with-promoted
 run constraint order promote cat1-drbd-clone then start cat1-group kind=Mandatory id=cat1-group-after-promote
 run constraint order start connectivity-clone then start cat1-group kind=Optional id=cat1-group-after-connectivity
@@ -173,7 +176,7 @@ run constraint location add dir1-group-prefers-bk1 dir1-group bk1 -- 100
 run constraint location add dir1-group-standby-bk2 dir1-group bk2 -- 50
 run constraint location dir1-group rule constraint-id=dir1-group-only-on-pair resource-discovery=never score=-INFINITY '#uname' ne bk1 and '#uname' ne bk2
 # Connectivity: a bonus where a ping target answers (see Connectivity above).
-run constraint location dir1-group rule constraint-id=dir1-group-on-connected score=100000 defined pingd and pingd gte 1
+run constraint location dir1-group rule constraint-id=dir1-group-on-connected score=100000 not_defined pingd or pingd gte 1
 run constraint colocation add dir1-group with cat1-group INFINITY id=dir1-group-with-catalog
 run constraint order start connectivity-clone then start dir1-group kind=Optional id=dir1-group-after-connectivity
 run constraint order start cat1-group then start dir1-group kind=Mandatory id=dir1-group-after-catalog
@@ -222,8 +225,8 @@ run constraint location sd1-drbd-clone rule constraint-id=sd1-drbd-clone-only-on
 run constraint location sd1-drbd-clone rule constraint-id=sd1-drbd-clone-promote-on-bk1 role=Promoted score=100 '#uname' eq bk1
 run constraint location sd1-drbd-clone rule constraint-id=sd1-drbd-clone-promote-on-bk2 role=Promoted score=50 '#uname' eq bk2
 # Connectivity: a bonus where a ping target answers (see Connectivity above).
-run constraint location sd1-group rule constraint-id=sd1-group-on-connected score=100000 defined pingd and pingd gte 1
-run constraint location sd1-drbd-clone rule constraint-id=sd1-drbd-clone-promoted-on-connected role=Promoted score=100000 defined pingd and pingd gte 1
+run constraint location sd1-group rule constraint-id=sd1-group-on-connected score=100000 not_defined pingd or pingd gte 1
+run constraint location sd1-drbd-clone rule constraint-id=sd1-drbd-clone-promoted-on-connected role=Promoted score=100000 not_defined pingd or pingd gte 1
 run constraint colocation add sd1-group with Promoted sd1-drbd-clone INFINITY id=sd1-group-with-promoted
 run constraint order promote sd1-drbd-clone then start sd1-group kind=Mandatory id=sd1-group-after-promote
 run constraint order start connectivity-clone then start sd1-group kind=Optional id=sd1-group-after-connectivity
@@ -554,14 +557,14 @@ else
    </rule>
   </rsc_location>
   <rsc_location id="cat1-group-on-connected" rsc="cat1-group">
-   <rule score="100000" id="cat1-group-on-connected-rule">
-    <expression operation="defined" attribute="pingd" id="cat1-group-on-connected-rule-expression" />
+   <rule score="100000" id="cat1-group-on-connected-rule" boolean-op="or">
+    <expression operation="not_defined" attribute="pingd" id="cat1-group-on-connected-rule-expression" />
     <expression operation="gte" attribute="pingd" value="1" id="cat1-group-on-connected-rule-expression-0" />
    </rule>
   </rsc_location>
   <rsc_location id="cat1-drbd-clone-promoted-on-connected" rsc="cat1-drbd-clone">
-   <rule role="Promoted" score="100000" id="cat1-drbd-clone-promoted-on-connected-rule">
-    <expression operation="defined" attribute="pingd" id="cat1-drbd-clone-promoted-on-connected-rule-expression" />
+   <rule role="Promoted" score="100000" id="cat1-drbd-clone-promoted-on-connected-rule" boolean-op="or">
+    <expression operation="not_defined" attribute="pingd" id="cat1-drbd-clone-promoted-on-connected-rule-expression" />
     <expression operation="gte" attribute="pingd" value="1" id="cat1-drbd-clone-promoted-on-connected-rule-expression-0" />
    </rule>
   </rsc_location>
@@ -577,8 +580,8 @@ else
    </rule>
   </rsc_location>
   <rsc_location id="dir1-group-on-connected" rsc="dir1-group">
-   <rule score="100000" id="dir1-group-on-connected-rule">
-    <expression operation="defined" attribute="pingd" id="dir1-group-on-connected-rule-expression" />
+   <rule score="100000" id="dir1-group-on-connected-rule" boolean-op="or">
+    <expression operation="not_defined" attribute="pingd" id="dir1-group-on-connected-rule-expression" />
     <expression operation="gte" attribute="pingd" value="1" id="dir1-group-on-connected-rule-expression-0" />
    </rule>
   </rsc_location>
@@ -610,14 +613,14 @@ else
    </rule>
   </rsc_location>
   <rsc_location id="sd1-group-on-connected" rsc="sd1-group">
-   <rule score="100000" id="sd1-group-on-connected-rule">
-    <expression operation="defined" attribute="pingd" id="sd1-group-on-connected-rule-expression" />
+   <rule score="100000" id="sd1-group-on-connected-rule" boolean-op="or">
+    <expression operation="not_defined" attribute="pingd" id="sd1-group-on-connected-rule-expression" />
     <expression operation="gte" attribute="pingd" value="1" id="sd1-group-on-connected-rule-expression-0" />
    </rule>
   </rsc_location>
   <rsc_location id="sd1-drbd-clone-promoted-on-connected" rsc="sd1-drbd-clone">
-   <rule role="Promoted" score="100000" id="sd1-drbd-clone-promoted-on-connected-rule">
-    <expression operation="defined" attribute="pingd" id="sd1-drbd-clone-promoted-on-connected-rule-expression" />
+   <rule role="Promoted" score="100000" id="sd1-drbd-clone-promoted-on-connected-rule" boolean-op="or">
+    <expression operation="not_defined" attribute="pingd" id="sd1-drbd-clone-promoted-on-connected-rule-expression" />
     <expression operation="gte" attribute="pingd" value="1" id="sd1-drbd-clone-promoted-on-connected-rule-expression-0" />
    </rule>
   </rsc_location>

@@ -86,7 +86,8 @@ def _connected(parent: ET.Element, c: ConnectedRule) -> None:
         rule.set("role", c.role)
     rule.set("score", c.score)
     rule.set("id", f"{c.id}-rule")
-    for suffix, operation, value in (("", "defined", None), ("-0", "gte", "1")):
+    rule.set("boolean-op", "or")
+    for suffix, operation, value in (("", "not_defined", None), ("-0", "gte", "1")):
         expr = ET.SubElement(rule, "expression", operation=operation, attribute=c.attribute)
         if value is not None:
             expr.set("value", value)

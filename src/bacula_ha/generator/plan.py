@@ -125,7 +125,7 @@ class RuleLocation:
 
 @dataclass(frozen=True)
 class ConnectedRule:
-    """`score` for `rsc` (in `role`, when given) on nodes whose ping clone reaches a target."""
+    """`score` for `rsc` (in `role`, when given) on nodes not found cut off: pingd >= 1 or unset."""
 
     id: str
     rsc: str
@@ -646,10 +646,13 @@ class _Builder:
             f"ocf:pacemaker:ping sets the node attribute {PINGD} to {c.multiplier} x the number",
             f"of targets it reaches ({targets}).",
             "Every Bacula group, and the Promoted role of every promotable clone, gets",
-            f"{CONNECTED_SCORE} on nodes with {PINGD} >= 1: a node cut off from the clients'",
-            "network loses them to a connected standby. A bonus, not the textbook's -INFINITY",
-            "on 'not_defined pingd or pingd lt 1': when no node reaches any target (the targets",
-            "went away), a ban would stop every service, while a bonus on no node moves nothing.",
+            f"{CONNECTED_SCORE} on nodes that did not find themselves cut off ({PINGD} >= 1, or",
+            "not measured yet): a node that reaches none of its targets loses them to a",
+            "connected standby. A bonus, not the textbook's -INFINITY on 'not_defined pingd or",
+            "pingd lt 1': when no node reaches any target (the targets went away), a ban would",
+            "stop every service, while a bonus on no node moves nothing. Not measured counts as",
+            "connected: a ping instance restarting (its stop deletes pingd), a node just booted",
+            "or a remote node whose connection moved must not send its groups away.",
             f"{CONNECTED_SCORE} outweighs stickiness, location preferences, colocated groups and",
             "promotion scores, and stays below INFINITY so that these still count.",
         )
