@@ -21,42 +21,12 @@ from bacula_ha.generator.plan import (
 )
 from bacula_ha.generator.render import render
 from bacula_ha.generator.schema import parse_site
+from tests.test_generator_schema import BASE as SCHEMA_BASE
 
-BASE = """\
-[site]
-name = "t"
-
-[[node]]
-name = "n1"
-dc = "a"
-address = "10.1.0.1"
-fence = { agent = "fence_dummy", params = { type = "file", status_file = "/tmp/n1" } }
-
-[[node]]
-name = "n2"
-dc = "b"
-address = "10.1.0.2"
-fence = { agent = "fence_dummy", params = { type = "file", status_file = "/tmp/n2" } }
-
-[[director]]
-name = "dir"
-preferred = "n1"
-standby = "n2"
-vip = { ip = "10.1.0.10", cidr_netmask = 24 }
-
-[director.catalog]
-backend = "postgresql"
-vip = { ip = "10.1.0.11", cidr_netmask = 24 }
-disk = { type = "shared", device = "/dev/loop7", fstype = "ext4", directory = "/srv/cat" }
-database = { agent = "pgsql", params = { pgdata = "/srv/cat/data" } }
-
-[[storage]]
-name = "sd1"
-preferred = "n1"
-standby = "n2"
-vip = { ip = "10.1.0.12" }
-disk = { type = "drbd", drbd_resource = "r1", device = "/dev/drbd1", fstype = "xfs", directory = "/srv/sd1" }
-"""
+# The schema tests' two-node site, with node addresses (a ping target may not be one of them).
+BASE = SCHEMA_BASE.replace('dc = "a"\n', 'dc = "a"\naddress = "10.1.0.1"\n').replace(
+    'dc = "b"\n', 'dc = "b"\naddress = "10.1.0.2"\n'
+)
 
 CONNECTIVITY = """
 [connectivity]
