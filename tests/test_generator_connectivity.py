@@ -653,3 +653,17 @@ def test_check_warns_about_a_two_node_site_without_connectivity_or_quorum_device
         '[[node]]\nname = "n3"\ndc = "b"\nfence = { agent = "fence_dummy" }\n\n[[director]]',
     )
     assert check_site(parse_site(three, "site.toml")) == []
+
+
+def test_replication_vip_only_for_a_replicated_catalog_and_not_an_address_twice() -> None:
+    shared = BASE.replace(
+        'vip = { ip = "10.1.0.11", cidr_netmask = 24 }\n',
+        'vip = { ip = "10.1.0.11", cidr_netmask = 24 }\nreplication_vip = { ip = "10.1.0.12" }\n',
+    )
+    with pytest.raises(SiteError) as caught:
+        parse_site(shared, "site.toml")
+    text = str(caught.value)
+    line = next(i for i, x in enumerate(shared.splitlines(), 1) if x.startswith("replication_vip"))
+    assert f"site.toml:{line}: director[0].catalog.replication_vip: only a replicated" in text
+    # The address is sd1's VIP too: named at the replication VIP.
+    assert "director[0].catalog.replication_vip.ip: 10.1.0.12 is already used by sd1" in text

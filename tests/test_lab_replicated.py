@@ -15,12 +15,14 @@ from collections.abc import Iterator
 
 import pytest
 
-from bacula_ha.lab import lab, machine, procs, replicated, stack
+from bacula_ha.lab import backups, lab, machine, procs, replicated, stack
 from bacula_ha.lab.config import LabConfig
 from bacula_ha.lab.testing import (
+    connectivity,
     failed_actions,
     fresh_client_data,
     host_fingerprint,
+    power_offs,
     restore_differences,
     running_lab,
     wait_until,
@@ -197,3 +199,25 @@ def test_backup_waits_for_a_lost_standby_then_goes_on(repl_lab: LabConfig) -> No
     assert _sync_names(cfg, primary) == ""
     lab.heal(cfg)
     wait_until("synchronous again", lambda: _synchronous(cfg, primary, standby), 30)
+
+
+def test_the_primary_losing_its_uplink_hands_over_during_a_backup(repl_lab: LabConfig) -> None:
+    """The primary's node loses the clients' network during a backup: the promotion moves to
+    the connected standby (a switchover: the replication VIP on the cluster network keeps
+    bringing the old primary's last WAL until its demotion), nobody is fenced, the backup
+    finishes once and restores byte-identical."""
+    cfg = repl_lab
+    primary = _primary(cfg)
+    standby = _other(cfg, primary)
+    total = backups.make_data(cfg, files=8, mib_each=16)
+    names = {m.name for m in cfg.cluster_nodes}
+    wait_until("both nodes connected", lambda: connectivity(cfg) == names, 60)
+    offs = len(power_offs(cfg))
+    run = backups.backup_through(cfg, total, lambda: lab.fail(cfg, primary, "uplink"))
+    assert replicated.promoted(cfg, standby) == [standby]
+    assert power_offs(cfg)[offs:] == []
+    assert len(run.finished) == 1 and run.rows[-1].status == "T", run.describe()
+    assert backups.restore_identical(cfg, run.finished[0].job_id), "restore differs"
+    lab.heal(cfg)
+    wait_until("every node connected again", lambda: connectivity(cfg) == names, 60)
+    replicated.wait_replicating(cfg, standby)

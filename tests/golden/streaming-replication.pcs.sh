@@ -92,6 +92,13 @@ run resource create connectivity-ping ocf:pacemaker:ping \
 # === Catalog catalog ===
 # Catalog (postgresql) on pg1, standby pg2.
 # pgsqlms streaming replication: the VIP and bacula-catalog follow the Promoted database, after promotion.
+# Standbys replicate from 198.51.100.51: it follows the Promoted instance, starts after the promotion and stops after the demotion.
+run resource create catalog-repl-ip ocf:heartbeat:IPaddr2 \
+    ip=198.51.100.51 cidr_netmask=24 nic=eth1 \
+    op start interval=0s timeout=20s \
+       stop interval=0s timeout=20s \
+       monitor interval=10s timeout=20s \
+    --no-default-ops
 # Promotable clone catalog-db-clone: one instance on each of the two nodes, one of them Promoted.
 run resource create catalog-db ocf:heartbeat:pgsqlms \
     bindir=/usr/lib/postgresql/15/bin pgdata=/etc/postgresql/15/main datadir=/var/lib/postgresql/15/main pghost=/run/postgresql \
@@ -126,12 +133,16 @@ run constraint location catalog-group rule constraint-id=catalog-group-only-on-p
 run constraint location catalog-db-clone rule constraint-id=catalog-db-clone-only-on-pair resource-discovery=never score=-INFINITY '#uname' ne pg1 and '#uname' ne pg2
 run constraint location catalog-db-clone rule constraint-id=catalog-db-clone-promote-on-pg1 role=Promoted score=100 '#uname' eq pg1
 run constraint location catalog-db-clone rule constraint-id=catalog-db-clone-promote-on-pg2 role=Promoted score=50 '#uname' eq pg2
+run constraint location catalog-repl-ip rule constraint-id=catalog-repl-ip-only-on-pair resource-discovery=never score=-INFINITY '#uname' ne pg1 and '#uname' ne pg2
 # Connectivity: a bonus where a ping target answers (see Connectivity above).
 run constraint location catalog-group rule constraint-id=catalog-group-on-connected score=100000 not_defined pingd or pingd gte 1
 run constraint location catalog-db-clone rule constraint-id=catalog-db-clone-promoted-on-connected role=Promoted score=100000 not_defined pingd or pingd gte 1
 run constraint colocation add catalog-group with Promoted catalog-db-clone INFINITY id=catalog-group-with-promoted
+run constraint colocation add catalog-repl-ip with Promoted catalog-db-clone INFINITY id=catalog-repl-ip-with-promoted
 run constraint order promote catalog-db-clone then start catalog-group kind=Mandatory id=catalog-group-after-promote
 run constraint order start connectivity-clone then start catalog-group kind=Optional id=catalog-group-after-connectivity
+run constraint order promote catalog-db-clone then start catalog-repl-ip kind=Mandatory symmetrical=false id=catalog-repl-ip-after-promote
+run constraint order demote catalog-db-clone then stop catalog-repl-ip kind=Mandatory symmetrical=false id=catalog-repl-ip-after-demote
 
 # === Director dir ===
 # Director on pg1, standby pg2; VIP 192.0.2.50.
@@ -319,6 +330,18 @@ else
     </operations>
    </primitive>
   </clone>
+  <primitive id="catalog-repl-ip" class="ocf" provider="heartbeat" type="IPaddr2">
+   <instance_attributes id="catalog-repl-ip-instance_attributes">
+    <nvpair name="ip" value="198.51.100.51" id="catalog-repl-ip-instance_attributes-ip" />
+    <nvpair name="cidr_netmask" value="24" id="catalog-repl-ip-instance_attributes-cidr_netmask" />
+    <nvpair name="nic" value="eth1" id="catalog-repl-ip-instance_attributes-nic" />
+   </instance_attributes>
+   <operations>
+    <op name="start" interval="0s" timeout="20s" id="catalog-repl-ip-start-0s" />
+    <op name="stop" interval="0s" timeout="20s" id="catalog-repl-ip-stop-0s" />
+    <op name="monitor" interval="10s" timeout="20s" id="catalog-repl-ip-monitor-10s" />
+   </operations>
+  </primitive>
   <clone id="catalog-db-clone">
    <meta_attributes id="catalog-db-clone-meta_attributes">
     <nvpair name="promotable" value="true" id="catalog-db-clone-meta_attributes-promotable" />
@@ -548,6 +571,12 @@ else
     <expression operation="eq" attribute="#uname" value="pg2" id="catalog-db-clone-promote-on-pg2-rule-expression" />
    </rule>
   </rsc_location>
+  <rsc_location id="catalog-repl-ip-only-on-pair" rsc="catalog-repl-ip" resource-discovery="never">
+   <rule score="-INFINITY" id="catalog-repl-ip-only-on-pair-rule" boolean-op="and">
+    <expression operation="ne" attribute="#uname" value="pg1" id="catalog-repl-ip-only-on-pair-rule-expression" />
+    <expression operation="ne" attribute="#uname" value="pg2" id="catalog-repl-ip-only-on-pair-rule-expression-0" />
+   </rule>
+  </rsc_location>
   <rsc_location id="catalog-group-on-connected" rsc="catalog-group">
    <rule score="100000" id="catalog-group-on-connected-rule" boolean-op="or">
     <expression operation="not_defined" attribute="pingd" id="catalog-group-on-connected-rule-expression" />
@@ -561,8 +590,11 @@ else
    </rule>
   </rsc_location>
   <rsc_colocation id="catalog-group-with-promoted" score="INFINITY" rsc="catalog-group" with-rsc="catalog-db-clone" with-rsc-role="Promoted" />
+  <rsc_colocation id="catalog-repl-ip-with-promoted" score="INFINITY" rsc="catalog-repl-ip" with-rsc="catalog-db-clone" with-rsc-role="Promoted" />
   <rsc_order id="catalog-group-after-promote" kind="Mandatory" first="catalog-db-clone" first-action="promote" then="catalog-group" then-action="start" />
   <rsc_order id="catalog-group-after-connectivity" kind="Optional" first="connectivity-clone" first-action="start" then="catalog-group" then-action="start" />
+  <rsc_order id="catalog-repl-ip-after-promote" kind="Mandatory" first="catalog-db-clone" first-action="promote" then="catalog-repl-ip" then-action="start" symmetrical="false" />
+  <rsc_order id="catalog-repl-ip-after-demote" kind="Mandatory" first="catalog-db-clone" first-action="demote" then="catalog-repl-ip" then-action="stop" symmetrical="false" />
   <rsc_location id="dir-group-prefers-pg1" rsc="dir-group" score="100" node="pg1" />
   <rsc_location id="dir-group-standby-pg2" rsc="dir-group" score="50" node="pg2" />
   <rsc_location id="dir-group-only-on-pair" rsc="dir-group" resource-discovery="never">

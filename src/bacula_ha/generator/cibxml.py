@@ -134,6 +134,8 @@ def configuration(plan: Plan) -> ET.Element:
             el.set("first-action", o.first_action)
             el.set("then", o.then)
             el.set("then-action", o.then_action)
+            if not o.symmetrical:
+                el.set("symmetrical", "false")
     levels = plan.levels()
     if levels:
         # Level ids as pcs writes them (crmsh numbers them "fencing", "fencing-0", ...).

@@ -187,6 +187,7 @@ class Order:
     then: str
     then_action: str
     kind: str = "Mandatory"
+    symmetrical: bool = True  # False: the reverse actions are not ordered the other way round
 
 
 @dataclass(frozen=True)
@@ -719,6 +720,13 @@ class _Builder:
         params = dict(c.params)
         if "backend" in (agentinfo.bacula("bacula-catalog").parameters or ()):
             params.setdefault("backend", c.backend)
+        repl = None
+        if c.replication_vip is not None:
+            repl = self.vip(f"{c.name}-repl", c.replication_vip, c.ops, field)
+            notes.append(
+                f"Standbys replicate from {c.replication_vip.ip}: it follows the Promoted "
+                "instance, starts after the promotion and stops after the demotion."
+            )
         members += [
             self.vip(c.name, c.vip, c.ops, field),
             self.bacula(
@@ -730,8 +738,48 @@ class _Builder:
                 field,
             ),
         ]
-        return self.component(
+        block = self.component(
             f"Catalog {c.name}", notes, c.name, c.preferred, c.standby, members, clone, meta
+        )
+        if repl is None or clone is None:
+            return block
+        # Outside the group, which stops before the demotion: the old primary's last WAL (its
+        # shutdown checkpoint) must still reach the standby through this address, or PAF
+        # cancels the switchover. PAF's own setup orders its VIP the same way.
+        _, rules = self.placement(repl.id, c.preferred, c.standby)
+        return Block(
+            block.title,
+            block.notes,
+            (repl,),
+            block.clones,
+            block.groups,
+            block.locations,
+            (*block.rules, *rules[:1]),
+            (
+                *block.colocations,
+                Colocation(f"{repl.id}-with-promoted", repl.id, clone.id, "INFINITY", "Promoted"),
+            ),
+            (
+                *block.orders,
+                Order(
+                    f"{repl.id}-after-promote",
+                    clone.id,
+                    "promote",
+                    repl.id,
+                    "start",
+                    symmetrical=False,
+                ),
+                Order(
+                    f"{repl.id}-after-demote",
+                    clone.id,
+                    "demote",
+                    repl.id,
+                    "stop",
+                    symmetrical=False,
+                ),
+            ),
+            block.connected,
+            block.levels,
         )
 
     def director(self, d: Director, field: str) -> list[Block]:

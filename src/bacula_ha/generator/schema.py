@@ -253,6 +253,8 @@ class Catalog:
     params: Pairs
     ops: Ops
     failure: Failure = Failure()
+    # A replicated database's second VIP, on the network the standby replicates over.
+    replication_vip: Vip | None = None
 
 
 @dataclass(frozen=True)
@@ -998,11 +1000,11 @@ def _is_ip(text: str) -> bool:
     return True
 
 
-def _vip(r: _Reader, t: dict[str, Any], path: FieldPath) -> Vip | None:
-    if "vip" not in t:
+def _vip(r: _Reader, t: dict[str, Any], path: FieldPath, key: str = "vip") -> Vip | None:
+    if key not in t:
         return None
-    path = (*path, "vip")
-    vt = r.table(t["vip"], path, ("ip", "cidr_netmask", "nic", "params"), ("ip",))
+    path = (*path, key)
+    vt = r.table(t[key], path, ("ip", "cidr_netmask", "nic", "params"), ("ip",))
     if vt is None:
         return None
     ip = r.string(vt, "ip", path)
@@ -1011,7 +1013,7 @@ def _vip(r: _Reader, t: dict[str, Any], path: FieldPath) -> Vip | None:
     params = r.params(vt, "params", path)
     for key in ("ip", "cidr_netmask", "nic"):
         if any(k == key for k, _ in params):
-            r.problem((*path, "params", key), f"set vip.{key} instead")
+            r.problem((*path, "params", key), f"set {path[-1]}.{key} instead")
     if ip is None:
         return None
     try:
@@ -1206,6 +1208,7 @@ def _catalog(
         "backend",
         "disk",
         "database",
+        "replication_vip",
     )
     t = r.table(raw, path, keys, ("vip", "backend", "database"))
     if t is None:
@@ -1255,10 +1258,29 @@ def _catalog(
             )
         if agent is not None:
             database = Database(agent, replicated, db_params)
+    replication_vip = None
+    if "replication_vip" in t:
+        if database is not None and not database.replicated:
+            r.problem(
+                (*path, "replication_vip"), "only a replicated database has a replication VIP"
+            )
+        replication_vip = _vip(r, t, path, "replication_vip")
     if None in (name, preferred, standby, vip, backend, database):
         return None
     assert name and preferred and standby and vip and backend and database
-    return Catalog(name, backend, preferred, standby, vip, disk, database, params, ops, failure)
+    return Catalog(
+        name,
+        backend,
+        preferred,
+        standby,
+        vip,
+        disk,
+        database,
+        params,
+        ops,
+        failure,
+        replication_vip,
+    )
 
 
 def _daemon(r: _Reader, t: dict[str, Any], path: FieldPath, kind: str) -> Daemon | None:
@@ -1306,6 +1328,7 @@ def _cross_check(r: _Reader, site: Site) -> None:
 
     names: dict[str, FieldPath] = {n.name: where for where, n in all_nodes}
     ips: dict[str, str] = {}
+
     for where, node in all_nodes:
         if node.address in ips:
             r.problem((*where, "address"), f"{node.address} is already used by {ips[node.address]}")
@@ -1357,6 +1380,16 @@ def _cross_check(r: _Reader, site: Site) -> None:
                         f"{drbd_resources[disk.drbd_resource]}",
                     )
                 drbd_resources[disk.drbd_resource] = name
+    # A replication VIP is one more address of its catalog.
+    for i, d in enumerate(site.directors):
+        if d.catalog is not None and d.catalog.replication_vip is not None:
+            ip = d.catalog.replication_vip.ip
+            if ip in ips:
+                r.problem(
+                    ("director", i, "catalog", "replication_vip", "ip"),
+                    f"{ip} is already used by {ips[ip]}",
+                )
+            ips[ip] = f"{d.catalog.name} (replication_vip)"
     _check_targets(r, site, ips)
     for where, node in all_nodes:
         if node.fence is None:

@@ -18,7 +18,7 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 from bacula_ha.lab import cluster, machine, procs, ssh, stack
-from bacula_ha.lab.config import DISK_LABEL_PREFIX, SUBNET, LabConfig, Machine
+from bacula_ha.lab.config import CLUSTER_SUBNET, DISK_LABEL_PREFIX, SUBNET, LabConfig, Machine
 from bacula_ha.lab.errors import LabError
 
 CATALOGS = ("shared", "replicated")
@@ -33,6 +33,10 @@ REPLICATION_USER = "replicator"
 # The clone and the Bacula group of examples/lab-replicated-site.toml.
 DB_RESOURCE = "cat1-db"
 DB_CLONE = "cat1-db-clone"
+# What standbys replicate from: the site's replication_vip, on the cluster network, following
+# the Promoted instance. Over the clients' network (the catalog VIP) a primary that lost only its
+# uplink could not be switched over: its standby would miss the last WAL, and PAF refuses then.
+REPLICATION_VIP = f"{CLUSTER_SUBNET}.20"
 
 
 def default_site() -> Path:
@@ -66,15 +70,14 @@ def _write_node_files(cfg: LabConfig, m: Machine, with_conninfo: bool) -> None:
     """pg_hba, the replication password file and the node's own settings, from the host."""
     fs = m.dir / "fs"
     uid, gid = stack._ids("postgres", "postgres")
-    catalog_vip = stack.CATALOG_VIP
     hba = (
         "# bacula-ha lab, this node's own: a standby never replicates from itself, whether\n"
-        "# through its address or through the catalog VIP (PAF's advice).\n"
+        "# through its address or through the replication VIP (PAF's advice).\n"
         "local all all peer\n"
-        f"host replication {REPLICATION_USER} {catalog_vip}/32 reject\n"
-        f"host replication {REPLICATION_USER} {m.address}/32 reject\n"
-        f"host replication {REPLICATION_USER} {SUBNET}.0/24 scram-sha-256\n"
-        f"host postgres {REPLICATION_USER} {SUBNET}.0/24 scram-sha-256\n"
+        f"host replication {REPLICATION_USER} {REPLICATION_VIP}/32 reject\n"
+        f"host replication {REPLICATION_USER} {m.cluster_address}/32 reject\n"
+        f"host replication {REPLICATION_USER} {CLUSTER_SUBNET}.0/24 scram-sha-256\n"
+        f"host postgres {REPLICATION_USER} {CLUSTER_SUBNET}.0/24 scram-sha-256\n"
         f"host bacula bacula {SUBNET}.0/24 scram-sha-256\n"
         "host all all 127.0.0.0/8 scram-sha-256\n"
     )
@@ -87,7 +90,7 @@ def _write_node_files(cfg: LabConfig, m: Machine, with_conninfo: bool) -> None:
     if with_conninfo:
         # PAF requires application_name = the node's name; the standby follows the VIP.
         conf += (
-            f"primary_conninfo = 'host={catalog_vip} port=5432 user={REPLICATION_USER} "
+            f"primary_conninfo = 'host={REPLICATION_VIP} port=5432 user={REPLICATION_USER} "
             f"passfile={PASSFILE} application_name={m.name} connect_timeout=2'\n"
             # A commit waits until a standby has flushed it; bacula-catalog relaxes this
             # once the standby node is fenced (docs/replicated-catalog.md).
@@ -160,7 +163,7 @@ set -eu
 i=0
 until ping -c1 -W1 {vip} >/dev/null 2>&1; do
     i=$((i + 1))
-    if [ $i -ge 30 ]; then echo "the catalog VIP {vip} does not answer" >&2; exit 1; fi
+    if [ $i -ge 30 ]; then echo "the replication VIP {vip} does not answer" >&2; exit 1; fi
 done
 state=$({bin}/pg_controldata -D {pgdata} | sed -n 's/^Database cluster state: *//p')
 echo "state: $state"
@@ -198,7 +201,7 @@ def _fmt(script: str, **extra: str) -> str:
         scripts=stack.SCRIPTS,
         user=REPLICATION_USER,
         passfile=PASSFILE,
-        vip=stack.CATALOG_VIP,
+        vip=REPLICATION_VIP,
         **extra,
     )
 
@@ -211,7 +214,7 @@ def provision(cfg: LabConfig) -> None:
     env = {"CATALOG_PW": stack.Secrets.load_or_create(cfg).catalog, "REPL_PW": _password(cfg)}
     machine.run_in(cfg, primary.name, ["sh", "-c", _fmt(PRIMARY_SCRIPT)], env=env, timeout=120)
     try:
-        script = _fmt(STANDBY_SCRIPT, source=primary.address)
+        script = _fmt(STANDBY_SCRIPT, source=primary.cluster_address)
         machine.run_in(cfg, standby.name, ["sh", "-c", script], timeout=120)
     finally:
         machine.run_in(cfg, primary.name, ["sh", "-c", _fmt(STOP_SCRIPT)], timeout=60)
