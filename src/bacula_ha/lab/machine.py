@@ -158,6 +158,11 @@ def reset_net(m: Machine) -> None:
     run(["ip", "-n", m.netns, "addr", "flush", "dev", "eth0"])
     run(["ip", "-n", m.netns, "addr", "add", f"{m.address}/{PREFIX_LEN}", "dev", "eth0"])
     run(["ip", "-n", m.netns, "link", "set", "eth0", "up"])
+    # The cluster network's cable too (a replication VIP lives there).
+    if run(["ip", "-n", m.netns, "addr", "flush", "dev", "eth1"], check=False).returncode == 0:
+        address = f"{m.cluster_address}/{PREFIX_LEN}"
+        run(["ip", "-n", m.netns, "addr", "add", address, "dev", "eth1"])
+        run(["ip", "-n", m.netns, "link", "set", "eth1", "up"])
 
 
 def set_port(name: str, up: bool, uplink_only: bool = False) -> None:
@@ -268,7 +273,8 @@ def power_off(lab_dir: Path, name: str) -> None:
         left = run(["ip", "netns", "pids", NS_PREFIX + name], check=False).stdout.split()
         if not [p for p in left if procs.alive(int(p))]:
             # Powered off holds no address; boot() gives the machine its own back.
-            run(["ip", "-n", NS_PREFIX + name, "addr", "flush", "dev", "eth0"], check=False)
+            for nic in ("eth0", "eth1"):
+                run(["ip", "-n", NS_PREFIX + name, "addr", "flush", "dev", nic], check=False)
             return
         time.sleep(0.02)
     raise LabError(f"processes of {name} survive its power-off")
