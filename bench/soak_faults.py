@@ -47,7 +47,7 @@ def cycle(cfg: LabConfig, total: int, mode: str, node: str) -> dict[str, object]
     run = backups.backup_through(cfg, total, lambda: lab.fail(cfg, node, mode), timeout=420)
     finished = run.finished
     identical = len(finished) == 1 and backups.restore_identical(cfg, finished[0].job_id)
-    clean = len(finished) == 1 and run.rows[-1].status == "T" and identical
+    clean = run.finished_once and identical
     return {
         "mode": mode,
         "node": node,

@@ -74,8 +74,7 @@ def _all_on(cfg: LabConfig, node: str) -> bool:
 
 def _exactly_once(cfg: LabConfig, run: FaultRun) -> None:
     """One run of the job finished, none is left to run, and it restores byte-identical."""
-    assert len(run.finished) == 1, f"runs of JobId {run.first}: {run.describe()}"
-    assert run.rows[-1].status == "T", f"a run after the finished one: {run.describe()}"
+    assert run.finished_once, f"runs of JobId {run.first}: {run.describe()}"
     assert backups.restore_identical(cfg, run.finished[0].job_id), "restore differs"
 
 

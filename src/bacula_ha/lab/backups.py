@@ -138,6 +138,11 @@ class FaultRun:
     def finished(self) -> list[JobRow]:
         return [r for r in self.rows if r.status == "T"]
 
+    @property
+    def finished_once(self) -> bool:
+        """Exactly one run finished, and it is the last: nothing ran again after it."""
+        return len(self.finished) == 1 and self.rows[-1].status == "T"
+
     def describe(self) -> str:
         return ", ".join(f"{r.job_id}:{r.status}" for r in self.rows)
 
