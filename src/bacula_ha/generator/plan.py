@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 
+from ..bacula import layout
 from . import agentinfo, quorum
 from .agentinfo import AgentInfo, OpDefault
 from .errors import Problem, SiteError
@@ -411,10 +412,25 @@ class _Builder:
         self, rid: str, agent: str, kind: str, params: Pairs, ops: Ops, field: str
     ) -> Primitive:
         info = agentinfo.bacula(agent)
+        params = self.install_paths(agent, info, params)
         given = {k for k, _ in params}
         for missing in sorted(info.required - given):
             self.problem(f"{field}.params.{missing}", f"{agent} requires this parameter")
         return Primitive(rid, info.spec, params, self.ops(rid, info, kind, ops, field))
+
+    def install_paths(self, agent: str, info: AgentInfo, params: Pairs) -> Pairs:
+        """The component's params, then the paths of the site's `[bacula] prefix` it lacks."""
+        if self.site.bacula_prefix is None:
+            return params  # Debian's layout: the agents' own defaults
+        own = dict(params)
+        known = info.parameters or frozenset()
+        added = [
+            (name, value)
+            for name, value in prefix_params(agent, layout.under(self.site.bacula_prefix))
+            # Only what this agent has (the catalog agent's `binary` is recent).
+            if name not in own and name in known
+        ]
+        return (*params, *added)
 
     def extras(self, name: str, extra: tuple[Extra, ...], ops: Ops, field: str) -> list[Primitive]:
         out = []
@@ -868,6 +884,25 @@ class _Builder:
         members += self.extras(s.name, s.extra, s.ops, field)
         title = f"{'Storage daemon' if s.kind == 'storage' else 'File daemon'} {s.name}"
         return self.component(title, notes, s.name, s.preferred, s.standby, members, clone, meta)
+
+
+def prefix_params(agent: str, where: layout.Layout) -> Pairs:
+    """The path parameters of a Bacula agent for an install laid out as `where`."""
+    daemon = {"bacula-dir": "dir", "bacula-sd": "sd", "bacula-fd": "fd", "bacula-catalog": "dir"}
+    if agent in daemon:
+        own: Pairs = (
+            ("binary", where.tool(f"bacula-{daemon[agent]}")),
+            ("config", where.conf(f"bacula-{daemon[agent]}.conf")),
+        )
+        if agent == "bacula-dir":
+            own += (
+                ("bconsole", where.tool("bconsole")),
+                ("bconsole_config", where.conf("bconsole.conf")),
+            )
+        return own
+    if agent == "bacula-confsync":
+        return (("paths", where.etc),)
+    return ()
 
 
 def ping_sets(site: Site) -> list[PingSet]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import os
 import re
 import tomllib
 from collections.abc import Callable, Iterable
@@ -111,6 +112,9 @@ QDEVICE_DEFAULT_SYNC_TIMEOUT = 30000  # ms, corosync-qdevice(8)
 QDEVICE_ALGORITHMS = ("ffsplit", "lms")
 QDEVICE_HEURISTICS = ("off", "on", "sync")
 EXEC_NAME_RE = re.compile(r"^[A-Za-z0-9_]{1,32}$")
+# `[bacula] prefix`: the characters a path may hold in every place the generator writes it
+# (bacula-confsync's `paths` is a space-separated list, so no blanks).
+PREFIX_RE = re.compile(r"^/[A-Za-z0-9_./+-]+$")
 
 
 @dataclass(frozen=True)
@@ -319,6 +323,8 @@ class Site:
     alerts: Alerts | None = None
     connectivity: Connectivity | None = None
     quorum_device: QuorumDevice | None = None
+    # `[bacula] prefix`: bacula.org's install under one directory; None: Debian's layout.
+    bacula_prefix: str | None = None
 
     def node(self, name: str) -> Node:
         """A full or remote node by name."""
@@ -556,6 +562,7 @@ def _parse(r: _Reader, raw: dict[str, Any], source: str) -> Site | None:
             "alerts",
             "connectivity",
             "quorum_device",
+            "bacula",
         ),
         ("site", "node"),
     )
@@ -588,6 +595,7 @@ def _parse(r: _Reader, raw: dict[str, Any], source: str) -> Site | None:
     quorum_device = None
     if "quorum_device" in raw:
         quorum_device = _quorum_device(r, raw["quorum_device"], connectivity)
+    bacula_prefix = _bacula(r, raw["bacula"]) if "bacula" in raw else None
     confsync_default = r.table(raw.get("confsync", {}), ("confsync",), ("enabled", "params")) or {}
     directors = _list(r, raw, "director", lambda r, t, p: _director(r, t, p, confsync_default))
     storages = _list(r, raw, "storage", lambda r, t, p: _daemon(r, t, p, "storage"))
@@ -621,9 +629,40 @@ def _parse(r: _Reader, raw: dict[str, Any], source: str) -> Site | None:
         alerts=alerts,
         connectivity=connectivity,
         quorum_device=quorum_device,
+        bacula_prefix=bacula_prefix,
     )
     _cross_check(r, site)
     return site
+
+
+def prefix_problem(value: str) -> str | None:
+    """Why `value` cannot be a Bacula install prefix (bacula.org's /opt/bacula), or None."""
+    if not value.startswith("/"):
+        return f"{value!r} is not an absolute path"
+    if value.strip("/") == "":
+        return f"{value!r} cannot be a prefix: bacula-confsync would keep all of /etc in sync"
+    if not PREFIX_RE.match(value):
+        return f"{value!r} holds a character other than letters, digits and _ . / + -"
+    normal = "/" + os.path.normpath(value).lstrip("/")
+    if normal != value:
+        return f"{value!r} is not normalised (write {normal!r})"
+    return None
+
+
+def _bacula(r: _Reader, raw: object) -> str | None:
+    """`[bacula] prefix = "/opt/bacula"`: where bacula.org's packages put everything."""
+    path: FieldPath = ("bacula",)
+    t = r.table(raw, path, ("prefix",))
+    if t is None:
+        return None
+    prefix = r.string(t, "prefix", path)
+    if prefix is None:
+        return None
+    problem = prefix_problem(prefix)
+    if problem is not None:
+        r.problem((*path, "prefix"), problem)
+        return None
+    return prefix
 
 
 def _list(
