@@ -17,6 +17,7 @@ FAST_MODULES = frozenset(
         "test_alert",
         "test_architecture",
         "test_catalog_unit",
+        "test_versions",
         "test_check",
         "test_fuzz_agents",
         "test_generator_alerts",

@@ -92,13 +92,25 @@ def test_password_file_removed_on_error(tmp_path: Path) -> None:
     assert list(tmp_path.iterdir()) == []
 
 
-def test_expected_schema_version_from_the_table_script(tmp_path: Path) -> None:
+def test_schema_version_from_the_table_script(tmp_path: Path) -> None:
     (tmp_path / "make_postgresql_tables").write_text(
         "INSERT INTO Version (VersionId) VALUES (1022);"
     )
-    assert cat.expected_schema_version(cat.POSTGRESQL, str(tmp_path)) == 1022
-    assert cat.expected_schema_version(cat.MYSQL, str(tmp_path)) == cat.FALLBACK_SCHEMA_VERSION
-    assert cat.expected_schema_version(cat.POSTGRESQL) == 16  # Debian's bacula 9.6 here
+    assert cat.scripted_schema_version(cat.POSTGRESQL, str(tmp_path)) == 1022
+    assert cat.scripted_schema_version(cat.MYSQL, str(tmp_path)) is None
+    (tmp_path / "make_mysql_tables").write_text("no version here")
+    assert cat.scripted_schema_version(cat.MYSQL, str(tmp_path)) is None
+
+
+def test_the_checks_script_asks_for_the_tables_it_is_given() -> None:
+    for backend in cat.BACKENDS:
+        options = cat.CheckOptions(depth=10, tables=("Job", "Filename"))
+        script = cat._script(backend, options)
+        assert ("'filename'" if backend == cat.POSTGRESQL else "'Filename'") in script
+        without = cat._script(backend, cat.CheckOptions(depth=10, tables=("Job",)))
+        assert "ilename'" not in without
+        # No tables asked: still a valid IN list.
+        assert "IN ('')" in cat._script(backend, cat.CheckOptions(depth=10))
 
 
 def test_installed_backend(tmp_path: Path) -> None:
@@ -106,7 +118,13 @@ def test_installed_backend(tmp_path: Path) -> None:
     os.symlink("libbaccats-mysql-9.6.7.so", tmp_path / "libbaccats.so")
     assert cat.installed_backend(str(tmp_path)) == cat.MYSQL
     assert cat.installed_backend("/nonexistent") == cat.POSTGRESQL
-    assert cat.installed_backend() == cat.POSTGRESQL  # this machine: bacula-director-pgsql
+    # bacula.org's builds carry both backends behind a generic libbaccats.so.
+    both = tmp_path / "both"
+    both.mkdir()
+    for name in ("libbaccats-13.0.3.so", "libbaccats-mysql-13.0.3.so", "libbaccats-postgresql.so"):
+        (both / name).write_text("")
+    os.symlink("libbaccats-13.0.3.so", both / "libbaccats.so")
+    assert cat.installed_backend(str(both)) == cat.POSTGRESQL
 
 
 def test_pick_catalog() -> None:

@@ -7,7 +7,7 @@ import time
 from collections.abc import Mapping
 
 from ..bacula import catalog as cat
-from ..bacula import pgsync
+from ..bacula import layout, pgsync, versions
 from ..bacula.files import config_sources, signature
 from ..ocf import params
 from ..ocf.agent import Agent, Handler
@@ -25,7 +25,8 @@ else:
     from ..ocf.record import dataclass
 
 AGENT_NAME = "bacula-catalog"
-DEFAULT_CONFIG = "/etc/bacula/bacula-dir.conf"
+DEFAULT_CONFIG = layout.DEBIAN.conf("bacula-dir.conf")
+DEFAULT_BINARY = layout.DEBIAN.tool("bacula-dir")
 # Start checks the schema and a write, but never fails on slowness alone.
 START_DEPTH = 20
 
@@ -42,6 +43,10 @@ _METADATA = MetaData(
         "Depth 20: a write in a rolled-back transaction, and a check slower than "
         "latency_threshold is reported as degraded. Connection settings come from the "
         "director's Catalog resource (read with bdirjson) unless parameters override them. "
+        "The tables and the schema version expected are those of the director installed on "
+        "this node (binary): Bacula 9.6 (16, with table Filename), 11.0 (1022), 13.0 (1024), "
+        "15.0 (1026); bdirjson, the catalog scripts and libraries are found beside it "
+        "(/usr/sbin with Debian's packages, /opt/bacula/bin with bacula.org's). "
         "The password reaches the client through a private 0600 file, never argv or the log. "
         "A probe only reports whether this resource was started on this node. Monitors reuse "
         "the settings read at start until the configuration (or a file it includes) changes. "
@@ -56,6 +61,14 @@ _METADATA = MetaData(
             "Director configuration file",
             "The bacula-dir configuration whose Catalog resource names the database.",
             default=DEFAULT_CONFIG,
+        ),
+        Parameter(
+            "binary",
+            "Director binary",
+            "The bacula-dir this node runs: its version sets the tables and schema version "
+            "expected, and bdirjson, the catalog scripts and libraries are looked for beside "
+            "it (bacula.org's layout: /opt/bacula/bin/bacula-dir).",
+            default=DEFAULT_BINARY,
         ),
         Parameter(
             "catalog",
@@ -128,7 +141,8 @@ _METADATA = MetaData(
             "schema_version",
             "Expected catalog version",
             "The Version the catalog must hold; default: what the installed director creates "
-            "(read from its make_*_tables script; 16 for Bacula 9.6). Another version fails "
+            "(from its version, else its make_*_tables script; 16 for Bacula 9.6, 1024 for "
+            "13.0). Another version fails "
             "the check with 5, on this node only: during a rolling upgrade another node's "
             "Bacula may expect what the catalog holds.",
             "integer",
@@ -165,6 +179,9 @@ class Config:
     """The parameters, parsed; connection settings are resolved per action (`_settings`)."""
 
     config: str
+    binary: str  # the director this node runs
+    bdirjson: str  # beside it, else Debian's
+    scripts: str  # its install's catalog scripts (make_*_tables)
     catalog: str
     backend: str  # postgresql | mysql (auto resolved)
     db_name: str
@@ -196,8 +213,10 @@ class CatalogAgent(Agent[Config]):
         backend = env.param("backend", "auto")
         if backend not in ("auto", *cat.BACKENDS):
             raise NotConfiguredError(f"backend={backend!r}: use auto, postgresql or mysql")
+        binary = params.absolute_path("binary", env.param("binary", DEFAULT_BINARY))
+        install = layout.of_binary(binary)
         if backend == "auto":
-            backend = cat.installed_backend()
+            backend = cat.installed_backend(install.libdir)
         client = params.absolute_path("client", env.param("client") or cat.default_client(backend))
         for name in ("config", "password_file", "db_socket"):
             if env.param(name):
@@ -211,6 +230,9 @@ class CatalogAgent(Agent[Config]):
             )
         return Config(
             config=env.param("config", DEFAULT_CONFIG),
+            binary=binary,
+            bdirjson=layout.tool_beside(binary, "bdirjson"),
+            scripts=install.scripts,
             catalog=env.param("catalog"),
             backend=backend,
             db_name=env.param("db_name"),
@@ -230,14 +252,16 @@ class CatalogAgent(Agent[Config]):
     def validate(self, config: Config, env: Environment, log: Logger) -> None:
         if not os.access(config.client, os.X_OK):
             raise NotInstalledError(f"database client {config.client} is not installed")
-        if config.needs_director_config and not os.access(cat.BDIRJSON, os.X_OK):
-            raise NotInstalledError(f"{cat.BDIRJSON} is not installed (bacula-director)")
+        if config.needs_director_config and not os.access(config.bdirjson, os.X_OK):
+            raise NotInstalledError(f"{config.bdirjson} is not installed (bacula-director)")
 
     def validate_all(self, config: Config, env: Environment, log: Logger) -> OCFStatus | None:
         _settings(config, env)  # reads the director's file and the password file, no network
+        _warn_untested(config, env, log)
         return None
 
     def start(self, config: Config, env: Environment, log: Logger) -> OCFStatus | None:
+        _warn_untested(config, env, log)
         settings, cache = _fresh_settings(config, env, log)
         health = _check(config, env, log, START_DEPTH, settings)
         _reconcile_sync(config, env, log, settings)
@@ -299,20 +323,44 @@ class CatalogAgent(Agent[Config]):
 AGENT = CatalogAgent()
 
 
+def _director_version(config: Config, env: Environment) -> versions.Version | None:
+    return versions.daemon_version(
+        config.binary, deadline=env.deadline, cache_dir=_private_tmpdir(env)
+    )
+
+
+def _warn_untested(config: Config, env: Environment, log: Logger) -> None:
+    """A release this project has not tested is checked as well as it can be, with a warning."""
+    caveat = versions.caveat(_director_version(config, env), config.binary)
+    if caveat:
+        log.warning(caveat)
+
+
+def _expectations(config: Config, env: Environment) -> tuple[int | None, tuple[str, ...]]:
+    """The schema version and tables this node's director needs: the parameter, else its
+    version line, else its install's make_*_tables script, else any version."""
+    version = _director_version(config, env)
+    line = versions.line_of(version)
+    if config.schema_version is not None:
+        schema: int | None = config.schema_version
+    elif line is not None:
+        schema = line.schema
+    else:
+        schema = cat.scripted_schema_version(config.backend, config.scripts)
+    return schema, versions.expected_tables(version)
+
+
 def _check(
     config: Config, env: Environment, log: Logger, depth: int, settings: cat.CatalogSettings
 ) -> cat.Health:
-    if config.schema_version is not None:
-        expected = config.schema_version
-    elif depth >= 10:
-        expected = cat.expected_schema_version(config.backend)
-    else:
-        expected = cat.FALLBACK_SCHEMA_VERSION
+    # Depth 0 looks at neither tables nor version: no need to ask the director's binary.
+    schema, tables = _expectations(config, env) if depth >= 10 else (None, ())
     options = cat.CheckOptions(
         depth=depth,
         connect_timeout=config.connect_timeout,
         query_timeout=config.query_timeout,
-        schema_version=expected,
+        schema_version=schema,
+        tables=tables,
         tmpdir=_private_tmpdir(env),
     )
     return cat.check(
@@ -392,14 +440,15 @@ def _cached_settings(config: Config, cache: object) -> cat.CatalogSettings | Non
 
 
 def _params_key(config: Config) -> str:
-    fields = (config.config, config.catalog, config.db_name, config.db_user, config.db_address)
-    return repr((*fields, config.db_port, config.db_socket, config.password_file))
+    fields = (config.config, config.bdirjson, config.catalog, config.db_name, config.db_user)
+    where = (config.db_address, config.db_port, config.db_socket, config.password_file)
+    return repr((*fields, *where))
 
 
 def _settings(config: Config, env: Environment) -> cat.CatalogSettings:
     """The director's Catalog resource with the explicit parameters laid over it."""
     if config.needs_director_config:
-        found = cat.read_catalogs(config.config, deadline=env.deadline)
+        found = cat.read_catalogs(config.config, deadline=env.deadline, bdirjson=config.bdirjson)
         base = cat.pick_catalog(found, config.catalog, config.config)
     else:
         base = cat.CatalogSettings(name=config.catalog, db_name="", user="", password="")

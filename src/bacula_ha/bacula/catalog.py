@@ -22,32 +22,9 @@ if TYPE_CHECKING:
 else:
     from ..ocf.record import dataclass, field
 
-BDIRJSON = "/usr/sbin/bdirjson"
-BACULA_LIBDIR = "/usr/lib/bacula"
-BACULA_SCRIPTS = "/usr/share/bacula-director"
 POSTGRESQL = "postgresql"
 MYSQL = "mysql"
 BACKENDS = (POSTGRESQL, MYSQL)
-# Bacula 9.x writes 16 into table Version; used when the installed table script is unreadable.
-FALLBACK_SCHEMA_VERSION = 16
-# The tables a director touches in every job; the rest (PathHierarchy, Snapshot...) are
-# feature tables whose absence shows up later and less often.
-CORE_TABLES = (
-    "Client",
-    "Counters",
-    "File",
-    "FileSet",
-    "Filename",
-    "Job",
-    "JobMedia",
-    "Log",
-    "Media",
-    "MediaType",
-    "Path",
-    "Pool",
-    "Storage",
-    "Version",
-)
 _PSQL_CANDIDATES = ("/usr/lib/postgresql/{v}/bin/psql",)
 _MYSQL_CANDIDATES = ("/usr/bin/mariadb", "/usr/bin/mysql")
 
@@ -83,9 +60,7 @@ class Health:
 # -- settings --------------------------------------------------------------------------------
 
 
-def read_catalogs(
-    config: str, *, deadline: Deadline, bdirjson: str = BDIRJSON
-) -> list[CatalogSettings]:
+def read_catalogs(config: str, *, deadline: Deadline, bdirjson: str) -> list[CatalogSettings]:
     """The Catalog resources of a director configuration, parsed by Bacula's own bdirjson.
 
     Raises NotInstalledError without bdirjson or when this node lacks the file, and
@@ -142,8 +117,10 @@ def pick_catalog(catalogs: Sequence[CatalogSettings], name: str, config: str) ->
     return catalogs[0]
 
 
-def installed_backend(libdir: str = BACULA_LIBDIR) -> str:
-    """The backend the installed director was built for, from its catalog library."""
+def installed_backend(libdir: str) -> str:
+    """The backend the installed director was built for, from its catalog libraries in
+    `libdir`; PostgreSQL when it has both (bacula.org's builds: the Catalog's dbdriver picks,
+    and bdirjson does not show it) or neither."""
     try:
         target = os.path.basename(os.path.realpath(os.path.join(libdir, "libbaccats.so")))
     except OSError:
@@ -161,8 +138,9 @@ def installed_backend(libdir: str = BACULA_LIBDIR) -> str:
     return MYSQL if has_mysql and not has_pgsql else POSTGRESQL
 
 
-def expected_schema_version(backend: str, scripts: str = BACULA_SCRIPTS) -> int:
-    """The Version the installed director writes into a new catalog (its make_*_tables)."""
+def scripted_schema_version(backend: str, scripts: str) -> int | None:
+    """The Version the install's make_*_tables script writes into a new catalog, None when
+    the script is not there or says nothing readable."""
     import re
 
     path = os.path.join(scripts, f"make_{backend}_tables")
@@ -170,9 +148,9 @@ def expected_schema_version(backend: str, scripts: str = BACULA_SCRIPTS) -> int:
         with open(path, encoding="utf-8", errors="replace") as handle:
             text = handle.read()
     except OSError:
-        return FALLBACK_SCHEMA_VERSION
+        return None
     found = re.search(r"INSERT INTO Version\s*\(VersionId\)\s*VALUES\s*\((\d+)\)", text, re.I)
-    return int(found.group(1)) if found else FALLBACK_SCHEMA_VERSION
+    return int(found.group(1)) if found else None
 
 
 def default_client(backend: str) -> str:
@@ -200,7 +178,8 @@ class CheckOptions:
     depth: int
     connect_timeout: int = 5  # seconds (libpq counts whole seconds, at least 2)
     query_timeout: int = 10  # seconds, per statement on the server
-    schema_version: int = FALLBACK_SCHEMA_VERSION
+    schema_version: int | None = None  # None: any Version row will do
+    tables: tuple[str, ...] = ()  # what depth 10 requires (bacula.versions.expected_tables)
     tmpdir: str | None = None  # where the 0600 password file lives while the client runs
 
 
@@ -255,7 +234,7 @@ def check(
     schema (10), a rolled-back write (20). The script stops at the first error, so the
     lines printed before it say which step failed.
     """
-    script = _script(backend, options.depth, options.query_timeout)
+    script = _script(backend, options)
     started = time.monotonic()
     result = run_client(
         backend,
@@ -284,7 +263,7 @@ def check(
     version: int | None = None
     if options.depth >= 10:
         present = {t.lower() for t in found.get("tables", "").split(",") if t}
-        missing = [t for t in CORE_TABLES if t.lower() not in present]
+        missing = [t for t in options.tables if t.lower() not in present]
         if missing:
             raise GenericError(f"catalog lacks tables {', '.join(missing)} ({where})")
         raw = found.get("version")
@@ -293,7 +272,7 @@ def check(
         if not (raw.isascii() and raw.isdigit()):
             raise NotConfiguredError(f"catalog {where} has no Version row")
         version = int(raw)
-        if version != options.schema_version:
+        if options.schema_version is not None and version != options.schema_version:
             # 5, not 6: the expectation comes from this node's installed Bacula. During a
             # rolling upgrade the other node's may match, so only this node is ruled out.
             raise NotInstalledError(
@@ -307,10 +286,13 @@ def check(
     return Health(depth=options.depth, elapsed=elapsed, version=version)
 
 
-def _script(backend: str, depth: int, query_timeout: int) -> str:
+def _script(backend: str, options: CheckOptions) -> str:
+    depth, query_timeout = options.depth, options.query_timeout
     probe = f"bacula-ha-probe-{os.getpid()}"
+    # Table names come from bacula.versions, never from input; '' keeps the IN list valid.
+    tables = options.tables or ("",)
     if backend == POSTGRESQL:
-        names = ", ".join(f"'{t.lower()}'" for t in CORE_TABLES)
+        names = ", ".join(f"'{t.lower()}'" for t in tables)
         lines = [
             "SELECT 'ready=1';",
             "SELECT 'recovery=' || pg_is_in_recovery();",
@@ -333,7 +315,7 @@ def _script(backend: str, depth: int, query_timeout: int) -> str:
                 "SELECT 'write=ok';",
             ]
         return "\n".join(lines) + "\n"
-    names = ", ".join(f"'{t}'" for t in CORE_TABLES)
+    names = ", ".join(f"'{t}'" for t in tables)
     lines = [
         # MariaDB only (an executable comment MySQL skips): a server-side bound per statement.
         f"/*M!100100 SET SESSION max_statement_time = {query_timeout} */;",
