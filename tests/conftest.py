@@ -25,6 +25,7 @@ FAST_MODULES = frozenset(
         "test_generator_formats",
         "test_generator_golden",
         "test_generator_haresources",
+        "test_generator_prefix",
         "test_generator_quorum",
         "test_generator_schema",
         "test_lab_two_dc_config",
