@@ -536,3 +536,106 @@ def test_a_two_node_site_without_connectivity_or_quorum_device_is_warned(tmp_pat
         lambda t: _without_connectivity(t) + '\n[quorum_device]\nhost = "10.99.1.200"\n',
     )
     assert run(arbiter, lab_configs(tmp_path))[0] == EXIT_CLEAN
+
+
+# -- bacula.org's layout: [bacula] prefix or --prefix -----------------------------------------
+
+
+def bacula_org_prefix(where: Path, log: Path) -> Path:
+    """A bacula.org-style install under `where`: bin/ holds b*json (Debian's, run through a
+    wrapper that logs its arguments to `log`), etc/ the lab's configuration."""
+    (where / "bin").mkdir(parents=True)
+    for tool in ("bdirjson", "bsdjson", "bfdjson"):
+        wrapper = where / "bin" / tool
+        wrapper.write_text(f'#!/bin/sh\necho "$0 $*" >> {log}\nexec /usr/sbin/{tool} "$@"\n')
+        wrapper.chmod(0o755)
+    lab_configs(where / "etc")
+    return where
+
+
+def _without_config_params(text: str) -> str:
+    """The lab site with no component naming its configuration file (the install's decide)."""
+    out = re.sub(r'(?m)^params = \{ config = "/etc/bacula/bacula-dir.conf" \}\n', "", text)
+    out = re.sub(r'config = "/etc/bacula/bacula-(dir|sd).conf", ', "", out)
+    assert "/etc/bacula/bacula-" not in out
+    return out
+
+
+def test_a_prefix_reads_its_parsers_and_configurations(tmp_path: Path) -> None:
+    log = tmp_path / "ran.log"
+    prefix = bacula_org_prefix(tmp_path / "opt" / "bacula", log)
+    site = site_variant(
+        tmp_path, lambda t: _without_config_params(t) + f'\n[bacula]\nprefix = "{prefix}"\n'
+    )
+    status, doc = run(site, [])
+    assert (status, doc["findings"]) == (EXIT_CLEAN, [])
+    checked = [(c["file"], c["daemon"]) for c in doc["checked"]]
+    assert checked == [
+        (f"{prefix}/etc/bacula-dir.conf", "director"),
+        (f"{prefix}/etc/bacula-sd.conf", "storage"),
+    ]
+    ran = log.read_text().splitlines()
+    assert any(r.startswith(f"{prefix}/bin/bdirjson ") and "bacula-dir.conf" in r for r in ran)
+    assert any(r.startswith(f"{prefix}/bin/bsdjson ") and "bacula-sd.conf" in r for r in ran)
+    # --config files are read with the prefix's parsers too.
+    log.unlink()
+    status, doc = run(site, [f"{prefix}/etc/bacula-sd.conf"])
+    assert status == EXIT_CLEAN and doc["checked"][0]["daemon"] == "storage"
+    assert log.read_text().startswith(f"{prefix}/bin/bsdjson ")
+
+
+def test_prefix_option_without_the_sites_prefix(tmp_path: Path) -> None:
+    log = tmp_path / "ran.log"
+    prefix = bacula_org_prefix(tmp_path / "bacula-13", log)
+    site = site_variant(tmp_path, _without_config_params)
+    status, doc = run(site, [], "--prefix", str(prefix))
+    assert status == EXIT_CLEAN
+    assert [c["file"] for c in doc["checked"]] == [
+        f"{prefix}/etc/bacula-dir.conf",
+        f"{prefix}/etc/bacula-sd.conf",
+    ]
+    assert f"{prefix}/bin/bdirjson " in log.read_text()
+    # --prefix wins over the site's; an install without configurations names what it looked for.
+    other = site_variant(
+        tmp_path, lambda t: _without_config_params(t) + '\n[bacula]\nprefix = "/nonexistent"\n'
+    )
+    status, doc = run(other, [], "--prefix", str(prefix))
+    assert status == EXIT_CLEAN and doc["checked"][0]["file"].startswith(str(prefix))
+    result = CliRunner().invoke(main, ["check", str(other)])
+    assert result.exit_code == EXIT_ERRORS
+    assert "none of /nonexistent/etc/bacula-dir.conf, /nonexistent/etc/bacula-sd.conf" in (
+        result.stderr
+    )
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("opt/bacula", "'opt/bacula' is not an absolute path"),
+        ("/opt/bacula/", "'/opt/bacula/' is not normalised (write '/opt/bacula')"),
+    ],
+)
+def test_a_bad_prefix_option(value: str, message: str) -> None:
+    result = CliRunner().invoke(main, ["check", str(LAB_SITE), "--prefix", value])
+    assert result.exit_code == 2 and "Invalid value for '--prefix'" in result.stderr
+    assert message in result.stderr
+
+
+def test_a_components_binary_names_its_parser(tmp_path: Path) -> None:
+    log, own_log = tmp_path / "ran.log", tmp_path / "own.log"
+    prefix = bacula_org_prefix(tmp_path / "opt" / "bacula", log)
+    own = bacula_org_prefix(tmp_path / "sd-13", own_log)
+    site = site_variant(
+        tmp_path,
+        lambda t: (
+            _without_config_params(t).replace(
+                'params = { archive_mounts = "/srv/bacula" }',
+                f'params = {{ archive_mounts = "/srv/bacula", binary = "{own}/bin/bacula-sd" }}',
+            )
+            + f'\n[bacula]\nprefix = "{prefix}"\n'
+        ),
+    )
+    status, _ = run(site, [])
+    assert status == EXIT_CLEAN
+    assert own_log.read_text().startswith(f"{own}/bin/bsdjson ")
+    assert "bsdjson" not in log.read_text() and "bdirjson" in log.read_text()

@@ -10,6 +10,18 @@ import click
 from .findings import EXIT_ERRORS
 
 
+def _prefix(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """--prefix: an absolute, normalised path, as the site's `[bacula] prefix`."""
+    if value is None:
+        return None
+    from ..generator.schema import prefix_problem
+
+    problem = prefix_problem(value)
+    if problem is not None:
+        raise click.BadParameter(problem)
+    return value
+
+
 @click.command("check")
 @click.argument("site", type=click.Path(dir_okay=False, path_type=Path))
 @click.option(
@@ -18,7 +30,16 @@ from .findings import EXIT_ERRORS
     multiple=True,
     metavar="FILE",
     help="A Bacula configuration to check (repeat). Default: the files the site names for its "
-    "components (params.config), else the /etc/bacula defaults that exist.",
+    "components (params.config), else the install's defaults that exist (/etc/bacula, or "
+    "PREFIX/etc).",
+)
+@click.option(
+    "--prefix",
+    metavar="DIR",
+    callback=_prefix,
+    help="Where bacula.org's packages put Bacula (e.g. /opt/bacula): its parsers in DIR/bin "
+    "(bdirjson, bsdjson, bfdjson), its configurations in DIR/etc. Default: the site's "
+    "[bacula] prefix, else Debian's /usr/sbin and /etc/bacula.",
 )
 @click.option(
     "--format",
@@ -37,7 +58,9 @@ from .findings import EXIT_ERRORS
     help="How long a failover of a storage daemon takes here: a Reschedule Interval shorter "
     "than this is reported.",
 )
-def check_command(site: Path, configs: tuple[str, ...], fmt: str, failover_time: int) -> None:
+def check_command(
+    site: Path, configs: tuple[str, ...], prefix: str | None, fmt: str, failover_time: int
+) -> None:
     """Check that the Bacula configuration lets the site described in SITE fail over.
 
     Reads the configurations with Bacula's own parsers (bdirjson, bsdjson, bfdjson). Exit
@@ -48,7 +71,7 @@ def check_command(site: Path, configs: tuple[str, ...], fmt: str, failover_time:
     from .run import run_check
 
     try:
-        report = run_check(site, list(configs), failover_time)
+        report = run_check(site, list(configs), failover_time, prefix=prefix)
     except CheckInputError as exc:
         if fmt == "json":
             sys.stdout.write(format_input_error(str(exc)))

@@ -9,6 +9,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..bacula import layout
 from ..bacula.config import Resources, load
 from ..generator.errors import SiteError
 from ..generator.schema import Site, load_site
@@ -16,15 +17,13 @@ from ..ocf.deadline import Deadline
 from ..ocf.errors import OCFError
 
 DIRECTOR, STORAGE, FILEDAEMON = "director", "storage", "filedaemon"
-TOOLS = {
-    DIRECTOR: "/usr/sbin/bdirjson",
-    STORAGE: "/usr/sbin/bsdjson",
-    FILEDAEMON: "/usr/sbin/bfdjson",
-}
-DEFAULT_CONFIGS = {
-    DIRECTOR: "/etc/bacula/bacula-dir.conf",
-    STORAGE: "/etc/bacula/bacula-sd.conf",
-    FILEDAEMON: "/etc/bacula/bacula-fd.conf",
+# Each daemon's parser and configuration file, found in the install (bacula.layout): Debian's
+# /usr/sbin and /etc/bacula, or PREFIX/bin and PREFIX/etc of bacula.org's packages.
+JSON_TOOLS = {DIRECTOR: "bdirjson", STORAGE: "bsdjson", FILEDAEMON: "bfdjson"}
+CONFIG_NAMES = {
+    DIRECTOR: "bacula-dir.conf",
+    STORAGE: "bacula-sd.conf",
+    FILEDAEMON: "bacula-fd.conf",
 }
 PARSE_TIMEOUT = 30.0
 
@@ -50,6 +49,7 @@ class Wanted:
     path: str
     daemon: str | None = None
     component: str | None = None  # the site component's name
+    tool: str | None = None  # its parser, when the component names its own binary
 
 
 @dataclass(frozen=True)
@@ -69,23 +69,41 @@ def read_site(path: Path) -> Site:
         raise CheckInputError(str(exc)) from None
 
 
-def wanted_configs(site: Site, explicit: Sequence[str]) -> list[Wanted]:
+def install_of(site: Site, prefix: str | None = None) -> layout.Layout:
+    """The Bacula install to read: `prefix` (--prefix), else the site's `[bacula] prefix`,
+    else Debian's layout."""
+    chosen = prefix or site.bacula_prefix
+    return layout.under(chosen) if chosen else layout.DEBIAN
+
+
+def default_configs(where: layout.Layout) -> dict[str, str]:
+    """Each daemon's configuration file in the install."""
+    return {daemon: where.conf(name) for daemon, name in CONFIG_NAMES.items()}
+
+
+def wanted_configs(
+    site: Site, explicit: Sequence[str], where: layout.Layout = layout.DEBIAN
+) -> list[Wanted]:
     """--config paths if given; else those the site names for its components (a missing one is
-    an error naming the site's field), else the /etc/bacula defaults that exist."""
+    an error naming the site's field), else the install's defaults that exist (`where`:
+    /etc/bacula, or PREFIX/etc)."""
     if explicit:
         return _unique([Wanted(os.path.abspath(p)) for p in explicit])
     wanted: list[Wanted] = []
     missing: list[str] = []
+    defaults = default_configs(where)
 
     def add(daemon: str, component: str, params: Mapping[str, str], field: str) -> None:
         named = params.get("config")
-        path = named or DEFAULT_CONFIGS[daemon]
+        path = named or defaults[daemon]
+        binary = params.get("binary")
+        tool = _tool_beside(binary, JSON_TOOLS[daemon], where) if binary else None
         if os.path.exists(path):
-            wanted.append(Wanted(path, daemon, component))
+            wanted.append(Wanted(path, daemon, component, tool))
         elif named:
             line = site.line(f"{field}.params.config")
-            where = f"{site.source}:{line}" if line else site.source
-            missing.append(f"{where}: {field}.params.config: {path} does not exist here")
+            at = f"{site.source}:{line}" if line else site.source
+            missing.append(f"{at}: {field}.params.config: {path} does not exist here")
 
     for i, d in enumerate(site.directors):
         add(DIRECTOR, d.name, dict(d.params), f"director[{i}]")
@@ -98,13 +116,19 @@ def wanted_configs(site: Site, explicit: Sequence[str]) -> list[Wanted]:
     if missing:
         raise CheckInputError("\n".join(missing) + "\n(pass --config to name the files to check)")
     if not wanted:
-        wanted = [Wanted(p, d) for d, p in DEFAULT_CONFIGS.items() if os.path.exists(p)]
+        wanted = [Wanted(p, d) for d, p in defaults.items() if os.path.exists(p)]
     if not wanted:
         raise CheckInputError(
             f"{site.source}: no Bacula configuration to check: the site names none and none of "
-            f"{', '.join(DEFAULT_CONFIGS.values())} exists (pass --config)"
+            f"{', '.join(defaults.values())} exists (pass --config)"
         )
     return _unique(wanted)
+
+
+def _tool_beside(binary: str, tool: str, where: layout.Layout) -> str:
+    """A component's parser: beside the daemon binary it names, else the install's."""
+    beside = layout.of_binary(binary).tool(tool)
+    return beside if os.access(beside, os.X_OK) else where.tool(tool)
 
 
 def _unique(wanted: list[Wanted]) -> list[Wanted]:
@@ -117,9 +141,12 @@ def _unique(wanted: list[Wanted]) -> list[Wanted]:
     return out
 
 
-def parse_config(wanted: Wanted, deadline: Deadline) -> Parsed:
-    """Parse with the daemon's own parser; if the daemon is not known, the parser that accepts
-    the file decides (the likeliest one is tried first, and its complaint is the one reported)."""
+def parse_config(
+    wanted: Wanted, deadline: Deadline, where: layout.Layout = layout.DEBIAN
+) -> Parsed:
+    """Parse with the daemon's own parser (the component's, else the install's: `where`); if
+    the daemon is not known, the parser that accepts the file decides (the likeliest one is
+    tried first, and its complaint is the one reported)."""
     path = wanted.path
     if not os.path.exists(path):
         raise CheckInputError(f"{path}: no such configuration file")
@@ -128,14 +155,15 @@ def parse_config(wanted: Wanted, deadline: Deadline) -> Parsed:
     order, sure = ([wanted.daemon], True) if wanted.daemon else _likely_daemons(path)
     first_error: str | None = None
     for daemon in order:
+        tool = wanted.tool or where.tool(JSON_TOOLS[daemon])
         try:
-            resources = load(TOOLS[daemon], path, deadline, timeout=PARSE_TIMEOUT)
+            resources = load(tool, path, deadline, timeout=PARSE_TIMEOUT)
         except OCFError as exc:
             if first_error is None:
                 first_error = exc.reason
             continue
         except OSError as exc:  # the parser cannot be run at all (not installed, no rights)
-            raise CheckInputError(f"{path}: cannot run {TOOLS[daemon]}: {exc}") from None
+            raise CheckInputError(f"{path}: cannot run {tool}: {exc}") from None
         return Parsed(path, daemon, wanted.component, resources)
     reason = first_error or "rejected by Bacula's parsers"
     if path not in reason:

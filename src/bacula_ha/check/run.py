@@ -7,7 +7,7 @@ from pathlib import Path
 
 from ..ocf.deadline import Deadline
 from .findings import Checked, Finding, Report, sort_findings
-from .inputs import parse_config, read_hosts, read_site, wanted_configs
+from .inputs import install_of, parse_config, read_hosts, read_site, wanted_configs
 from .rules import DEFAULT_FAILOVER_TIME, Facts, check, check_site
 
 # Bounds the whole run: each parser run is bounded as well (inputs.PARSE_TIMEOUT).
@@ -19,11 +19,16 @@ def run_check(
     configs: Sequence[str] = (),
     failover_time: int = DEFAULT_FAILOVER_TIME,
     hosts_file: str = "/etc/hosts",
+    prefix: str | None = None,
 ) -> Report:
-    """Raises CheckInputError (naming file, line, field) when an input cannot be read."""
+    """Raises CheckInputError (naming file, line, field) when an input cannot be read.
+
+    `prefix`: the Bacula install to read (bacula.org's PREFIX/bin and PREFIX/etc) instead of
+    the site's `[bacula] prefix`; neither: Debian's /usr/sbin and /etc/bacula."""
     site = read_site(site_path)
     deadline = Deadline.after(RUN_DEADLINE)
-    parsed = [parse_config(w, deadline) for w in wanted_configs(site, configs)]
+    where = install_of(site, prefix)
+    parsed = [parse_config(w, deadline, where) for w in wanted_configs(site, configs, where)]
     facts = Facts(site, read_hosts(hosts_file), failover_time)
     findings: list[Finding] = []
     for p in parsed:
