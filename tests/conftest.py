@@ -31,6 +31,7 @@ FAST_MODULES = frozenset(
         "test_lab_two_dc_config",
         "test_hardening_unit",
         "test_schedule",
+        "test_status_paths",
         "test_lab_remote_unit",
         "test_metadata",
         "test_ocf_unit",

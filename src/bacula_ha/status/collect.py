@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import xml.etree.ElementTree as ET
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 # The Bacula agents' roles, by agent type (ocf:bacula:TYPE).
@@ -299,12 +300,42 @@ def _attributes(cib: ET.Element, name: str) -> str:
     return ", ".join(sorted(found)) or "none recorded"
 
 
+@dataclass(frozen=True)
+class DirectorFiles:
+    """Where a director resource's programs and files are on this node."""
+
+    binary: str
+    config: str
+    bdirjson: str
+    bconsole: str
+    bconsole_config: str
+
+
+def director_files(params: Mapping[str, str]) -> DirectorFiles:
+    """The director resource's own params from the CIB (binary, config, bconsole,
+    bconsole_config); what they leave out is found as the agent finds it: the agent's defaults
+    (Debian's), the tools beside the binary (bacula.layout: /opt/bacula/bin/bdirjson beside
+    /opt/bacula/bin/bacula-dir), bconsole.conf beside the configuration."""
+    from ..bacula import layout
+
+    binary = params.get("binary") or layout.DEBIAN.tool("bacula-dir")
+    config = params.get("config") or layout.DEBIAN.conf("bacula-dir.conf")
+    return DirectorFiles(
+        binary=binary,
+        config=config,
+        bdirjson=layout.tool_beside(binary, "bdirjson"),
+        bconsole=params.get("bconsole") or layout.tool_beside(binary, "bconsole"),
+        bconsole_config=params.get("bconsole_config")
+        or os.path.join(os.path.dirname(config), "bconsole.conf"),
+    )
+
+
 def running_jobs(cib: ET.Element, comp: Component) -> str:
     """The director's running jobs, asked over its own console protocol (needs its
-    configuration on this node: root, and bacula-confsync keeps it there)."""
+    configuration on this node: root, and bacula-confsync keeps it there); when that file
+    cannot be read here, through its bconsole and bconsole's configuration."""
     from ..bacula import protocol
-    from ..bacula.config import json_tool_for, load
-    from ..bacula.console import running_jobs as parse_jobs
+    from ..bacula.config import load
     from ..bacula.daemon import passwords_of
     from ..ocf.deadline import Deadline
     from ..ocf.errors import OCFError
@@ -315,10 +346,13 @@ def running_jobs(cib: ET.Element, comp: Component) -> str:
         if prim.get("id") == comp.rsc
         for nv in prim.iterfind("./instance_attributes/nvpair")
     }
-    config = params.get("config") or "/etc/bacula/bacula-dir.conf"
-    binary = params.get("binary") or "/usr/sbin/bacula-dir"
+    files = director_files(params)
     try:
-        res = load(json_tool_for(binary, "bdirjson"), config, Deadline.after(10))
+        res = load(files.bdirjson, files.config, Deadline.after(10))
+    except OCFError as exc:
+        by_console = _jobs_by_bconsole(files)
+        return by_console if by_console is not None else f"unknown ({exc.reason})"
+    try:
         own = res.first("Director")
         name = str(own.get("Name", ""))
         port = own.get("DirPort") or 9101
@@ -334,7 +368,34 @@ def running_jobs(cib: ET.Element, comp: Component) -> str:
         return f"unknown ({exc.reason})"
     except protocol.ProtocolError as exc:
         return f"unknown (the director does not answer: {exc})"
-    jobs = parse_jobs(out)
+    return _describe_jobs(out)
+
+
+def _jobs_by_bconsole(files: DirectorFiles) -> str | None:
+    """`status dir` through the director's bconsole; None when it cannot tell."""
+    if not (os.access(files.bconsole, os.X_OK) and os.path.isfile(files.bconsole_config)):
+        return None
+    try:
+        done = subprocess.run(
+            [files.bconsole, "-n", "-u", "10", "-c", files.bconsole_config],
+            input="status dir\nquit\n",
+            capture_output=True,
+            text=True,
+            timeout=_TOOL_TIMEOUT,
+            check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    if done.returncode != 0 or "1000 OK" not in done.stdout:
+        return None
+    return _describe_jobs(done.stdout)
+
+
+def _describe_jobs(status_output: str) -> str:
+    """The running jobs of `status dir` output, on one line."""
+    from ..bacula.console import running_jobs as parse_jobs
+
+    jobs = parse_jobs(status_output)
     if not jobs:
         return "none running"
     return "; ".join(f"JobId {j.job_id} {j.description}" for j in jobs)
