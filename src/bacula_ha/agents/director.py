@@ -17,6 +17,7 @@ from ..bacula.daemon import (
     common_parameters,
     passwords_of,
 )
+from ..bacula.layout import tool_beside
 from ..bacula.network import catalog_endpoint, try_connect
 from ..ocf import params as P
 from ..ocf.agent import Handler
@@ -67,14 +68,17 @@ METADATA = MetaData(
         Parameter(
             "bconsole",
             "bconsole binary",
-            "Absolute path of bconsole, used by the depth-20 monitor and to list running jobs.",
-            default="/usr/sbin/bconsole",
+            "Absolute path of bconsole, used by the depth-20 monitor and to list running jobs; "
+            "default: the bconsole beside binary (/usr/sbin/bconsole with Debian's packages, "
+            "/opt/bacula/bin/bconsole with bacula.org's).",
+            default="",
         ),
         Parameter(
             "bconsole_config",
             "bconsole configuration",
-            "Configuration file for bconsole, naming this director and its password.",
-            default="/etc/bacula/bconsole.conf",
+            "Configuration file for bconsole, naming this director and its password; default: "
+            "bconsole.conf beside config (/etc/bacula/bconsole.conf with Debian's packages).",
+            default="",
         ),
         Parameter(
             "job_wait",
@@ -121,7 +125,7 @@ class DirectorAgent(DaemonAgent):
         interrupted.policy_from(p.extra)
         interrupted.window_from(p.extra)
         if env.depth >= 20 or env.action in ("stop", "validate-all"):
-            bconsole_bin = P.absolute_path("bconsole", env.param("bconsole", "/usr/sbin/bconsole"))
+            bconsole_bin = P.absolute_path("bconsole", _bconsole_paths(p, env)[0])
             if env.action != "stop" and not os.access(bconsole_bin, os.X_OK):
                 raise NotInstalledError(f"{bconsole_bin} is not installed")
 
@@ -268,8 +272,7 @@ class DirectorAgent(DaemonAgent):
         interrupted.heartbeat(p.extra, recorded[0], recorded[1].name, env, log)
 
     def _console(self, p: DaemonParams, env: Environment, log: Logger, cmds: list[str]) -> str:
-        binary = env.param("bconsole", "/usr/sbin/bconsole")
-        config = env.param("bconsole_config", "/etc/bacula/bconsole.conf")
+        binary, config = _bconsole_paths(p, env)
         if not os.path.isfile(config):
             raise GenericError(f"bconsole configuration {config} does not exist")
         return bconsole(
@@ -283,6 +286,16 @@ class DirectorAgent(DaemonAgent):
 
     def extra_actions(self) -> dict[str, Handler[DaemonParams]]:
         return {"reload": self.reload, "reload-agent": self.reload}
+
+
+def _bconsole_paths(p: DaemonParams, env: Environment) -> tuple[str, str]:
+    """bconsole and its configuration: the parameters, else beside the director's own binary
+    and configuration (Debian: /usr/sbin, /etc/bacula; bacula.org: /opt/bacula/bin, etc)."""
+    binary = env.param("bconsole") or tool_beside(p.binary, "bconsole")
+    config = env.param("bconsole_config") or os.path.join(
+        os.path.dirname(p.config), "bconsole.conf"
+    )
+    return binary, config
 
 
 def _report(env: Environment, log: Logger, text: str) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 
 from ..ocf.deadline import Deadline
@@ -39,8 +38,9 @@ class Resources:
 
 def json_tool_for(binary: str, tool: str) -> str:
     """bdirjson & co. live beside the daemon; fall back to Debian's location."""
-    beside = os.path.join(os.path.dirname(binary) or "/usr/sbin", tool)
-    return beside if os.access(beside, os.X_OK) else os.path.join("/usr/sbin", tool)
+    from .layout import tool_beside
+
+    return tool_beside(binary, tool)
 
 
 def load(tool: str, config: str, deadline: Deadline, timeout: float = 10.0) -> Resources:
