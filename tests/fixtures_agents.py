@@ -1,7 +1,9 @@
-"""Fixtures for agent tests: the agents installed in a private OCF root, and how to run them."""
+"""Fixtures for agent tests: the agents installed in a private OCF root, how to run them, and
+which Bacula install the daemons come from (Debian's 9.6.7, or 13.0.3 for tests marked bacula13)."""
 
 from __future__ import annotations
 
+import functools
 import os
 import subprocess
 import sys
@@ -11,13 +13,55 @@ from pathlib import Path
 
 import pytest
 
+from bacula_ha.bacula.layout import DEBIAN, Layout, under
 from bacula_ha.install import install, provider_dir
 
-__all__ = ["AgentRun", "ocf_root", "run_agent"]
+__all__ = ["AgentRun", "bacula13_install", "bacula_install", "ocf_root", "run_agent"]
 
 # The host's real OCF root, where ocf:heartbeat:* lives; our agents are installed there too
 # (as `bacula-ha install` does) for crm_resource / pcs, which know no other root.
 SYSTEM_OCF_ROOT = Path("/usr/lib/ocf")
+
+
+# -- the Bacula install under test -------------------------------------------------------------
+
+BUILD_BACULA = Path(__file__).resolve().parent.parent / "scripts" / "build-bacula"
+BACULA13 = "bacula13"  # the marker of tests that run on the 13.0.3 build
+
+
+@functools.cache
+def bacula13_prefix() -> str | None:
+    """Where scripts/build-bacula built 13.0.3 (its --check), None when it is not built."""
+    try:
+        proc = subprocess.run(
+            [str(BUILD_BACULA), "--check"], capture_output=True, text=True, timeout=30
+        )
+    except OSError:
+        return None
+    prefix = proc.stdout.strip()
+    return prefix if proc.returncode == 0 and prefix else None
+
+
+NOT_BUILT = "Bacula 13.0.3 is not built: run scripts/build-bacula (scripts/test does)"
+
+
+@pytest.fixture(scope="session")
+def bacula13_install() -> Layout:
+    """The 13.0.3 build in bacula.org's layout (skips the test when it is not built)."""
+    prefix = bacula13_prefix()
+    if prefix is None:
+        pytest.skip(NOT_BUILT)
+    return under(prefix)
+
+
+@pytest.fixture
+def bacula_install(request: pytest.FixtureRequest) -> Layout:
+    """The Bacula install a test's daemons, consoles and catalog scripts come from: Debian's
+    9.6.7 (/usr/sbin, /usr/share/bacula-director), or the 13.0.3 build for a test marked
+    `bacula13`. site_factory and the catalog fixtures follow it."""
+    if request.node.get_closest_marker(BACULA13):
+        return request.getfixturevalue("bacula13_install")  # type: ignore[no-any-return]
+    return DEBIAN
 
 
 @pytest.fixture(scope="session")

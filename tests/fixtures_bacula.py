@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from bacula_ha.bacula.layout import DEBIAN, Layout
 from bacula_ha.ocf.process import Identity
 from bacula_ha.sandbox.bacula import BaculaSite, CatalogSettings
 from bacula_ha.sandbox.postgres import CatalogInfo, free_port, make_basedir
@@ -22,7 +23,7 @@ from .fixtures_agents import AgentRun, run_agent
 __all__ = ["SiteFactory", "kill_site_daemons", "rsctmp", "site_factory"]
 
 SiteFactory = Callable[..., BaculaSite]
-_DAEMONS = ("/usr/sbin/bacula-dir", "/usr/sbin/bacula-sd", "/usr/sbin/bacula-fd")
+_DAEMONS = ("bacula-dir", "bacula-sd", "bacula-fd")
 
 
 def kill_site_daemons(site: BaculaSite) -> int:
@@ -36,7 +37,7 @@ def kill_site_daemons(site: BaculaSite) -> int:
         if not entry.isdigit():
             continue
         pid = int(entry)
-        for exe in _DAEMONS:
+        for exe in map(site.binary, _DAEMONS):
             if any(Identity(exe, conf).matches(pid) for conf in confs):
                 try:
                     os.kill(pid, signal.SIGCONT)
@@ -48,8 +49,13 @@ def kill_site_daemons(site: BaculaSite) -> int:
 
 
 @pytest.fixture
-def site_factory(pg_catalog: CatalogInfo) -> Iterator[SiteFactory]:
-    """Make sites (configs, dirs, free ports) on the shared catalog; daemons die at teardown."""
+def site_factory(request: pytest.FixtureRequest, bacula_install: Layout) -> Iterator[SiteFactory]:
+    """Make sites (configs, dirs, free ports) of the install under test (bacula_install) on
+    its shared catalog (pg_catalog, pg_catalog13 on 13.0.3); daemons die at teardown."""
+    install = bacula_install
+    pg_catalog: CatalogInfo = request.getfixturevalue(
+        "pg_catalog" if install == DEBIAN else "pg_catalog13"
+    )
     sites: list[BaculaSite] = []
 
     def make(**kwargs: object) -> BaculaSite:
@@ -63,6 +69,7 @@ def site_factory(pg_catalog: CatalogInfo) -> Iterator[SiteFactory]:
             port=pg_catalog.port,
         )
         defaults: dict[str, object] = {
+            "install": install,
             "catalog": catalog,
             "dir_port": free_port(),
             "fd_port": free_port(),
@@ -85,7 +92,7 @@ def site_factory(pg_catalog: CatalogInfo) -> Iterator[SiteFactory]:
 
 def bconsole(site: BaculaSite, *commands: str, timeout: float = 20) -> str:
     out = subprocess.run(
-        ["/usr/sbin/bconsole", "-n", "-u", "10", "-c", str(site.console_conf)],
+        [site.binary("bconsole"), "-n", "-u", "10", "-c", str(site.console_conf)],
         input="".join(f"{c}\n" for c in commands) + "quit\n",
         capture_output=True,
         text=True,
@@ -165,8 +172,15 @@ class Daemon:
     def workdir(self) -> Path:
         return self.site.workdir(self.agent.where(self.site, self.index)[2])
 
+    @property
+    def binary(self) -> str:
+        return self.site.binary(self.agent.name)
+
     def params(self, **extra: str) -> dict[str, str]:
+        # The agents' defaults are Debian's: another install is named by its binary.
+        own = {} if self.site.install == DEBIAN else {"binary": self.binary}
         return {
+            **own,
             "config": str(self.conf),
             **self.agent.extra_params(self.site),
             "check_timeout": "2",
@@ -200,7 +214,10 @@ DIRECTOR = DaemonAgent(
     where=lambda site, _: (site.dir_conf, site.dir_port, "dir"),
     section="Director",
     longdesc=("reload tests the configuration", "depth 20 runs bconsole"),
-    extra_params=lambda site: {"bconsole_config": str(site.console_conf)},
+    extra_params=lambda site: {
+        "bconsole_config": str(site.console_conf),
+        **({} if site.install == DEBIAN else {"bconsole": site.binary("bconsole")}),
+    },
     reloads=True,
     no_answer="does not answer",
 )

@@ -14,17 +14,20 @@ from typing import TypeVar
 
 import pytest
 
+from bacula_ha.bacula.layout import Layout
 from bacula_ha.sandbox.mariadb import MARIADBD, MariaDBServer
 from bacula_ha.sandbox.postgres import CatalogInfo, PostgresServer, make_basedir
 from bacula_ha.sandbox.server import SandboxServer
 
 __all__ = [
     "mariadb_catalog",
+    "mariadb_catalog13",
     "mariadb_factory",
     "mariadb_server",
     "mariadb_spare",
     "mariadb_spare_server",
     "pg_catalog",
+    "pg_catalog13",
     "pg_factory",
     "pg_server",
     "pg_spare",
@@ -84,6 +87,15 @@ def pg_catalog(pg_server: PostgresServer) -> CatalogInfo:
     return pg_server.create_bacula_catalog("bacula", "bacula", PG_PASSWORD)
 
 
+@pytest.fixture(scope="session")
+def pg_catalog13(pg_server: PostgresServer, bacula13_install: Layout) -> CatalogInfo:
+    """A 13.0.3 catalog `bacula13` (schema 1024, made by 13's own scripts, user bacula) on the
+    shared PostgreSQL, beside pg_catalog: read, do not break."""
+    return pg_server.create_bacula_catalog(
+        "bacula13", "bacula", PG_PASSWORD, install=bacula13_install
+    )
+
+
 @pytest.fixture
 def pg_factory() -> Iterator[Callable[[], PostgresServer]]:
     """Make private PostgreSQL servers (started) that the test may stop, pause or break."""
@@ -119,6 +131,14 @@ def mariadb_server() -> Iterator[MariaDBServer]:
 def mariadb_catalog(mariadb_server: MariaDBServer) -> CatalogInfo:
     """A Bacula catalog `bacula` (user bacula) on the shared MariaDB: read, do not break."""
     return mariadb_server.create_bacula_catalog("bacula", "bacula", MARIADB_PASSWORD)
+
+
+@pytest.fixture(scope="session")
+def mariadb_catalog13(mariadb_server: MariaDBServer, bacula13_install: Layout) -> CatalogInfo:
+    """A 13.0.3 catalog `bacula13` (made by 13's own scripts) on the shared MariaDB."""
+    return mariadb_server.create_bacula_catalog(
+        "bacula13", "bacula", MARIADB_PASSWORD, install=bacula13_install
+    )
 
 
 @pytest.fixture

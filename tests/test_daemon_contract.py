@@ -73,7 +73,7 @@ def test_probe_finds_a_daemon_started_outside_the_cluster(
 ) -> None:
     d = daemon
     account = ["-u", "bacula", "-g", "bacula"] if d.agent.as_bacula else []
-    subprocess.run([f"/usr/sbin/{d.agent.name}", "-c", str(d.conf), *account], check=True)
+    subprocess.run([d.binary, "-c", str(d.conf), *account], check=True)
     deadline = time.monotonic() + 10
     while d.run("monitor", rsctmp, interval_ms=0).code != 0:
         assert time.monotonic() < deadline

@@ -1,4 +1,9 @@
-"""Bacula configurations for throwaway daemons: a director, storage and file daemons, a console."""
+"""Bacula configurations for throwaway daemons: a director, storage and file daemons, a console.
+
+A site belongs to one Bacula install (`bacula_ha.bacula.layout`: Debian's 9.6 by default, or
+a bacula.org-style prefix such as the 13.0.3 that scripts/build-bacula makes): its programs,
+its query file and whether its Catalog resource must name a driver come from there.
+"""
 
 from __future__ import annotations
 
@@ -7,10 +12,15 @@ import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..bacula.layout import DEBIAN, Layout
+
 # What failover needs (`bacula-ha check`, docs/check.md): keepalives that notice a peer which
 # moved within seconds, and backup jobs that are rescheduled after a storage daemon failover
 # (the sandbox's failovers take 5-10 s: the first retry, 30 s later, finds the daemon back).
 HEARTBEAT = "10 seconds"
+# Debian's bacula-common puts the console's query file here; bacula.org's layout keeps it
+# among the install's scripts.
+DEBIAN_QUERY_FILE = "/etc/bacula/scripts/query.sql"
 
 
 def _password() -> str:
@@ -27,6 +37,10 @@ class CatalogSettings:
     address: str = "127.0.0.1"
     port: int = 5432
     name: str = "MyCatalog"
+    # DB Driver: "postgresql" or "mysql". Debian's director is built with one backend and
+    # needs none ("": not written); a build with both (13.0.3 here) loads the one named, and
+    # a site on such an install gets "postgresql" when none is given.
+    driver: str = ""
 
 
 @dataclass(frozen=True)
@@ -39,6 +53,7 @@ class BaculaSite:
 
     root: Path
     catalog: CatalogSettings = CatalogSettings()
+    install: Layout = DEBIAN  # whose daemons, console and query file
     address: str = "127.0.0.1"
     dir_port: int = 19101
     fd_port: int = 19102
@@ -52,6 +67,23 @@ class BaculaSite:
     fd_password: str = field(default_factory=_password)
 
     # -- paths ---------------------------------------------------------------------------
+    def binary(self, program: str) -> str:
+        """A program of the site's install: bacula-dir, bacula-sd, bacula-fd, bconsole..."""
+        return self.install.tool(program)
+
+    @property
+    def query_file(self) -> str:
+        if self.install == DEBIAN:
+            return DEBIAN_QUERY_FILE
+        return os.path.join(self.install.scripts, "query.sql")
+
+    @property
+    def db_driver(self) -> str:
+        """What the Catalog resource's DB Driver says ("" when it says nothing)."""
+        if self.catalog.driver or self.install == DEBIAN:
+            return self.catalog.driver
+        return "postgresql"
+
     @property
     def etc(self) -> Path:
         return self.root / "etc"
@@ -135,6 +167,7 @@ class BaculaSite:
 
     def _director(self) -> str:
         c = self.catalog
+        driver = f'  dbdriver = "{self.db_driver}"\n' if self.db_driver else ""
         fd_addr = self.fd_address or self.address
         storages = "".join(
             f"""Storage {{
@@ -155,7 +188,7 @@ Director {{
   Name = {self.dir_name()}
   DIRport = {self.dir_port}
   DirAddress = {self.address}
-  QueryFile = "/etc/bacula/scripts/query.sql"
+  QueryFile = "{self.query_file}"
   WorkingDirectory = "{self.workdir("dir")}"
   PidDirectory = "{self.workdir("dir")}"
   Maximum Concurrent Jobs = 10
@@ -167,7 +200,7 @@ Catalog {{
   Name = {c.name}
   dbname = "{c.dbname}"; dbuser = "{c.user}"; dbpassword = "{c.password}"
   DB Address = "{c.address}"; DB Port = {c.port}
-}}
+{driver}}}
 Client {{
   Name = {self.name}-fd
   Address = {fd_addr}

@@ -5,7 +5,15 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
-from .server import CatalogInfo, SandboxError, SandboxServer, run_as
+from ..bacula.layout import DEBIAN, Layout
+from .server import (
+    CatalogInfo,
+    SandboxError,
+    SandboxServer,
+    catalog_version,
+    install_script,
+    run_as,
+)
 
 MARIADBD = "/usr/sbin/mariadbd"
 INSTALL_DB = "/usr/bin/mariadb-install-db"
@@ -137,25 +145,23 @@ class MariaDBServer(SandboxServer):
         self.sql(f"SET GLOBAL {name} = {value}")
 
     def create_bacula_catalog(
-        self, db_name: str = "bacula", db_user: str = "bacula", db_password: str = "bacula-pw"
+        self,
+        db_name: str = "bacula",
+        db_user: str = "bacula",
+        db_password: str = "bacula-pw",
+        *,
+        install: Layout = DEBIAN,
     ) -> CatalogInfo:
-        """Database, tables and grants as Debian's bacula-director-mysql makes them."""
-        package = bacula_mysql_package()
+        """Database, tables and grants as Debian's bacula-director-mysql makes them, or with
+        the MySQL scripts of another `install` (bacula.org's layout)."""
         # The scripts paste the password into SQL unquoted: they get a placeholder.
         env = {"db_name": db_name, "db_user": db_user, "db_password": "placeholder"}
         # The scripts hand their arguments ($*) to the client: our socket, no option files.
         options = self.client_args()[1:3]
-        scripts = package / _SCRIPTS
-        run_as("root", ["/bin/sh", str(scripts / "create_mysql_database"), *options], env=env)
-        tables = (package / _TABLES_SQL).read_text()
-        self.sql(tables, db=db_name, timeout=180)
-        run_as(
-            "root",
-            ["/bin/sh", str(scripts / "grant_mysql_privileges"), *options],
-            env=env,
-            timeout=60,
-            check=False,  # it fails on user@localhost (see below) after granting user@'%'
-        )
+        if install == DEBIAN:
+            self._debian_tables(db_name, env, options)
+        else:
+            self._install_tables(install, db_name, env, options)
         literal = mysql_literal(db_password)
         # grant_mysql_privileges grants to user@localhost, which MariaDB's default sql_mode
         # (NO_AUTO_CREATE_USER) refuses to create: create both accounts explicitly.
@@ -169,10 +175,44 @@ class MariaDBServer(SandboxServer):
             " FLUSH PRIVILEGES;"
         )
         version = self.sql("SELECT VersionId FROM Version", db=db_name, check=False)
-        if version != "16":
+        if version != str(catalog_version(install)):
             raise SandboxError(f"catalog {db_name} has version {version!r} after the scripts")
         return CatalogInfo(
             db_name, db_user, db_password, self.listen, self.port, socket=str(self.socket)
+        )
+
+    def _debian_tables(self, db_name: str, env: dict[str, str], options: list[str]) -> None:
+        package = bacula_mysql_package()
+        scripts = package / _SCRIPTS
+        run_as("root", ["/bin/sh", str(scripts / "create_mysql_database"), *options], env=env)
+        tables = (package / _TABLES_SQL).read_text()
+        self.sql(tables, db=db_name, timeout=180)
+        self._grant_script(scripts / "grant_mysql_privileges", env, options)
+
+    def _install_tables(
+        self, install: Layout, db_name: str, env: dict[str, str], options: list[str]
+    ) -> None:
+        """bacula.org's scripts (13.0 and later), whose make_mysql_tables works as shipped."""
+
+        def script(name: str) -> str:
+            return str(install_script(install, name, "root", self.basedir))
+
+        if db_name == "bacula":
+            run_as("root", ["/bin/sh", script("create_mysql_database"), *options], env=env)
+        else:  # its create_mysql_database always creates `bacula`, whatever db_name says
+            self.sql(f"CREATE DATABASE IF NOT EXISTS `{db_name}`")
+        # It says "failed" on stdout and exits 0: the version check below tells.
+        run_as("root", ["/bin/sh", script("make_mysql_tables"), *options], env=env, timeout=180)
+        self._grant_script(Path(script("grant_mysql_privileges")), env, options)
+
+    @staticmethod
+    def _grant_script(script: Path, env: dict[str, str], options: list[str]) -> None:
+        run_as(
+            "root",
+            ["/bin/sh", str(script), *options],
+            env=env,
+            timeout=60,
+            check=False,  # it fails on user@localhost (see below) after granting user@'%'
         )
 
     def make_read_only(self, on: bool = True) -> None:

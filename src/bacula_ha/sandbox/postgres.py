@@ -8,11 +8,13 @@ import signal
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from ..bacula.layout import DEBIAN, Layout
+
 # The helpers moved to .server; they stay importable from here (the lab, tests and benches
 # import them from this module).
+from .server import DEBIAN_CATALOG_VERSION, SandboxServer, catalog_version, install_script
 from .server import CatalogInfo as CatalogInfo
 from .server import SandboxError as SandboxError
-from .server import SandboxServer
 from .server import ensure_owned_dir as ensure_owned_dir
 from .server import free_port as free_port
 from .server import make_basedir as make_basedir
@@ -22,9 +24,9 @@ from .server import stop_process as stop_process
 from .server import wait_until as wait_until
 
 PG_BINDIR = Path("/usr/lib/postgresql/15/bin")
-BACULA_SCRIPTS = Path("/usr/share/bacula-director")
+BACULA_SCRIPTS = Path(DEBIAN.scripts)
 # The schema version Debian's bacula-director 9.6 creates and expects (table Version).
-BACULA_CATALOG_VERSION = 16
+BACULA_CATALOG_VERSION = DEBIAN_CATALOG_VERSION
 
 
 def sql_literal(value: str) -> str:
@@ -175,10 +177,16 @@ class PostgresServer(SandboxServer):
             self.psql(f"ALTER DATABASE {db} RESET {name};")
 
     def create_bacula_catalog(
-        self, db_name: str = "bacula", db_user: str = "bacula", db_password: str = "bacula-pw"
+        self,
+        db_name: str = "bacula",
+        db_user: str = "bacula",
+        db_password: str = "bacula-pw",
+        *,
+        install: Layout = DEBIAN,
     ) -> CatalogInfo:
-        """Create database, tables and grants with Debian's own scripts, as the director's
-        postinst would; the role is created once and reused by later catalogs."""
+        """Create database, tables and grants with the install's own scripts (Debian's, as
+        the director's postinst would, by default); the role is created once and reused by
+        later catalogs."""
         env = dict(self.env)
         # The scripts paste db_password into SQL unquoted: they get a harmless placeholder
         # and the real password is set afterwards as a proper literal.
@@ -186,7 +194,7 @@ class PostgresServer(SandboxServer):
         steps = ["create_postgresql_database", "make_postgresql_tables"]
         role_exists = self.psql(f"SELECT 1 FROM pg_roles WHERE rolname = {sql_literal(db_user)}")
         for step in steps:
-            self._bacula_script(step, env)
+            self._bacula_script(step, env, install)
         if role_exists:
             # grant_postgresql_privileges starts with CREATE USER and would stop there; the
             # grants themselves are what a second catalog needs.
@@ -197,10 +205,10 @@ class PostgresServer(SandboxServer):
                 db=db_name,
             )
         else:
-            self._bacula_script("grant_postgresql_privileges", env)
+            self._bacula_script("grant_postgresql_privileges", env, install)
         self.psql(f"ALTER ROLE {db_user} PASSWORD {sql_literal(db_password)};")
         version = self.psql("SELECT versionid FROM version", db=db_name)
-        if version != str(BACULA_CATALOG_VERSION):
+        if version != str(catalog_version(install)):
             raise SandboxError(f"catalog {db_name} has version {version!r}")
         return CatalogInfo(db_name, db_user, db_password, str(self.socket_dir), self.port)
 
@@ -249,10 +257,10 @@ class PostgresServer(SandboxServer):
     def is_in_recovery(self) -> bool:
         return self.psql("SELECT pg_is_in_recovery()") == "t"
 
-    def _bacula_script(self, name: str, env: Mapping[str, str]) -> None:
-        script = BACULA_SCRIPTS / name
-        if not script.exists():
-            raise SandboxError(f"{script} is missing: install bacula-director-pgsql")
+    def _bacula_script(self, name: str, env: Mapping[str, str], install: Layout) -> None:
+        if install == DEBIAN and not (BACULA_SCRIPTS / name).exists():
+            raise SandboxError(f"{BACULA_SCRIPTS / name} is missing: install bacula-director-pgsql")
+        script = install_script(install, name, self.os_user, self.basedir)
         proc = run_as(self.os_user, ["/bin/sh", str(script)], env=env, timeout=120, check=False)
         # The scripts do not all fail with a status (make_postgresql_tables never does).
         if proc.returncode != 0 or "ERROR:" in proc.stderr:

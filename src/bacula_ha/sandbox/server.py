@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar, Self
 
+from ..bacula.layout import DEBIAN, Layout
+
 # Never hand out the host's own service ports, even by accident.
 _RESERVED_PORTS = frozenset({3306, 5432, 9101, 9102, 9103})
 
@@ -34,6 +36,39 @@ class CatalogInfo:
     host: str  # a socket directory (PostgreSQL) or an address
     port: int
     socket: str = ""  # MariaDB's socket file; empty for PostgreSQL (host is the directory)
+
+
+# The schema version Debian's bacula-director 9.6 creates and expects (table Version).
+DEBIAN_CATALOG_VERSION = 16
+
+
+def catalog_version(install: Layout) -> int:
+    """The schema version (table Version) the catalog scripts of `install` create, which is
+    the one its director expects: 16 for Debian's 9.6, else by the director's own release."""
+    if install == DEBIAN:
+        return DEBIAN_CATALOG_VERSION
+    from ..bacula.versions import daemon_version, line_of
+    from ..ocf.deadline import Deadline
+
+    director = install.tool("bacula-dir")
+    line = line_of(daemon_version(director, deadline=Deadline.after(30)))
+    if line is None:
+        raise SandboxError(f"{director}: not a Bacula release bacula_ha.bacula.versions knows")
+    return line.schema
+
+
+def install_script(install: Layout, name: str, user: str, into: Path) -> Path:
+    """Bacula's catalog script `name` of `install`, as a path `user` can read: the script
+    itself, or a copy in `into` (bacula.org's scripts directory is for root and bacula only)."""
+    script = Path(install.scripts) / name
+    if not script.exists():
+        raise SandboxError(f"{script} is missing")
+    if user == "root" or script.stat().st_mode & 0o004:
+        return script
+    copy = into / name
+    shutil.copyfile(script, copy)
+    copy.chmod(0o755)
+    return copy
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -218,9 +253,15 @@ class SandboxServer:
         raise NotImplementedError
 
     def create_bacula_catalog(
-        self, db_name: str = "bacula", db_user: str = "bacula", db_password: str = "bacula-pw"
+        self,
+        db_name: str = "bacula",
+        db_user: str = "bacula",
+        db_password: str = "bacula-pw",
+        *,
+        install: Layout = DEBIAN,
     ) -> CatalogInfo:
-        """Database, tables, user and grants as Debian's bacula-director package makes them."""
+        """Database, tables, user and grants made with the catalog scripts of `install`
+        (Debian's bacula-director package by default), of the schema its director expects."""
         raise NotImplementedError
 
     # -- the process, the same for every server ----------------------------------------------
