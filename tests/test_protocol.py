@@ -30,6 +30,7 @@ from bacula_ha.bacula.protocol import (
     AuthRejected,
     NoAnswer,
     ProtocolError,
+    TLSRequired,
     bacula_base64,
     console_probe,
     director_probe,
@@ -92,6 +93,36 @@ def test_silent_listener_is_no_answer_within_timeout() -> None:
         with pytest.raises(NoAnswer):
             director_probe(ADDR, port, "x-dir", "pw", timeout=0.5, daemon="fd")
         assert 0.45 <= time.monotonic() - start < 1.0
+
+
+def test_a_daemon_that_requires_tls_answered_so_it_is_alive() -> None:
+    # The challenge a daemon with `TLS Require = yes` and certificates sends (ssl=2): it
+    # answered, so a depth-10 check counts it alive (AuthRejected), and the director agent
+    # knows to take bconsole for its commands (TLSRequired).
+    import struct
+    import threading
+
+    with socket.socket() as listener:
+        listener.bind((ADDR, 0))
+        listener.listen(1)
+        port = listener.getsockname()[1]
+
+        def serve() -> None:
+            conn, _ = listener.accept()
+            with conn:
+                (size,) = struct.unpack(">i", conn.recv(4))
+                conn.recv(size)  # the hello
+                text = b"auth cram-md5 <123.456@x-dir> ssl=2\n"
+                conn.sendall(struct.pack(">i", len(text)) + text)
+                conn.recv(64)
+
+        server = threading.Thread(target=serve, daemon=True)
+        server.start()
+        with pytest.raises(TLSRequired) as caught:
+            console_probe(ADDR, port, "pw", timeout=2.0)
+        server.join(2.0)
+    assert isinstance(caught.value, AuthRejected)
+    assert "requires TLS" in str(caught.value)
 
 
 # -- real daemons -----------------------------------------------------------------------------

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable
 
 from ..bacula import jobs as interrupted
 from ..bacula.config import Resources, json_tool_for, load
@@ -181,22 +182,12 @@ class DirectorAgent(DaemonAgent):
     ) -> None:
         # Asked of the director itself over its own protocol: bconsole's configuration may
         # name another director, and a bconsole that cannot connect retries for its timeout.
-        from ..bacula import protocol
-
-        password = passwords_of(res, "Director").get(daemon.name, "")
-
         def jobs() -> list[RunningJob]:
+            # A console per call: each is bounded by what is left of the stop's deadline.
             try:
-                out = protocol.console_probe(
-                    daemon.address,
-                    daemon.port,
-                    password,
-                    env.deadline.bound(p.check_timeout),
-                    command="status dir",
-                )
-            except protocol.ProtocolError as exc:
-                raise GenericError(f"cannot list running jobs: {exc}") from None
-            return running_jobs(out)
+                return running_jobs(self._director_console(p, res, daemon, env, log)("status dir"))
+            except GenericError as exc:
+                raise GenericError(f"cannot list running jobs: {exc.reason}") from None
 
         wait = P.seconds("job_wait", p.extra.get("job_wait", "") or "0")
         running = jobs()
@@ -209,7 +200,7 @@ class DirectorAgent(DaemonAgent):
 
                 time.sleep(min(1.0, until.remaining()))
                 running = jobs()
-        console = interrupted.console_for(res, daemon, env.deadline.bound(p.check_timeout))
+        console = self._director_console(p, res, daemon, env, log)
         before = {job.job_id for job in running}
         running = interrupted.stop_for_resume(p.extra, res, console, jobs, running, env, log)
         for job in running:
@@ -237,7 +228,7 @@ class DirectorAgent(DaemonAgent):
     def after_start(
         self, p: DaemonParams, res: Resources, daemon: Daemon, env: Environment, log: Logger
     ) -> None:
-        console = interrupted.console_for(res, daemon, env.deadline.bound(p.check_timeout))
+        console = self._director_console(p, res, daemon, env, log)
         started = interrupted.on_started(
             p.extra, res, console, env, log, director=daemon.name, launched=self.launched
         )
@@ -270,6 +261,20 @@ class DirectorAgent(DaemonAgent):
         except OSError:
             return
         interrupted.heartbeat(p.extra, recorded[0], recorded[1].name, env, log)
+
+    def _director_console(
+        self, p: DaemonParams, res: Resources, daemon: Daemon, env: Environment, log: Logger
+    ) -> Callable[[str], str]:
+        """Console commands on the director itself; through bconsole (whose configuration
+        carries the certificates) when the director requires TLS, which the agent's own
+        client does not speak."""
+
+        def by_bconsole(command: str) -> str:
+            log.debug(f"the director requires TLS: {command.split()[0]!r} through bconsole")
+            return self._console(p, env, log, [command])
+
+        timeout = env.deadline.bound(p.check_timeout)
+        return interrupted.console_for(res, daemon, timeout, tls_fallback=by_bconsole)
 
     def _console(self, p: DaemonParams, env: Environment, log: Logger, cmds: list[str]) -> str:
         binary, config = _bconsole_paths(p, env)

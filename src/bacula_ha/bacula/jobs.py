@@ -986,18 +986,36 @@ def _storages(res: Resources) -> dict[str, list[str]]:
     return found
 
 
-def console_for(res: Resources, daemon: Daemon, timeout: float) -> Callable[[str], str]:
-    """A console command runner on the director itself (its own address and password)."""
+def console_for(
+    res: Resources,
+    daemon: Daemon,
+    timeout: float,
+    tls_fallback: Callable[[str], str] | None = None,
+) -> Callable[[str], str]:
+    """A console command runner on the director itself (its own address and password).
+
+    A director that requires certificate TLS only talks to a client that speaks it: then
+    every command goes to `tls_fallback` (bconsole with its configuration), if given.
+    """
     from . import protocol
     from .daemon import passwords_of
 
     password = passwords_of(res, "Director").get(daemon.name, "")
+    needs_tls = False
 
     def send(command: str) -> str:
+        nonlocal needs_tls
+        if needs_tls and tls_fallback is not None:
+            return tls_fallback(command)
         try:
             return protocol.console_probe(
                 daemon.address, daemon.port, password, timeout, command=command
             )
+        except protocol.TLSRequired as exc:
+            if tls_fallback is None:
+                raise GenericError(f"console {command.split()[0]!r}: {exc}") from None
+            needs_tls = True
+            return tls_fallback(command)
         except protocol.ProtocolError as exc:
             raise GenericError(f"console {command.split()[0]!r}: {exc}") from None
 

@@ -21,7 +21,14 @@ else:
         from hashlib import md5 as _md5
 
 
-__all__ = ["AuthRejected", "NoAnswer", "ProtocolError", "console_probe", "director_probe"]
+__all__ = [
+    "AuthRejected",
+    "NoAnswer",
+    "ProtocolError",
+    "TLSRequired",
+    "console_probe",
+    "director_probe",
+]
 
 # Wire constants, from Bacula's src/lib/bsock.h (9.6).
 _EOD = -1  # end of data: the director's end of a command's output
@@ -54,6 +61,11 @@ class ProtocolError(Exception):
 
 class AuthRejected(ProtocolError):
     """The daemon answered and refused our credentials (or we refused its proof): alive."""
+
+
+class TLSRequired(AuthRejected):
+    """The daemon challenged us (so it is alive) but requires certificate TLS, which this
+    client does not speak: only a client configured for TLS (bconsole) can go further."""
 
 
 class NoAnswer(ProtocolError):
@@ -307,7 +319,7 @@ def _authenticate(session: _Session, hello: str, key: bytes) -> None:
     compatible = words[1] == "cram-md5c"
     ssl = next((w[4:] for w in words[3:] if w.startswith("ssl=")), "0")
     if ssl == "2":
-        raise ProtocolError("the daemon requires TLS, which this client does not speak")
+        raise TLSRequired("the daemon requires TLS, which this client does not speak")
     session.send(bacula_base64(_digest(words[2], key), compatible), nul=True)
     verdict = session.recv_text("authentication")
     if verdict != _AUTH_OK:
