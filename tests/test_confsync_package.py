@@ -140,3 +140,33 @@ def test_helper_program_is_self_contained_and_runs_alone(tmp_path: Path) -> None
     assert answer["ok"] and answer["paths"][str(tree)]["digest"] == remote.digest(
         remote.walk(str(tree), [])
     )
+
+
+def test_a_bacula_org_tree_is_tested_by_its_own_bacula(tmp_path: Path) -> None:
+    # /opt/bacula/etc is parsed by /opt/bacula/bin's parser (here a wrapper that logs its
+    # calls before running Debian's), not by Debian's /usr/sbin: the versions may differ.
+    from bacula_ha.bacula.confsync.check import check_source
+
+    prefix = tmp_path / "opt" / "bacula"
+    (prefix / "bin").mkdir(parents=True)
+    (prefix / "etc").mkdir()
+    calls = tmp_path / "calls"
+    wrapper = prefix / "bin" / "bfdjson"
+    wrapper.write_text(f'#!/bin/sh\necho "$0 $*" >> {calls}\nexec /usr/sbin/bfdjson "$@"\n')
+    wrapper.chmod(0o755)
+    conf = prefix / "etc" / "bacula-fd.conf"
+    conf.write_text(
+        'FileDaemon {\n  Name = x-fd\n  WorkingDirectory = "/tmp"\n  Pid Directory = "/tmp"\n}\n'
+        'Director {\n  Name = x-dir\n  Password = "pw"\n}\n'
+        "Messages {\n  Name = Standard\n  director = x-dir = all\n}\n"
+    )
+
+    class Log:
+        def debug(self, message: str) -> None:
+            raise AssertionError(message)
+
+    assert check_source([str(prefix / "etc")], "parse", 20, Deadline.after(30), Log()) == []
+    assert calls.read_text().split() == [str(wrapper), "-c", str(conf)]
+    conf.write_text("FileDaemon {\n  Name = x-fd\n  Bogus = 1\n}\n")
+    with pytest.raises(confsync.ConfigCheckFailed):
+        check_source([str(prefix / "etc")], "parse", 20, Deadline.after(30), Log())

@@ -104,3 +104,14 @@ def test_layouts(tmp_path: Path) -> None:
     tool.write_text("#!/bin/sh\n")
     tool.chmod(0o755)
     assert layout.tool_beside(str(prefix / "bin" / "bacula-dir"), "bdirjson") == str(tool)
+
+
+def test_layout_of_a_configuration_directory(tmp_path: Path) -> None:
+    prefix = tmp_path / "opt" / "bacula"
+    (prefix / "etc").mkdir(parents=True)
+    # Without bin/ beside it, an etc/ is not an install of its own.
+    assert layout.of_config_dir(str(prefix / "etc")) == layout.DEBIAN
+    (prefix / "bin").mkdir()
+    assert layout.of_config_dir(str(prefix / "etc") + "/") == layout.under(str(prefix))
+    assert layout.of_config_dir("/etc/bacula") == layout.DEBIAN
+    assert layout.of_config_dir("/usr/etc") == layout.DEBIAN

@@ -76,6 +76,15 @@ def of_binary(binary: str) -> Layout:
     )
 
 
+def of_config_dir(etc: str) -> Layout:
+    """The install whose configuration directory `etc` is: PREFIX/etc with PREFIX/bin beside
+    it is bacula.org's layout under PREFIX, anything else Debian's."""
+    etc = os.path.normpath(etc)
+    parent = os.path.dirname(etc)
+    named = os.path.basename(etc) == "etc" and parent not in ("/", "/usr", "/usr/local")
+    return under(parent) if named and os.path.isdir(os.path.join(parent, "bin")) else DEBIAN
+
+
 def tool_beside(binary: str, tool: str) -> str:
     """A Bacula tool (bdirjson, bconsole...) beside the daemon binary, else Debian's."""
     beside = of_binary(binary).tool(tool)

@@ -13,7 +13,6 @@ if TYPE_CHECKING:
     from ...ocf.deadline import Deadline
     from .model import Log
 
-SBIN = "/usr/sbin"
 # The configurations tested when found at the top of a synced tree: parser, daemon.
 _DAEMONS = (
     ("bacula-dir.conf", "bdirjson", "bacula-dir"),
@@ -33,23 +32,28 @@ def check_source(
     against a dead database take 30 s, so it is bounded and a catalog failure is only a note.
     """
     from .. import configtest as ct  # re and the redaction rules: only when the tree changed
+    from ..layout import of_config_dir
 
     notes: list[str] = []
     if mode == "none":
         return notes
     for path in paths:
+        # /opt/bacula/etc is tested by /opt/bacula/bin's Bacula, /etc/bacula by Debian's.
+        bindir = of_config_dir(path).bindir
         for conf_name, parser, daemon in _DAEMONS:
             conf = os.path.join(path, conf_name)
             if not os.path.isfile(conf):
                 continue
-            parsed = ct.parse(f"{SBIN}/{parser}", conf, deadline, timeout)
+            parsed = ct.parse(os.path.join(bindir, parser), conf, deadline, timeout)
             if parsed.outcome == ct.NOT_INSTALLED:
                 log.debug(f"{parser} not installed: {conf} not parsed")
             elif not parsed.accepted:
                 raise ConfigCheckFailed(f"{conf_name}: {parsed.reason}")
             if mode != "full":
                 continue
-            tested = ct.test([f"{SBIN}/{daemon}", "-t", "-c", conf], conf, deadline, timeout)
+            tested = ct.test(
+                [os.path.join(bindir, daemon), "-t", "-c", conf], conf, deadline, timeout
+            )
             if tested.accepted:
                 continue
             if tested.outcome == ct.NOT_INSTALLED:
