@@ -366,6 +366,10 @@ def running_jobs(cib: ET.Element, comp: Component) -> str:
         )
     except OCFError as exc:
         return f"unknown ({exc.reason})"
+    except protocol.TLSRequired as exc:
+        # Certificate TLS: only bconsole, configured with the certificates, gets further.
+        by_console = _jobs_by_bconsole(files)
+        return by_console if by_console is not None else f"unknown ({exc})"
     except protocol.ProtocolError as exc:
         return f"unknown (the director does not answer: {exc})"
     return _describe_jobs(out)
