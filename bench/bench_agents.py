@@ -2,7 +2,9 @@
 
 Run as root after `bacula-ha install`: `.venv/bin/python bench/bench_agents.py [--runs N]`.
 Starts a throwaway PostgreSQL catalog, a director, a storage daemon with 10 devices and a file
-daemon; prints median wall time and peak RSS of each action, and the ratios the targets use.
+daemon for each Bacula install (Debian's 9.6.7, and the 13.0.3 build of scripts/build-bacula
+in bacula.org's layout when it is built; `--bacula debian` for Debian's only); prints median
+wall time and peak RSS of each action, and the ratios the targets use.
 """
 
 from __future__ import annotations
@@ -16,7 +18,11 @@ import tempfile
 import threading
 import time
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 
+from bacula_ha.bacula.layout import DEBIAN, Layout, under
+from bacula_ha.bacula.versions import daemon_version
+from bacula_ha.ocf.deadline import Deadline
 from bacula_ha.sandbox.bacula import BaculaSite, CatalogSettings
 from bacula_ha.sandbox.postgres import PostgresServer, free_port, make_basedir
 
@@ -71,7 +77,9 @@ def ocf_env(params: Mapping[str, str], rsctmp: str, **extra: str) -> dict[str, s
     return env
 
 
-def start_returns_after_answer(site: BaculaSite, params: Mapping[str, str], rsctmp: str) -> float:
+def start_returns_after_answer(
+    site: BaculaSite, params: Mapping[str, str], rsctmp: str, instance: str
+) -> float:
     """Seconds between the director first answering and the agent's start returning."""
     from bacula_ha.bacula.protocol import ProtocolError, console_probe
 
@@ -90,84 +98,124 @@ def start_returns_after_answer(site: BaculaSite, params: Mapping[str, str], rsct
 
     thread = threading.Thread(target=poll)
     thread.start()
-    subprocess.run([f"{OURS}/bacula-dir", "start"], env=ocf_env(params, rsctmp), check=True)
+    env = ocf_env(params, rsctmp, OCF_RESOURCE_INSTANCE=instance)
+    subprocess.run([f"{OURS}/bacula-dir", "start"], env=env, check=True)
     returned = time.perf_counter()
     thread.join(5)
     stop.set()
     return returned - answered[0] if answered else float("nan")
 
 
+def installs(which: str) -> list[tuple[str, Layout]]:
+    """The Bacula installs to measure, labelled with their version."""
+    found = [DEBIAN]
+    if which != "debian":
+        here = Path(__file__).resolve().parent.parent
+        built = subprocess.run(
+            [str(here / "scripts" / "build-bacula"), "--check"], capture_output=True, text=True
+        )
+        if built.returncode == 0:
+            found.append(under(built.stdout.strip()))
+        else:
+            print("Bacula 13.0.3 is not built (scripts/build-bacula): Debian's 9.6.7 only")
+    labelled = []
+    for layout in found:
+        version = daemon_version(layout.tool("bacula-dir"), deadline=Deadline.after(10))
+        labelled.append((str(version or "?"), layout))
+    return labelled
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--runs", type=int, default=21)
-    runs = parser.parse_args().runs
+    parser.add_argument("--bacula", choices=("all", "debian"), default="all")
+    args = parser.parse_args()
+    runs = args.runs
     rsctmp = tempfile.mkdtemp(prefix="bench-rsctmp-")
     pg = PostgresServer(make_basedir("postgres", prefix="bench-pg-")).start()
-    roots = [make_basedir("bacula", prefix="bench-site-") for _ in range(2)]
+    measured = installs(args.bacula)
+    roots = [make_basedir("bacula", prefix="bench-site-") for _ in range(2 * len(measured))]
     try:
-        cat = pg.create_bacula_catalog("bacula", "bacula", "bench-pw")
-        # Site A runs (monitors); site B never does (probes of a stopped daemon), so that
-        # every row can be measured in the same interleaved rounds.
-        site, idle = (
-            BaculaSite(
-                root,
-                catalog=CatalogSettings(password=cat.db_password, port=pg.port),
-                dir_port=free_port(),
-                fd_port=free_port(),
-                sd_ports=(free_port(),),
-                devices_per_sd=10,
-                name=f"bench{i}",
-            ).write()
-            for i, root in enumerate(roots)
-        )
-
-        def params(s: BaculaSite) -> dict[str, dict[str, str]]:
-            return {
-                "bacula-dir": {"config": str(s.dir_conf), "bconsole_config": str(s.console_conf)},
-                "bacula-sd": {"config": str(s.sd_conf(0))},
-                "bacula-fd": {"config": str(s.fd_conf)},
-            }
-
-        running, stopped = params(site), params(idle)
-        gaps = []
-        for _ in range(5):
-            gaps.append(start_returns_after_answer(site, running["bacula-dir"], rsctmp))
-            subprocess.run(
-                [f"{OURS}/bacula-dir", "stop"],
-                env=ocf_env(running["bacula-dir"], rsctmp),
-                check=True,
-            )
-        for name, p in running.items():
-            subprocess.run([f"{OURS}/{name}", "start"], env=ocf_env(p, rsctmp), check=True)
         commands: list[tuple[str, Sequence[str], Mapping[str, str]]] = [
             ("python3 -I -c pass (floor)", ["/usr/bin/python3", "-I", "-c", "pass"], BASE_ENV),
             ("Dummy meta-data (anchor)", [DUMMY, "meta-data"], BASE_ENV),
             ("Dummy monitor (anchor)", [DUMMY, "monitor"], ocf_env({}, rsctmp)),
         ]
-        for name in running:
-            agent = f"{OURS}/{name}"
-            commands.append((f"{name} meta-data", [agent, "meta-data"], BASE_ENV))
-            commands.append(
-                (
-                    f"{name} probe, stopped",
-                    [agent, "monitor"],
-                    ocf_env(stopped[name], rsctmp, OCF_RESOURCE_INSTANCE="idle"),
-                )
+        gaps: dict[str, list[float]] = {}
+        started: list[tuple[str, dict[str, str], dict[str, str]]] = []
+        for n, (version, layout) in enumerate(measured):
+            db = f"bacula{n}"
+            cat = pg.create_bacula_catalog(db, "bacula", "bench-pw", install=layout)
+            # Site A runs (monitors); site B never does (probes of a stopped daemon), so that
+            # every row can be measured in the same interleaved rounds.
+            site, idle = (
+                BaculaSite(
+                    root,
+                    catalog=CatalogSettings(dbname=db, password=cat.db_password, port=pg.port),
+                    install=layout,
+                    dir_port=free_port(),
+                    fd_port=free_port(),
+                    sd_ports=(free_port(),),
+                    devices_per_sd=10,
+                    name=f"bench{n}{i}",
+                ).write()
+                for i, root in enumerate(roots[2 * n : 2 * n + 2])
             )
-            for depth in (0, 10, 20):
-                if name == "bacula-fd" and depth == 20:
-                    continue
-                env = ocf_env(
-                    running[name],
-                    rsctmp,
-                    OCF_CHECK_LEVEL=str(depth),
-                    OCF_RESKEY_CRM_meta_interval="10000",
+
+            def params(s: BaculaSite) -> dict[str, dict[str, str]]:
+                return {
+                    "bacula-dir": {
+                        "binary": s.binary("bacula-dir"),
+                        "config": str(s.dir_conf),
+                        "bconsole_config": str(s.console_conf),
+                    },
+                    "bacula-sd": {"binary": s.binary("bacula-sd"), "config": str(s.sd_conf(0))},
+                    "bacula-fd": {"binary": s.binary("bacula-fd"), "config": str(s.fd_conf)},
+                }
+
+            running, stopped = params(site), params(idle)
+            instance = f"bench{n}"
+            gaps[version] = []
+            for _ in range(5):
+                gaps[version].append(
+                    start_returns_after_answer(site, running["bacula-dir"], rsctmp, instance)
                 )
-                extra = " (10 devices)" if name == "bacula-sd" and depth == 20 else ""
-                commands.append((f"{name} monitor depth {depth}{extra}", [agent, "monitor"], env))
+                subprocess.run(
+                    [f"{OURS}/bacula-dir", "stop"],
+                    env=ocf_env(running["bacula-dir"], rsctmp, OCF_RESOURCE_INSTANCE=instance),
+                    check=True,
+                )
+            for name, p in running.items():
+                env = ocf_env(p, rsctmp, OCF_RESOURCE_INSTANCE=instance)
+                subprocess.run([f"{OURS}/{name}", "start"], env=env, check=True)
+                started.append((name, p, env))
+            for name in running:
+                agent = f"{OURS}/{name}"
+                if n == 0:
+                    commands.append((f"{name} meta-data", [agent, "meta-data"], BASE_ENV))
+                commands.append(
+                    (
+                        f"[{version}] {name} probe, stopped",
+                        [agent, "monitor"],
+                        ocf_env(stopped[name], rsctmp, OCF_RESOURCE_INSTANCE=f"idle{n}"),
+                    )
+                )
+                for depth in (0, 10, 20):
+                    if name == "bacula-fd" and depth == 20:
+                        continue
+                    env = ocf_env(
+                        running[name],
+                        rsctmp,
+                        OCF_CHECK_LEVEL=str(depth),
+                        OCF_RESKEY_CRM_meta_interval="10000",
+                        OCF_RESOURCE_INSTANCE=instance,
+                    )
+                    extra = " (10 devices)" if name == "bacula-sd" and depth == 20 else ""
+                    label = f"[{version}] {name} monitor depth {depth}{extra}"
+                    commands.append((label, [agent, "monitor"], env))
         rows = measure_all(commands, runs)
-        for name, p in running.items():
-            subprocess.run([f"{OURS}/{name}", "stop"], env=ocf_env(p, rsctmp), check=True)
+        for name, _p, env in started:
+            subprocess.run([f"{OURS}/{name}", "stop"], env=env, check=True)
     finally:
         for root in roots:
             for conf in ("bacula-dir", "bacula-sd", "bacula-fd"):
@@ -178,16 +226,18 @@ def main() -> None:
 
     floor = rows[0][1]
     dummy_md = rows[1][1]
-    print(f"{'action':44} {'median ms':>10} {'x floor':>8} {'x Dummy':>8} {'peak MiB':>9} rc")
+    print(f"{'action':52} {'median ms':>10} {'x floor':>8} {'x Dummy':>8} {'peak MiB':>9} rc")
     for label, wall, peak, code in rows:
         print(
-            f"{label:44} {wall * 1000:10.1f} {wall / floor:8.2f} {wall / dummy_md:8.2f} "
+            f"{label:52} {wall * 1000:10.1f} {wall / floor:8.2f} {wall / dummy_md:8.2f} "
             f"{peak:9.1f} {code}"
         )
-    print(
-        f"start returned after the director answered: median "
-        f"{statistics.median(gaps) * 1000:.0f} ms (max {max(gaps) * 1000:.0f} ms, 5 starts)"
-    )
+    for version, values in gaps.items():
+        print(
+            f"[{version}] start returned after the director answered: median "
+            f"{statistics.median(values) * 1000:.0f} ms (max {max(values) * 1000:.0f} ms, "
+            f"{len(values)} starts)"
+        )
     print(
         "targets: meta-data and probe <= 1.5x floor; depth-10 monitor <= 2x; SD depth 20 with "
         "10 devices <= 3x; peak <= 20 MiB; start within 200 ms of answering"
