@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from bacula_ha.bacula.layout import DEBIAN, Layout
 from bacula_ha.sandbox.postgres import CatalogInfo
 from bacula_ha.sandbox.server import SandboxServer
 from tests.fixtures_agents import AgentRun
@@ -253,10 +254,13 @@ MARIADB = Backend(
 
 
 @contextlib.contextmanager
-def scratch_catalog_on(server: SandboxServer, backend: Backend) -> Iterator[CatalogInfo]:
-    """A catalog of its own on a shared server, for a test that breaks it; dropped after."""
+def scratch_catalog_on(
+    server: SandboxServer, backend: Backend, install: Layout = DEBIAN
+) -> Iterator[CatalogInfo]:
+    """A catalog of its own on a shared server, for a test that breaks it; dropped after.
+    Made by the catalog scripts of `install` (Debian's 9.6 by default)."""
     name = f"scratch_{os.getpid()}_{time.monotonic_ns() % 10**9}"
-    info = server.create_bacula_catalog(name, "bacula", backend.password)
+    info = server.create_bacula_catalog(name, "bacula", backend.password, install=install)
     try:
         yield info
     finally:

@@ -8,6 +8,7 @@ partition (crm_node -p is a fake executable here: there is no cluster).
 
 from __future__ import annotations
 
+import contextlib
 import stat
 import time
 from collections.abc import Callable, Iterator
@@ -17,6 +18,7 @@ import pytest
 
 from bacula_ha.bacula import catalog as cat
 from bacula_ha.bacula import pgsync
+from bacula_ha.bacula.layout import DEBIAN, Layout
 from bacula_ha.ocf.deadline import Deadline
 from bacula_ha.sandbox.postgres import CatalogInfo, PostgresServer, make_basedir
 from tests.catalog_helpers import POSTGRES, director_params, run_agent
@@ -52,8 +54,17 @@ def pair(
     pg_factory: Callable[[], PostgresServer],
 ) -> Iterator[Pair]:
     """A private primary with a catalog and the grants sync_standby_names needs, a replica."""
+    with primary_and_replica(pg_factory) as made:
+        yield made
+
+
+@contextlib.contextmanager
+def primary_and_replica(
+    pg_factory: Callable[[], PostgresServer], install: Layout = DEBIAN
+) -> Iterator[Pair]:
+    """`pair`, its catalog made by the scripts of `install` (test_bacula13_catalog.py: 13.0.3)."""
     primary = pg_factory()
-    info = primary.create_bacula_catalog("bacula", "bacula", PASSWORD)
+    info = primary.create_bacula_catalog("bacula", "bacula", PASSWORD, install=install)
     primary.psql(
         "GRANT ALTER SYSTEM ON PARAMETER synchronous_standby_names TO bacula;"
         " GRANT pg_read_all_stats TO bacula;"
