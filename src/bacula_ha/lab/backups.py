@@ -116,14 +116,31 @@ def wait_written(cfg: LabConfig, base: int, more: int, timeout: float = 300) -> 
         time.sleep(0.2)
 
 
+# What setbandwidth answers once the file daemon applied it: 9.6 "2000 OK Limiting bandwidth
+# to ...", 13.0 "2000 Limiting bandwidth to ... on running and future jobs".
+_LIMITED = re.compile(r"^2000 (OK )?Limiting bandwidth", re.MULTILINE)
+
+
 def limit(cfg: LabConfig, job: int, mb_per_s: int) -> None:
     """Throttle a running job at its file daemon (once the job has reached it)."""
     command = f'setbandwidth limit="{mb_per_s} mb/s" jobid={job}\n'
     end = time.monotonic() + 60
-    while "2000 OK Limiting bandwidth" not in stack.bconsole(cfg, command):
+    while not _LIMITED.search(stack.bconsole(cfg, command)):
         if time.monotonic() > end:
             raise LabError(f"JobId {job} could not be throttled within 60 s")
         time.sleep(0.5)
+
+
+def throttle_client_link(cfg: LabConfig, mb_per_s: int | None) -> None:
+    """Shape what the client sends (a backup's data) to mb_per_s MB/s with a token bucket on its
+    eth0; None takes the shaping away."""
+    if mb_per_s is None:
+        argv = ["tc", "qdisc", "del", "dev", "eth0", "root"]
+        machine.run_in(cfg, "client", argv, check=False)
+        return
+    rate = f"{mb_per_s * 8}mbit"
+    argv = ["tc", "qdisc", "replace", "dev", "eth0", "root", "tbf", "rate", rate]
+    machine.run_in(cfg, "client", [*argv, "burst", "64kb", "latency", "200ms"])
 
 
 @dataclass(frozen=True)
@@ -155,13 +172,26 @@ def backup_through(
     timeout: float = 300,
 ) -> FaultRun:
     """Start the backup, throttled so it still runs at the fault; inject the fault once a
-    quarter is written; wait until a run finished and none is left queued or running."""
+    quarter is written; wait until a run finished and none is left queued or running.
+
+    On Debian's Bacula the job is throttled by Bacula's own `setbandwidth`. A lab running
+    another Bacula (`lab up --bacula`) throttles the client's network instead, until the
+    fault is in: 13.0.3's file daemon answers setbandwidth (2000) but does not slow the job
+    (128 MiB at "2 mb/s" took 1 s in the lab), which ends before any fault can land.
+    """
     base = volume_bytes(cfg)
-    first = start_backup(cfg)
-    limit(cfg, first, mb_per_s)
-    wait_written(cfg, base, total // 4)
-    at = time.time()
-    fault()
+    if cfg.bacula:
+        throttle_client_link(cfg, mb_per_s)
+    try:
+        first = start_backup(cfg)
+        if not cfg.bacula:
+            limit(cfg, first, mb_per_s)
+        wait_written(cfg, base, total // 4)
+        at = time.time()
+        fault()
+    finally:
+        if cfg.bacula:
+            throttle_client_link(cfg, None)
 
     def settled(rows: list[JobRow]) -> bool:
         return any(r.status == "T" for r in rows) and all(r.status not in ACTIVE for r in rows)

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import click
 
+from bacula_ha.lab import baculaorg, replicated, twodc
 from bacula_ha.lab import lab as labmod
 from bacula_ha.lab import remote as remotemod
-from bacula_ha.lab import replicated, twodc
 from bacula_ha.lab.config import MAX_NODES, MAX_REMOTES, LabConfig, lab_dir_from_env
 from bacula_ha.lab.errors import LabError
 from bacula_ha.lab.stack import default_site
@@ -64,11 +64,34 @@ def lab() -> None:
     help="shared: PostgreSQL on a shared (loop) disk; replicated: streaming replication "
     "between node1 and node2 under PAF  [site: examples/lab-replicated-site.toml]",
 )
-def up(nodes: int, remotes: int, site: Path | None, bare: bool, dcs: int, catalog: str) -> None:
+@click.option(
+    "--bacula",
+    "bacula",
+    metavar="VERSION|PATH",
+    default="",
+    help="Run this Bacula instead of Debian's, in every machine as a bacula.org install at "
+    "/opt/bacula: a version scripts/build-bacula makes (13.0.3; built first if missing), or "
+    "the path of a prefix holding bin/bacula-dir, lib/ and scripts/.  [default: Debian's]",
+)
+def up(
+    nodes: int,
+    remotes: int,
+    site: Path | None,
+    bare: bool,
+    dcs: int,
+    catalog: str,
+    bacula: str,
+) -> None:
     """Build the lab (or find it already up) and wait until everything runs."""
     _need_root()
     if bare and site:
         raise click.UsageError("--bare and --site exclude each other")
+    if bacula and bare:
+        raise click.UsageError("--bare runs no Bacula: drop --bacula")
+    if bacula and (catalog != "shared" or dcs == 2 or remotes):
+        raise click.UsageError(
+            "--bacula goes with neither --catalog replicated, --dcs 2 nor --remote"
+        )
     if bare and catalog != "shared":
         raise click.UsageError("--bare has no catalog: drop --catalog")
     if catalog != "shared" and (dcs == 2 or remotes):
@@ -82,8 +105,14 @@ def up(nodes: int, remotes: int, site: Path | None, bare: bool, dcs: int, catalo
     fallback = replicated.default_site() if catalog == "replicated" else fallback
     chosen = None if bare else (site or fallback)
     try:
+        prefix = str(baculaorg.resolve(bacula, click.echo)) if bacula else ""
         cfg = LabConfig(
-            nodes=nodes, remotes=remotes, lab_dir=lab_dir_from_env(), dcs=dcs, catalog=catalog
+            nodes=nodes,
+            remotes=remotes,
+            lab_dir=lab_dir_from_env(),
+            dcs=dcs,
+            catalog=catalog,
+            bacula=prefix,
         )
         labmod.up(cfg, site=chosen, log=click.echo)
     except LabError as exc:

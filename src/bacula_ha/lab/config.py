@@ -112,6 +112,9 @@ class LabConfig:
     # "shared": the catalog on a loop disk under ocf:heartbeat:pgsql; "replicated": PostgreSQL
     # streaming replication between node1 and node2 under PAF (bacula_ha.lab.replicated).
     catalog: str = "shared"
+    # A bacula.org build of Bacula (the host path of its prefix, see bacula_ha.lab.baculaorg)
+    # that every machine runs as an install at /opt/bacula; "": Debian's packages.
+    bacula: str = ""
 
     def __post_init__(self) -> None:
         if not 2 <= self.nodes <= MAX_NODES:
@@ -130,6 +133,12 @@ class LabConfig:
         if self.catalog == "replicated" and (self.dcs > 1 or self.remotes):
             # The replicated site is a 2-node site; the two-DC and remote sites share a disk.
             raise LabError("a replicated catalog lab has neither --dcs 2 nor remote nodes")
+        if self.bacula and (self.catalog != "shared" or self.dcs > 1 or self.remotes):
+            # Only the shared-catalog lab is made and tested with another Bacula so far.
+            raise LabError(
+                "--bacula goes with the shared catalog's lab only (not --catalog replicated,"
+                " --dcs 2 or --remote)"
+            )
 
     def dc_of(self, index: int) -> str:
         """The data centre of node number index (from 1): dc1 holds the first half."""

@@ -216,8 +216,13 @@ def write_spec(
     hosts: str,
     extra_dirs: Sequence[str] = (),
     extra_binds: Sequence[tuple[str, str]] = (),
+    ro_binds: Sequence[tuple[str, str]] = (),
 ) -> None:
-    """Prepare the machine's private directories and the spec its PID-1 applies."""
+    """Prepare the machine's private directories and the spec its PID-1 applies.
+
+    ro_binds are bound read-only after every other mount, from sources opened before any
+    (so a source the private mounts hide, such as a Bacula under the host's /opt, still
+    reaches the machine)."""
     prepare_root(m)
     # /etc first: the other binds may lie below it.
     binds: list[tuple[str, str]] = [(str(m.dir / "fs" / "etc"), "/etc"), *extra_binds]
@@ -231,6 +236,7 @@ def write_spec(
         "hostname": m.name,
         "tmpfs": [list(t) for t in TMPFS],
         "binds": binds,
+        "ro_binds": [list(b) for b in ro_binds],
         "dirs": [list(d) for d in RUN_DIRS],
         # Where this source tree and its interpreter live: agents and tools run from there.
         "keep": [str(Path(__file__).resolve().parents[3]), sys.prefix],

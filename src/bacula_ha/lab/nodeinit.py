@@ -38,6 +38,12 @@ def setup(spec: dict[str, Any]) -> None:
         except OSError:
             continue
         keep.append((str(path), fd, os.fstat(fd)))
+    # Read-only binds (a Bacula build's bin/, lib/, scripts/ at /opt/bacula): their sources
+    # are opened now, before the private mounts could hide them.
+    ro_sources = [
+        (os.open(str(source), os.O_PATH | os.O_DIRECTORY), str(target))
+        for source, target in spec.get("ro_binds", [])
+    ]
     for target, mode in spec["tmpfs"]:
         _mount(["-t", "tmpfs", "-o", f"mode={mode},nosuid,nodev", "tmpfs", str(target)])
     for source, target in spec["binds"]:
@@ -53,6 +59,10 @@ def setup(spec: dict[str, Any]) -> None:
             # --no-canonicalize: mount(8) would resolve the magic link to its (now hidden)
             # path name, and bind the empty directory onto itself.
             _mount(["--no-canonicalize", "--bind", f"/proc/{os.getpid()}/fd/{fd}", path])
+        os.close(fd)
+    for fd, target in ro_sources:
+        source = f"/proc/{os.getpid()}/fd/{fd}"
+        _mount(["--no-canonicalize", "--bind", "-o", "ro", source, target])
         os.close(fd)
     for path, user, group, mode in spec["dirs"]:
         os.makedirs(path, exist_ok=True)

@@ -18,7 +18,8 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from bacula_ha.lab import machine
+from bacula_ha.lab import baculaorg, machine
+from bacula_ha.lab.baculaorg import Install
 from bacula_ha.lab.config import DISK_LABEL_PREFIX, SUBNET, LabConfig
 from bacula_ha.lab.errors import LabError
 
@@ -39,7 +40,8 @@ BACKUP_JOB = "LabBackup"
 RESTORE_JOB = "LabRestore"
 # Private per machine as well: Bacula's configuration, state and logs, and /srv.
 STACK_DIRS = ("/var/lib/bacula", "/var/log/bacula", "/srv")
-SCRIPTS = Path("/usr/share/bacula-director")
+# Debian's catalog scripts (the replicated catalog's); a lab's own Bacula: install_of(cfg).
+SCRIPTS = Path(baculaorg.DEBIAN.layout.scripts)
 # Keepalives that notice within seconds a peer that died with its node (bacula-ha check).
 HEARTBEAT = "10 seconds"
 
@@ -72,15 +74,15 @@ class Secrets:
         return made
 
 
-def director_conf(pw: Secrets) -> str:
+def director_conf(pw: Secrets, at: Install = baculaorg.DEBIAN) -> str:
     return f"""# bacula-ha lab: identical on every node; the director binds its VIP.
 Director {{
   Name = {DIR_NAME}
   DIRport = 9101
   DirAddress = {DIR_VIP}
-  QueryFile = "/etc/bacula/scripts/query.sql"
-  WorkingDirectory = "/var/lib/bacula"
-  PidDirectory = "/run/bacula"
+  QueryFile = "{at.query_file}"
+  WorkingDirectory = "{at.working}"
+  PidDirectory = "{at.pid_dir}"
   Maximum Concurrent Jobs = 10
   Password = "{pw.director}"
   Messages = Daemon
@@ -143,7 +145,7 @@ Job {{
   Storage = sd1
   Pool = File
   Messages = Standard
-  Write Bootstrap = "/var/lib/bacula/%c.bsr"
+  Write Bootstrap = "{at.working}/%c.bsr"
   # What failover needs (bacula-ha check): a backup cut by a storage daemon failover is run
   # again by Bacula itself; the lab fails over in 5-10 s, so the first retry finds it back.
   Spool Attributes = yes
@@ -164,25 +166,25 @@ Job {{
 Messages {{
   Name = Standard
   console = all, !skipped, !saved
-  append = "/var/log/bacula/bacula.log" = all, !skipped
+  append = "{at.log_dir}/bacula.log" = all, !skipped
   catalog = all
 }}
 Messages {{
   Name = Daemon
   console = all, !skipped, !saved
-  append = "/var/log/bacula/bacula.log" = all, !skipped
+  append = "{at.log_dir}/bacula.log" = all, !skipped
 }}
 """
 
 
-def storage_conf(pw: Secrets) -> str:
+def storage_conf(pw: Secrets, at: Install = baculaorg.DEBIAN) -> str:
     return f"""# bacula-ha lab: the storage daemon binds its VIP; volumes live on the sd1 disk.
 Storage {{
   Name = sd1
   SDPort = 9103
   SDAddress = {SD_VIP}
-  WorkingDirectory = "/var/lib/bacula"
-  Pid Directory = "/run/bacula"
+  WorkingDirectory = "{at.working}"
+  Pid Directory = "{at.pid_dir}"
   Maximum Concurrent Jobs = 20
   Heartbeat Interval = {HEARTBEAT}
 }}
@@ -208,7 +210,7 @@ Messages {{
 """
 
 
-def filedaemon_conf(pw: Secrets) -> str:
+def filedaemon_conf(pw: Secrets, at: Install = baculaorg.DEBIAN) -> str:
     return f"""# bacula-ha lab: the backup client, in the client namespace.
 Director {{
   Name = {DIR_NAME}
@@ -218,8 +220,8 @@ FileDaemon {{
   Name = {CLIENT_FD}
   FDport = 9102
   FDAddress = {SUBNET}.100
-  WorkingDirectory = /var/lib/bacula
-  Pid Directory = /run/bacula
+  WorkingDirectory = {at.working}
+  Pid Directory = {at.pid_dir}
   Maximum Concurrent Jobs = 20
   Heartbeat Interval = {HEARTBEAT}
 }}
@@ -273,16 +275,22 @@ def prepare_files(cfg: LabConfig) -> None:
     pw = Secrets.load_or_create(cfg)
     bacula = _ids("root", "bacula")
     owned = _ids("bacula", "bacula")
+    at = baculaorg.install_of(cfg)
     for m in cfg.machines:
         fs = m.dir / "fs"
         machine.prepare_root(m)
         etc = fs / "etc/bacula"
-        # Only the lab's files: the host's sample configuration is not part of the lab.
+        # Only the lab's files: the host's sample configuration is not part of the lab. With
+        # a bacula.org install there is no /etc/bacula at all: whatever still looked there
+        # would fail instead of finding Debian's.
         shutil.rmtree(etc, ignore_errors=True)
-        etc.mkdir(parents=True)
+        if cfg.bacula:
+            etc = baculaorg.prepare(m, owned)
+        else:
+            etc.mkdir(parents=True)
         etc.chmod(0o755)
         if m.name == "client":
-            _put(etc / "bacula-fd.conf", filedaemon_conf(pw), 0o640, bacula)
+            _put(etc / "bacula-fd.conf", filedaemon_conf(pw, at), 0o640, bacula)
             data = fs / "srv/data"
             data.mkdir(parents=True, exist_ok=True)
             # Something to back up in the demo (the tests write their own files).
@@ -290,15 +298,26 @@ def prepare_files(cfg: LabConfig) -> None:
             (data / "random.bin").write_bytes(os.urandom(1 << 20))
             (fs / "srv/restore").mkdir(parents=True, exist_ok=True)
         else:
-            _put(etc / "bacula-dir.conf", director_conf(pw), 0o640, bacula)
-            _put(etc / "bacula-sd.conf", storage_conf(pw), 0o640, bacula)
-            _put(etc / "scripts/query.sql", "", 0o644, bacula)
+            _put(etc / "bacula-dir.conf", director_conf(pw, at), 0o640, bacula)
+            _put(etc / "bacula-sd.conf", storage_conf(pw, at), 0o640, bacula)
+            if not cfg.bacula:  # bacula.org's build brings its own
+                _put(etc / "scripts/query.sql", "", 0o644, bacula)
             (fs / SD_MOUNT.strip("/")).mkdir(parents=True, exist_ok=True)
         _put(etc / "bconsole.conf", console_conf(pw), 0o640, bacula)
         for sub in ("var/lib/bacula", "var/log/bacula"):
             (fs / sub).mkdir(parents=True, exist_ok=True)
             os.chown(fs / sub, *owned)
             (fs / sub).chmod(0o750)
+
+
+def tool(cfg: LabConfig, name: str) -> str:
+    """A Bacula program of the lab's install, inside a machine (bconsole, bacula-fd...)."""
+    return baculaorg.install_of(cfg).layout.tool(name)
+
+
+def conf(cfg: LabConfig, name: str) -> str:
+    """A configuration file of the lab's install, inside a machine (bconsole.conf...)."""
+    return baculaorg.install_of(cfg).layout.conf(name)
 
 
 def extra_binds(cfg: LabConfig) -> list[tuple[str, str]]:
@@ -333,7 +352,7 @@ done
 runuser -u postgres -- {bin}/psql -h /run/postgresql -q -v ON_ERROR_STOP=1 \
     -c "ALTER ROLE bacula PASSWORD '$CATALOG_PW'"
 test "$(runuser -u postgres -- {bin}/psql -h /run/postgresql -At -d bacula \
-    -c 'SELECT versionid FROM version')" = 16
+    -c 'SELECT versionid FROM version')" = {schema}
 runuser -u postgres -- {bin}/pg_ctl -D {pgdata} -w -m fast stop >/dev/null
 """
 
@@ -348,15 +367,17 @@ chmod 0750 {archive}
 
 
 def provision_disks(cfg: LabConfig, on: str = "node1") -> None:
-    """Initialise the catalog (PostgreSQL + Bacula tables) and the volume directory on disk."""
+    """Initialise the catalog (PostgreSQL + Bacula tables, made by the lab's Bacula's own
+    scripts) and the volume directory on disk."""
     pw = Secrets.load_or_create(cfg)
     script = CATALOG_SCRIPT.format(
         mnt=PG_MOUNT,
         bin=PG_BIN,
         pgdata=PGDATA,
         subnet=SUBNET,
-        scripts=SCRIPTS,
+        scripts=baculaorg.install_of(cfg).layout.scripts,
         label=DISK_LABEL_PREFIX,
+        schema=baculaorg.catalog_schema(cfg),
     )
     # Runs inside the node (its own /tmp and /run): nothing of this touches the host.
     machine.run_in(cfg, on, ["sh", "-c", script], env={"CATALOG_PW": pw.catalog}, timeout=120)
@@ -366,9 +387,9 @@ def provision_disks(cfg: LabConfig, on: str = "node1") -> None:
 
 def start_client(cfg: LabConfig) -> None:
     """The backup client: bacula-fd in the client namespace."""
-    conf = "/etc/bacula/bacula-fd.conf"
-    machine.run_in(cfg, "client", ["bacula-fd", "-t", "-c", conf])
-    machine.start_daemon(cfg, "client", ["bacula-fd", "-f", "-c", conf], "/run/bacula-fd.log")
+    fd, fd_conf = tool(cfg, "bacula-fd"), conf(cfg, "bacula-fd.conf")
+    machine.run_in(cfg, "client", [fd, "-t", "-c", fd_conf])
+    machine.start_daemon(cfg, "client", [fd, "-f", "-c", fd_conf], "/run/bacula-fd.log")
 
 
 def apply_site(cfg: LabConfig, site: Path, on: str = "node1") -> Path:
@@ -386,7 +407,7 @@ def apply_site(cfg: LabConfig, site: Path, on: str = "node1") -> Path:
 
 def bconsole(cfg: LabConfig, commands: str, on: str = "client", timeout: float = 60) -> str:
     """Run bconsole commands from a machine against the director's VIP."""
-    argv = ["bconsole", "-c", "/etc/bacula/bconsole.conf", "-u", "10"]
+    argv = [tool(cfg, "bconsole"), "-c", conf(cfg, "bconsole.conf"), "-u", "10"]
     return machine.run_in(cfg, on, argv, input_text=commands, timeout=timeout).stdout
 
 
@@ -401,7 +422,7 @@ def catalog_read_only(cfg: LabConfig, node: str, read_only: bool) -> None:
 
 def director_answers(cfg: LabConfig, timeout: float = 3.0) -> bool:
     """True if the director behind its VIP answers a console `status dir` from the client."""
-    argv = ["timeout", str(timeout + 2), "bconsole", "-c", "/etc/bacula/bconsole.conf"]
+    argv = ["timeout", str(timeout + 2), tool(cfg, "bconsole"), "-c", conf(cfg, "bconsole.conf")]
     argv += ["-u", str(int(timeout))]
     proc = machine.run_in(
         cfg, "client", argv, input_text="status dir\n", check=False, timeout=timeout + 10

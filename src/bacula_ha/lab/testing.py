@@ -43,14 +43,18 @@ def running_lab(
     remotes: int = 0,
     dcs: int = 1,
     catalog: str = "shared",
+    bacula: str = "",
 ) -> Iterator[LabConfig]:
-    """A fresh lab for the block; torn down afterwards even if the block fails, then checked."""
+    """A fresh lab for the block; torn down afterwards even if the block fails, then checked.
+
+    bacula: the prefix of a bacula.org build to run instead of Debian's (lab.baculaorg)."""
     cfg = LabConfig(
         nodes=nodes,
         lab_dir=lab_dir or LabConfig().lab_dir,
         remotes=remotes,
         dcs=dcs,
         catalog=catalog,
+        bacula=bacula,
     )
     lab.down(cfg.lab_dir)
     try:
