@@ -102,9 +102,15 @@ def test_a_96_director_would_miss_filename(
     catalog13: CatalogInfo,
     bacula13_install: Layout,
 ) -> None:
-    """What decides: the director named by `binary`. Debian's 9.6 needs table Filename."""
+    """What decides: the director named by `binary`. Debian's 9.6 expects schema 16: on a
+    13 catalog this node is ruled out (5, as on a node not yet upgraded); told to accept
+    1024, it still needs table Filename (1)."""
     params = params13(bacula13_install, backend, tmp_path, catalog13)
     params["binary"] = "/usr/sbin/bacula-dir"
+    out = run_agent("start", params, rsctmp, interval_ms=None)
+    assert out.code == 5 and "expects 16" in out.reason, out.stderr
+    assert_clean(out)
+    params["schema_version"] = "1024"
     out = run_agent("start", params, rsctmp, interval_ms=None)
     assert out.code == 1 and "Filename" in out.reason, out.stderr
     assert_clean(out)

@@ -262,23 +262,25 @@ def check(
         raise GenericError(f"catalog primary check failed: {error} ({where})")
     version: int | None = None
     if options.depth >= 10:
+        raw = found.get("version")
+        if raw is not None and raw.isascii() and raw.isdigit():
+            version = int(raw)
+            if options.schema_version is not None and version != options.schema_version:
+                # 5, not 6: the expectation comes from this node's installed Bacula. During a
+                # rolling upgrade the other node's may match, so only this node is ruled out.
+                # Checked before the tables: another release's tables differ (Filename).
+                raise NotInstalledError(
+                    f"catalog {settings.db_name} has schema version {version},"
+                    f" the director installed on this node expects {options.schema_version}"
+                )
         present = {t.lower() for t in found.get("tables", "").split(",") if t}
         missing = [t for t in options.tables if t.lower() not in present]
         if missing:
             raise GenericError(f"catalog lacks tables {', '.join(missing)} ({where})")
-        raw = found.get("version")
         if raw is None:
             raise GenericError(f"catalog table Version unreadable: {error} ({where})")
-        if not (raw.isascii() and raw.isdigit()):
+        if version is None:
             raise NotConfiguredError(f"catalog {where} has no Version row")
-        version = int(raw)
-        if options.schema_version is not None and version != options.schema_version:
-            # 5, not 6: the expectation comes from this node's installed Bacula. During a
-            # rolling upgrade the other node's may match, so only this node is ruled out.
-            raise NotInstalledError(
-                f"catalog {settings.db_name} has schema version {version},"
-                f" the director installed on this node expects {options.schema_version}"
-            )
     if options.depth >= 20 and found.get("write") != "ok":
         raise GenericError(f"catalog write check failed: {error} ({where})")
     if not result.ok:
