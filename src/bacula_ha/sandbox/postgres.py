@@ -212,6 +212,20 @@ class PostgresServer(SandboxServer):
             raise SandboxError(f"catalog {db_name} has version {version!r}")
         return CatalogInfo(db_name, db_user, db_password, str(self.socket_dir), self.port)
 
+    def update_bacula_catalog(self, info: CatalogInfo, *, install: Layout) -> str:
+        """Bring a catalog up to `install`'s schema with its own update_postgresql_tables
+        script (an upgrade: 16 to 1024 for 9.6 to 13.0), as the database's superuser, then
+        grant the new tables to the catalog's role; the new Version."""
+        # The script names the database it was configured for (bacula) and ignores db_name;
+        # its arguments go to every psql it runs, where a second -d wins.
+        self._bacula_script("update_postgresql_tables", self.env, install, "-d", info.db_name)
+        self.psql(
+            f"GRANT ALL ON ALL TABLES IN SCHEMA public TO {info.db_user};"
+            f" GRANT ALL ON ALL SEQUENCES IN SCHEMA public TO {info.db_user};",
+            db=info.db_name,
+        )
+        return self.psql("SELECT versionid FROM version", db=info.db_name)
+
     def make_replica(
         self, basedir: Path | str, port: int | None = None, *, start: bool = True
     ) -> PostgresServer:
@@ -257,11 +271,16 @@ class PostgresServer(SandboxServer):
     def is_in_recovery(self) -> bool:
         return self.psql("SELECT pg_is_in_recovery()") == "t"
 
-    def _bacula_script(self, name: str, env: Mapping[str, str], install: Layout) -> None:
+    def _bacula_script(
+        self, name: str, env: Mapping[str, str], install: Layout, *args: str
+    ) -> None:
         if install == DEBIAN and not (BACULA_SCRIPTS / name).exists():
             raise SandboxError(f"{BACULA_SCRIPTS / name} is missing: install bacula-director-pgsql")
         script = install_script(install, name, self.os_user, self.basedir)
-        proc = run_as(self.os_user, ["/bin/sh", str(script)], env=env, timeout=120, check=False)
+        argv = ["/bin/sh", str(script), *args]
+        # update_postgresql_tables writes scratch files into its working directory.
+        cwd = self.basedir
+        proc = run_as(self.os_user, argv, env=env, timeout=120, check=False, cwd=cwd)
         # The scripts do not all fail with a status (make_postgresql_tables never does).
         if proc.returncode != 0 or "ERROR:" in proc.stderr:
             raise SandboxError(f"{name} failed: {proc.stderr[-800:] or proc.stdout[-800:]}")

@@ -118,8 +118,9 @@ def run_as(
     input: str | None = None,
     timeout: float = 60.0,
     check: bool = True,
+    cwd: Path | str = "/",
 ) -> subprocess.CompletedProcess[str]:
-    """Run argv as `user` (root drops privileges), capturing text output."""
+    """Run argv as `user` (root drops privileges) in `cwd`, capturing text output."""
     uid, gid, groups, child_env = _identity(user, env)
     proc = subprocess.run(
         list(argv),
@@ -128,7 +129,7 @@ def run_as(
         capture_output=True,
         text=True,
         timeout=timeout,
-        cwd="/",
+        cwd=cwd,
         check=False,
         user=uid,
         group=gid,
