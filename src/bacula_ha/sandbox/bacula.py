@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..bacula.layout import DEBIAN, Layout
+from .tls import Certificates
 
 # What failover needs (`bacula-ha check`, docs/check.md): keepalives that notice a peer which
 # moved within seconds, and backup jobs that are rescheduled after a storage daemon failover
@@ -21,6 +22,11 @@ HEARTBEAT = "10 seconds"
 # Debian's bacula-common puts the console's query file here; bacula.org's layout keeps it
 # among the install's scripts.
 DEBIAN_QUERY_FILE = "/etc/bacula/scripts/query.sql"
+# How a site's daemons and console secure their connections (BaculaSite.tls): "default" writes
+# no TLS directive (9.6: clear text; 11.0 and later: TLS-PSK, negotiated); "psk-off" writes
+# `TLS PSK Enable = no` in every resource that talks (11.0 and later: 9.6 has no TLS-PSK);
+# "cert" requires certificate TLS everywhere, with BaculaSite.certificates.
+TLS_MODES = ("default", "psk-off", "cert")
 
 
 def _password() -> str:
@@ -65,6 +71,16 @@ class BaculaSite:
     dir_password: str = field(default_factory=_password)
     sd_password: str = field(default_factory=_password)
     fd_password: str = field(default_factory=_password)
+    tls: str = "default"  # one of TLS_MODES
+    certificates: Certificates | None = None  # the CA, certificate and key of tls="cert"
+
+    def __post_init__(self) -> None:
+        if self.tls not in TLS_MODES:
+            raise ValueError(f"tls must be one of {', '.join(TLS_MODES)}, not {self.tls!r}")
+        if self.tls == "cert" and self.certificates is None:
+            raise ValueError('tls="cert" needs certificates (sandbox.tls.make_certificates)')
+        if self.tls == "psk-off" and self.install == DEBIAN:
+            raise ValueError("Bacula 9.6 has no TLS-PSK to turn off")
 
     # -- paths ---------------------------------------------------------------------------
     def binary(self, program: str) -> str:
@@ -161,6 +177,25 @@ class BaculaSite:
     def _sd_keys(self) -> list[str]:
         return [f"sd{i}" for i in range(len(self.sd_ports))]
 
+    def _tls(self, server: bool = False) -> str:
+        """The TLS directives of one resource that talks (`server`: one that others connect
+        to, and that then checks their certificates), each line indented, or ""."""
+        if self.tls == "psk-off":
+            return "  TLS PSK Enable = no\n"
+        if self.tls != "cert" or self.certificates is None:
+            return ""
+        c = self.certificates
+        lines = [
+            "TLS Enable = yes",
+            "TLS Require = yes",
+            f'TLS CA Certificate File = "{c.ca}"',
+            f'TLS Certificate = "{c.certificate}"',
+            f'TLS Key = "{c.key}"',
+        ]
+        if server:
+            lines.append("TLS Verify Peer = yes")
+        return "".join(f"  {line}\n" for line in lines)
+
     def _messages(self, name: str) -> str:
         log = self.root / "log" / f"{name}.log"
         return f'Messages {{\n  Name = Standard\n  append = "{log}" = all, !skipped\n}}\n'
@@ -179,7 +214,7 @@ class BaculaSite:
   Media Type = File{i}
   Maximum Concurrent Jobs = 10
   Heartbeat Interval = {HEARTBEAT}
-}}
+{self._tls()}}}
 """
             for i, port in enumerate(self.sd_ports)
         )
@@ -195,7 +230,7 @@ Director {{
   Password = "{self.dir_password}"
   Messages = Standard
   Heartbeat Interval = {HEARTBEAT}
-}}
+{self._tls(server=True)}}}
 Catalog {{
   Name = {c.name}
   dbname = "{c.dbname}"; dbuser = "{c.user}"; dbpassword = "{c.password}"
@@ -211,7 +246,7 @@ Client {{
   Job Retention = 6 months
   AutoPrune = yes
   Heartbeat Interval = {HEARTBEAT}
-}}
+{self._tls()}}}
 {storages}Pool {{
   Name = Default
   Pool Type = Backup
@@ -282,11 +317,11 @@ Storage {{
   PidDirectory = "{self.workdir(key)}"
   Maximum Concurrent Jobs = 20
   Heartbeat Interval = {HEARTBEAT}
-}}
+{self._tls(server=True)}}}
 Director {{
   Name = {self.dir_name()}
   Password = "{self.sd_password}"
-}}
+{self._tls(server=True)}}}
 {devices}{self._messages(key)}"""
 
     def _file_daemon(self) -> str:
@@ -299,11 +334,11 @@ FileDaemon {{
   Pid Directory = "{self.workdir("fd")}"
   Maximum Concurrent Jobs = 20
   Heartbeat Interval = {HEARTBEAT}
-}}
+{self._tls()}}}
 Director {{
   Name = {self.dir_name()}
   Password = "{self.fd_password}"
-}}
+{self._tls(server=True)}}}
 Messages {{
   Name = Standard
   director = {self.dir_name()} = all, !skipped, !restored
@@ -316,5 +351,5 @@ Messages {{
   DIRport = {self.dir_port}
   address = {self.address}
   Password = "{self.dir_password}"
-}}
+{self._tls()}}}
 """
