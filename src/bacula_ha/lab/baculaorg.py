@@ -70,7 +70,7 @@ def install_of(cfg: LabConfig) -> Install:
 def resolve(spec: str, log: Callable[[str], None]) -> Path:
     """The prefix of the Bacula that `--bacula SPEC` names: a path, or a version that
     scripts/build-bacula builds (built now if it is not yet)."""
-    if "/" in spec or spec.startswith("."):
+    if "/" in spec or Path(spec).is_dir():
         prefix = Path(spec).resolve()
         if not os.access(prefix / "bin" / "bacula-dir", os.X_OK):
             raise LabError(
@@ -83,10 +83,15 @@ def resolve(spec: str, log: Callable[[str], None]) -> Path:
         return prefix
     if versions.Version.parse(spec) is None:
         raise LabError(f"--bacula {spec!r}: a version such as 13.0.3, or the path of a prefix")
+    if not BUILD_SCRIPT.is_file():
+        raise LabError(
+            f"--bacula {spec}: {BUILD_SCRIPT} is not there (only a checkout has it): pass the "
+            "prefix of a build instead"
+        )
     builds = _script_version()
     if builds != spec:
         raise LabError(
-            f"--bacula {spec}: {BUILD_SCRIPT.name} builds Bacula {builds or 'nothing here'}; "
+            f"--bacula {spec}: {BUILD_SCRIPT.name} builds Bacula {builds or '(unknown)'}; "
             f"pass the prefix of a {spec} build instead"
         )
     done = run([str(BUILD_SCRIPT), "--check"], check=False)
