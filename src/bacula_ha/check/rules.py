@@ -1,7 +1,8 @@
 """The checks: Bacula resources (as Bacula's parser printed them) against the site's addresses.
 
-Defaults below are Bacula 9.6.7's, read from its binaries' directive tables (an absent directive
-is absent from bdirjson's output, so the default has to be known here).
+Defaults below are Bacula 9.6.7's, read from its binaries' directive tables, and the same in
+13.0.3's sources (dird_conf.c, stored_conf.c, filed_conf.c); an absent directive is absent from
+bdirjson's output, so the default has to be known here.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from ..generator.schema import Director, Site
 from .findings import ERROR, WARNING, Finding
 from .inputs import DIRECTOR, STORAGE, Parsed
 
-DEFAULT_HEARTBEAT = 300  # Heartbeat Interval in every daemon of 9.6.7
+DEFAULT_HEARTBEAT = 300  # Heartbeat Interval in every daemon of 9.6.7 and 13.0.3
 MAX_HEARTBEAT = 120  # longer: a dead peer holds a job for minutes before it fails
 DEFAULT_RESCHEDULE_INTERVAL = 1800
 MAX_RESCHEDULE_INTERVAL = 600
