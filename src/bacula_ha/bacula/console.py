@@ -42,8 +42,35 @@ def bconsole(
         log=log,
     )
     if not result.ok or "1000 OK" not in result.stdout:
-        raise GenericError(f"bconsole could not talk to the director: {result.output_tail()}")
+        raise GenericError(_failure(result))
     return result
+
+
+# bconsole's words when it and the director do not agree on the password or on TLS
+# (src/console/authenticate.c, 9.6 to 13.0): they end with a help URL, the cause is above.
+_AUTH_FAILED = "Director authorization problem."
+_AUTH_CAUSES = (
+    "Authorization problem:",  # "Remote server requires TLS." and the reverse
+    "TLS ",  # "TLS negotiation failed", "TLS host certificate verification failed..."
+    "Bad response to Hello command",  # the director dropped a certificate it refused
+    "Director rejected Hello command",
+)
+
+
+def _failure(result: Completed) -> str:
+    """Why bconsole got no director session, for an exit reason: an authentication that
+    failed says so (and its cause, when bconsole printed one), never "no answer"."""
+    text = f"{result.stdout}\n{result.stderr}"
+    if _AUTH_FAILED not in text:
+        return f"bconsole could not talk to the director: {result.output_tail()}"
+    lines = (line.strip() for line in text.splitlines())
+    cause = next((line for line in lines if line.startswith(_AUTH_CAUSES)), "")
+    cause = cause.removeprefix("Authorization problem:").strip().rstrip(".")
+    # The configuration's path is the bconsole_config parameter: left out of a reason that
+    # Pacemaker cuts at 128 characters.
+    if cause:
+        return f"bconsole cannot authenticate to the director: {cause} (its password or TLS?)"
+    return "bconsole cannot authenticate to the director: its password or TLS does not match"
 
 
 def running_jobs(status_output: str) -> list[RunningJob]:
