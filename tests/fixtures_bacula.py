@@ -20,7 +20,7 @@ from bacula_ha.sandbox.postgres import CatalogInfo, free_port, make_basedir
 
 from .fixtures_agents import AgentRun, run_agent
 
-__all__ = ["SiteFactory", "kill_site_daemons", "rsctmp", "site_factory"]
+__all__ = ["SiteFactory", "kill_site_daemons", "rsctmp", "site_catalog", "site_factory"]
 
 SiteFactory = Callable[..., BaculaSite]
 _DAEMONS = ("bacula-dir", "bacula-sd", "bacula-fd")
@@ -49,13 +49,19 @@ def kill_site_daemons(site: BaculaSite) -> int:
 
 
 @pytest.fixture
-def site_factory(request: pytest.FixtureRequest, bacula_install: Layout) -> Iterator[SiteFactory]:
+def site_catalog(request: pytest.FixtureRequest, bacula_install: Layout) -> CatalogInfo:
+    """The shared PostgreSQL catalog of the install under test, where site_factory's sites
+    keep theirs: pg_catalog (9.6), pg_catalog13 on 13.0.3."""
+    name = "pg_catalog" if bacula_install == DEBIAN else "pg_catalog13"
+    return request.getfixturevalue(name)  # type: ignore[no-any-return]
+
+
+@pytest.fixture
+def site_factory(bacula_install: Layout, site_catalog: CatalogInfo) -> Iterator[SiteFactory]:
     """Make sites (configs, dirs, free ports) of the install under test (bacula_install) on
-    its shared catalog (pg_catalog, pg_catalog13 on 13.0.3); daemons die at teardown."""
+    its shared catalog (site_catalog); daemons die at teardown."""
     install = bacula_install
-    pg_catalog: CatalogInfo = request.getfixturevalue(
-        "pg_catalog" if install == DEBIAN else "pg_catalog13"
-    )
+    pg_catalog = site_catalog
     sites: list[BaculaSite] = []
 
     def make(**kwargs: object) -> BaculaSite:

@@ -15,6 +15,7 @@ from bacula_ha.bacula import jobs
 from bacula_ha.bacula.catalog import CatalogSettings, default_client
 from bacula_ha.bacula.config import Resources
 from bacula_ha.bacula.jobs import Entry, Job, Ledger, Policy
+from bacula_ha.bacula.layout import Layout
 from bacula_ha.ocf.deadline import Deadline
 from bacula_ha.ocf.errors import GenericError, NotConfiguredError
 from bacula_ha.sandbox.mariadb import MariaDBServer
@@ -162,12 +163,15 @@ def test_bring_back_leaves_an_entry_open_when_the_console_fails() -> None:
 
 
 @pytest.fixture(params=[POSTGRES, MARIADB], ids=lambda b: b.name)
-def catalog(request: pytest.FixtureRequest) -> Iterator[tuple[SandboxServer, CatalogInfo]]:
-    """A scratch catalog on each backend: the record speaks both SQLs."""
+def catalog(
+    request: pytest.FixtureRequest, bacula_install: Layout
+) -> Iterator[tuple[SandboxServer, CatalogInfo]]:
+    """A scratch catalog of the install under test on each backend: the record speaks both
+    SQLs."""
     backend: Backend = request.param
     server = backend.fixture(request, "server")
     assert isinstance(server, (PostgresServer, MariaDBServer))
-    with scratch_catalog_on(server, backend) as info:
+    with scratch_catalog_on(server, backend, bacula_install) as info:
         yield server, info
 
 

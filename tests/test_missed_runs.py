@@ -56,7 +56,7 @@ def test_rules_agree_with_the_directors_own_listing(
     line = re.compile(r"^(\w+)\s+Backup\s+\d+\s+(\w{3} \d\d-\w{3} \d\d:\d\d)\s", re.M)
     theirs = sorted((m[1], m[2]) for m in line.finditer(listing))
     assert len(theirs) > 60, listing  # two months of a busy schedule
-    res = load("/usr/sbin/bdirjson", str(site.dir_conf), Deadline.after(20))
+    res = load(site.binary("bdirjson"), str(site.dir_conf), Deadline.after(20))
     tm = time.localtime()
     today = time.mktime((tm.tm_year, tm.tm_mon, tm.tm_mday, 0, 0, 0, 0, 0, -1))
     # The listing starts today (no year is printed; within 62 days none is needed).
@@ -115,9 +115,9 @@ def test_a_run_missed_in_an_outage_runs_late_once(
     ocf_root: Path,
     tmp_path: Path,
     pg_server: PostgresServer,
-    pg_catalog: CatalogInfo,
+    site_catalog: CatalogInfo,
 ) -> None:
-    db = pg_catalog.db_name
+    db = site_catalog.db_name
     site = site_factory(name="latecomer")
     (site.data_dir / "file.bin").write_bytes(b"late" * 4096)
     director = site.dir_name()
