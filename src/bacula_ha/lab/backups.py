@@ -226,8 +226,9 @@ def wait_job(
         time.sleep(step)
 
 
-def restore_identical(cfg: LabConfig, job_id: int) -> bool:
-    """Restore a backup job into the client's restore directory; True if byte-identical."""
+def restore_identical(cfg: LabConfig, job_id: int, reference: str = stack.CLIENT_DATA) -> bool:
+    """Restore a backup job into the client's restore directory; True if byte-identical with
+    `reference` in the client (the backup set itself, or a copy of it as it was then)."""
     machine.run_in(cfg, "client", ["rm", "-rf", stack.CLIENT_RESTORE])
     command = f"restore jobid={job_id} client={stack.CLIENT_FD} where={stack.CLIENT_RESTORE}"
     out = stack.bconsole(cfg, f"{command} all done yes\n")
@@ -247,6 +248,6 @@ def restore_identical(cfg: LabConfig, job_id: int) -> bool:
     if status != "T":
         raise LabError(f"restore {rjob} ended {status}")
     restored = f"{stack.CLIENT_RESTORE}{stack.CLIENT_DATA}"
-    proc = machine.run_in(cfg, "client", ["diff", "-r", stack.CLIENT_DATA, restored], check=False)
+    proc = machine.run_in(cfg, "client", ["diff", "-r", reference, restored], check=False)
     machine.run_in(cfg, "client", ["rm", "-rf", stack.CLIENT_RESTORE])
     return proc.returncode == 0

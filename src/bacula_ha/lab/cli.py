@@ -161,6 +161,34 @@ def heal() -> None:
         _fail(exc)
 
 
+@lab.command()
+@click.argument("node")
+@click.option(
+    "--bacula",
+    "bacula",
+    metavar="VERSION|PATH",
+    required=True,
+    help="The Bacula to upgrade to: a version scripts/build-bacula makes (13.0.3; built first "
+    "if missing), or the path of a prefix holding bin/bacula-dir, lib/ and scripts/.",
+)
+def upgrade(node: str, bacula: str) -> None:
+    """Upgrade NODE's Bacula in place, as a package upgrade does (docs/upgrade.md).
+
+    Inside NODE only, the build's programs are bound over Debian's in /usr/sbin (bacula-dir,
+    bacula-sd, bacula-fd, bconsole, the b*json parsers...) and its scripts/ over
+    /usr/share/bacula-director; configuration and state stay. Refused while a director or
+    storage daemon runs there: put the node in standby first. It stays upgraded across a
+    crash and heal; `lab down` ends it.
+    """
+    _need_root()
+    try:
+        cfg = labmod.load(lab_dir_from_env())
+        prefix = str(baculaorg.resolve(bacula, click.echo))
+        click.echo(labmod.upgrade(cfg, node, prefix).describe())
+    except LabError as exc:
+        _fail(exc)
+
+
 @lab.command("exec", context_settings={"ignore_unknown_options": True})
 @click.argument("machine")
 @click.argument("argv", nargs=-1, required=True, type=click.UNPROCESSED)

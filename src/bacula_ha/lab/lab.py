@@ -22,6 +22,7 @@ from bacula_ha.lab import (
     stack,
     twodc,
 )
+from bacula_ha.lab import upgrade as upgrademod
 from bacula_ha.lab.config import (
     DEFAULT_LAB_DIR,
     DISK_LABEL_PREFIX,
@@ -424,6 +425,9 @@ def status(cfg: LabConfig) -> str:
     lines.append(f"{gateway.name:8} {gateway.address:12} ping target: {reach}")
     if read_state(cfg.lab_dir).get("site"):
         lines.append(f"{'bacula':8} {baculaorg.describe(cfg)}")
+        for node, prefix in sorted(upgrademod.upgraded_nodes(read_state(cfg.lab_dir)).items()):
+            release = baculaorg.release(prefix)
+            lines.append(f"{'':8} {node}: {release} in place over Debian's (from {prefix})")
     if cfg.dcs > 1:
         live = [m.name for m in cfg.cluster_nodes if m.name in inits]
         lines += twodc.status_lines(cfg, live[0] if live else None)
@@ -550,6 +554,15 @@ def heal(cfg: LabConfig, log: Log = _quiet, timeout: float = 60) -> None:
     cluster.wait_for(cfg, via, "every resource Started", _all_started, timeout=120)
     if cfg.catalog == "replicated":
         replicated.wait_replicating(cfg, via)
+
+
+def upgrade(cfg: LabConfig, node: str, prefix: str) -> upgrademod.Upgraded:
+    """Upgrade NODE's Bacula in place to the build at PREFIX (bacula_ha.lab.upgrade)."""
+
+    def save(upgraded: dict[str, str]) -> None:
+        _write_state(cfg, **{upgrademod.STATE_KEY: upgraded})
+
+    return upgrademod.upgrade(cfg, node, prefix, read_state(cfg.lab_dir), save)
 
 
 def exec_in(cfg: LabConfig, name: str, argv: Sequence[str]) -> int:

@@ -38,10 +38,11 @@ def setup(spec: dict[str, Any]) -> None:
         except OSError:
             continue
         keep.append((str(path), fd, os.fstat(fd)))
-    # Read-only binds (a Bacula build's bin/, lib/, scripts/ at /opt/bacula): their sources
-    # are opened now, before the private mounts could hide them.
+    # Read-only binds (a Bacula build's bin/, lib/, scripts/ at /opt/bacula; the programs of
+    # a node upgraded in place, files over Debian's in /usr/sbin): their sources are opened
+    # now, before the private mounts could hide them.
     ro_sources = [
-        (os.open(str(source), os.O_PATH | os.O_DIRECTORY), str(target))
+        (os.open(str(source), os.O_PATH), str(target))
         for source, target in spec.get("ro_binds", [])
     ]
     for target, mode in spec["tmpfs"]:
