@@ -25,8 +25,9 @@ DEBIAN_QUERY_FILE = "/etc/bacula/scripts/query.sql"
 # How a site's daemons and console secure their connections (BaculaSite.tls): "default" writes
 # no TLS directive (9.6: clear text; 11.0 and later: TLS-PSK, negotiated); "psk-off" writes
 # `TLS PSK Enable = no` in every resource that talks (11.0 and later: 9.6 has no TLS-PSK);
-# "cert" requires certificate TLS everywhere, with BaculaSite.certificates.
-TLS_MODES = ("default", "psk-off", "cert")
+# "psk-require" writes `TLS Require = yes` there and no certificate: TLS-PSK or nothing (11.0
+# and later); "cert" requires certificate TLS everywhere, with BaculaSite.certificates.
+TLS_MODES = ("default", "psk-off", "psk-require", "cert")
 
 
 def _password() -> str:
@@ -79,8 +80,8 @@ class BaculaSite:
             raise ValueError(f"tls must be one of {', '.join(TLS_MODES)}, not {self.tls!r}")
         if self.tls == "cert" and self.certificates is None:
             raise ValueError('tls="cert" needs certificates (sandbox.tls.make_certificates)')
-        if self.tls == "psk-off" and self.install == DEBIAN:
-            raise ValueError("Bacula 9.6 has no TLS-PSK to turn off")
+        if self.tls.startswith("psk-") and self.install == DEBIAN:
+            raise ValueError("Bacula 9.6 has no TLS-PSK")
 
     # -- paths ---------------------------------------------------------------------------
     def binary(self, program: str) -> str:
@@ -182,6 +183,8 @@ class BaculaSite:
         to, and that then checks their certificates), each line indented, or ""."""
         if self.tls == "psk-off":
             return "  TLS PSK Enable = no\n"
+        if self.tls == "psk-require":
+            return "  TLS Require = yes\n"
         if self.tls != "cert" or self.certificates is None:
             return ""
         c = self.certificates
