@@ -125,6 +125,63 @@ def test_a_daemon_that_requires_tls_answered_so_it_is_alive() -> None:
     assert "requires TLS" in str(caught.value)
 
 
+@pytest.mark.parametrize(
+    ("daemon", "refusal"),
+    [
+        (
+            "fd",
+            'Authorization problem: DIR "c:127.0.0.1" did not advertise required TLS support.\n',
+        ),
+        ("dir", "1999 You are not authorized.\n"),
+    ],
+)
+def test_a_daemon_that_requires_tls_psk_refuses_after_authentication(
+    daemon: str, refusal: str
+) -> None:
+    # 11.0 and later with `TLS Require = yes` and no certificate (TLS-PSK or nothing): the
+    # challenge says ssl=0, both passwords are proven, then the session is refused (the fd and
+    # sd say why, the director only "sorry"). Alive, and TLSRequired: bconsole goes further.
+    import struct
+    import threading
+
+    key = protocol.password_key("pw")
+
+    def send(conn: socket.socket, text: str) -> None:
+        conn.sendall(struct.pack(">i", len(text)) + text.encode())
+
+    def recv(conn: socket.socket) -> str:
+        (size,) = struct.unpack(">i", conn.recv(4, socket.MSG_WAITALL))
+        return conn.recv(size, socket.MSG_WAITALL).decode().rstrip("\0")
+
+    with socket.socket() as listener:
+        listener.bind((ADDR, 0))
+        listener.listen(1)
+        port = listener.getsockname()[1]
+
+        def serve() -> None:
+            conn, _ = listener.accept()
+            with conn:
+                recv(conn)  # the hello
+                send(conn, "auth cram-md5 <123.456@x-daemon> ssl=0\n")
+                recv(conn)  # our answer: taken as right
+                send(conn, "1000 OK auth\n")
+                challenge = recv(conn).split()[2]  # auth cram-md5 <...> ssl=0
+                send(conn, bacula_base64(protocol._digest(challenge, key)))
+                assert recv(conn) == "1000 OK auth\n"
+                send(conn, refusal)
+                conn.recv(64)
+
+        server = threading.Thread(target=serve, daemon=True)
+        server.start()
+        with pytest.raises(TLSRequired) as caught:
+            if daemon == "dir":
+                console_probe(ADDR, port, "pw", timeout=2.0)
+            else:
+                director_probe(ADDR, port, "x-dir", "pw", 2.0, "fd")
+        server.join(2.0)
+    assert "TLS" in str(caught.value)
+
+
 # -- real daemons -----------------------------------------------------------------------------
 
 

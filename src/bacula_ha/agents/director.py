@@ -17,6 +17,7 @@ from ..bacula.daemon import (
     common_actions,
     common_parameters,
     passwords_of,
+    requires_tls,
 )
 from ..bacula.layout import tool_beside
 from ..bacula.network import catalog_endpoint, try_connect
@@ -155,8 +156,9 @@ class DirectorAgent(DaemonAgent):
         from ..bacula import protocol  # here: socket and hashing cost a probe nothing
 
         password = passwords_of(res, "Director").get(daemon.name, "")
+        tls = requires_tls(res, "Director", daemon.name)  # then its challenge is the answer
         try:
-            protocol.console_probe(daemon.address, daemon.port, password, timeout)
+            protocol.console_probe(daemon.address, daemon.port, password, timeout, requires_tls=tls)
         except protocol.AuthRejected:
             return  # it answered: alive, even if our password is not the console's
         except protocol.ProtocolError as exc:

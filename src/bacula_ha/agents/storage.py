@@ -15,6 +15,7 @@ from ..bacula.daemon import (
     common_actions,
     common_parameters,
     passwords_of,
+    requires_tls,
 )
 from ..ocf.env import Environment
 from ..ocf.errors import GenericError, NotConfiguredError
@@ -134,9 +135,16 @@ def director_probe(res: Resources, daemon: Daemon, timeout: float, which: str) -
     name, password = next(iter(directors.items()))
     from ..bacula import protocol  # only monitors of depth 10 and more need it
 
+    tls = requires_tls(res, "Director", name)  # then its challenge is the answer
     try:
         protocol.director_probe(
-            daemon.address, daemon.port, name, password, timeout, "sd" if which == "sd" else "fd"
+            daemon.address,
+            daemon.port,
+            name,
+            password,
+            timeout,
+            "sd" if which == "sd" else "fd",
+            requires_tls=tls,
         )
     except protocol.AuthRejected:
         return  # it answered

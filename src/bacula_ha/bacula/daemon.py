@@ -452,7 +452,11 @@ class DaemonAgent(Agent[DaemonParams]):
                 "address": daemon.address,
                 "port": daemon.port,
                 "directors": [
-                    {"Name": r.get("Name", ""), "Password": r.get("Password", "")}
+                    {
+                        "Name": r.get("Name", ""),
+                        "Password": r.get("Password", ""),
+                        "TlsRequire": bool(r.get("TlsRequire", False)),
+                    }
                     for r in res.all("Director")
                 ],
                 "resources": {kind: list(res.all(kind)) for kind in self.recorded},
@@ -583,3 +587,9 @@ def _check_account(user: str, group: str) -> None:
 def passwords_of(res: Resources, kind: str) -> dict[str, str]:
     """Name -> password of every resource of `kind` (kept in memory only, never logged)."""
     return {str(r.get("Name", "")): str(r.get("Password", "")) for r in res.all(kind)}
+
+
+def requires_tls(res: Resources, kind: str, name: str) -> bool:
+    """Whether the resource `name` of `kind` says `TLS Require = yes` (certificates, or on
+    11.0 and later TLS-PSK): a client without TLS, like ours, is refused after the challenge."""
+    return any(r.get("Name") == name and r.get("TlsRequire") is True for r in res.all(kind))

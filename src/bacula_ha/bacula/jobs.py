@@ -994,14 +994,15 @@ def console_for(
 ) -> Callable[[str], str]:
     """A console command runner on the director itself (its own address and password).
 
-    A director that requires certificate TLS only talks to a client that speaks it: then
-    every command goes to `tls_fallback` (bconsole with its configuration), if given.
+    A director that requires TLS (certificates, or TLS-PSK) only talks to a client that
+    speaks it: then every command goes to `tls_fallback` (bconsole with its configuration), if
+    given, at once when its resource says `TLS Require = yes`.
     """
     from . import protocol
-    from .daemon import passwords_of
+    from .daemon import passwords_of, requires_tls
 
     password = passwords_of(res, "Director").get(daemon.name, "")
-    needs_tls = False
+    needs_tls = requires_tls(res, "Director", daemon.name)
 
     def send(command: str) -> str:
         nonlocal needs_tls
@@ -1009,7 +1010,12 @@ def console_for(
             return tls_fallback(command)
         try:
             return protocol.console_probe(
-                daemon.address, daemon.port, password, timeout, command=command
+                daemon.address,
+                daemon.port,
+                password,
+                timeout,
+                command=command,
+                requires_tls=needs_tls,
             )
         except protocol.TLSRequired as exc:
             if tls_fallback is None:

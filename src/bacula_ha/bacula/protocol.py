@@ -51,6 +51,11 @@ _AUTH_OK = "1000 OK auth\n"
 _AUTH_FAILED = "1999 Authorization failed.\n"
 _REJECTIONS = ("1999 ", "2999 ", "3999 ")  # director, file daemon, storage daemon "sorry"
 _GREETINGS = {"dir": "1000 OK:", "fd": "2000 OK Hello", "sd": "3000 OK Hello"}
+# 11.0 and later check TLS requirements after the mutual cram-md5 (authenticatebase.cc): a daemon
+# that requires TLS-PSK (`TLS Require = yes` without a certificate, so its challenge said ssl=0)
+# proves the password both ways, then refuses the session: the storage and file daemons with
+# this reason, the director with its plain "sorry".
+_TLS_REFUSAL = "Authorization problem:"
 
 _B64_DIGITS = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
 
@@ -64,8 +69,8 @@ class AuthRejected(ProtocolError):
 
 
 class TLSRequired(AuthRejected):
-    """The daemon challenged us (so it is alive) but requires certificate TLS, which this
-    client does not speak: only a client configured for TLS (bconsole) can go further."""
+    """The daemon challenged us (so it is alive) but requires TLS (certificates, or TLS-PSK),
+    which this client does not speak: only a client configured for TLS (bconsole) goes further."""
 
 
 class NoAnswer(ProtocolError):
@@ -300,8 +305,13 @@ class _Session:
             self.close()
 
 
-def _authenticate(session: _Session, hello: str, key: bytes) -> None:
-    """Mutual cram-md5 as the calling side (console, or director towards SD/FD), TLS off."""
+def _authenticate(session: _Session, hello: str, key: bytes, requires_tls: bool = False) -> None:
+    """Mutual cram-md5 as the calling side (console, or director towards SD/FD), TLS off.
+
+    A daemon that requires TLS is left at its challenge, its proof of life: with certificates
+    its challenge says so (ssl=2); with TLS-PSK only the caller knows (`requires_tls`, from the
+    configuration), and going on would end in a refusal that the director logs as a security
+    alert (13.0.3: two lines per login)."""
     session.send(hello)
     # 1. The daemon challenges us (cram_md5_challenge on its side).
     reply = session.recv()
@@ -318,7 +328,7 @@ def _authenticate(session: _Session, hello: str, key: bytes) -> None:
         raise ProtocolError(f"expected a cram-md5 challenge, got {first.strip()[:80]!r}")
     compatible = words[1] == "cram-md5c"
     ssl = next((w[4:] for w in words[3:] if w.startswith("ssl=")), "0")
-    if ssl == "2":
+    if ssl == "2" or requires_tls:
         raise TLSRequired("the daemon requires TLS, which this client does not speak")
     session.send(bacula_base64(_digest(words[2], key), compatible), nul=True)
     verdict = session.recv_text("authentication")
@@ -350,8 +360,11 @@ def _greeting(session: _Session, daemon: Literal["dir", "sd", "fd"]) -> str:
     line = session.recv_text("greeting").strip()
     if line.startswith(_GREETINGS[daemon]):
         return line
+    if line.startswith(_TLS_REFUSAL) and "TLS" in line:
+        raise TLSRequired(f"the daemon requires TLS: {line[:100]}")
     if line.startswith(_REJECTIONS):
-        raise AuthRejected(f"session refused after authentication: {line}")
+        # Both sides have just proven the password: what is refused now is a session in clear.
+        raise TLSRequired(f"session refused after authentication (TLS required?): {line}")
     raise ProtocolError(f"unexpected greeting {line[:80]!r}")
 
 
@@ -380,6 +393,7 @@ def _console(
     console_name: str,
     command: str | None,
     ua_version: int | None,
+    requires_tls: bool = False,
 ) -> str:
     # No version after "calling": the director then never LZ4-compresses its answers
     # (it does for ua_version >= 1); the form is one the 9.6 director accepts as is.
@@ -390,6 +404,7 @@ def _console(
             session,
             f"Hello {_bash_spaces(console_name)} calling{version}\n",
             password_key(password),
+            requires_tls,
         )
         result = _greeting(session, "dir")
         if command is not None:
@@ -408,6 +423,7 @@ def console_probe(
     timeout: float,
     console_name: str = "*UserAgent*",
     command: str | None = None,
+    requires_tls: bool = False,
 ) -> str:
     """Log in to a director as a console, run `command` if given, hang up cleanly.
 
@@ -415,8 +431,10 @@ def console_probe(
     (`1000 OK: 103 <name> Version: ...`).  `password` is the clear text from the
     configuration (the director's own for `*UserAgent*`, else the named Console's).
     Raises NoAnswer, AuthRejected or ProtocolError; `timeout` bounds the whole session.
+    A director that requires TLS (ssl=2 in its challenge, or `requires_tls`: its resource
+    says `TLS Require = yes`) raises TLSRequired once it challenged us.
     """
-    return _console(address, port, password, timeout, console_name, command, None)
+    return _console(address, port, password, timeout, console_name, command, None, requires_tls)
 
 
 def director_probe(
@@ -426,6 +444,7 @@ def director_probe(
     password: str,
     timeout: float,
     daemon: Literal["sd", "fd"],
+    requires_tls: bool = False,
 ) -> str:
     """Authenticate to a storage or file daemon as director `director_name`, hang up cleanly.
 
@@ -440,7 +459,7 @@ def director_probe(
     hello = f"Hello {prefix}Director {_bash_spaces(director_name)} calling\n"
     session = _Session(address, port, timeout)
     try:
-        _authenticate(session, hello, password_key(password))
+        _authenticate(session, hello, password_key(password), requires_tls)
         greeting = _greeting(session, daemon)
     except BaseException:
         session.close()

@@ -336,7 +336,7 @@ def running_jobs(cib: ET.Element, comp: Component) -> str:
     cannot be read here, through its bconsole and bconsole's configuration."""
     from ..bacula import protocol
     from ..bacula.config import load
-    from ..bacula.daemon import passwords_of
+    from ..bacula.daemon import passwords_of, requires_tls
     from ..ocf.deadline import Deadline
     from ..ocf.errors import OCFError
 
@@ -363,6 +363,7 @@ def running_jobs(cib: ET.Element, comp: Component) -> str:
             passwords_of(res, "Director").get(name, ""),
             5.0,
             command="status dir",
+            requires_tls=requires_tls(res, "Director", name),
         )
     except OCFError as exc:
         return f"unknown ({exc.reason})"
