@@ -80,8 +80,8 @@ def test_stop_logs_the_jobs_it_interrupts(
     assert f"JobId {job_id} (BackupSandbox, type B, level F) stopped to be resumed" in text
     if bacula_install == DEBIAN:
         # 9.6 leaves a stopped job that still waits for its storage running: the daemon's
-        # stop interrupts it. 13.0 cancels a job not started at all (cancel_job in
-        # src/dird/job.c): nothing is left running to interrupt.
+        # stop interrupts it. 13.0 cancels one that the stop finds not started yet
+        # (cancel_job in src/dird/job.c): then nothing is left running to interrupt.
         assert f"interrupts JobId {job_id}:" in text
 
 
