@@ -1,7 +1,8 @@
 """The daemon agents and `bacula-ha status` against Bacula as sites secure it.
 
 - TLS-PSK turned off (13.0.3; 9.6 has no TLS-PSK): the agents' own client talks to the daemons
-  as before, at every depth, and so does status.
+  as before, at every depth, and so does status. TLS-PSK required (`TLS Require = yes` without
+  certificates): as with certificates below, except that bconsole needs only its password.
 - Certificate TLS required everywhere (9.6.7 and 13.0.3, certificates made here with openssl):
   the agents' client, which speaks no TLS, gets the daemon's challenge (ssl=2), so depth 10
   counts the daemon alive, and a SIGSTOPped one still fails; the director's depth 20, its
@@ -205,9 +206,10 @@ def psk_stack(
 def test_psk_every_depth_status_and_stop_with_a_running_job(
     psk_stack: Stack, tmp_path: Path
 ) -> None:
-    """TLS-PSK off: the agents' own client does everything. TLS-PSK required: the daemons
-    authenticate the agents' client, then refuse it a session for want of TLS: alive at depth
-    10; the director's commands and status go through bconsole (TLS-PSK on its password)."""
+    """TLS-PSK off: the agents' own client does everything. TLS-PSK required: the agents read
+    it in the daemons' configuration and stop at their challenge (alive at depth 10; going on
+    would end in a refusal); the director's commands and status go through bconsole (TLS-PSK
+    on its password)."""
     stack = psk_stack
     site = stack.site
     required = stack.site.tls == "psk-require"
