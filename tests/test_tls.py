@@ -18,6 +18,7 @@ from __future__ import annotations
 import os
 import shutil
 import signal
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -45,10 +46,6 @@ from .fixtures_bacula import (
 from .fixtures_db import PG_PASSWORD
 from .test_status_paths import cib_with
 
-# A file daemon's bandwidth per job, and a file that takes it some seconds to send.
-SLOW_RATE = "2 mb/s"
-SLOW_BYTES = 8 << 20
-
 # 9.6.7 (Debian's) runs in the usual tiers; 13.0.3 in the bacula13 tier.
 INSTALLS = [
     pytest.param("9.6", id="9.6.7"),
@@ -56,14 +53,60 @@ INSTALLS = [
 ]
 
 
+class Stream:
+    """A named pipe the site's backup saves (FileSet `readfifo = yes`). While held, every reader
+    gets data in small chunks and no end of file: a backup runs until release(). Released, a
+    reader gets its end of file at once."""
+
+    def __init__(self, path: Path) -> None:
+        os.mkfifo(path, 0o644)
+        self.path = path
+        self._held = threading.Event()
+        self._closed = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="stream", daemon=True)
+        self._thread.start()
+
+    def hold(self) -> None:
+        self._held.set()
+
+    def release(self) -> None:
+        self._held.clear()
+
+    def close(self) -> None:
+        self._closed.set()
+        self._held.clear()
+        self._thread.join(5)
+
+    def _run(self) -> None:
+        chunk = os.urandom(64 << 10)
+        while not self._closed.is_set():
+            try:  # non-blocking: fails (ENXIO) until a reader has the pipe open
+                fd = os.open(self.path, os.O_WRONLY | os.O_NONBLOCK)
+            except OSError:
+                time.sleep(0.02)
+                continue
+            try:
+                while self._held.is_set():
+                    try:
+                        os.write(fd, chunk)
+                    except BlockingIOError:
+                        pass
+                    except BrokenPipeError:
+                        break  # the reader went away
+                    time.sleep(0.05)
+            finally:
+                os.close(fd)  # the reader's end of file
+            time.sleep(0.02)
+
+
 @dataclass
 class Stack:
-    """A site whose director, storage daemon and file daemon run under their agents; the file
-    daemon sends at most SLOW_RATE per job, so that a test's backup of SLOW_BYTES runs for a
-    few seconds."""
+    """A site whose director, storage daemon and file daemon run under their agents; its backup
+    saves `stream` too, so that a test can keep a backup running."""
 
     site: BaculaSite
     rsctmp: Path
+    stream: Stream
 
     @property
     def daemons(self) -> tuple[Daemon, Daemon, Daemon]:
@@ -114,10 +157,13 @@ def _stack(
             **site,  # type: ignore[arg-type]
         ).write(),
         rsctmp,
+        Stream(root / "stream"),
     )
-    fd_conf = stack.site.fd_conf
-    slow = f"  Maximum Bandwidth Per Job = {SLOW_RATE}\n"
-    fd_conf.write_text(fd_conf.read_text().replace("  FDport =", slow + "  FDport =", 1))
+    # readfifo reads only a pipe the FileSet names itself.
+    conf = stack.site.dir_conf
+    data = f'    File = "{stack.site.data_dir}"\n'
+    text = conf.read_text().replace("signature = MD5\n", "signature = MD5\n      readfifo = yes\n")
+    conf.write_text(text.replace(data, f'{data}    File = "{stack.stream.path}"\n'))
     rsctmp.mkdir()
     try:
         d, sd, fd = stack.daemons
@@ -127,6 +173,7 @@ def _stack(
         stops = {each.agent.name: each.run("stop", rsctmp).code for each in (d, fd, sd)}
         assert stops == {"bacula-dir": 0, "bacula-fd": 0, "bacula-sd": 0}
     finally:
+        stack.stream.close()
         if kill_site_daemons(stack.site):
             time.sleep(0.1)
         shutil.rmtree(root, ignore_errors=True)
@@ -177,11 +224,11 @@ def _security_alerts(site: BaculaSite) -> list[str]:
     ]
 
 
-def _running_job(site: BaculaSite) -> int:
-    """A backup that runs for a few seconds (SLOW_BYTES at SLOW_RATE), once it runs."""
-    (site.data_dir / "slow.bin").write_bytes(os.urandom(SLOW_BYTES))
-    job_id = _run_job(site)
-    _wait_running(site, job_id)
+def _running_job(stack: Stack) -> int:
+    """A backup that runs until stack.stream.release(), once it runs."""
+    stack.stream.hold()
+    job_id = _run_job(stack.site)
+    _wait_running(stack.site, job_id)
     return job_id
 
 
@@ -223,7 +270,7 @@ def test_psk_every_depth_status_and_stop_with_a_running_job(
     # Knowing from the configuration that TLS is required, the checks stop at the challenge:
     # the director does not log the refused session as a security alert (two lines a check).
     assert _security_alerts(site) == []
-    job_id = _running_job(site)
+    job_id = _running_job(stack)
     jobs = running_jobs(
         cib_with(stack.status_cib_params()), Component(rsc="dir1-dir", role="director")
     )
@@ -237,6 +284,7 @@ def test_psk_every_depth_status_and_stop_with_a_running_job(
     text = log.read_text()
     assert f"JobId {job_id} (BackupSandbox" in text and "stopped to be resumed" in text, text
     assert ("'stop' through bconsole" in text) == required, text
+    stack.stream.release()
 
 
 # -- certificate TLS required (9.6.7 and 13.0.3) ------------------------------------------------
@@ -339,7 +387,7 @@ def test_cert_status_and_stop_with_a_running_job(cert_stack: Stack, tmp_path: Pa
     """status lists the running job and the director's stop lists it, stops it and records
     it, all through bconsole; the stop is 0 and the next start brings the job back."""
     site = cert_stack.site
-    job_id = _running_job(site)
+    job_id = _running_job(cert_stack)
     jobs = running_jobs(
         cib_with(cert_stack.status_cib_params()), Component(rsc="dir1-dir", role="director")
     )
@@ -363,4 +411,5 @@ def test_cert_status_and_stop_with_a_running_job(cert_stack: Stack, tmp_path: Pa
     assert "the director requires TLS: 'restart' through bconsole" in text, text
     back = text.partition(f"JobId {job_id} (BackupSandbox): ")[2].split(" (attempt")[0]
     assert back.startswith(("resumed as JobId ", "re-run from the start as JobId ")), text
+    cert_stack.stream.release()
     _ends_T(site, int(back.rsplit(" ", 1)[1]))
