@@ -157,6 +157,9 @@ def _story(cfg: LabConfig) -> None:
     t["switch"] = time.time()
     pcs(cfg, "resource", "disable", "dir1-dir", "--wait=90")
     t["director stopped"] = time.time()
+    log = "/var/log/pacemaker/pacemaker.log"
+    said = machine.run_in(cfg, "node1", ["grep", "-F", "bacula-dir(dir1-dir)", log]).stdout
+    print("the director's stop:\n" + "\n".join(said.splitlines()[-8:]))
     rows = backups.jobs(cfg, after=b - 1)
     assert [r.status for r in rows] == ["I"], f"B after the director's stop: {rows}"
     written_at_stop = backups.volume_bytes(cfg) - base
@@ -187,6 +190,10 @@ def _story(cfg: LabConfig) -> None:
     assert _all_on(cfg, "node2")
     assert _daemons_from(cfg, "node2") == ["/usr/sbin/bacula-dir", "/usr/sbin/bacula-sd"]
     assert _release(cfg, "node2") == "13.0.3" == _running_release(cfg)
+    # What an admin sees on the upgraded node (its director's bconsole is 13's).
+    view = machine.run_in(cfg, "node2", ["bacula-ha", "status"], check=False, timeout=60)
+    print(f"bacula-ha status on node2 ({view.returncode}):\n{view.stdout}{view.stderr}")
+    assert view.returncode == 0, view.stderr
 
     # The catalog agent on node1, which still runs 9.6.7: 5 (not installed), this node only.
     check = machine.run_in(
