@@ -8,8 +8,10 @@ import re
 import shutil
 import signal
 import socket
+import struct
 import subprocess
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -95,32 +97,45 @@ def test_silent_listener_is_no_answer_within_timeout() -> None:
         assert 0.45 <= time.monotonic() - start < 1.0
 
 
-def test_a_daemon_that_requires_tls_answered_so_it_is_alive() -> None:
-    # The challenge a daemon with `TLS Require = yes` and certificates sends (ssl=2): it
-    # answered, so a depth-10 check counts it alive (AuthRejected), and the director agent
-    # knows to take bconsole for its commands (TLSRequired).
-    import struct
-    import threading
+def _send(conn: socket.socket, text: str) -> None:
+    """One Bacula packet: a 4-byte length, then the text."""
+    conn.sendall(struct.pack(">i", len(text)) + text.encode())
 
+
+def _recv(conn: socket.socket) -> str:
+    (size,) = struct.unpack(">i", conn.recv(4, socket.MSG_WAITALL))
+    return conn.recv(size, socket.MSG_WAITALL).decode().rstrip("\0")
+
+
+@contextlib.contextmanager
+def _fake_daemon(script: Callable[[socket.socket], None]) -> Iterator[int]:
+    """A one-session peer on loopback that plays `script` on the connection; its port."""
     with socket.socket() as listener:
         listener.bind((ADDR, 0))
         listener.listen(1)
-        port = listener.getsockname()[1]
 
         def serve() -> None:
             conn, _ = listener.accept()
             with conn:
-                (size,) = struct.unpack(">i", conn.recv(4))
-                conn.recv(size)  # the hello
-                text = b"auth cram-md5 <123.456@x-dir> ssl=2\n"
-                conn.sendall(struct.pack(">i", len(text)) + text)
-                conn.recv(64)
+                script(conn)
+                conn.recv(64)  # the client's hang-up
 
         server = threading.Thread(target=serve, daemon=True)
         server.start()
-        with pytest.raises(TLSRequired) as caught:
-            console_probe(ADDR, port, "pw", timeout=2.0)
+        yield listener.getsockname()[1]
         server.join(2.0)
+
+
+def test_a_daemon_that_requires_tls_answered_so_it_is_alive() -> None:
+    # The challenge a daemon with `TLS Require = yes` and certificates sends (ssl=2): it
+    # answered, so a depth-10 check counts it alive (AuthRejected), and the director agent
+    # knows to take bconsole for its commands (TLSRequired).
+    def script(conn: socket.socket) -> None:
+        _recv(conn)  # the hello
+        _send(conn, "auth cram-md5 <123.456@x-dir> ssl=2\n")
+
+    with _fake_daemon(script) as port, pytest.raises(TLSRequired) as caught:
+        console_probe(ADDR, port, "pw", timeout=2.0)
     assert isinstance(caught.value, AuthRejected)
     assert "requires TLS" in str(caught.value)
 
@@ -141,44 +156,23 @@ def test_a_daemon_that_requires_tls_psk_refuses_after_authentication(
     # 11.0 and later with `TLS Require = yes` and no certificate (TLS-PSK or nothing): the
     # challenge says ssl=0, both passwords are proven, then the session is refused (the fd and
     # sd say why, the director only "sorry"). Alive, and TLSRequired: bconsole goes further.
-    import struct
-    import threading
-
     key = protocol.password_key("pw")
 
-    def send(conn: socket.socket, text: str) -> None:
-        conn.sendall(struct.pack(">i", len(text)) + text.encode())
+    def script(conn: socket.socket) -> None:
+        _recv(conn)  # the hello
+        _send(conn, "auth cram-md5 <123.456@x-daemon> ssl=0\n")
+        _recv(conn)  # our answer: taken as right
+        _send(conn, "1000 OK auth\n")
+        challenge = _recv(conn).split()[2]  # auth cram-md5 <...> ssl=0
+        _send(conn, bacula_base64(protocol._digest(challenge, key)))
+        assert _recv(conn) == "1000 OK auth\n"
+        _send(conn, refusal)
 
-    def recv(conn: socket.socket) -> str:
-        (size,) = struct.unpack(">i", conn.recv(4, socket.MSG_WAITALL))
-        return conn.recv(size, socket.MSG_WAITALL).decode().rstrip("\0")
-
-    with socket.socket() as listener:
-        listener.bind((ADDR, 0))
-        listener.listen(1)
-        port = listener.getsockname()[1]
-
-        def serve() -> None:
-            conn, _ = listener.accept()
-            with conn:
-                recv(conn)  # the hello
-                send(conn, "auth cram-md5 <123.456@x-daemon> ssl=0\n")
-                recv(conn)  # our answer: taken as right
-                send(conn, "1000 OK auth\n")
-                challenge = recv(conn).split()[2]  # auth cram-md5 <...> ssl=0
-                send(conn, bacula_base64(protocol._digest(challenge, key)))
-                assert recv(conn) == "1000 OK auth\n"
-                send(conn, refusal)
-                conn.recv(64)
-
-        server = threading.Thread(target=serve, daemon=True)
-        server.start()
-        with pytest.raises(TLSRequired) as caught:
-            if daemon == "dir":
-                console_probe(ADDR, port, "pw", timeout=2.0)
-            else:
-                director_probe(ADDR, port, "x-dir", "pw", 2.0, "fd")
-        server.join(2.0)
+    with _fake_daemon(script) as port, pytest.raises(TLSRequired) as caught:
+        if daemon == "dir":
+            console_probe(ADDR, port, "pw", timeout=2.0)
+        else:
+            director_probe(ADDR, port, "x-dir", "pw", 2.0, "fd")
     assert "TLS" in str(caught.value)
 
 
