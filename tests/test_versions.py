@@ -115,3 +115,18 @@ def test_layout_of_a_configuration_directory(tmp_path: Path) -> None:
     assert layout.of_config_dir(str(prefix / "etc") + "/") == layout.under(str(prefix))
     assert layout.of_config_dir("/etc/bacula") == layout.DEBIAN
     assert layout.of_config_dir("/usr/etc") == layout.DEBIAN
+
+
+def test_the_13_builds_selected_backend() -> None:
+    # scripts/build-bacula's build has both catalog libraries; libbaccats.so's chain of links
+    # ends at the one its install selected (PostgreSQL, configure's first).
+    from bacula_ha.bacula import catalog
+
+    from .fixtures_agents import bacula13_prefix
+
+    prefix = bacula13_prefix()
+    if prefix is None:
+        pytest.skip("Bacula 13.0.3 is not built")
+    lib = layout.under(prefix).libdir
+    assert os.path.exists(os.path.join(lib, "libbaccats-mysql-13.0.3.so"))
+    assert catalog.installed_backend(lib) == catalog.POSTGRESQL

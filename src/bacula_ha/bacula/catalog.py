@@ -118,9 +118,9 @@ def pick_catalog(catalogs: Sequence[CatalogSettings], name: str, config: str) ->
 
 
 def installed_backend(libdir: str) -> str:
-    """The backend the installed director was built for, from its catalog libraries in
-    `libdir`; PostgreSQL when it has both (bacula.org's builds: the Catalog's dbdriver picks,
-    and bdirjson does not show it) or neither."""
+    """The backend the installed director uses, from its catalog libraries in `libdir`:
+    libbaccats.so's symlink chain ends at the selected backend's library (a build with both
+    selects one at install); PostgreSQL when that cannot be told."""
     try:
         target = os.path.basename(os.path.realpath(os.path.join(libdir, "libbaccats.so")))
     except OSError:
