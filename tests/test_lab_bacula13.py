@@ -29,26 +29,15 @@ from bacula_ha.lab.testing import (
     started_on,
     wait_until,
 )
+from tests.fixtures_agents import NOT_BUILT, bacula13_prefix
 
-BUILD = Path(__file__).resolve().parents[1] / "scripts" / "build-bacula"
 BACULA_HA = str(Path(sys.executable).with_name("bacula-ha"))
-
-
-def _built() -> str:
-    """The prefix of the 13.0.3 build, "" when it is not built (nothing is built here)."""
-    proc = subprocess.run([str(BUILD), "--check"], capture_output=True, text=True, check=False)
-    return proc.stdout.strip() if proc.returncode == 0 else ""
-
-
-PREFIX = _built()
+PREFIX = bacula13_prefix() or ""
 
 pytestmark = [
     pytest.mark.lab,
     pytest.mark.skipif(os.geteuid() != 0, reason="the lab needs root"),
-    pytest.mark.skipif(
-        not PREFIX,
-        reason="Bacula 13.0.3 is not built: run scripts/build-bacula (about 5 minutes)",
-    ),
+    pytest.mark.skipif(not PREFIX, reason=NOT_BUILT),
 ]
 
 COMPONENTS = ("cat1-catalog", "dir1-dir", "sd1-sd")
