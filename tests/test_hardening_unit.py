@@ -118,6 +118,68 @@ def test_catalog_down_is_told_apart_from_a_bad_file() -> None:
     assert "Could not open Catalog" in ct.error_reason(out)
 
 
+# -- Bacula's own reason: a file that parses but lacks what the daemon needs -------------------
+
+BACULA_DIR = "/usr/sbin/bacula-dir"
+# Parses, but has no Director (nor Job): Bacula says so only as "Fatal error:" lines, then
+# "Please correct configuration file", which says nothing.
+DIRECTORLESS = f'Catalog {{\n  Name = c\n  dbname = bacula\n  DB Password = "{SECRET}"\n}}\n'
+NO_DIRECTOR = "Fatal error: No Director resource defined; No Job records defined"
+
+
+def test_fatal_errors_are_the_reason_all_of_them_once_and_redacted() -> None:
+    out = (
+        "06-Dec 08:33 bacula-dir JobId 0: Fatal error: No Director resource defined in /c.conf\n"
+        "Without that I don't know who I am :-(\n"
+        f"06-Dec 08:33 bacula-dir JobId 0: Fatal error: bad {SECRET} in /c.conf\n"
+        "06-Dec 08:33 bacula-dir ERROR TERMINATION\n"
+        "Please correct configuration file: /c.conf\n"
+    )
+    assert ct.error_reason(out + out, [SECRET], "/c.conf") == (
+        "Fatal error: No Director resource defined; bad ***"
+    )
+    # Another file than the caller's keeps its name; a config error still comes first.
+    assert ct.error_reason(out, [SECRET], "/other.conf").endswith("bad *** in /c.conf")
+    assert ct.error_reason("Config error: x\n" + out).startswith("Config error: x")
+
+
+@needs_bdirjson
+def test_a_directorless_file_is_rejected_with_bacula_s_reason(tmp_path: Path) -> None:
+    conf = tmp_path / "nodir.conf"
+    conf.write_text(DIRECTORLESS)
+    for verdict in (
+        ct.parse(BDIRJSON, str(conf), Deadline.after(20)),  # bacula-ha check, config sync
+        ct.test([BACULA_DIR, "-t", "-c", str(conf)], str(conf), Deadline.after(20)),  # agents
+    ):
+        assert (verdict.outcome, verdict.reason) == (ct.REJECTED, NO_DIRECTOR)
+        error = verdict.error(str(conf))
+        assert isinstance(error, NotConfiguredError)
+        assert error.reason == f"{conf}: {NO_DIRECTOR}"
+
+
+@needs_bdirjson
+def test_the_director_agent_s_exit_reason_is_bacula_s(tmp_path: Path) -> None:
+    from bacula_ha.agents.director import AGENT
+
+    conf = tmp_path / "nodir.conf"
+    conf.write_text(DIRECTORLESS)
+    log = tmp_path / "ha.log"
+    environ = {
+        "OCF_RESKEY_config": str(conf),
+        "HA_LOGFILE": str(log),
+        "HA_LOGFACILITY": "none",
+        "HA_RSCTMP": str(tmp_path),
+        "OCF_RESKEY_CRM_meta_timeout": "20000",
+    }
+    err = io.StringIO()
+    with redirect_stderr(err):
+        code = runner.main(AGENT, ["bacula-dir", "validate-all"], environ)
+    assert code == 6, err.getvalue()
+    # The runner cuts a reason at 128 characters: the test's long path leaves Bacula's first.
+    assert f"ocf-exit-reason:{conf}: Fatal error: No Director resource defined" in err.getvalue()
+    assert SECRET not in err.getvalue() + log.read_text()
+
+
 # -- numbers -----------------------------------------------------------------------------------
 
 

@@ -35,8 +35,11 @@ _CATALOG_DOWN = (
     "Unable to connect",
 )
 _MISSING_PATH = ("Working Directory", "No such file or directory")
-# The line of Bacula's output that says what is wrong, in order of preference.
-_ERROR_MARKERS = ("Config error:", "ERR=", "Could not", "Cannot", "Error")
+# The line of Bacula's output that says what is wrong, in order of preference. "Fatal error:"
+# is how the daemons report a file that parses but lacks what they need ("No Director resource
+# defined"): every such line is kept, or the admin fixes one only to be told of the next.
+_FATAL = "Fatal error:"
+_ERROR_MARKERS = ("Config error:", "ERR=", "Could not", "Cannot", _FATAL, "Error")
 # A directive whose name holds "password" (Bacula ignores case and spaces in names, so
 # "DB Password" is one), its '=' optional (the typo Bacula rejects), then the value: a quoted
 # string, complete or not, or a bare word. In an echo of Bacula's, a separator is required,
@@ -138,7 +141,15 @@ def error_reason(output: str, secrets: Sequence[str] = (), config: str = "") -> 
     lines = [line for line in lines if line and "Orphaned buffer" not in line]
     message = ""
     for marker in _ERROR_MARKERS:
-        message = next((ln[ln.find(marker) :] for ln in lines if marker in ln), "")
+        found = [ln[ln.find(marker) :] for ln in lines if marker in ln]
+        if marker == _FATAL and found:
+            # "Fatal error: No Director resource defined in FILE": FILE is the caller's to
+            # name; one "Fatal error:" before them all keeps the exit reason short.
+            texts = (f.removeprefix(_FATAL).strip() for f in found)
+            texts = (t.removesuffix(f" in {config}") if config else t for t in texts)
+            message = f"{_FATAL} " + "; ".join(dict.fromkeys(texts))
+        else:
+            message = found[0] if found else ""
         if message:
             break
     if not message:
