@@ -179,6 +179,10 @@ def _configs() -> dict[str, bytes]:
         "console.conf": f'Director {{\n  Name = d\n  Password = "{s}-k\n}}\n'.encode(),
         "empty.conf": b"",
         "garbage.conf": b"\x00\x01\x02{{{{}}}}@@@",
+        # A NUL byte in an @include's name: os.open of it raises ValueError, not OSError.
+        "garbage-include.conf": (
+            f'Director {{\n  Name = d\n  Password = "{s}-n"\n}}\n@/etc/bacula\x00/x.conf\n'
+        ).encode(),
     }
 
 
@@ -983,3 +987,26 @@ def test_start_of_a_daemon_that_never_answers_ends_in_time(kind: str, tmp_path: 
     outcome = run_trial(Trial("bacula-fd", 0, "start", params, env, ()), slot, {})
     assert outcome.code == 1, outcome.stderr
     assert outcome.problems == []
+
+
+@pytest.mark.parametrize("agent", ["bacula-dir", "bacula-sd", "bacula-fd", "bacula-catalog"])
+def test_a_configuration_holding_a_nul_byte_is_refused_with_6(agent: str, tmp_path: Path) -> None:
+    """A NUL byte in the file or in an @include's name: a clear reason and 6 (the file can
+    never work as written), from validate-all and start alike, never an internal error."""
+    slot = Slot(tmp_path)
+    env = {"HA_RSCTMP": "<trial>/rsctmp"}
+    for name, line in (("garbage.conf", 1), ("garbage-include.conf", 5)):
+        config = str(slot.files / name)
+        if agent == "bacula-catalog":
+            params = {"config": config, "client": str(slot.fakes / "parser" / "psql")}
+        else:
+            binary = str(slot.fakes / "parser" / agent)
+            params = {"binary": binary, "config": config, "user": "root", "group": "root"}
+        for action in ("validate-all", "start"):
+            trial = Trial(agent, 0, action, params, env, ())
+            outcome = run_trial(trial, slot, declared_timeouts(agent))
+            assert outcome.problems == [], describe(outcome, 0)
+            assert outcome.code == 6, describe(outcome, 0)
+            reason = outcome.stderr.strip().splitlines()[-1]
+            expected = f"{REASON_PREFIX}a NUL byte, not a Bacula configuration: {config} line {line}"
+            assert reason == expected[: len(REASON_PREFIX) + 128], describe(outcome, 0)

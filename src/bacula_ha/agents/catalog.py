@@ -8,7 +8,7 @@ from collections.abc import Mapping
 
 from ..bacula import catalog as cat
 from ..bacula import layout, pgsync, versions
-from ..bacula.files import config_sources, signature
+from ..bacula.files import config_sources, refuse_nul, signature
 from ..ocf import params
 from ..ocf.agent import Agent, Handler
 from ..ocf.env import Environment
@@ -448,6 +448,7 @@ def _params_key(config: Config) -> str:
 def _settings(config: Config, env: Environment) -> cat.CatalogSettings:
     """The director's Catalog resource with the explicit parameters laid over it."""
     if config.needs_director_config:
+        refuse_nul(config.config)
         found = cat.read_catalogs(config.config, deadline=env.deadline, bdirjson=config.bdirjson)
         base = cat.pick_catalog(found, config.catalog, config.config)
     else:

@@ -24,7 +24,7 @@ from ..ocf.process import Identity, is_alive, read_pidfile, terminate, wait_unti
 from ..ocf.state import StateFile
 from ..ocf.status import OCFStatus
 from .config import Resources, json_tool_for, load
-from .files import config_sources, signature
+from .files import config_sources, refuse_nul, signature
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -381,6 +381,7 @@ class DaemonAgent(Agent[DaemonParams]):
         (an unreachable catalog 1, a directory on storage mounted elsewhere 5)."""
         from .configtest import test
 
+        refuse_nul(p.config)
         self.before_test(p, deadline, log)
         argv = [p.binary, "-t", "-c", p.config, "-u", p.user, "-g", p.group]
         verdict = test(argv, p.config, deadline)
