@@ -1008,5 +1008,5 @@ def test_a_configuration_holding_a_nul_byte_is_refused_with_6(agent: str, tmp_pa
             assert outcome.problems == [], describe(outcome, 0)
             assert outcome.code == 6, describe(outcome, 0)
             reason = outcome.stderr.strip().splitlines()[-1]
-            expected = f"{REASON_PREFIX}a NUL byte, not a Bacula configuration: {config} line {line}"
-            assert reason == expected[: len(REASON_PREFIX) + 128], describe(outcome, 0)
+            expected = f"a NUL byte, not a Bacula configuration: {config} line {line}"
+            assert reason == REASON_PREFIX + expected[:128], describe(outcome, 0)
