@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import re
+import shutil
+import subprocess
 import sys
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,6 +31,28 @@ class InstallError(Exception):
 
 # The installed executable names the package version that wrote it (see agent_text).
 _VERSION_LINE = re.compile(r"^VERSION = '([^'\n]*)'$", re.MULTILINE)
+# ... and the module it runs (agent_text, alert_text).
+_MODULE_LINE = re.compile(r"^from ([\w.]+) import (AGENT|main)\b", re.MULTILINE)
+
+# The interpreter is proven in an environment like the one Pacemaker's executor gives an agent:
+# no virtualenv, no PYTHONPATH, run from /. What passes here is what the cluster will see.
+_BARE_ENV = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C.UTF-8"}
+_PROOF_TIMEOUT = 60.0
+# Run by the interpreter under test (`-I -c`): imports each MODULE:NAME given on the command line
+# and prints one JSON line per name: [spec, imported, the value when it is a string, or why not].
+# Nothing of the agents runs; it is written for any Python 3 so that an old one answers too.
+_IMPORT_PROOF = """\
+import importlib, json, sys
+for spec in sys.argv[1:]:
+    module, _, name = spec.partition(":")
+    try:
+        value = getattr(importlib.import_module(module), name)
+    except BaseException as exc:
+        print(json.dumps([spec, False, "%s: %s" % (type(exc).__name__, exc)]))
+    else:
+        print(json.dumps([spec, True, value if isinstance(value, str) else ""]))
+"""
+_PACKAGE_VERSION = "bacula_ha:__version__"
 
 
 @dataclass(frozen=True)
@@ -41,7 +67,9 @@ class Check:
     """How one installed agent compares with what this package would install."""
 
     path: Path
-    state: str  # current | missing | stale (another version) | differs (same version)
+    # current | missing | stale (another version) | differs (same version) | broken (its
+    # interpreter cannot run it: missing, or cannot import what the agent needs)
+    state: str
     detail: str = ""
 
     @property
@@ -100,20 +128,39 @@ def _executables(ocf_root: Path, interpreter: str) -> list[tuple[str, Path, str]
     return found
 
 
-def install(ocf_root: Path, interpreter: str | None = None) -> list[Change]:
-    """Install every available agent (mode 0755); running it again changes nothing."""
+def install(ocf_root: Path, interpreter: str | None = None, verify: bool = True) -> list[Change]:
+    """Install every available agent (mode 0755); running it again changes nothing.
+
+    First the interpreter is proven (unless `verify` is false: a package build, where it can
+    import the package only once installed): every agent is written to a scratch directory and
+    run there (`meta-data`, through its own `#!` line), and the interpreter imports what each
+    agent and the alert agent need, isolated (-I) in a bare environment. When that fails nothing
+    is installed: InstallError says why, and directories this call created are removed again.
+    """
     interpreter = interpreter or sys.executable
     if not os.path.isabs(interpreter):
         raise InstallError(f"interpreter {interpreter!r} is not an absolute path")
     target = provider_dir(ocf_root)
+    executables = _executables(ocf_root, interpreter)
+    created = _missing_dirs(target) + _missing_dirs(alert_path(ocf_root).parent)
     try:
         target.mkdir(parents=True, exist_ok=True)
         alert_path(ocf_root).parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
+        _remove_dirs(created)
         raise InstallError(f"cannot create {exc.filename}: {exc.strerror}") from None
+    if verify:
+        try:
+            problems = _prove(target, interpreter, executables)
+        except InstallError:
+            _remove_dirs(created)
+            raise
+        if problems:
+            _remove_dirs(created)
+            raise InstallError(_refusal(interpreter, problems, len(executables)))
     manifest = _read_manifest(target)
     changes: list[Change] = []
-    for name, path, text in _executables(ocf_root, interpreter):
+    for name, path, text in executables:
         digest = _digest(text.encode())
         old = _read(path)
         if old is not None and _digest(old) == digest and _mode(path) == 0o755:
@@ -139,14 +186,20 @@ def install(ocf_root: Path, interpreter: str | None = None) -> list[Change]:
 
 
 def check(ocf_root: Path, interpreter: str | None = None) -> list[Check]:
-    """Compare every installed agent with what `install` would write now; changes nothing."""
+    """Compare every installed agent with what `install` would write now; changes nothing.
+
+    Every installed agent is also run (`meta-data`) and its own interpreter, the one its `#!`
+    line names, must import what it needs, as at install time: otherwise it is `broken`.
+    """
     interpreter = interpreter or sys.executable
     result: list[Check] = []
-    for _name, path, text in _executables(ocf_root, interpreter):
+    installed: list[tuple[str, Path, str]] = []
+    for name, path, text in _executables(ocf_root, interpreter):
         old = _read(path)
         if old is None:
             result.append(Check(path, "missing"))
             continue
+        installed.append((name, path, old.decode(errors="replace")))
         expected = text.encode()
         version = _installed_version(old)
         if old == expected and _mode(path) == 0o755:
@@ -158,7 +211,8 @@ def check(ocf_root: Path, interpreter: str | None = None) -> list[Check]:
             result.append(Check(path, "stale", f"version {shown}, package {__version__}"))
         else:
             result.append(Check(path, "differs", _describe_old(old, interpreter)))
-    return result
+    broken = _installed_problems(installed)
+    return [Check(c.path, "broken", broken[c.path]) if c.path in broken else c for c in result]
 
 
 def uninstall(ocf_root: Path) -> list[Change]:
@@ -182,6 +236,198 @@ def uninstall(ocf_root: Path) -> list[Change]:
         except OSError:
             pass
     return changes
+
+
+def _needs(name: str, text: str) -> list[str]:
+    """What an executable imports (MODULE:NAME), read from its text, else from the registry.
+
+    The package itself comes first: when it is missing, every executable says so alike.
+    """
+    found = _MODULE_LINE.search(text)
+    if name == ALERT:
+        return [_PACKAGE_VERSION, f"{found.group(1) if found else 'bacula_ha.alert'}:main"]
+    module = found.group(1) if found else AGENT_MODULES[name]
+    return [_PACKAGE_VERSION, f"{module}:AGENT", "bacula_ha.ocf.runner:main"]
+
+
+def _imports(interpreter: str, specs: list[str]) -> dict[str, tuple[bool, str]] | str:
+    """spec -> (imported, value or why not) by `interpreter -I` in a bare environment, or why
+    the interpreter could not answer at all."""
+    try:
+        out = subprocess.run(
+            [interpreter, "-I", "-c", _IMPORT_PROOF, *sorted(set(specs))],
+            env=_BARE_ENV,
+            cwd="/",
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            errors="replace",
+            timeout=_PROOF_TIMEOUT,
+        )
+    except FileNotFoundError:
+        return f"{interpreter} does not exist"
+    except PermissionError:
+        return f"{interpreter} is not executable"
+    except OSError as exc:
+        return f"cannot run {interpreter}: {exc.strerror}"
+    except subprocess.TimeoutExpired:
+        return f"{interpreter} did not answer the import check in {_PROOF_TIMEOUT:.0f} s"
+    answers: dict[str, tuple[bool, str]] = {}
+    for line in out.stdout.splitlines():
+        try:
+            spec, ok, value = json.loads(line)
+        except ValueError:
+            continue
+        answers[str(spec)] = (bool(ok), str(value))
+    if not answers:
+        said = out.stderr.strip().splitlines()
+        why = said[-1] if said else f"exit status {out.returncode}"
+        return f"{interpreter} -I cannot run the import check: {why}"
+    return answers
+
+
+def _import_problems(
+    interpreter: str, needs: dict[str, list[str]], version: str | None = None
+) -> dict[str, str]:
+    """name -> why `interpreter -I` cannot import what that executable needs, or (`version`
+    given) imports a bacula-ha of another version."""
+    answers = _imports(interpreter, [s for specs in needs.values() for s in specs])
+    if isinstance(answers, str):
+        return dict.fromkeys(needs, answers)
+    problems: dict[str, str] = {}
+    for name, specs in needs.items():
+        for spec in specs:
+            ok, value = answers.get(spec, (False, "no answer"))
+            module = spec.split(":")[0]
+            if not ok:
+                problems[name] = f"{interpreter} -I cannot import {module}: {value}"
+                break
+            if spec == _PACKAGE_VERSION and version is not None and value != version:
+                problems[name] = f"{interpreter} -I imports bacula-ha {value}, not {version}"
+                break
+    return problems
+
+
+def _meta_data_problem(path: Path, interpreter: str) -> str | None:
+    """Why the executable at `path` does not answer meta-data through its own #! line."""
+    try:
+        out = subprocess.run(
+            [str(path), "meta-data"],
+            env=_BARE_ENV,
+            cwd="/",
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            errors="replace",
+            timeout=_PROOF_TIMEOUT,
+        )
+    except FileNotFoundError:  # the file is there: the kernel did not find its #! interpreter
+        if not os.path.exists(interpreter):
+            return f"{interpreter} does not exist"
+        return (
+            f"meta-data: the kernel cannot run {interpreter} from the agent's #! line"
+            " (that path must hold no blank and be short)"
+        )
+    except OSError as exc:
+        return f"meta-data: cannot run {path}: {exc.strerror}"
+    except subprocess.TimeoutExpired:
+        return f"meta-data did not answer in {_PROOF_TIMEOUT:.0f} s"
+    if out.returncode != 0 or "<resource-agent" not in out.stdout:
+        said = out.stderr.strip().splitlines()
+        why = said[-1] if said else "no meta-data"
+        return f"meta-data exited {out.returncode}: {why}"
+    return None
+
+
+def _prove(
+    target: Path, interpreter: str, executables: list[tuple[str, Path, str]]
+) -> dict[str, str]:
+    """name -> why it cannot run with `interpreter`: each is written to a scratch directory in
+    `target` (removed again), run there, and the interpreter imports what it needs."""
+    if not os.access(interpreter, os.X_OK):
+        state = "is not executable" if os.path.exists(interpreter) else "does not exist"
+        return {name: f"{interpreter} {state}" for name, _, _ in executables}
+    # The imports first: when the interpreter cannot run at all, that is the one reason.
+    needs = {name: _needs(name, text) for name, _, text in executables}
+    problems = _import_problems(interpreter, needs, version=__version__)
+    try:
+        scratch = Path(tempfile.mkdtemp(prefix=".bacula-ha-proof-", dir=target))
+    except OSError as exc:
+        raise InstallError(f"cannot write in {target}: {exc.strerror}") from None
+    try:
+        for name, _, text in executables:
+            if name == ALERT or name in problems:
+                continue  # the alert agent has no meta-data: its imports are proven above
+            staged = scratch / name
+            try:
+                staged.write_text(text)
+                staged.chmod(0o755)
+            except OSError as exc:
+                raise InstallError(f"cannot write {staged}: {exc.strerror}") from None
+            found = _meta_data_problem(staged, interpreter)
+            if found:
+                problems[name] = found
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    return problems
+
+
+def _installed_problems(installed: list[tuple[str, Path, str]]) -> dict[Path, str]:
+    """path -> why the installed executable cannot run with the interpreter its #! names."""
+    by_interpreter: dict[str, list[tuple[str, Path, str]]] = {}
+    problems: dict[Path, str] = {}
+    for name, path, text in installed:
+        first = text.split("\n", 1)[0]
+        if not first.startswith("#!/"):
+            problems[path] = "no absolute interpreter on its #! line"
+            continue
+        by_interpreter.setdefault(first[2:].split(" ", 1)[0], []).append((name, path, text))
+    for interpreter, group in by_interpreter.items():
+        for name, path, _ in group:
+            if name != ALERT:
+                found = _meta_data_problem(path, interpreter)
+                if found:
+                    problems[path] = found
+        needs = {name: _needs(name, text) for name, _, text in group}
+        paths = {name: path for name, path, _ in group}
+        for name, why in _import_problems(interpreter, needs).items():
+            problems.setdefault(paths[name], why)
+    return problems
+
+
+def _refusal(interpreter: str, problems: dict[str, str], total: int) -> str:
+    """The message of a refused install: each reason once, with the agents it concerns."""
+    reasons: dict[str, list[str]] = {}
+    for name, why in sorted(problems.items()):
+        reasons.setdefault(why, []).append(name)
+    lines = [f"refused: the agents cannot run with {interpreter}; nothing was installed"]
+    if len(reasons) == 1 and len(problems) == total:
+        lines.append(f"  every agent: {next(iter(reasons))}")
+    else:
+        lines += [f"  {', '.join(names)}: {why}" for why, names in reasons.items()]
+    lines.append(
+        "  Give --interpreter the Python that holds this bacula-ha (its virtualenv's"
+        f" bin/python3: {sys.executable} runs this command), or install bacula-ha for that one."
+    )
+    return "\n".join(lines)
+
+
+def _missing_dirs(directory: Path) -> list[Path]:
+    """`directory` and its ancestors that do not exist yet, deepest first."""
+    missing = []
+    while not directory.exists() and directory != directory.parent:
+        missing.append(directory)
+        directory = directory.parent
+    return missing
+
+
+def _remove_dirs(created: list[Path]) -> None:
+    """Remove the directories this install created, deepest first, if they are still empty."""
+    for directory in sorted(set(created), key=lambda d: len(d.parts), reverse=True):
+        try:
+            directory.rmdir()
+        except OSError:
+            pass
 
 
 def _read(path: Path) -> bytes | None:
