@@ -2,7 +2,7 @@
 
 A site belongs to one Bacula install (`bacula_ha.bacula.layout`: Debian's 9.6 by default, or
 a bacula.org-style prefix such as the 13.0.3 that scripts/build-bacula makes): its programs,
-its query file and whether its Catalog resource must name a driver come from there.
+its query file and the driver its Catalog resource names come from there.
 """
 
 from __future__ import annotations
@@ -45,8 +45,9 @@ class CatalogSettings:
     port: int = 5432
     name: str = "MyCatalog"
     # DB Driver: "postgresql" or "mysql". Debian's director is built with one backend and
-    # needs none ("": not written); a build with both (13.0.3 here) loads the one named, and
-    # a site on such an install gets "postgresql" when none is given.
+    # needs none ("": not written). A 13.0.3 build with both links the director to the one
+    # its install selected (libbaccats-13.0.3.so: PostgreSQL here) and only records the name
+    # (docs/upgrade.md); a site on such an install says "postgresql" when none is given.
     driver: str = ""
 
 
