@@ -84,17 +84,43 @@ def test_the_labs_configuration_is_clean(tmp_path: Path) -> None:
     assert daemons == ["director", "storage", "filedaemon"]
 
 
-def test_the_sandbox_writer_has_what_failover_needs(tmp_path: Path) -> None:
-    # A site without Bacula components: only the jobs, heartbeats and directories are judged
-    # (the sandbox's daemons listen on loopback, which no site of ours would accept).
+def nodes_only_site(tmp_path: Path) -> Path:
+    """A site without Bacula components: it names no VIP, so only loopback is judged."""
     site = tmp_path / "nodes.toml"
     site.write_text(
         '[site]\nname = "s"\n[[node]]\nname = "n1"\nfence = { agent = "fence_dummy" }\n'
     )
+    return site
+
+
+def lint(configs: list[str], *extra: str) -> tuple[int, dict[str, Any]]:
+    """`bacula-ha check --format json --config ...` without a site, in-process."""
+    argv = ["check", "--format", "json", *extra]
+    for conf in configs:
+        argv += ["--config", conf]
+    result = CliRunner().invoke(main, argv)
+    assert result.exception is None or isinstance(result.exception, SystemExit), result.output
+    return result.exit_code, json.loads(result.stdout)
+
+
+def test_the_sandbox_writer_has_what_failover_needs(tmp_path: Path) -> None:
+    # The jobs, heartbeats and directories are right; the sandbox's daemons listen on loopback,
+    # which is flagged with a site and without one, and nothing else.
     bacula = BaculaSite(tmp_path / "sandbox", sd_ports=(19103, 19104)).write(owner=None)
-    configs = [bacula.dir_conf, bacula.sd_conf(0), bacula.sd_conf(1), bacula.fd_conf]
-    status, doc = run(site, [str(c) for c in configs])
-    assert (status, doc["findings"]) == (EXIT_CLEAN, [])
+    configs = [str(c) for c in (bacula.dir_conf, bacula.sd_conf(0), bacula.sd_conf(1))]
+    configs.append(str(bacula.fd_conf))
+    loopback = {
+        ("director-address-not-vip", "error", "DirAddress"),
+        ("storage-address-not-vip", "error", "Address"),
+        ("sd-address-not-vip", "error", "SDAddress"),
+        ("client-address-loopback", "warning", "Address"),
+        ("catalog-address-local", "warning", "DB Address"),
+        ("fd-address-loopback", "warning", "FDAddress"),
+    }
+    for status, doc in (run(nodes_only_site(tmp_path), configs), lint(configs)):
+        assert status == EXIT_ERRORS
+        assert codes(doc) == loopback
+        assert {f["value"] for f in doc["findings"]} == {"127.0.0.1"}
 
 
 ERRORS = [
@@ -639,3 +665,99 @@ def test_a_components_binary_names_its_parser(tmp_path: Path) -> None:
     assert status == EXIT_CLEAN
     assert own_log.read_text().startswith(f"{own}/bin/bsdjson ")
     assert "bsdjson" not in log.read_text() and "bdirjson" in log.read_text()
+
+
+# -- without a site: a lint of Bacula's configuration alone -----------------------------------
+
+# (which of the lab's files, the edit, the one finding: code, severity, type, directive)
+LOOPBACK = [
+    pytest.param(
+        0,
+        replace("DirAddress = 10.99.0.21", "DirAddress = 127.0.0.1"),
+        ("director-address-not-vip", "error", "Director", "DirAddress"),
+        id="diraddress",
+    ),
+    pytest.param(
+        0,
+        replace("Address = 10.99.0.22", "Address = localhost"),
+        ("storage-address-not-vip", "error", "Storage", "Address"),
+        id="storage-address",
+    ),
+    pytest.param(
+        0,
+        replace("Address = 10.99.0.100", "Address = ::1"),
+        ("client-address-loopback", "warning", "Client", "Address"),
+        id="client-address",
+    ),
+    pytest.param(
+        0,
+        replace("DB Address = 10.99.0.20", "DB Address = localhost"),
+        ("catalog-address-local", "warning", "Catalog", "DB Address"),
+        id="catalog-address",
+    ),
+    pytest.param(
+        1,
+        replace("SDAddress = 10.99.0.22", "SDAddress = 127.0.0.2"),
+        ("sd-address-not-vip", "error", "Storage", "SDAddress"),
+        id="sdaddress",
+    ),
+    pytest.param(
+        2,
+        replace("FDAddress = 10.99.0.100", "FDAddress = 127.0.0.1"),
+        ("fd-address-loopback", "warning", "FileDaemon", "FDAddress"),
+        id="fdaddress",
+    ),
+]
+
+
+def test_the_labs_configuration_alone_is_clean(tmp_path: Path) -> None:
+    status, doc = lint(lab_configs(tmp_path))
+    assert (status, doc["findings"]) == (EXIT_CLEAN, [])
+    assert [c["daemon"] for c in doc["checked"]] == ["director", "storage", "filedaemon"]
+
+
+@pytest.mark.parametrize(("index", "edit", "expected"), LOOPBACK)
+def test_loopback_is_flagged_without_a_site_and_with_a_site_without_components(
+    tmp_path: Path, index: int, edit: Edit, expected: tuple[str, str, str, str]
+) -> None:
+    edits: list[Edit | None] = [None, None, None]
+    edits[index] = edit
+    configs = lab_configs(tmp_path, *edits)
+    for status, doc in (lint(configs), run(nodes_only_site(tmp_path), configs)):
+        assert status == (EXIT_ERRORS if expected[1] == "error" else EXIT_WARNINGS)
+        found = [
+            (f["code"], f["severity"], f["resource_type"], f["directive"]) for f in doc["findings"]
+        ]
+        assert found == [expected]
+        assert doc["findings"][0]["file"] == configs[index]
+
+
+def test_check_without_a_site(tmp_path: Path) -> None:
+    configs = lab_configs(tmp_path, replace("Address = 10.99.0.100", "Address = localhost"))
+    proc = cli(*(a for c in configs for a in ("--config", c)))
+    assert proc.returncode == EXIT_WARNINGS, proc.stderr
+    assert f"{configs[0]}: Client 'client-fd': Address = localhost: warning" in proc.stdout
+    # No --config either: the install's defaults that exist (here bacula.org's, --prefix).
+    prefix = bacula_org_prefix(tmp_path / "opt" / "bacula", tmp_path / "ran.log")
+    status, doc = lint([], "--prefix", str(prefix))
+    assert status == EXIT_CLEAN
+    assert [c["file"] for c in doc["checked"]] == [
+        f"{prefix}/etc/bacula-{d}.conf" for d in ("dir", "sd", "fd")
+    ]
+    result = CliRunner().invoke(main, ["check", "--prefix", str(tmp_path / "none")])
+    assert result.exit_code == EXIT_ERRORS
+    assert "no Bacula configuration to check: none of " in result.stderr
+
+
+def test_bacula_s_own_reason_for_a_file_it_rejects(tmp_path: Path) -> None:
+    # It parses, but a director needs a Director resource: Bacula says so in "Fatal error:"
+    # lines and ends with "Please correct configuration file", which says nothing.
+    conf = tmp_path / "nodir-dir.conf"
+    conf.write_text('Catalog {\n  Name = c\n  dbname = bacula\n  DB Password = "Pw-S3cret"\n}\n')
+    for argv in (["--config", str(conf)], [str(LAB_SITE), "--config", str(conf)]):
+        proc = cli(*argv, "--format", "json")
+        assert proc.returncode == EXIT_ERRORS and "Traceback" not in proc.stderr
+        reason = f"{conf}: Fatal error: No Director resource defined; No Job records defined"
+        assert f"bacula-ha check: {reason}\n" == proc.stderr
+        assert json.loads(proc.stdout)["error"] == reason
+        assert "Pw-S3cret" not in proc.stdout + proc.stderr

@@ -23,15 +23,15 @@ def _prefix(ctx: click.Context, param: click.Parameter, value: str | None) -> st
 
 
 @click.command("check")
-@click.argument("site", type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("site", required=False, type=click.Path(dir_okay=False, path_type=Path))
 @click.option(
     "--config",
     "configs",
     multiple=True,
     metavar="FILE",
     help="A Bacula configuration to check (repeat). Default: the files the site names for its "
-    "components (params.config), else the install's defaults that exist (/etc/bacula, or "
-    "PREFIX/etc).",
+    "components (params.config), else (or without SITE) the install's defaults that exist "
+    "(/etc/bacula, or PREFIX/etc).",
 )
 @click.option(
     "--prefix",
@@ -59,12 +59,14 @@ def _prefix(ctx: click.Context, param: click.Parameter, value: str | None) -> st
     "than this is reported.",
 )
 def check_command(
-    site: Path, configs: tuple[str, ...], prefix: str | None, fmt: str, failover_time: int
+    site: Path | None, configs: tuple[str, ...], prefix: str | None, fmt: str, failover_time: int
 ) -> None:
     """Check that the Bacula configuration lets the site described in SITE fail over.
 
-    Reads the configurations with Bacula's own parsers (bdirjson, bsdjson, bfdjson). Exit
-    status: 0 clean, 1 warnings only, 2 errors or unreadable input.
+    Without SITE, a lint of the configurations alone: only the checks that need no site's
+    addresses (loopback addresses, heartbeats, rescheduling, spooled attributes). Reads the
+    configurations with Bacula's own parsers (bdirjson, bsdjson, bfdjson). Exit status: 0
+    clean, 1 warnings only, 2 errors or unreadable input.
     """
     from .findings import format_input_error, format_json, format_text
     from .inputs import CheckInputError

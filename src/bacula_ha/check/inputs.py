@@ -69,10 +69,10 @@ def read_site(path: Path) -> Site:
         raise CheckInputError(str(exc)) from None
 
 
-def install_of(site: Site, prefix: str | None = None) -> layout.Layout:
+def install_of(site: Site | None, prefix: str | None = None) -> layout.Layout:
     """The Bacula install to read: `prefix` (--prefix), else the site's `[bacula] prefix`,
     else Debian's layout."""
-    chosen = prefix or site.bacula_prefix
+    chosen = prefix or (site.bacula_prefix if site is not None else None)
     return layout.under(chosen) if chosen else layout.DEBIAN
 
 
@@ -82,16 +82,24 @@ def default_configs(where: layout.Layout) -> dict[str, str]:
 
 
 def wanted_configs(
-    site: Site, explicit: Sequence[str], where: layout.Layout = layout.DEBIAN
+    site: Site | None, explicit: Sequence[str], where: layout.Layout = layout.DEBIAN
 ) -> list[Wanted]:
     """--config paths if given; else those the site names for its components (a missing one is
     an error naming the site's field), else the install's defaults that exist (`where`:
-    /etc/bacula, or PREFIX/etc)."""
+    /etc/bacula, or PREFIX/etc). No site: --config, else the defaults."""
     if explicit:
         return _unique([Wanted(os.path.abspath(p)) for p in explicit])
-    wanted: list[Wanted] = []
-    missing: list[str] = []
     defaults = default_configs(where)
+    if site is None:
+        wanted = [Wanted(p, d) for d, p in defaults.items() if os.path.exists(p)]
+        if not wanted:
+            raise CheckInputError(
+                f"no Bacula configuration to check: none of {', '.join(defaults.values())} "
+                "exists (pass --config)"
+            )
+        return wanted
+    wanted = []
+    missing: list[str] = []
 
     def add(daemon: str, component: str, params: Mapping[str, str], field: str) -> None:
         named = params.get("config")

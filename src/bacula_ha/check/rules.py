@@ -13,7 +13,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..generator.schema import Director, Site
+from ..generator.schema import Daemon, Director, Node, Site
 from .findings import ERROR, WARNING, Finding
 from .inputs import DIRECTOR, STORAGE, Parsed
 
@@ -45,29 +45,46 @@ class Place:
 
 @dataclass
 class Facts:
-    """What the site says about addresses and disks, plus /etc/hosts."""
+    """What the site says about addresses and disks, plus /etc/hosts. No site (a lint of the
+    configurations alone): no component, node or VIP is known, only loopback is judged."""
 
-    site: Site
+    site: Site | None
     hosts: Mapping[str, frozenset[str]]
     failover_time: int = DEFAULT_FAILOVER_TIME
     nodes: dict[str, str] = field(default_factory=dict)  # address or name -> node name
     vips: dict[str, str] = field(default_factory=dict)  # VIP -> "storage sd1" etc.
     disks: list[tuple[str, str]] = field(default_factory=list)  # (directory, component)
 
+    @property
+    def site_nodes(self) -> tuple[Node, ...]:
+        return self.site.nodes if self.site is not None else ()
+
+    @property
+    def directors(self) -> tuple[Director, ...]:
+        return self.site.directors if self.site is not None else ()
+
+    @property
+    def storages(self) -> tuple[Daemon, ...]:
+        return self.site.storages if self.site is not None else ()
+
+    @property
+    def filedaemons(self) -> tuple[Daemon, ...]:
+        return self.site.filedaemons if self.site is not None else ()
+
     def __post_init__(self) -> None:
-        for n in self.site.nodes:
+        for n in self.site_nodes:
             self.nodes[n.name.lower()] = n.name
             if n.address:
                 self.nodes[_norm(n.address)] = n.name
-        for d in self.site.directors:
+        for d in self.directors:
             self.vips[d.vip.ip] = f"director {d.name}"
             if d.catalog is not None:
                 self.vips[d.catalog.vip.ip] = f"catalog {d.catalog.name}"
                 if d.catalog.disk is not None:
                     self.disks.append((d.catalog.disk.directory, d.catalog.name))
         for kind, daemons in (
-            ("storage", self.site.storages),
-            ("filedaemon", self.site.filedaemons),
+            ("storage", self.storages),
+            ("filedaemon", self.filedaemons),
         ):
             for s in daemons:
                 self.vips[s.vip.ip] = f"{kind} {s.name}"
@@ -259,12 +276,13 @@ def _bind_check(
     vips: list[str],
 ) -> None:
     """A daemon's listen (or source) address: the VIP or every address; anything else is not
-    there on the other node (bind fails) or not reachable from elsewhere."""
+    there on the other node (bind fails) or not reachable from elsewhere. Without a VIP (the
+    site does not have this daemon, or no site), only loopback is known to be wrong."""
     value = res.get(key)
-    if value is None or not vips:
+    if value is None:
         return
     place = facts.place(str(value), vips)
-    if place.kind in (ANY, OWN_VIP):
+    if place.kind in (ANY, OWN_VIP) or (not vips and place.kind != LOOPBACK):
         return
     vip = _vip_text(vips)
     out.add(
@@ -365,7 +383,7 @@ def _directories(
 
 
 def _site_director(parsed: Parsed, facts: Facts) -> Director | None:
-    directors = facts.site.directors
+    directors = facts.directors
     if parsed.component is not None:
         return next((d for d in directors if d.name == parsed.component), None)
     if len(directors) == 1:
@@ -379,8 +397,8 @@ def _site_director(parsed: Parsed, facts: Facts) -> Director | None:
 def _director_config(parsed: Parsed, facts: Facts, out: _Out) -> None:
     res_all = parsed.resources
     director = _site_director(parsed, facts)
-    site = facts.site
-    dir_vips = [director.vip.ip] if director else [d.vip.ip for d in site.directors]
+    directors = facts.directors
+    dir_vips = [director.vip.ip] if director else [d.vip.ip for d in directors]
     own_disks: set[str] = set()
     if director is not None and director.catalog is not None and director.with_catalog:
         own_disks.add(director.catalog.name)
@@ -391,7 +409,7 @@ def _director_config(parsed: Parsed, facts: Facts, out: _Out) -> None:
         ):
             _bind_check(out, facts, "Director", res, key, directive, code, "director", dir_vips)
         _heartbeat(out, "Director", res, "from the director to a client or storage daemon")
-        _directories(out, facts, "Director", res, own_disks if site.directors else None)
+        _directories(out, facts, "Director", res, own_disks if directors else None)
     for res_type in ("Storage", "Autochanger"):
         for res in res_all.all(res_type):
             _storage_resource(out, facts, res_type, res)
@@ -407,12 +425,26 @@ def _director_config(parsed: Parsed, facts: Facts, out: _Out) -> None:
 
 
 def _storage_resource(out: _Out, facts: Facts, res_type: str, res: Mapping[str, Any]) -> None:
-    storages = facts.site.storages
-    if not storages:
-        return
+    storages = facts.storages
     name = str(res.get("Name", ""))
     address = res.get("Address")
     if address is None:
+        return
+    if not storages:
+        # No storage daemon in the site (or no site): only loopback is known to be wrong.
+        if facts.place(str(address), []).kind == LOOPBACK:
+            out.add(
+                "storage-address-not-vip",
+                ERROR,
+                res_type,
+                res,
+                "Address",
+                address,
+                "the director gives this address to the file daemons and connects to it "
+                "itself: a loopback address leads every file daemon to itself, and the "
+                "director to a storage daemon on whichever node it runs on",
+                "set Address to the virtual IP of the storage daemon this resource names",
+            )
         return
     matched = next((s for s in storages if s.name == name), None)
     vips = [matched.vip.ip] if matched else [s.vip.ip for s in storages]
@@ -456,10 +488,10 @@ def _storage_resource(out: _Out, facts: Facts, res_type: str, res: Mapping[str, 
 
 def _client_resource(out: _Out, facts: Facts, res: Mapping[str, Any]) -> None:
     address = res.get("Address")
-    if address is None or not facts.site.directors:
+    if address is None:
         return
     name = str(res.get("Name", ""))
-    matched = next((f for f in facts.site.filedaemons if f.name == name), None)
+    matched = next((f for f in facts.filedaemons if f.name == name), None)
     if matched is not None:
         place = facts.place(str(address), [matched.vip.ip])
         if place.kind != OWN_VIP:
@@ -538,9 +570,27 @@ def _catalogs(
                 f"set DB Address = {vip}",
             )
             continue
-        if not facts.site.directors:
-            continue
         place = facts.place(where, [])
+        if not facts.directors:
+            # Whether the director runs beside this database is the site's to say: without a
+            # director in the site, loopback is right in that one case only.
+            if place.kind == LOOPBACK:
+                out.add(
+                    "catalog-address-local",
+                    WARNING,
+                    "Catalog",
+                    res,
+                    directive,
+                    shown,
+                    "a loopback address reaches the database server of whichever node the "
+                    "director runs on: right only while the director runs beside its catalog "
+                    "(with_catalog = true in the site), no catalog or another one after a "
+                    "failover otherwise",
+                    "set DB Address to the catalog's virtual IP (or a database server outside "
+                    "the cluster); beside its catalog, the director may use the local socket "
+                    "(no DB Address)",
+                )
+            continue
         if place.kind in (LOOPBACK, SOCKET):
             out.add(
                 "catalog-address-local",
@@ -651,7 +701,7 @@ def _backup_job(out: _Out, facts: Facts, res: Mapping[str, Any]) -> None:
 
 
 def _storage_config(parsed: Parsed, facts: Facts, out: _Out) -> None:
-    storages = facts.site.storages
+    storages = facts.storages
     res_all = parsed.resources
     own = res_all.all("Storage")
     matched = None
@@ -699,7 +749,7 @@ def _storage_config(parsed: Parsed, facts: Facts, out: _Out) -> None:
 
 
 def _filedaemon_config(parsed: Parsed, facts: Facts, out: _Out) -> None:
-    daemons = facts.site.filedaemons
+    daemons = facts.filedaemons
     res_all = parsed.resources
     own = res_all.all("FileDaemon") or res_all.all("Client")
     matched = None
@@ -710,8 +760,8 @@ def _filedaemon_config(parsed: Parsed, facts: Facts, out: _Out) -> None:
         matched = next((f for f in daemons if f.name == name or f.vip.ip == address), None)
     for res in own:
         if matched is not None:
-            # A client outside the cluster binds whatever it likes; only a floating one must
-            # follow its VIP.
+            # A floating file daemon must follow its VIP; any other (a node's own, or one
+            # outside the cluster) binds what it likes but loopback (below).
             for key, directive, code in (
                 ("FdAddress", "FDAddress", "fd-address-not-vip"),
                 ("FdSourceAddress", "FDSourceAddress", "fd-source-address-not-vip"),
@@ -728,4 +778,18 @@ def _filedaemon_config(parsed: Parsed, facts: Facts, out: _Out) -> None:
                     [matched.vip.ip],
                 )
             _directories(out, facts, "FileDaemon", res, {matched.name})
+        elif (bound := res.get("FdAddress")) is not None and (
+            facts.place(str(bound), []).kind == LOOPBACK
+        ):
+            out.add(
+                "fd-address-loopback",
+                WARNING,
+                "FileDaemon",
+                res,
+                "FDAddress",
+                bound,
+                "bound to loopback, this file daemon answers only a director on its own node: "
+                "the director moves between nodes, so after a failover its backups fail",
+                "remove FDAddress to listen on every address (or bind the node's own address)",
+            )
         _heartbeat(out, "FileDaemon", res, "from the file daemon to the storage daemon or director")

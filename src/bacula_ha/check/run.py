@@ -15,7 +15,7 @@ RUN_DEADLINE = 300.0
 
 
 def run_check(
-    site_path: Path,
+    site_path: Path | None,
     configs: Sequence[str] = (),
     failover_time: int = DEFAULT_FAILOVER_TIME,
     hosts_file: str = "/etc/hosts",
@@ -23,9 +23,11 @@ def run_check(
 ) -> Report:
     """Raises CheckInputError (naming file, line, field) when an input cannot be read.
 
+    `site_path` None: a lint of the configurations alone, with the checks that need no site
+    (loopback addresses, heartbeats, rescheduling, spooling).
     `prefix`: the Bacula install to read (bacula.org's PREFIX/bin and PREFIX/etc) instead of
     the site's `[bacula] prefix`; neither: Debian's /usr/sbin and /etc/bacula."""
-    site = read_site(site_path)
+    site = read_site(site_path) if site_path is not None else None
     deadline = Deadline.after(RUN_DEADLINE)
     where = install_of(site, prefix)
     parsed = [parse_config(w, deadline, where) for w in wanted_configs(site, configs, where)]
@@ -33,5 +35,6 @@ def run_check(
     findings: list[Finding] = []
     for p in parsed:
         findings += check(p, facts)
-    findings += check_site(site)
+    if site is not None:
+        findings += check_site(site)
     return Report(tuple(Checked(p.path, p.daemon) for p in parsed), sort_findings(findings))
