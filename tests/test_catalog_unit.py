@@ -11,6 +11,7 @@ import pytest
 from bacula_ha.agents.catalog import AGENT, Config
 from bacula_ha.bacula import catalog as cat
 from bacula_ha.bacula.files import config_sources, signature
+from bacula_ha.ocf import params as P
 from bacula_ha.ocf.env import Environment
 from bacula_ha.ocf.errors import NotConfiguredError
 from bacula_ha.ocf.log import Logger
@@ -166,6 +167,8 @@ def test_config_sources_follow_includes(tmp_path: Path) -> None:
 def _configure(params: dict[str, str]) -> Config:
     environ = {f"OCF_RESKEY_{k}": v for k, v in params.items()}
     env = Environment.from_mapping(["x", "start"], environ, depths=AGENT.depths)
+    # What the runner does first: the rules the meta-data declares (ocf.params.check_all).
+    P.check_all(AGENT.metadata.parameters, env.params)
     return AGENT.configure(env, Logger.from_environ("t", {"HA_LOGFACILITY": "none"}))
 
 

@@ -310,13 +310,15 @@ PORT_IN_WORDS = {"dir": "ninety-one-oh-one", "fd": "ninety-one-oh-two", "sd": "n
 def _common_bad_parameters(agent: DaemonAgent) -> list[tuple[dict[str, str], int, str]]:
     return [
         ({"config": f"/nonexistent/{agent.name}.conf"}, 5, "does not exist"),
-        ({"port": PORT_IN_WORDS[agent.short]}, 6, "not a TCP port"),
-        ({"port": "0"}, 6, "not a TCP port"),
-        ({"port": "70000"}, 6, "not a TCP port"),
+        ({"port": PORT_IN_WORDS[agent.short]}, 6, "not an integer"),
+        ({"port": "0"}, 6, "out of range (1..65535)"),
+        ({"port": "70000"}, 6, "out of range (1..65535)"),
         ({"config": "relative.conf"}, 6, "absolute path"),
         ({"binary": agent.name}, 6, "absolute path"),
-        ({"check_timeout": "soon"}, 6, "not a duration"),
-        ({"check_timeout": "0"}, 6, "at least"),
+        ({"check_timeout": "soon"}, 6, "not an integer"),
+        ({"check_timeout": "0"}, 6, "out of range"),
+        # The meta-data says integer: every agent refuses a fraction alike.
+        ({"check_timeout": "3.5"}, 6, "not an integer"),
         ({"user": "no-such-user"}, 5, "does not exist"),
         ({"group": "no-such-group"}, 5, "does not exist"),
     ]
@@ -328,7 +330,11 @@ def _id(params: dict[str, str]) -> str:
 
 # ... and these are one agent's own parameters.
 OWN_BAD_PARAMETERS: dict[str, list[tuple[dict[str, str], int, str]]] = {
-    "dir": [({"job_wait": "x"}, 6, "not a duration")],
+    "dir": [
+        ({"job_wait": "x"}, 6, "not an integer"),
+        ({"interrupted_jobs": "bogus"}, 6, "not one of: rerun, log, off"),
+        ({"bconsole": "bin/bconsole"}, 6, "absolute path"),
+    ],
     "sd": [({"archive_mounts": "/srv/backup srv/other"}, 6, "not an absolute path")],
 }
 

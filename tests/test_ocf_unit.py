@@ -96,6 +96,85 @@ def test_param_parsers() -> None:
         P.absolute_path("config", "relative/path")
 
 
+def _every_parameter() -> list[tuple[str, Parameter]]:
+    from bacula_ha.agents import registry
+
+    return [
+        (agent, p) for agent in registry.AGENT_MODULES for p in registry.metadata(agent).parameters
+    ]
+
+
+@pytest.mark.parametrize(
+    ("agent", "param"),
+    [
+        pytest.param(a, p, id=f"{a}-{p.name}")
+        for a, p in _every_parameter()
+        if p.content_type == "integer"
+    ],
+)
+def test_every_integer_parameter_takes_the_integer_rule(agent: str, param: Parameter) -> None:
+    """The rule its meta-data type names: ASCII digits within the declared bounds, nothing
+    else (check_timeout=3.5 was accepted by bacula-sd and bacula-fd, refused by the director)."""
+    for bad in ("3.5", "5s", "x", "\u00b2", "\u0661", "1e3", "0x10", str(param.high + 1)):
+        with pytest.raises(NotConfiguredError, match=param.name):
+            P.check(param, bad)
+    for good in (str(param.low), str(param.high), param.default or ""):
+        P.check(param, good)
+    if param.default:
+        assert P.integer_of(param, "") == int(param.default)
+    assert P.integer_of(param, str(param.low)) == param.low
+
+
+@pytest.mark.parametrize(("agent", "param"), [(a, p) for a, p in _every_parameter()])
+def test_every_default_passes_its_own_rules(agent: str, param: Parameter) -> None:
+    P.check(param, param.default or "")
+
+
+def test_integer_of_refuses_another_type() -> None:
+    with pytest.raises(TypeError):
+        P.integer_of(Parameter("name", "s", "l"), "5")
+
+
+@pytest.mark.parametrize("agent", ["bacula-dir", "bacula-sd", "bacula-fd"])
+def test_a_fractional_check_timeout_is_6_before_anything_else(
+    agent: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The runner checks the declared rules first: no binary nor file is looked at."""
+    from bacula_ha.agents import registry
+
+    module = __import__(registry.AGENT_MODULES[agent], fromlist=["AGENT"])
+    environ = {"OCF_RESKEY_check_timeout": "3.5", "HA_LOGFACILITY": "none"}
+    for action in ("validate-all", "start", "monitor"):
+        assert main(module.AGENT, ["x", action], environ) == OCFStatus.ERR_CONFIGURED
+        assert "ocf-exit-reason:parameter check_timeout='3.5' is not an integer" in (
+            capsys.readouterr().err
+        )
+    # A stop with broken parameters still succeeds (nothing of it runs).
+    assert main(module.AGENT, ["x", "stop"], {**environ, "HA_RSCTMP": "/nonexistent"}) == 0
+
+
+def test_check_applies_choices_paths_and_rules() -> None:
+    seen: list[str] = []
+
+    def rule(value: str) -> None:
+        seen.append(value)
+        if value == "bad":
+            raise NotConfiguredError("bad is bad")
+
+    p = Parameter("p", "s", "l", choices=("a", "b", "bad"), rule=rule)
+    P.check(p, "a")
+    with pytest.raises(NotConfiguredError, match="not one of: a, b, bad"):
+        P.check(p, "c")
+    with pytest.raises(NotConfiguredError, match="bad is bad"):
+        P.check(p, "bad")
+    P.check(p, "")  # the default: the agent's to choose
+    assert seen == ["a", "bad"]
+    with pytest.raises(NotConfiguredError, match="absolute path"):
+        P.check(Parameter("f", "s", "l", absolute=True), "relative.conf")
+    with pytest.raises(NotConfiguredError, match="not a boolean"):
+        P.check(Parameter("b", "s", "l", "boolean"), "maybe")
+
+
 # -- the runner's shared rules -------------------------------------------------------------
 MD = MetaData(
     name="toy",

@@ -30,6 +30,16 @@ DEFAULT_BINARY = layout.DEBIAN.tool("bacula-dir")
 # Start checks the schema and a write, but never fails on slowness alone.
 START_DEPTH = 20
 
+
+def _standby_names(value: str) -> None:
+    """The sync_standby_names rule (the value alone; the backend must be postgresql too)."""
+    if not pgsync.valid(value):
+        raise NotConfiguredError(
+            f"sync_standby_names={value[:40]!r}: a list of standby names (or ANY/FIRST n (...)) "
+            "without quotes"
+        )
+
+
 _METADATA = MetaData(
     name=AGENT_NAME,
     version="0.1.0",
@@ -61,6 +71,7 @@ _METADATA = MetaData(
             "Director configuration file",
             "The bacula-dir configuration whose Catalog resource names the database.",
             default=DEFAULT_CONFIG,
+            absolute=True,
         ),
         Parameter(
             "binary",
@@ -69,6 +80,7 @@ _METADATA = MetaData(
             "expected, and bdirjson, the catalog scripts and libraries are looked for beside "
             "it (bacula.org's layout: /opt/bacula/bin/bacula-dir).",
             default=DEFAULT_BINARY,
+            absolute=True,
         ),
         Parameter(
             "catalog",
@@ -93,10 +105,20 @@ _METADATA = MetaData(
             default="",
         ),
         Parameter(
-            "db_port", "Database port", "Overrides the Catalog's DB Port.", "integer", default=""
+            "db_port",
+            "Database port",
+            "Overrides the Catalog's DB Port.",
+            "integer",
+            default="",
+            low=1,
+            high=params.PORT_HIGH,
         ),
         Parameter(
-            "db_socket", "MySQL socket", "Overrides the Catalog's DB Socket (MySQL).", default=""
+            "db_socket",
+            "MySQL socket",
+            "Overrides the Catalog's DB Socket (MySQL).",
+            default="",
+            absolute=True,
         ),
         Parameter(
             "password_file",
@@ -104,6 +126,7 @@ _METADATA = MetaData(
             "A file (mode 0600) whose first line is the password; overrides the Catalog's "
             "Password. With db_name and db_user also set, the director configuration is not read.",
             default="",
+            absolute=True,
         ),
         Parameter(
             "client",
@@ -111,6 +134,7 @@ _METADATA = MetaData(
             "Absolute path of psql or mariadb/mysql; default: PostgreSQL's newest psql or "
             "/usr/bin/mariadb.",
             default="",
+            absolute=True,
         ),
         Parameter(
             "connect_timeout",
@@ -119,6 +143,8 @@ _METADATA = MetaData(
             "integer",
             default="5",
             reloadable=True,
+            low=1,
+            high=3600,
         ),
         Parameter(
             "query_timeout",
@@ -127,6 +153,8 @@ _METADATA = MetaData(
             "integer",
             default="10",
             reloadable=True,
+            low=1,
+            high=3600,
         ),
         Parameter(
             "latency_threshold",
@@ -148,6 +176,7 @@ _METADATA = MetaData(
             "integer",
             default="",
             reloadable=True,
+            low=1,
         ),
         Parameter(
             "sync_standby_names",
@@ -159,6 +188,7 @@ _METADATA = MetaData(
             "streams again, back to this value. Empty: never touched. The role needs ALTER "
             "SYSTEM on that parameter, EXECUTE on pg_reload_conf() and pg_read_all_stats.",
             default="",
+            rule=_standby_names,
         ),
     ),
     actions=(
@@ -210,24 +240,17 @@ class CatalogAgent(Agent[Config]):
     depths = (0, 10, 20)
 
     def configure(self, env: Environment, log: Logger) -> Config:
+        # Every value was checked against the meta-data's rules already (the runner's
+        # ocf.params.check_all): types, bounds, choices, absolute paths, standby names.
         backend = env.param("backend", "auto")
-        if backend not in ("auto", *cat.BACKENDS):
-            raise NotConfiguredError(f"backend={backend!r}: use auto, postgresql or mysql")
-        binary = params.absolute_path("binary", env.param("binary", DEFAULT_BINARY))
+        binary = env.param("binary", DEFAULT_BINARY)
         install = layout.of_binary(binary)
         if backend == "auto":
             backend = cat.installed_backend(install.libdir)
-        client = params.absolute_path("client", env.param("client") or cat.default_client(backend))
-        for name in ("config", "password_file", "db_socket"):
-            if env.param(name):
-                params.absolute_path(name, env.param(name))
-        version = env.param("schema_version")
+        client = env.param("client") or cat.default_client(backend)
         sync_names = env.param("sync_standby_names")
-        if sync_names and (backend != cat.POSTGRESQL or not pgsync.valid(sync_names)):
-            raise NotConfiguredError(
-                f"sync_standby_names={sync_names[:40]!r}: a list of standby names (or ANY/FIRST"
-                " n (...)) without quotes, for the postgresql backend only"
-            )
+        if sync_names and backend != cat.POSTGRESQL:
+            raise NotConfiguredError("sync_standby_names is for the postgresql backend only")
         return Config(
             config=env.param("config", DEFAULT_CONFIG),
             binary=binary,
@@ -238,14 +261,14 @@ class CatalogAgent(Agent[Config]):
             db_name=env.param("db_name"),
             db_user=env.param("db_user"),
             db_address=env.param("db_address"),
-            db_port=params.port("db_port", env.param("db_port")),
+            db_port=_integer(env, "db_port"),
             db_socket=env.param("db_socket"),
             password_file=env.param("password_file"),
             client=client,
-            connect_timeout=_integer(env, "connect_timeout", 5, low=1, high=3600) or 5,
-            query_timeout=_integer(env, "query_timeout", 10, low=1, high=3600) or 10,
-            latency_threshold_ms=_integer(env, "latency_threshold", 2000, low=0) or 0,
-            schema_version=_integer(env, "schema_version", None, low=1) if version else None,
+            connect_timeout=_integer(env, "connect_timeout") or 5,
+            query_timeout=_integer(env, "query_timeout") or 10,
+            latency_threshold_ms=_integer(env, "latency_threshold") or 0,
+            schema_version=_integer(env, "schema_version"),
             sync_standby_names=sync_names,
         )
 
@@ -488,13 +511,9 @@ def _private_tmpdir(env: Environment) -> str | None:
     return env.rsctmp if os.path.isdir(env.rsctmp) else None
 
 
-def _integer(
-    env: Environment, name: str, default: int | None, *, low: int, high: int | None = None
-) -> int | None:
-    raw = env.param(name)
-    if raw == "":
-        return default
-    return params.integer(name, raw, low=low, high=2**31 - 1 if high is None else high)
+def _integer(env: Environment, name: str) -> int | None:
+    """An integer parameter by the one rule of its meta-data (bounds and default there)."""
+    return params.integer_of(_METADATA.parameter(name), env.param(name))
 
 
 def _state(env: Environment) -> StateFile:

@@ -74,6 +74,7 @@ METADATA = MetaData(
             "default: the bconsole beside binary (/usr/sbin/bconsole with Debian's packages, "
             "/opt/bacula/bin/bconsole with bacula.org's).",
             default="",
+            absolute=True,
         ),
         Parameter(
             "bconsole_config",
@@ -81,6 +82,7 @@ METADATA = MetaData(
             "Configuration file for bconsole, naming this director and its password; default: "
             "bconsole.conf beside config (/etc/bacula/bconsole.conf with Debian's packages).",
             default="",
+            absolute=True,
         ),
         Parameter(
             "job_wait",
@@ -89,6 +91,7 @@ METADATA = MetaData(
             "do not wait; the jobs are logged and interrupted). Bounded by the stop timeout.",
             content_type="integer",
             default="0",
+            high=P.MAX_WHOLE_SECONDS,
         ),
         *interrupted.PARAMETERS,
         Parameter(
@@ -123,7 +126,6 @@ class DirectorAgent(DaemonAgent):
 
     def validate(self, p: DaemonParams, env: Environment, log: Logger) -> None:
         super().validate(p, env, log)
-        P.seconds("job_wait", p.extra.get("job_wait", "") or "0")
         interrupted.policy_from(p.extra)
         interrupted.window_from(p.extra)
         if env.depth >= 20 or env.action in ("stop", "validate-all"):
@@ -191,7 +193,7 @@ class DirectorAgent(DaemonAgent):
             except GenericError as exc:
                 raise GenericError(f"cannot list running jobs: {exc.reason}") from None
 
-        wait = P.seconds("job_wait", p.extra.get("job_wait", "") or "0")
+        wait = float(P.integer_of(METADATA.parameter("job_wait"), p.extra.get("job_wait", "")) or 0)
         running = jobs()
         if running and wait > 0:
             log.info(f"waiting up to {wait:g}s for {len(running)} running job(s)")

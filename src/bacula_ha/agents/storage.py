@@ -39,6 +39,17 @@ KIND = Kind(
     title="storage daemon",
 )
 
+
+def archive_mounts(value: str) -> tuple[str, ...]:
+    """The archive_mounts parameter: absolute mount points, normalised. Raises 6."""
+    mounts = []
+    for mount in value.split():
+        if not mount.startswith("/"):
+            raise NotConfiguredError(f"parameter archive_mounts: {mount!r} is not an absolute path")
+        mounts.append(os.path.normpath(mount))
+    return tuple(mounts)
+
+
 METADATA = MetaData(
     name="bacula-sd",
     version="0.1.0",
@@ -68,6 +79,7 @@ METADATA = MetaData(
             "When set, the depth-20 monitor fails unless every file-based Archive Device lies "
             "on one of these filesystems, mounted. Empty: no mount check.",
             default="",
+            rule=archive_mounts,
         ),
     ),
     actions=common_actions(),
@@ -78,11 +90,6 @@ class StorageAgent(DaemonAgent):
     kind = KIND
     metadata = METADATA
     recorded = ("Device", "Autochanger")
-
-    def configure(self, env: Environment, log: Logger) -> DaemonParams:
-        params = super().configure(env, log)
-        archive_mounts(env.param("archive_mounts"))  # a malformed list is 6 on every node
-        return params
 
     def answer(
         self, p: DaemonParams, res: Resources, daemon: Daemon, timeout: float, log: Logger
@@ -115,16 +122,6 @@ class StorageAgent(DaemonAgent):
             more = f" (+{len(problems) - 1} more)" if len(problems) > 1 else ""
             raise GenericError(f"{label}{more}: {problem}")
         return None
-
-
-def archive_mounts(value: str) -> tuple[str, ...]:
-    """The archive_mounts parameter: absolute mount points, normalised. Raises 6."""
-    mounts = []
-    for mount in value.split():
-        if not mount.startswith("/"):
-            raise NotConfiguredError(f"parameter archive_mounts: {mount!r} is not an absolute path")
-        mounts.append(os.path.normpath(mount))
-    return tuple(mounts)
 
 
 def director_probe(res: Resources, daemon: Daemon, timeout: float, which: str) -> None:

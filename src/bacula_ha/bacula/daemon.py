@@ -88,12 +88,14 @@ def common_parameters(kind: Kind) -> tuple[Parameter, ...]:
             "two resources must not share it.",
             default=kind.config,
             unique_group="config",
+            absolute=True,
         ),
         Parameter(
             "binary",
             f"{kind.title} binary",
             f"Absolute path of the {kind.agent} executable.",
             default=kind.binary,
+            absolute=True,
         ),
         Parameter(
             "user",
@@ -121,6 +123,8 @@ def common_parameters(kind: Kind) -> tuple[Parameter, ...]:
             f"configuration ({kind.default_port} when absent).",
             content_type="integer",
             default="",
+            low=1,
+            high=P.PORT_HIGH,
         ),
         Parameter(
             "check_timeout",
@@ -129,6 +133,8 @@ def common_parameters(kind: Kind) -> tuple[Parameter, ...]:
             "that does not answer in time (wedged, stopped) fails the monitor.",
             content_type="integer",
             default="5",
+            low=1,
+            high=3600,
         ),
     )
 
@@ -198,15 +204,19 @@ class DaemonAgent(Agent[DaemonParams]):
 
     # -- OCF actions -----------------------------------------------------------------------
     def configure(self, env: Environment, log: Logger) -> DaemonParams:
-        k = self.kind
+        # Every value was checked against the meta-data's rules already (the runner's
+        # ocf.params.check_all): here they are only read.
+        k, meta = self.kind, self.metadata
         return DaemonParams(
-            binary=P.absolute_path("binary", env.param("binary", k.binary)),
-            config=P.absolute_path("config", env.param("config", k.config)),
-            user=env.param("user", self.metadata.parameter("user").default or "bacula"),
-            group=env.param("group", self.metadata.parameter("group").default or "bacula"),
+            binary=env.param("binary", k.binary),
+            config=env.param("config", k.config),
+            user=env.param("user", meta.parameter("user").default or "bacula"),
+            group=env.param("group", meta.parameter("group").default or "bacula"),
             address=env.param("address") or None,
-            port=P.port("port", env.param("port")),
-            check_timeout=P.seconds("check_timeout", env.param("check_timeout", "5"), minimum=0.1),
+            port=P.integer_of(meta.parameter("port"), env.param("port")),
+            check_timeout=float(
+                P.integer_of(meta.parameter("check_timeout"), env.param("check_timeout")) or 5
+            ),
             extra=env.params,
         )
 

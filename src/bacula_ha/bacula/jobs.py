@@ -123,15 +123,28 @@ def parse_policy(mode: str, types: str, max_reruns: int) -> Policy:
     mode = (mode or "rerun").strip().lower()
     if mode not in MODES:
         raise ValueError(f"interrupted_jobs must be one of {', '.join(MODES)}, not {mode!r}")
+    if max_reruns < 0:
+        raise ValueError("max_reruns must be 0 or more")
+    return Policy(mode, type_letters(types), max_reruns)
+
+
+def type_letters(types: str) -> frozenset[str]:
+    """The Job.Type letters of the rerun_types parameter; ValueError names an unknown type."""
     letters = set()
     for word in (types or "backup").replace(",", " ").split():
         if word.lower() not in TYPE_NAMES:
             known = ", ".join(TYPE_NAMES)
             raise ValueError(f"rerun_types: unknown job type {word!r} (known: {known})")
         letters.add(TYPE_NAMES[word.lower()])
-    if max_reruns < 0:
-        raise ValueError("max_reruns must be 0 or more")
-    return Policy(mode, frozenset(letters), max_reruns)
+    return frozenset(letters)
+
+
+def _types_rule(value: str) -> None:
+    """rerun_types as the meta-data declares it (ocf.params.check)."""
+    try:
+        type_letters(value)
+    except ValueError as exc:
+        raise NotConfiguredError(str(exc)) from None
 
 
 # -- pure decisions ----------------------------------------------------------------------------
@@ -775,6 +788,7 @@ PARAMETERS = (
         "Space-separated job types that interrupted_jobs=rerun brings back: backup, restore, "
         "verify, copy, migration, admin. Jobs of other types are logged, not re-run.",
         default="backup",
+        rule=_types_rule,
     ),
     Parameter(
         "max_reruns",
@@ -783,6 +797,7 @@ PARAMETERS = (
         "keep crashing the director), it is left failed and reported in the log.",
         content_type="integer",
         default="2",
+        high=1000,
     ),
     Parameter(
         "missed_runs_window",
@@ -795,6 +810,7 @@ PARAMETERS = (
         "back than this many seconds. A clean stop is no outage. 0: never.",
         content_type="integer",
         default="21600",
+        high=P.MAX_WHOLE_SECONDS,
     ),
     Parameter(
         "on_stop",
@@ -814,11 +830,9 @@ PARAMETERS = (
 
 def policy_from(params: Mapping[str, str]) -> Policy:
     """The policy from the agent's parameters; NotConfiguredError names a bad value."""
-    # The shared integer parser: ASCII digits only (`isdigit` also passes '²' and '٣٠').
-    max_reruns = P.integer("max_reruns", params.get("max_reruns", "") or "2", high=1000)
-    on_stop = params.get("on_stop", "") or "resume"
-    if on_stop not in ("resume", "interrupt"):
-        raise NotConfiguredError(f"on_stop must be resume or interrupt, not {on_stop!r}")
+    # The rules the parameters declare (type, bounds, choices, rerun_types' own): one place.
+    P.check_all(PARAMETERS, params)
+    max_reruns = P.integer_of(_parameter("max_reruns"), params.get("max_reruns", "")) or 0
     try:
         return parse_policy(
             params.get("interrupted_jobs", ""), params.get("rerun_types", ""), max_reruns
@@ -870,7 +884,12 @@ def on_launch(params: Mapping[str, str], res: Resources, env: Environment, log: 
 
 def window_from(params: Mapping[str, str]) -> float:
     """missed_runs_window in seconds; NotConfiguredError names a bad value."""
-    return P.seconds("missed_runs_window", params.get("missed_runs_window", "") or "21600")
+    window = _parameter("missed_runs_window")
+    return float(P.integer_of(window, params.get("missed_runs_window", "")) or 0)
+
+
+def _parameter(name: str) -> Parameter:
+    return next(p for p in PARAMETERS if p.name == name)
 
 
 def on_started(

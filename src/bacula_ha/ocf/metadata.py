@@ -4,9 +4,10 @@ from __future__ import annotations
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from dataclasses import dataclass
+    from collections.abc import Callable
+    from dataclasses import dataclass, field
 else:
-    from .record import dataclass
+    from .record import dataclass, field
 
 
 OCF_VERSION = "1.1"
@@ -43,6 +44,14 @@ class Parameter:
     # Not rendered (OCF has no such attribute): the runner keeps the value out of every log
     # line and exit reason.
     secret: bool = False
+    # The rules every value must satisfy, declared once: the runner checks what Pacemaker
+    # passes before the agent's own checks, `bacula-ha generate` what a site sets, both with
+    # `ocf.params.check`. Not rendered either. An integer lies within [low, high]; `absolute`:
+    # an absolute path; `rule`: a check of the value's own (NotConfiguredError when bad).
+    low: int = 0
+    high: int = 2**31 - 1
+    absolute: bool = False
+    rule: Callable[[str], object] | None = field(default=None, repr=False)
 
     @property
     def is_secret(self) -> bool:

@@ -10,6 +10,7 @@ from .agent import Agent, Handler
 from .env import DEFAULT_EXIT_REASON_PREFIX, Environment
 from .errors import OCFError, UnimplementedError
 from .log import Logger, scrub
+from .params import check_all
 from .status import OCFStatus
 
 TYPE_CHECKING = False
@@ -103,6 +104,10 @@ def _run(
     try:
         config = None
         try:
+            # The rules the meta-data declares (type, bounds, choices, absolute paths, a
+            # parameter's own rule) before the agent's own checks: the same words as
+            # `bacula-ha generate`, which checks a site's values with them.
+            check_all(agent.metadata.parameters, env.params)
             config = agent.configure(env, log)
             agent.validate(config, env, log)
         except OCFError as exc:

@@ -17,157 +17,6 @@ if TYPE_CHECKING:
 
     from ...ocf.deadline import Deadline
 
-PARAMETERS = (
-    Parameter(
-        "paths",
-        "Paths to keep in sync",
-        "Absolute paths (directories or files), separated by spaces.",
-        default=" ".join(DEFAULT_PATHS),
-    ),
-    Parameter(
-        "targets",
-        "Peers",
-        "Nodes to push to, separated by spaces or commas, each NAME or NAME=ADDRESS (the "
-        "address ssh connects to; default: the name). The local node is skipped, so every "
-        "node can share one list. Empty: every cluster node but this one (crm_node -l).",
-        default="",
-    ),
-    Parameter(
-        "user",
-        "ssh user",
-        "User to log in as on the peers (it must be able to write the paths and set "
-        "their owners: root). Empty: ssh's own choice (ssh_config User, else root).",
-        default="",
-    ),
-    Parameter(
-        "identity",
-        "ssh identity file",
-        "Private key for ssh (-i); empty: ssh's defaults.",
-        default="",
-    ),
-    Parameter(
-        "ssh_config",
-        "ssh client configuration",
-        "An ssh_config file (-F) for host aliases, ports, known_hosts; empty: ssh's own.",
-        default="",
-    ),
-    Parameter(
-        "ssh_options",
-        "Extra ssh options",
-        "ssh -o options, separated by spaces, each Key=Value.",
-        default="",
-    ),
-    Parameter(
-        "connect_timeout",
-        "ssh connect timeout",
-        "Seconds ssh may take to connect and authenticate.",
-        content_type="integer",
-        default="5",
-    ),
-    Parameter(
-        "io_timeout",
-        "rsync I/O timeout",
-        "rsync --timeout: seconds without data before a transfer is given up.",
-        content_type="integer",
-        default="30",
-    ),
-    Parameter(
-        "backups",
-        "Backups kept",
-        "How many previous trees each node keeps.",
-        content_type="integer",
-        default="5",
-    ),
-    Parameter(
-        "config_check",
-        "Configuration test before a push",
-        "full: the *json parsers and the daemons' own -t; parse: the parsers only (never "
-        "opens the catalog); none: no test.",
-        default="full",
-        choices=CHECK_MODES,
-    ),
-    Parameter(
-        "check_timeout",
-        "Bound of each configuration test",
-        "Seconds; bacula-dir -t retries an unreachable catalog for 30 s.",
-        content_type="integer",
-        default="15",
-    ),
-    Parameter(
-        "exclude",
-        "Names never pushed",
-        "rsync-style patterns for base names, separated by spaces (editor files).",
-        default=" ".join(DEFAULT_EXCLUDES),
-    ),
-    Parameter(
-        "rsync_options",
-        "Extra rsync options",
-        "Long rsync options, separated by spaces (e.g. --bwlimit=2000).",
-        default="",
-    ),
-    Parameter(
-        "node_attribute",
-        "Publish node attributes",
-        f"In a cluster, set each peer's transient attribute {cluster.ATTRIBUTE}.",
-        content_type="boolean",
-        default="true",
-    ),
-    Parameter(
-        "peer_root",
-        "Prefix on the peers",
-        "Prepended to every path on a peer; %n is the peer's name. For test set-ups "
-        "where peers share one file system; leave empty on real nodes.",
-        default="",
-    ),
-)
-_DEFAULTS = {p.name: p.default or "" for p in PARAMETERS}
-
-
-def parse(given: Mapping[str, str], rsctmp: str, instance: str, deadline: Deadline) -> SyncConfig:
-    """The parameters as a SyncConfig; NotConfiguredError (6) for what can never work,
-    ArgsError (2) when no target is known here. Asks Pacemaker for the nodes (crm_node)."""
-    p = {**_DEFAULTS, **{k: v for k, v in given.items() if v}}
-    paths = parse_paths(p["paths"])
-    check = p["config_check"]
-    if check not in CHECK_MODES:
-        raise NotConfiguredError(f"config_check={check!r}: use full, parse or none")
-    for name in ("identity", "ssh_config"):
-        if p[name]:
-            params.absolute_path(name, p[name])
-    ssh_options = tuple(p["ssh_options"].split())
-    for option in ssh_options:
-        if "=" not in option or option.startswith("-"):
-            raise NotConfiguredError(f"ssh_options: {option!r} is not Key=Value")
-    rsync_options = tuple(p["rsync_options"].split())
-    for option in rsync_options:
-        if not option.startswith("--"):
-            raise NotConfiguredError(f"rsync_options: {option!r} is not a --long option")
-    excludes = tuple(p["exclude"].split())
-    if any("/" in e for e in excludes):
-        raise NotConfiguredError("exclude: patterns match base names and hold no '/'")
-    user = p["user"]
-    if user.startswith("-") or any(c.isspace() for c in user):
-        raise NotConfiguredError(f"user={user!r} is not a user name")
-    peers, local = resolve_targets(p["targets"], deadline)
-    return SyncConfig(
-        paths=paths,
-        peers=tuple(peers),
-        user=user,
-        identity=p["identity"],
-        ssh_config=p["ssh_config"],
-        ssh_options=ssh_options,
-        connect_timeout=params.integer("connect_timeout", p["connect_timeout"], low=1),
-        io_timeout=params.integer("io_timeout", p["io_timeout"], low=1),
-        peer_root=p["peer_root"],
-        backups=params.integer("backups", p["backups"], low=1),
-        excludes=excludes,
-        check=check,
-        check_timeout=float(params.integer("check_timeout", p["check_timeout"], low=1)),
-        mux_dir=mux_dir(rsctmp, instance),
-        local_node=local if params.boolean("node_attribute", p["node_attribute"]) else "",
-        rsync_options=rsync_options,
-    )
-
 
 def parse_targets(value: str) -> list[Peer]:
     peers: list[Peer] = []
@@ -195,6 +44,188 @@ def parse_paths(value: str) -> tuple[str, ...]:
     if len(set(paths)) != len(paths):
         raise NotConfiguredError("paths: a path is listed twice")
     return tuple(paths)
+
+
+def _ssh_options(value: str) -> tuple[str, ...]:
+    options = tuple(value.split())
+    for option in options:
+        if "=" not in option or option.startswith("-"):
+            raise NotConfiguredError(f"ssh_options: {option!r} is not Key=Value")
+    return options
+
+
+def _rsync_options(value: str) -> tuple[str, ...]:
+    options = tuple(value.split())
+    for option in options:
+        if not option.startswith("--"):
+            raise NotConfiguredError(f"rsync_options: {option!r} is not a --long option")
+    return options
+
+
+def _excludes(value: str) -> tuple[str, ...]:
+    excludes = tuple(value.split())
+    if any("/" in e for e in excludes):
+        raise NotConfiguredError("exclude: patterns match base names and hold no '/'")
+    return excludes
+
+
+def _user(value: str) -> str:
+    if value.startswith("-") or any(c.isspace() for c in value):
+        raise NotConfiguredError(f"user={value!r} is not a user name")
+    return value
+
+
+# Each value rule is declared here once: the runner and `bacula-ha generate` check it
+# (ocf.params.check), parse() then only reads.
+PARAMETERS = (
+    Parameter(
+        "paths",
+        "Paths to keep in sync",
+        "Absolute paths (directories or files), separated by spaces.",
+        default=" ".join(DEFAULT_PATHS),
+        rule=parse_paths,
+    ),
+    Parameter(
+        "targets",
+        "Peers",
+        "Nodes to push to, separated by spaces or commas, each NAME or NAME=ADDRESS (the "
+        "address ssh connects to; default: the name). The local node is skipped, so every "
+        "node can share one list. Empty: every cluster node but this one (crm_node -l).",
+        default="",
+        rule=parse_targets,
+    ),
+    Parameter(
+        "user",
+        "ssh user",
+        "User to log in as on the peers (it must be able to write the paths and set "
+        "their owners: root). Empty: ssh's own choice (ssh_config User, else root).",
+        default="",
+        rule=_user,
+    ),
+    Parameter(
+        "identity",
+        "ssh identity file",
+        "Private key for ssh (-i); empty: ssh's defaults.",
+        default="",
+        absolute=True,
+    ),
+    Parameter(
+        "ssh_config",
+        "ssh client configuration",
+        "An ssh_config file (-F) for host aliases, ports, known_hosts; empty: ssh's own.",
+        default="",
+        absolute=True,
+    ),
+    Parameter(
+        "ssh_options",
+        "Extra ssh options",
+        "ssh -o options, separated by spaces, each Key=Value.",
+        default="",
+        rule=_ssh_options,
+    ),
+    Parameter(
+        "connect_timeout",
+        "ssh connect timeout",
+        "Seconds ssh may take to connect and authenticate.",
+        content_type="integer",
+        default="5",
+        low=1,
+    ),
+    Parameter(
+        "io_timeout",
+        "rsync I/O timeout",
+        "rsync --timeout: seconds without data before a transfer is given up.",
+        content_type="integer",
+        default="30",
+        low=1,
+    ),
+    Parameter(
+        "backups",
+        "Backups kept",
+        "How many previous trees each node keeps.",
+        content_type="integer",
+        default="5",
+        low=1,
+    ),
+    Parameter(
+        "config_check",
+        "Configuration test before a push",
+        "full: the *json parsers and the daemons' own -t; parse: the parsers only (never "
+        "opens the catalog); none: no test.",
+        default="full",
+        choices=CHECK_MODES,
+    ),
+    Parameter(
+        "check_timeout",
+        "Bound of each configuration test",
+        "Seconds; bacula-dir -t retries an unreachable catalog for 30 s.",
+        content_type="integer",
+        default="15",
+        low=1,
+    ),
+    Parameter(
+        "exclude",
+        "Names never pushed",
+        "rsync-style patterns for base names, separated by spaces (editor files).",
+        default=" ".join(DEFAULT_EXCLUDES),
+        rule=_excludes,
+    ),
+    Parameter(
+        "rsync_options",
+        "Extra rsync options",
+        "Long rsync options, separated by spaces (e.g. --bwlimit=2000).",
+        default="",
+        rule=_rsync_options,
+    ),
+    Parameter(
+        "node_attribute",
+        "Publish node attributes",
+        f"In a cluster, set each peer's transient attribute {cluster.ATTRIBUTE}.",
+        content_type="boolean",
+        default="true",
+    ),
+    Parameter(
+        "peer_root",
+        "Prefix on the peers",
+        "Prepended to every path on a peer; %n is the peer's name. For test set-ups "
+        "where peers share one file system; leave empty on real nodes.",
+        default="",
+    ),
+)
+_DEFAULTS = {p.name: p.default or "" for p in PARAMETERS}
+_BY_NAME = {p.name: p for p in PARAMETERS}
+
+
+def parse(given: Mapping[str, str], rsctmp: str, instance: str, deadline: Deadline) -> SyncConfig:
+    """The parameters as a SyncConfig; NotConfiguredError (6) for what can never work,
+    ArgsError (2) when no target is known here. Asks Pacemaker for the nodes (crm_node)."""
+    params.check_all(PARAMETERS, given)
+    p = {**_DEFAULTS, **{k: v for k, v in given.items() if v}}
+    paths = parse_paths(p["paths"])
+    peers, local = resolve_targets(p["targets"], deadline)
+    return SyncConfig(
+        paths=paths,
+        peers=tuple(peers),
+        user=p["user"],
+        identity=p["identity"],
+        ssh_config=p["ssh_config"],
+        ssh_options=_ssh_options(p["ssh_options"]),
+        connect_timeout=_integer("connect_timeout", p),
+        io_timeout=_integer("io_timeout", p),
+        peer_root=p["peer_root"],
+        backups=_integer("backups", p),
+        excludes=_excludes(p["exclude"]),
+        check=p["config_check"],
+        check_timeout=float(_integer("check_timeout", p)),
+        mux_dir=mux_dir(rsctmp, instance),
+        local_node=local if params.boolean("node_attribute", p["node_attribute"]) else "",
+        rsync_options=_rsync_options(p["rsync_options"]),
+    )
+
+
+def _integer(name: str, p: Mapping[str, str]) -> int:
+    """An integer parameter by the one rule of its meta-data (its default is in `p`)."""
+    return params.integer_of(_BY_NAME[name], p[name]) or 0
 
 
 def resolve_targets(value: str, deadline: Deadline) -> tuple[list[Peer], str]:
