@@ -157,3 +157,64 @@ def test_remote_nodes_become_remote_sections_for_storage_daemons(tmp_path: Path)
 def test_director_on_a_remote_node_is_refused() -> None:
     with pytest.raises(HaresourcesError, match=r"h:1: bacula-dir1 is given as a remote node"):
         convert(REMOTE_LINES, "h", [], "s", remotes=["bacula-dir1"])
+
+
+# The Bacula white paper's shape: the catalog and the director on one line, one IPaddr.
+WHITE_PAPER = (
+    "node1 IPaddr::192.168.0.10/24/eth0 drbddisk::r0 "
+    "Filesystem::/dev/drbd0::/var/lib/postgresql::ext4 postgresql bacula-dir\n"
+)
+
+
+def test_a_line_short_of_ips_says_exactly_what_to_add() -> None:
+    with pytest.raises(HaresourcesError) as caught:
+        convert(WHITE_PAPER, "haresources", ["node2"], "s")
+    message = str(caught.value)
+    assert message.startswith(
+        "haresources:1: 2 components (catalog, director) but 1 IP address: every component "
+        "needs its own virtual IP. The IP addresses of a line go to its components in the "
+        "order both are written (the catalog keeps IPaddr::192.168.0.10/24/eth0): add an IP "
+        "address for the director after IPaddr::192.168.0.10/24/eth0, e.g.\n"
+    )
+    suggested = message.splitlines()[-1].strip()
+    assert suggested == (
+        "node1 IPaddr::192.168.0.10/24/eth0 IPaddr::<ip-for-director>/24/eth0 drbddisk::r0 "
+        "Filesystem::/dev/drbd0::/var/lib/postgresql::ext4 postgresql bacula-dir"
+    )
+    # The suggestion, filled in, is imported as the message says.
+    text, _ = convert(suggested.replace("<ip-for-director>", "192.168.0.11"), "h", ["node2"], "s")
+    (director,) = tomllib.loads(text)["director"]
+    assert director["vip"] == {"ip": "192.168.0.11", "cidr_netmask": 24, "nic": "eth0"}
+    assert director["catalog"]["vip"]["ip"] == "192.168.0.10"
+    assert director["with_catalog"] is True  # one line: the director runs beside its catalog
+
+
+@pytest.mark.parametrize(
+    ("line", "suggested"),
+    [
+        ("n1 bacula-dir", "n1 IPaddr::<ip-for-director> bacula-dir"),
+        (
+            "n1 10.0.0.1 bacula-sd bacula-sd bacula-fd",
+            "n1 10.0.0.1 IPaddr::<ip-for-2nd-storage-daemon> IPaddr::<ip-for-file-daemon> "
+            "bacula-sd bacula-sd bacula-fd",
+        ),
+    ],
+)
+def test_every_missing_ip_is_named(line: str, suggested: str) -> None:
+    with pytest.raises(HaresourcesError) as caught:
+        convert(line + "\n", "h", ["n2"], "s")
+    assert str(caught.value).splitlines()[-1].strip() == suggested
+
+
+def test_the_cli_refuses_with_what_to_add(tmp_path: Path) -> None:
+    source = tmp_path / "haresources"
+    source.write_text(WHITE_PAPER)
+    result = CliRunner().invoke(import_haresources, [str(source), "--node", "node2"])
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert "add an IP address for the director" in result.output
+    assert "IPaddr::<ip-for-director>/24/eth0" in result.output
+
+
+def test_extra_ips_are_named_when_dropped() -> None:
+    _, warnings = convert("n1 10.0.0.1 10.0.0.2 bacula-sd\n", "h", ["n2"], "s")
+    assert any("10.0.0.2 dropped" in w and "(storage)" in w for w in warnings), warnings

@@ -23,6 +23,12 @@ _DATABASES = {
     "mariadb": ("mysql", "mysql"),
 }
 _PREFIX = {"director": "dir", "catalog": "cat", "storage": "sd", "filedaemon": "fd"}
+_TITLE = {
+    "director": "director",
+    "catalog": "catalog",
+    "storage": "storage daemon",
+    "filedaemon": "file daemon",
+}
 
 
 @dataclass
@@ -83,11 +89,13 @@ def _parse_line(number: int, text: str, source: str, warnings: list[str]) -> _Gr
     if not ID_RE.match(node):
         raise HaresourcesError(f"{where}: node name {node!r} is not usable as a cluster node name")
     group = _Group(number, node)
-    for word in words[1:]:
+    ip_words: list[tuple[int, str]] = []  # (index in words, the word)
+    for index, word in enumerate(words[1:], start=1):
         name, *args = word.split("::")
         lower = name.lower()
         if lower in ("ipaddr", "ipaddr2") or (not args and _looks_like_ip(name)):
             group.vips.append(_vip(args[0] if args else name, where))
+            ip_words.append((index, word))
         elif lower == "drbddisk":
             if not args or args[0] == "all":
                 raise HaresourcesError(f"{where}: drbddisk needs a DRBD resource name, not 'all'")
@@ -125,13 +133,58 @@ def _parse_line(number: int, text: str, source: str, warnings: list[str]) -> _Gr
     if not group.kinds:
         raise HaresourcesError(f"{where}: no Bacula daemon or catalog database in this group")
     if len(group.vips) < len(group.kinds):
-        raise HaresourcesError(
-            f"{where}: {len(group.kinds)} components ({', '.join(group.kinds)}) but "
-            f"{len(group.vips)} IP address(es): every component needs its own virtual IP"
-        )
+        raise HaresourcesError(f"{where}: " + _missing_ips(words, group.kinds, ip_words))
     if group.drbd and not group.filesystem:
         raise HaresourcesError(f"{where}: drbddisk::{group.drbd} without a Filesystem")
     return group
+
+
+def _labels(kinds: list[str]) -> list[str]:
+    """What the message calls each component of a line: "the director", "the 2nd storage
+    daemon" when a kind is there more than once."""
+    out = []
+    for i, kind in enumerate(kinds):
+        nth = kinds[: i + 1].count(kind)
+        ordinal = {1: "1st", 2: "2nd", 3: "3rd"}.get(nth, f"{nth}th")
+        out.append(f"the {ordinal + ' ' if kinds.count(kind) > 1 else ''}{_TITLE[kind]}")
+    return out
+
+
+def _missing_ips(words: list[str], kinds: list[str], ip_words: list[tuple[int, str]]) -> str:
+    """Why a line with fewer IP addresses than components is refused, and exactly what to
+    add: the IP addresses go to the components in the order both are written, so the new ones
+    go after the last one there is (with its netmask and NIC), one for each component left."""
+    labels = _labels(kinds)
+    have = len(ip_words)
+    kept = [f"{labels[i]} keeps {ip_words[i][1]}" for i in range(have)]
+    needed = labels[have:]
+    if ip_words:
+        last = ip_words[-1][1]
+        name, _, arg = last.rpartition("::")
+        resource = name or "IPaddr"
+        suffix = arg[len(arg.split("/")[0]) :]  # /NETMASK/NIC as the last one has them
+        at = ip_words[-1][0] + 1
+    else:
+        resource, suffix, at = "IPaddr", "", 1
+    new = [
+        f"{resource}::<ip-for-{label.removeprefix('the ').replace(' ', '-')}>{suffix}"
+        for label in needed
+    ]
+    fixed = " ".join([*words[:at], *new, *words[at:]])
+    count = f"{len(kinds)} components" if len(kinds) > 1 else "1 component"
+    ips = {0: "no IP address", 1: "1 IP address"}.get(have, f"{have} IP addresses")
+    return (
+        f"{count} ({', '.join(kinds)}) but {ips}: every component needs its own virtual IP. "
+        "The IP addresses of a line go to its components in the order both are written"
+        + (f" ({'; '.join(kept)})" if kept else "")
+        + (
+            f": add an IP address for {needed[0]}"
+            if len(needed) == 1
+            else f": add {len(needed)} IP addresses, for {', '.join(needed[:-1])} and {needed[-1]},"
+        )
+        + (f" after {ip_words[-1][1]}" if ip_words else " after the node name")
+        + f", e.g.\n  {fixed}"
+    )
 
 
 def _looks_like_ip(text: str) -> bool:
@@ -197,8 +250,10 @@ def convert(
             counters[kind] = counters.get(kind, 0) + 1
             components[kind].append((f"{_PREFIX[kind]}{counters[kind]}", g, vip))
         if len(g.vips) > len(g.kinds):
+            dropped = ", ".join(str(v["ip"]) for v in g.vips[len(g.kinds) :])
             warnings.append(
-                f"{source}:{g.line}: more IP addresses than components: the extra ones are dropped"
+                f"{source}:{g.line}: more IP addresses than components ({', '.join(g.kinds)}): "
+                f"{dropped} dropped (a line's IP addresses go to its components in order)"
             )
 
     out = [
