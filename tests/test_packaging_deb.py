@@ -130,6 +130,24 @@ def test_lintian_reports_no_errors(built: tuple[Path, str]) -> None:
     assert not re.search(r"^W: ", report, re.MULTILINE), report
 
 
+def test_package_carries_the_documentation(built: tuple[Path, str], tmp_path: Path) -> None:
+    """README.md and docs/*.md, byte for byte and not gzipped: the relative links work."""
+    deb, _ = built
+    subprocess.run(["dpkg-deb", "-x", str(deb), str(tmp_path)], check=True, timeout=120)
+    doc = tmp_path / "usr" / "share" / "doc" / "bacula-ha"
+    expected = ["README.md", *(f"docs/{p.name}" for p in sorted((ROOT / "docs").glob("*.md")))]
+    assert len(expected) > 5
+    shipped = sorted(str(p.relative_to(doc)) for p in doc.rglob("*.md*"))
+    assert shipped == sorted(expected)
+    for name in expected:
+        # build-deb builds HEAD: compare with the committed file, not the work tree's.
+        committed = subprocess.run(
+            ["git", "-C", str(ROOT), "show", f"HEAD:{name}"], capture_output=True, check=True
+        ).stdout
+        assert (doc / name).read_bytes() == committed, name
+        assert stat.S_IMODE((doc / name).stat().st_mode) == 0o644, name
+
+
 def test_package_installs_working_agents_and_purges_clean(
     built: tuple[Path, str], namespace: Namespace, site_factory: SiteFactory, tmp_path: Path
 ) -> None:
