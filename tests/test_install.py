@@ -181,6 +181,15 @@ def test_no_verify_installs_for_a_package_build_and_check_finds_it_broken(
         assert f"({bare_python} -I cannot import bacula_ha: ModuleNotFoundError" in line
     usage = runner.invoke(main, ["install", "--ocf-root", str(tmp_path), "--check", "--no-verify"])
     assert usage.exit_code == 2
+    # Such an agent (or one whose virtualenv went away) says so to Pacemaker: 5, no traceback.
+    agent = tmp_path / "resource.d" / "bacula" / "bacula-dir"
+    env = {"OCF_ROOT": str(tmp_path), "OCF_RESOURCE_INSTANCE": "d"}
+    out = subprocess.run([str(agent), "monitor"], env=env, capture_output=True, text=True)
+    assert out.returncode == 5 and "Traceback" not in out.stderr, out.stderr
+    assert out.stderr.splitlines() == [
+        f"{bare_python} cannot import bacula_ha",
+        "ocf-exit-reason:bacula_ha is not importable: see bacula-ha install --check",
+    ]
 
 
 def test_check_reports_each_agent_whose_interpreter_cannot_import(

@@ -32,7 +32,7 @@ class InstallError(Exception):
 # The installed executable names the package version that wrote it (see agent_text).
 _VERSION_LINE = re.compile(r"^VERSION = '([^'\n]*)'$", re.MULTILINE)
 # ... and the module it runs (agent_text, alert_text).
-_MODULE_LINE = re.compile(r"^from ([\w.]+) import (AGENT|main)\b", re.MULTILINE)
+_MODULE_LINE = re.compile(r"^ *from ([\w.]+) import (AGENT|main)\b", re.MULTILINE)
 
 # The interpreter is proven in an environment like the one Pacemaker's executor gives an agent:
 # no virtualenv, no PYTHONPATH, run from /. What passes here is what the cluster will see.
@@ -94,8 +94,19 @@ def agent_text(name: str, interpreter: str) -> str:
         'if sys.argv[1:2] == ["meta-data"]:\n'
         "    sys.stdout.write(META_DATA)\n"
         "    raise SystemExit(0)\n\n"
-        f"from {module} import AGENT  # noqa: E402\n"
-        "from bacula_ha.ocf.runner import main  # noqa: E402\n\n"
+        # `install` proved this interpreter; should it lose the package later (a virtualenv
+        # removed), the agent says so with OCF_ERR_INSTALLED instead of a traceback.
+        "try:\n"
+        f"    from {module} import AGENT\n"
+        "    from bacula_ha.ocf.runner import main\n"
+        "except ModuleNotFoundError as exc:\n"
+        '    if exc.name != "bacula_ha":\n'
+        "        raise\n"
+        "    sys.stderr.write(\n"
+        '        f"{sys.executable} cannot import bacula_ha\\n"\n'
+        '        "ocf-exit-reason:bacula_ha is not importable: see bacula-ha install --check\\n"\n'
+        "    )\n"
+        "    raise SystemExit(5) from None  # OCF_ERR_INSTALLED\n\n"
         "raise SystemExit(main(AGENT))\n"
     )
 
