@@ -56,6 +56,27 @@ def bacula_metadata(agent: str) -> MetaData:
         raise GeneratorError(f"agent {agent} is not available in this installation") from None
 
 
+def value_problem(agent: str, name: str, value: str) -> str | None:
+    """What is wrong with `value` for parameter `name` of our agent `agent`, by the rules its
+    meta-data declares (type, bounds, choices, absolute path, the parameter's own rule): the
+    very check the agent's runner makes (`ocf.params.check`), so a value generate lets into the
+    CIB is never the agent's 6 on the cluster. None when fine or `name` is not declared."""
+    from bacula_ha.ocf import params
+    from bacula_ha.ocf.errors import NotConfiguredError
+
+    declared = {p.name: p for p in bacula_metadata(agent).parameters}
+    if name not in declared:
+        return None
+    try:
+        params.check(declared[name], value)
+    except NotConfiguredError as exc:
+        if declared[name].is_secret:
+            return "is not a valid value (not shown: the parameter is secret)"
+        # "parameter job_wait='abc' is not an integer": the field already names it.
+        return exc.reason.removeprefix("parameter ")
+    return None
+
+
 def _from_metadata(meta: MetaData) -> AgentInfo:
     ops: list[OpDefault] = []
     for name in ("start", "stop"):

@@ -30,6 +30,7 @@ from .schema import (
 # classes is a measurable part of a run); mypy checks them as real frozen dataclasses.
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Mapping
     from dataclasses import dataclass
 else:
     from bacula_ha.ocf.record import dataclass
@@ -409,10 +410,34 @@ class _Builder:
         return Clone(f"{rid}-clone", prim, (*PROMOTABLE_META, *meta))
 
     def bacula(
-        self, rid: str, agent: str, kind: str, params: Pairs, ops: Ops, field: str
+        self,
+        rid: str,
+        agent: str,
+        kind: str,
+        params: Pairs,
+        ops: Ops,
+        field: str,
+        derived: Mapping[str, str] | None = None,
     ) -> Primitive:
+        """One of our agents. `derived`: the parameters set here from another field of the
+        site (name -> that field), where a value the agent refuses is reported."""
         info = agentinfo.bacula(agent)
+        own = {k for k, _ in params}
         params = self.install_paths(agent, info, params)
+        # The site's own values passed the same check in the schema; this catches what is set
+        # here (archive_mounts from the disk, the catalog's backend, the prefix's paths).
+        sources = {
+            **{name: "bacula.prefix" for name, _ in params if name not in own},
+            **(derived or {}),
+        }
+        for name, value in params:
+            problem = agentinfo.value_problem(agent, name, value)
+            if problem is not None:
+                where = sources.get(name)
+                if where is None:
+                    self.problem(f"{field}.params.{name}", problem)
+                else:
+                    self.problem(where, f"as {agent}'s {name}: {problem}")
         given = {k for k, _ in params}
         for missing in sorted(info.required - given):
             self.problem(f"{field}.params.{missing}", f"{agent} requires this parameter")
@@ -734,7 +759,10 @@ class _Builder:
                 "Promoted database, after promotion."
             )
         params = dict(c.params)
+        derived = {}
         if "backend" in (agentinfo.bacula("bacula-catalog").parameters or ()):
+            if "backend" not in params:
+                derived["backend"] = f"{field}.backend"
             params.setdefault("backend", c.backend)
         repl = None
         if c.replication_vip is not None:
@@ -752,6 +780,7 @@ class _Builder:
                 tuple(params.items()),
                 c.ops,
                 field,
+                derived,
             ),
         ]
         block = self.component(
@@ -876,11 +905,15 @@ class _Builder:
                 notes.append("Volumes on a shared disk.")
             members.append(self.filesystem(s.name, s.disk, s.ops, field))
         params = s.params
+        derived = {}
         if s.kind == "storage" and s.disk is not None and "archive_mounts" not in dict(params):
             # The deep monitor then fails when the backup filesystem is not mounted, instead
             # of writing volumes onto the bare mount point on the root filesystem.
             params = (*params, ("archive_mounts", s.disk.directory))
-        members.append(self.bacula(f"{s.name}-{suffix}", agent, kind, params, s.ops, field))
+            derived["archive_mounts"] = f"{field}.disk.directory"
+        members.append(
+            self.bacula(f"{s.name}-{suffix}", agent, kind, params, s.ops, field, derived)
+        )
         members += self.extras(s.name, s.extra, s.ops, field)
         title = f"{'Storage daemon' if s.kind == 'storage' else 'File daemon'} {s.name}"
         return self.component(title, notes, s.name, s.preferred, s.standby, members, clone, meta)

@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, TypeVar
 
-from .agentinfo import bacula, third_party
+from .agentinfo import bacula, third_party, value_problem
 from .errors import Problem, SiteError
 from .locate import LineMap
 from .locate import Path as FieldPath
@@ -1167,12 +1167,15 @@ def _extra(r: _Reader, t: dict[str, Any], path: FieldPath) -> tuple[Extra, ...]:
 def _bacula_params(r: _Reader, t: dict[str, Any], path: FieldPath, agent: str) -> Pairs:
     params = r.params(t, "params", path)
     known = bacula(agent).parameters or frozenset()
-    for key, _ in params:
+    for key, value in params:
         if key not in known:
             r.problem(
                 (*path, "params", key),
                 f"{agent} has no parameter {key!r} (it has: {', '.join(sorted(known))})",
             )
+        elif (problem := value_problem(agent, key, value)) is not None:
+            # The agent's own rules, before the CIB: not its 6 on the cluster.
+            r.problem((*path, "params", key), problem)
     return params
 
 
