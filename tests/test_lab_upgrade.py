@@ -90,9 +90,23 @@ def _all_on(cfg: LabConfig, node: str) -> bool:
     return all(started_on(cfg, rid) == (node,) for rid in COMPONENTS)
 
 
+DAEMONS = ["/usr/sbin/bacula-dir", "/usr/sbin/bacula-sd"]
+
+
 def _daemons_from(cfg: LabConfig, node: str) -> list[str]:
-    script = "for d in bacula-dir bacula-sd; do readlink /proc/$(pgrep -x $d)/exe; done"
-    return machine.run_in(cfg, node, ["sh", "-c", script]).stdout.split()
+    """The programs the node's director and storage daemon run. The oldest process of each
+    name: a configuration test (`bacula-dir -t` of a reload that config sync asks for after
+    a start) may run beside the daemon for a moment."""
+    script = "for d in bacula-dir bacula-sd; do readlink /proc/$(pgrep -o -x $d)/exe; done"
+    return machine.run_in(cfg, node, ["sh", "-c", script], check=False).stdout.split()
+
+
+def _wait_daemons_from(cfg: LabConfig, node: str) -> None:
+    wait_until(
+        f"the director and storage daemon running {DAEMONS} on {node}",
+        lambda: _daemons_from(cfg, node) == DAEMONS,
+        30,
+    )
 
 
 def _upgrade(cfg: LabConfig, node: str) -> None:
@@ -177,7 +191,7 @@ def _story(cfg: LabConfig) -> None:
     assert answered["dir"] is not None and answered["sd"] is not None, answered
     t["director answers"], t["sd answers"] = answered["dir"], answered["sd"]
     assert _all_on(cfg, "node2")
-    assert _daemons_from(cfg, "node2") == ["/usr/sbin/bacula-dir", "/usr/sbin/bacula-sd"]
+    _wait_daemons_from(cfg, "node2")
     assert _release(cfg, "node2") == "13.0.3" == _running_release(cfg)
     # What an admin sees on the upgraded node (its director's bconsole is 13's).
     view = machine.run_in(cfg, "node2", ["bacula-ha", "status"], check=False, timeout=60)
@@ -220,7 +234,7 @@ def _story(cfg: LabConfig) -> None:
     came = BaculaWatch(cfg, seconds=90, targets="dir").result()["dir"]
     assert came is not None, "the director did not answer again after the crash of node2"
     wait_until("everything on node1", lambda: _all_on(cfg, "node1"), 60)
-    assert _daemons_from(cfg, "node1") == ["/usr/sbin/bacula-dir", "/usr/sbin/bacula-sd"]
+    _wait_daemons_from(cfg, "node1")
     assert _running_release(cfg) == "13.0.3"
 
     # A (written by 9.6.7) and B (by both) restored by 13.0.3, byte-identical.
