@@ -37,8 +37,6 @@ HEARTBEAT_EVERY = 55.0
 
 KIND = Kind(
     agent="bacula-dir",
-    binary="/usr/sbin/bacula-dir",
-    config="/etc/bacula/bacula-dir.conf",
     json_tool="bdirjson",
     resource="Director",
     port_key="DirPort",

@@ -10,8 +10,6 @@ from .storage import director_probe
 
 KIND = Kind(
     agent="bacula-fd",
-    binary="/usr/sbin/bacula-fd",
-    config="/etc/bacula/bacula-fd.conf",
     json_tool="bfdjson",
     resource="FileDaemon",
     port_key="FdPort",

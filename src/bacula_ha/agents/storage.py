@@ -29,8 +29,6 @@ if TYPE_CHECKING:
 
 KIND = Kind(
     agent="bacula-sd",
-    binary="/usr/sbin/bacula-sd",
-    config="/etc/bacula/bacula-sd.conf",
     json_tool="bsdjson",
     resource="Storage",
     port_key="SdPort",

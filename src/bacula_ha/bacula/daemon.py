@@ -25,6 +25,7 @@ from ..ocf.state import StateFile
 from ..ocf.status import OCFStatus
 from .config import Resources, json_tool_for, load
 from .files import config_sources, refuse_nul, signature
+from .layout import DEBIAN
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -44,14 +45,22 @@ class Kind:
     """What distinguishes one Bacula daemon from another."""
 
     agent: str  # bacula-dir
-    binary: str  # /usr/sbin/bacula-dir
-    config: str  # /etc/bacula/bacula-dir.conf
     json_tool: str  # bdirjson
     resource: str  # Director
     port_key: str  # DirPort
     address_key: str  # DirAddress
     default_port: int
     title: str  # director
+
+    @property
+    def binary(self) -> str:
+        """The default `binary`: Debian's (/usr/sbin/bacula-dir)."""
+        return DEBIAN.tool(self.agent)
+
+    @property
+    def config(self) -> str:
+        """The default `config`: Debian's (/etc/bacula/bacula-dir.conf)."""
+        return DEBIAN.conf(f"{self.agent}.conf")
 
 
 @dataclass(frozen=True)
