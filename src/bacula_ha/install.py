@@ -261,20 +261,25 @@ def _needs(name: str, text: str) -> list[str]:
     return [_PACKAGE_VERSION, f"{module}:AGENT", "bacula_ha.ocf.runner:main"]
 
 
+def _run_bare(argv: list[str]) -> subprocess.CompletedProcess[str]:
+    """Run `argv` as Pacemaker would run an agent: a bare environment, from /, no input."""
+    return subprocess.run(
+        argv,
+        env=_BARE_ENV,
+        cwd="/",
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        errors="replace",
+        timeout=_PROOF_TIMEOUT,
+    )
+
+
 def _imports(interpreter: str, specs: list[str]) -> dict[str, tuple[bool, str]] | str:
     """spec -> (imported, value or why not) by `interpreter -I` in a bare environment, or why
     the interpreter could not answer at all."""
     try:
-        out = subprocess.run(
-            [interpreter, "-I", "-c", _IMPORT_PROOF, *sorted(set(specs))],
-            env=_BARE_ENV,
-            cwd="/",
-            stdin=subprocess.DEVNULL,
-            capture_output=True,
-            text=True,
-            errors="replace",
-            timeout=_PROOF_TIMEOUT,
-        )
+        out = _run_bare([interpreter, "-I", "-c", _IMPORT_PROOF, *sorted(set(specs))])
     except FileNotFoundError:
         return f"{interpreter} does not exist"
     except PermissionError:
@@ -322,16 +327,7 @@ def _import_problems(
 def _meta_data_problem(path: Path, interpreter: str) -> str | None:
     """Why the executable at `path` does not answer meta-data through its own #! line."""
     try:
-        out = subprocess.run(
-            [str(path), "meta-data"],
-            env=_BARE_ENV,
-            cwd="/",
-            stdin=subprocess.DEVNULL,
-            capture_output=True,
-            text=True,
-            errors="replace",
-            timeout=_PROOF_TIMEOUT,
-        )
+        out = _run_bare([str(path), "meta-data"])
     except FileNotFoundError:  # the file is there: the kernel did not find its #! interpreter
         if not os.path.exists(interpreter):
             return f"{interpreter} does not exist"
