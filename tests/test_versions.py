@@ -70,6 +70,12 @@ def test_daemon_version_is_read_once_and_cached_by_inode_size_mtime(tmp_path: Pa
         )
         assert found == Version(13, 0, 3)
     assert (tmp_path / "bacula-dir.calls").read_text().count("called") == 1
+    # Another process (an empty memo) reads the file cache, not the binary.
+    versions._SEEN.clear()
+    assert versions.daemon_version(
+        str(binary), deadline=Deadline.after(10), cache_dir=str(cache)
+    ) == Version(13, 0, 3)
+    assert (tmp_path / "bacula-dir.calls").read_text().count("called") == 1
     # An upgrade changes the binary: read again.
     _standin(binary, "15.0.2", stream="")
     os.utime(binary, ns=(1, 1))

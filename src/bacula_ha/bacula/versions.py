@@ -126,6 +126,8 @@ def caveat(version: Version | None, binary: str) -> str:
 # -- reading a binary's version ---------------------------------------------------------------
 
 _CACHE_NAME = "bacula-ha-versions.json"
+# What this process already read: (binary, its inode:size:mtime) -> its version.
+_SEEN: dict[tuple[str, str], Version | None] = {}
 
 
 def daemon_version(
@@ -143,14 +145,18 @@ def daemon_version(
     except OSError:
         return None
     key = f"{st.st_ino}:{st.st_size}:{st.st_mtime_ns}"
+    if (binary, key) in _SEEN:  # an action that asks twice (start warns, then checks)
+        return _SEEN[binary, key]
     cache = _read_cache(cache_dir)
     entry = cache.get(binary)
     if isinstance(entry, dict) and entry.get("key") == key:
-        return Version.parse(str(entry.get("version", "")))
-    version = _ask(binary, deadline, timeout)
-    if version is not None:
-        cache[binary] = {"key": key, "version": str(version)}
-        _write_cache(cache_dir, cache)
+        version = Version.parse(str(entry.get("version", "")))
+    else:
+        version = _ask(binary, deadline, timeout)
+        if version is not None:
+            cache[binary] = {"key": key, "version": str(version)}
+            _write_cache(cache_dir, cache)
+    _SEEN[binary, key] = version
     return version
 
 
