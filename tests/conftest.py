@@ -27,6 +27,7 @@ FAST_MODULES = frozenset(
         "test_generator_golden",
         "test_generator_haresources",
         "test_generator_prefix",
+        "test_generator_progress",
         "test_generator_quorum",
         "test_generator_schema",
         "test_lab_two_dc_config",

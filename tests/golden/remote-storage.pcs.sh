@@ -34,7 +34,28 @@ else
     push=1
 fi
 
+# On a terminal, a step counter on stderr (`[12/40] pcs resource create ...`), so a stepwise run
+# that takes minutes shows where it is; silent otherwise. Only the first words, which name the
+# object: the rest of a line may hold a fence device's password.
+step=0
+progress() {
+    step=$((step + 1))
+    [ -t 2 ] || return 0
+    line="[$step/$steps]"
+    shown=0
+    for word in "$@"; do
+        if [ "$shown" -eq 5 ]; then
+            line="$line ..."
+            break
+        fi
+        line="$line $word"
+        shown=$((shown + 1))
+    done
+    printf '%s\n' "$line" >&2
+}
+
 run() {
+    progress pcs "$@"
     pcs -f "$cib" "$@"
 }
 
@@ -289,6 +310,7 @@ run constraint location add sd4-group-prefers-dc2-st2 sd4-group dc2-st2 -- 100
 run constraint location add sd4-group-standby-dc1-st2 sd4-group dc1-st2 -- 50
 run constraint location sd4-group rule constraint-id=sd4-group-only-on-pair resource-discovery=never score=-INFINITY '#uname' ne dc2-st2 and '#uname' ne dc1-st2
 }
+steps=65
 
 if [ -n "$stepwise" ]; then
     stepwise

@@ -34,7 +34,28 @@ else
     push=1
 fi
 
+# On a terminal, a step counter on stderr (`[12/40] pcs resource create ...`), so a stepwise run
+# that takes minutes shows where it is; silent otherwise. Only the first words, which name the
+# object: the rest of a line may hold a fence device's password.
+step=0
+progress() {
+    step=$((step + 1))
+    [ -t 2 ] || return 0
+    line="[$step/$steps]"
+    shown=0
+    for word in "$@"; do
+        if [ "$shown" -eq 5 ]; then
+            line="$line ..."
+            break
+        fi
+        line="$line $word"
+        shown=$((shown + 1))
+    done
+    printf '%s\n' "$line" >&2
+}
+
 run() {
+    progress pcs "$@"
     pcs -f "$cib" "$@"
 }
 
@@ -244,6 +265,7 @@ run stonith level add 1 pg1 fence-heuristics fence-pg1
 run stonith level add 1 pg2 fence-heuristics fence-pg2
 run stonith level add 1 store1 fence-heuristics fence-store1
 }
+steps=61
 
 if [ -n "$stepwise" ]; then
     stepwise

@@ -34,7 +34,28 @@ else
     push=1
 fi
 
+# On a terminal, a step counter on stderr (`[12/40] pcs resource create ...`), so a stepwise run
+# that takes minutes shows where it is; silent otherwise. Only the first words, which name the
+# object: the rest of a line may hold a fence device's password.
+step=0
+progress() {
+    step=$((step + 1))
+    [ -t 2 ] || return 0
+    line="[$step/$steps]"
+    shown=0
+    for word in "$@"; do
+        if [ "$shown" -eq 5 ]; then
+            line="$line ..."
+            break
+        fi
+        line="$line $word"
+        shown=$((shown + 1))
+    done
+    printf '%s\n' "$line" >&2
+}
+
 run() {
+    progress pcs "$@"
     pcs -f "$cib" "$@"
 }
 
@@ -466,8 +487,10 @@ run alert create path=/usr/lib/ocf/lib/bacula/bacula-ha-alert id=bacula-ha-alert
 run alert recipient add bacula-ha-alert value=syslog:local5 id=bacula-ha-alert-recipient-1
 run alert recipient add bacula-ha-alert value=/var/log/pacemaker/bacula-ha-alerts.log id=bacula-ha-alert-recipient-2
 # pcs has no word for an alert's event filter (select): merged into the CIB as it is.
+progress cibadmin --modify alert bacula-ha-alert select
 CIB_file=$cib cibadmin --modify --xml-text '<alerts><alert id="bacula-ha-alert" path="/usr/lib/ocf/lib/bacula/bacula-ha-alert"><select><select_nodes/><select_fencing/><select_resources/></select></alert></alerts>'
 }
+steps=136
 
 if [ -n "$stepwise" ]; then
     stepwise

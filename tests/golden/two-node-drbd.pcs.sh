@@ -34,7 +34,28 @@ else
     push=1
 fi
 
+# On a terminal, a step counter on stderr (`[12/40] pcs resource create ...`), so a stepwise run
+# that takes minutes shows where it is; silent otherwise. Only the first words, which name the
+# object: the rest of a line may hold a fence device's password.
+step=0
+progress() {
+    step=$((step + 1))
+    [ -t 2 ] || return 0
+    line="[$step/$steps]"
+    shown=0
+    for word in "$@"; do
+        if [ "$shown" -eq 5 ]; then
+            line="$line ..."
+            break
+        fi
+        line="$line $word"
+        shown=$((shown + 1))
+    done
+    printf '%s\n' "$line" >&2
+}
+
 run() {
+    progress pcs "$@"
     pcs -f "$cib" "$@"
 }
 
@@ -237,6 +258,7 @@ run constraint order start connectivity-clone then start sd1-group kind=Optional
 run stonith level add 1 bk1 fence-heuristics fence-bk1
 run stonith level add 1 bk2 fence-heuristics fence-bk2
 }
+steps=54
 
 if [ -n "$stepwise" ]; then
     stepwise
