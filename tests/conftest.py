@@ -38,6 +38,7 @@ FAST_MODULES = frozenset(
         "test_metadata",
         "test_ocf_unit",
         "test_packaging_man",
+        "test_progress",
         "test_protocol",
     }
 )

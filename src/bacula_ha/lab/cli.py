@@ -13,6 +13,7 @@ from bacula_ha.lab import remote as remotemod
 from bacula_ha.lab.config import MAX_NODES, MAX_REMOTES, LabConfig, lab_dir_from_env
 from bacula_ha.lab.errors import LabError
 from bacula_ha.lab.stack import default_site
+from bacula_ha.progress import Progress
 
 
 def _fail(exc: LabError) -> None:
@@ -114,7 +115,7 @@ def up(
             catalog=catalog,
             bacula=prefix,
         )
-        labmod.up(cfg, site=chosen, log=click.echo)
+        labmod.up(cfg, site=chosen, log=click.echo, progress=Progress("lab"))
     except LabError as exc:
         _fail(exc)
 
