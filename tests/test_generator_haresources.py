@@ -55,7 +55,7 @@ def test_guide_example_maps_every_resource() -> None:
 
 def test_imported_site_generates_once_fencing_is_added() -> None:
     text, _ = convert(GUIDE, "haresources", [], "guide")
-    with pytest.raises(Exception, match="every node needs a fence device"):
+    with pytest.raises(Exception, match="fence is required"):
         build(parse_site(text))
     plan = build(parse_site(with_fencing(text)))
     crm = render(plan, "crm")

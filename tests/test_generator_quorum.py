@@ -76,7 +76,7 @@ def problems(text: str) -> list[str]:
 
 
 ERRORS = [
-    ('[quorum_device]\nalgorithm = "lms"', "quorum_device.host", "is required", "[quorum_device]"),
+    ('[quorum_device]\nalgorithm = "lms"', "quorum_device", "host is required", "[quorum_device]"),
     (
         '[quorum_device]\nhost = "10.99.1.999"',
         "quorum_device.host",

@@ -181,7 +181,7 @@ def test_remote_node_needs_a_fence_device() -> None:
         'port = 3122\nreconnect_interval = "1min"\nfence = { agent = "fence_dummy", params = { type = "file", status_file = "/run/r2" } }\n',
         "port = 3122\n",
     )
-    one(bad, r"remote\[1\]\.fence: is required")
+    one(bad, r"remote\[1\]: fence is required")
 
 
 def test_remote_node_in_the_same_data_centre_cannot_be_the_standby() -> None:

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 
 from ..ocf.deadline import Deadline
 from ..ocf.errors import GenericError, NotConfiguredError, NotInstalledError, OCFError
+from ..ocf.redact import hide
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -48,8 +49,6 @@ _KEYWORD = r"p[ \t]*a[ \t]*s[ \t]*s[ \t]*w[ \t]*o[ \t]*r[ \t]*d[\w \t]*?"
 _VALUE = r"(\"(?:[^\"\\\n]|\\.)*\"?|[^\s;{}#\"]+)"
 _PASSWORD_IN_FILE = re.compile(_KEYWORD + r"[ \t]*(?:=[ \t]*)?" + _VALUE, re.IGNORECASE)
 _PASSWORD_ECHO = re.compile(_KEYWORD + r"(?:[ \t]*=[ \t]*|[ \t]+)" + _VALUE, re.IGNORECASE)
-# Shorter secrets are only redacted as whole words, or "a" would blank every message.
-_SUBSTRING_MIN = 4
 # How much of a file may be read for its secrets (configurations are a few kB).
 _READ_LIMIT = 4 << 20
 
@@ -167,11 +166,7 @@ def error_reason(output: str, secrets: Sequence[str] = (), config: str = "") -> 
 
 def redact(text: str, secrets: Sequence[str] = ()) -> str:
     """`text` with every known secret and every value of a password directive replaced."""
-    for secret in sorted(secrets, key=len, reverse=True):
-        if len(secret) >= _SUBSTRING_MIN:
-            text = text.replace(secret, "***")
-        elif secret:
-            text = re.sub(rf"(?<!\w){re.escape(secret)}(?!\w)", "***", text)
+    text = hide(text, tuple(secrets))
     # A password directive echoed by the parser, whether or not its value was found above.
     return _PASSWORD_ECHO.sub(lambda m: m.group(0)[: m.start(1) - m.start(0)] + "***", text)
 

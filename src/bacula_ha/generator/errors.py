@@ -24,6 +24,24 @@ class Problem:
         )
 
 
+def secret_values(document: object, secret: bool = False) -> tuple[str, ...]:
+    """Every value under a key that names a secret (ocf.redact's rule), anywhere in a parsed
+    TOML document: what no message about it may show."""
+    from bacula_ha.ocf.redact import is_secret_name
+
+    if isinstance(document, dict):
+        return tuple(
+            v
+            for key, value in document.items()
+            for v in secret_values(value, secret or is_secret_name(str(key)))
+        )
+    if isinstance(document, list):
+        return tuple(v for item in document for v in secret_values(item, secret))
+    if secret and isinstance(document, str | int | float) and not isinstance(document, bool):
+        return (str(document),)
+    return ()
+
+
 class GeneratorError(Exception):
     """Base class of every error the generator reports to its user."""
 

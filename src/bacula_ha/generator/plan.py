@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 
 from ..bacula import layout
+from ..ocf.redact import hide
 from . import agentinfo, quorum
 from .agentinfo import AgentInfo, OpDefault
 from .errors import Problem, SiteError
@@ -307,6 +308,7 @@ class _Builder:
         self.ping_sets = ping_sets(site)
 
     def problem(self, field: str, message: str) -> None:
+        message = hide(message, self.site.secrets)
         self.problems.append(Problem(field, message, self.site.line(field)))
 
     def failure_meta(self, own: Failure) -> Pairs:

@@ -10,8 +10,9 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, TypeVar
 
+from ..ocf.redact import hide
 from .agentinfo import bacula, third_party, value_problem
-from .errors import Problem, SiteError
+from .errors import Problem, SiteError, secret_values
 from .locate import LineMap
 from .locate import Path as FieldPath
 
@@ -318,6 +319,8 @@ class Site:
     ops: Ops
     source: str
     text: str = field(default="", repr=False)  # the TOML, to find lines of later problems
+    # The values of its secret fields (errors.secret_values): kept out of later problems.
+    secrets: tuple[str, ...] = field(default=(), repr=False)
     remotes: tuple[Node, ...] = ()  # pacemaker_remote nodes
     failure: Failure = Failure()  # the site-wide failure policy, defaults applied
     alerts: Alerts | None = None
@@ -361,10 +364,12 @@ def fmt_path(path: FieldPath) -> str:
 class _Reader:
     """Typed access to the raw TOML that records a problem instead of raising."""
 
-    def __init__(self, text: str) -> None:
+    def __init__(self, text: str, raw: dict[str, Any] | None = None) -> None:
         self.text = text
         self._lines: LineMap | None = None
         self.problems: list[Problem] = []
+        self.secrets = secret_values(raw)
+        self._reported: list[FieldPath] = []
 
     @property
     def lines(self) -> LineMap:
@@ -373,7 +378,14 @@ class _Reader:
             self._lines = LineMap(self.text)
         return self._lines
 
-    def problem(self, path: FieldPath, message: str) -> None:
+    def problem(self, path: FieldPath, message: str, covers: Iterable[FieldPath] = ()) -> None:
+        # One fault, one report: a field already reported, itself or within it, is not
+        # reported again by a later check (a node without a valid fence is not also told
+        # that every node needs one).
+        if path and any(seen[: len(path)] == path for seen in self._reported):
+            return
+        self._reported.extend((path, *covers))
+        message = hide(message, self.secrets)
         self.problems.append(Problem(fmt_path(path), message, self.lines.line(path)))
 
     def table(
@@ -386,9 +398,11 @@ class _Reader:
         for key in value:
             if key not in allowed:
                 self.problem((*path, key), f"unknown key (allowed: {', '.join(sorted(allowed))})")
-        for key in required:
-            if key not in value:
-                self.problem((*path, key), "is required")
+        # Reported on the table, at its header: the user never wrote the missing key's line.
+        missing = [key for key in required if key not in value]
+        if missing:
+            verb = "is" if len(missing) == 1 else "are"
+            self.problem(path, f"{_join(missing)} {verb} required", [(*path, k) for k in missing])
         return value
 
     def string(
@@ -510,6 +524,11 @@ class _Reader:
         return value
 
 
+def _join(words: list[str]) -> str:
+    """`a`, `a and b`, `a, b and c`."""
+    return words[0] if len(words) == 1 else f"{', '.join(words[:-1])} and {words[-1]}"
+
+
 _ID_WHAT = "a valid name (a letter or _, then letters, digits, _ . -)"
 
 
@@ -538,7 +557,7 @@ def parse_site(text: str, source: str = "<site>") -> Site:
         raise SiteError(
             source, [Problem("", f"not valid TOML: {exc}", int(line.group(1)) if line else None)]
         ) from None
-    reader = _Reader(text)
+    reader = _Reader(text, raw)
     site = _parse(reader, raw, source)
     if reader.problems or site is None:
         raise SiteError(source, reader.problems)
@@ -617,6 +636,7 @@ def _parse(r: _Reader, raw: dict[str, Any], source: str) -> Site | None:
         ops=site_ops,
         source=source,
         text=r.text,
+        secrets=r.secrets,
         remotes=tuple(remotes),
         failure=Failure(
             DEFAULT_MIGRATION_THRESHOLD

@@ -53,11 +53,9 @@ class CommandTimeout(GenericError):
 
 def redact(argv: Sequence[str], secrets: Sequence[str]) -> str:
     """The command line as it may be logged: every secret replaced."""
-    line = " ".join(argv)
-    for secret in secrets:
-        if secret:
-            line = line.replace(secret, "***")
-    return line
+    from .redact import hide
+
+    return hide(" ".join(argv), tuple(secrets))
 
 
 def run(

@@ -83,9 +83,9 @@ class Logger:
 def scrub(text: str, secrets: tuple[str, ...] = ()) -> str:
     """`text` without the given secrets and without control characters (one line, no
     terminal escapes or forged log lines)."""
-    for secret in secrets:
-        if secret:
-            text = text.replace(secret, "***")
+    from .redact import hide
+
+    text = hide(text, secrets)
     if not text.isprintable():
         text = "".join(c if c.isprintable() else " " if c.isspace() else "?" for c in text)
     return text

@@ -55,8 +55,9 @@ class Parameter:
 
     @property
     def is_secret(self) -> bool:
-        lowered = self.name.lower()
-        return self.secret or lowered in ("password", "passwd") or lowered.endswith("_password")
+        from .redact import is_secret_name
+
+        return self.secret or is_secret_name(self.name)
 
     def __post_init__(self) -> None:
         if self.content_type not in ("string", "integer", "boolean", "time"):
