@@ -19,7 +19,19 @@ import click
     is_flag=True,
     help="Do not ask the director for its running jobs (no Bacula configuration needed).",
 )
-def status_command(fmt: str, no_jobs: bool) -> None:
+@click.option(
+    "--watch",
+    metavar="[SECONDS]",
+    type=click.IntRange(1, 3600),
+    is_flag=False,
+    flag_value=2,
+    default=None,
+    help="Show it again every SECONDS (default 2, at most 3600) until Ctrl-C, like crm_mon: "
+    "on a terminal the screen is redrawn; otherwise each snapshot follows the last after a "
+    "blank line, and json gives one document a line (NDJSON).",
+)
+@click.option("--count", type=click.IntRange(min=1), hidden=True)  # --watch: stop after N (tests)
+def status_command(fmt: str, no_jobs: bool, watch: int | None, count: int | None) -> None:
     """One view of the Bacula site: each component, where it runs and would go, its health at
     each monitor depth, its VIP, the last config sync, the catalog's latency, the running jobs
     and every failed action explained. Run it on a cluster node (or with CIB_file set)."""
@@ -27,6 +39,11 @@ def status_command(fmt: str, no_jobs: bool) -> None:
     from .render import as_json, as_text
 
     try:
+        if watch is not None:
+            from .watch import watch as watch_status
+
+            watch_status(lambda: gather(jobs=not no_jobs), fmt, watch, count=count)
+            return
         status = gather(jobs=not no_jobs)
     except StatusError as exc:
         raise click.ClickException(str(exc)) from None

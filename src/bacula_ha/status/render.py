@@ -11,7 +11,8 @@ from .collect import Status
 FORMAT_VERSION = 1
 
 
-def as_json(status: Status) -> str:
+def as_json(status: Status, indent: int | None = 2) -> str:
+    """The versioned document; `indent=None` puts it on one line (`status --watch`: NDJSON)."""
     doc = {
         "version": FORMAT_VERSION,
         "dc": status.dc,
@@ -22,7 +23,7 @@ def as_json(status: Status) -> str:
         ],
         "failures": [{**asdict(f), "sentence": f.sentence()} for f in status.failures],
     }
-    return json.dumps(doc, indent=2, sort_keys=True) + "\n"
+    return json.dumps(doc, indent=indent, sort_keys=True) + "\n"
 
 
 def as_text(status: Status) -> str:
