@@ -34,6 +34,7 @@ FAST_MODULES = frozenset(
         "test_hardening_unit",
         "test_schedule",
         "test_status_paths",
+        "test_status_watch",
         "test_lab_remote_unit",
         "test_metadata",
         "test_ocf_unit",
