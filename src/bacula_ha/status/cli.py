@@ -26,15 +26,18 @@ import click
     is_flag=False,
     flag_value=2,
     default=None,
-    help="Show it again every SECONDS (default 2, at most 3600) until Ctrl-C, like crm_mon: "
-    "on a terminal the screen is redrawn; otherwise each snapshot follows the last after a "
-    "blank line, and json gives one document a line (NDJSON).",
+    help="Show it again every SECONDS (default 2) until Ctrl-C: on a terminal the screen is "
+    "redrawn; otherwise each snapshot follows the last after a blank line, and json gives one "
+    "document a line (NDJSON).",
 )
 @click.option("--count", type=click.IntRange(min=1), hidden=True)  # --watch: stop after N (tests)
 def status_command(fmt: str, no_jobs: bool, watch: int | None, count: int | None) -> None:
     """One view of the Bacula site: each component, where it runs and would go, its health at
     each monitor depth, its VIP, the last config sync, the catalog's latency, the running jobs
-    and every failed action explained. Run it on a cluster node (or with CIB_file set)."""
+    and every failed action explained. Run it on a cluster node (or with CIB_file set).
+
+    With --watch it stays, like crm_mon, until Ctrl-C (exit 0). A failure after the first
+    snapshot (tools slow during a failover) is shown in its place and the watch goes on."""
     from .collect import StatusError, gather
     from .render import as_json, as_text
 
