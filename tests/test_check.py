@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from bacula_ha.check.findings import EXIT_CLEAN, EXIT_ERRORS, EXIT_WARNINGS
+from bacula_ha.check.findings import EXIT_CLEAN, EXIT_FINDINGS
 from bacula_ha.check.run import run_check
 from bacula_ha.cli import main
 from bacula_ha.lab import stack
@@ -118,7 +118,7 @@ def test_the_sandbox_writer_has_what_failover_needs(tmp_path: Path) -> None:
         ("fd-address-loopback", "warning", "FDAddress"),
     }
     for status, doc in (run(nodes_only_site(tmp_path), configs), lint(configs)):
-        assert status == EXIT_ERRORS
+        assert status == EXIT_FINDINGS
         assert codes(doc) == loopback
         assert {f["value"] for f in doc["findings"]} == {"127.0.0.1"}
 
@@ -194,7 +194,7 @@ def test_errors(
     tmp_path: Path, dir_edit: Edit | None, sd_edit: Edit | None, expected: tuple[Any, ...]
 ) -> None:
     status, doc = run(LAB_SITE, lab_configs(tmp_path, dir_edit, sd_edit))
-    assert status == EXIT_ERRORS
+    assert status == EXIT_FINDINGS
     code, res_type, res_name, directive, value = expected
     found = [f for f in doc["findings"] if f["code"] == code]
     assert len(found) == 1, doc["findings"]
@@ -325,7 +325,7 @@ def test_warnings(
 ) -> None:
     status, doc = run(LAB_SITE, lab_configs(tmp_path, dir_edit, sd_edit, fd_edit))
     code, res_type, directive = expected
-    assert status == EXIT_WARNINGS, doc["findings"]
+    assert status == EXIT_FINDINGS, doc["findings"]
     assert [(f["code"], f["resource_type"], f["directive"]) for f in doc["findings"]] == [
         (code, res_type, directive)
     ]
@@ -340,7 +340,7 @@ def test_catalog_localhost_is_an_error_when_the_director_runs_apart(tmp_path: Pa
             replace("DB Address = 10.99.0.20", f"DB Address = {address}"),
         )
         status, doc = run(site, configs)
-        assert status == EXIT_ERRORS
+        assert status == EXIT_FINDINGS
         assert codes(doc) == {("catalog-address-not-vip", "error", "DB Address")}
 
 
@@ -350,7 +350,7 @@ def test_no_db_address_outside_the_site_is_the_local_socket(tmp_path: Path) -> N
     site = site_variant(tmp_path, replace(text[text.index("[director.catalog]") :], ""))
     configs = lab_configs(tmp_path, replace("  DB Address = 10.99.0.20\n", ""))
     status, doc = run(site, configs)
-    assert status == EXIT_ERRORS
+    assert status == EXIT_FINDINGS
     assert codes(doc) == {("catalog-address-local", "error", "DB Address")}
 
 
@@ -359,7 +359,7 @@ def test_a_catalog_outside_the_site_on_a_node(tmp_path: Path) -> None:
     site = site_variant(tmp_path, replace(text[text.index("[director.catalog]") :], ""))
     configs = lab_configs(tmp_path, replace("DB Address = 10.99.0.20", "DB Address = 10.99.0.2"))
     status, doc = run(site, configs)
-    assert status == EXIT_ERRORS
+    assert status == EXIT_FINDINGS
     assert codes(doc) == {("catalog-address-node", "error", "DB Address")}
     assert "node2" in doc["findings"][0]["message"]
 
@@ -378,7 +378,7 @@ def test_source_addresses_must_move_too(tmp_path: Path) -> None:
         fd_edit=replace("FDport = 9102", "FDport = 9102\n  FDSourceAddress = 10.99.0.2"),
     )
     status, doc = run(site, configs)
-    assert status == EXIT_ERRORS
+    assert status == EXIT_FINDINGS
     assert codes(doc) == {
         ("director-source-address-not-vip", "error", "DirSourceAddress"),
         ("fd-source-address-not-vip", "error", "FDSourceAddress"),
@@ -408,7 +408,7 @@ def test_a_floating_file_daemon_must_use_its_vip(tmp_path: Path) -> None:
         ),
     )
     status, doc = run(site, lab_configs(tmp_path))
-    assert status == EXIT_ERRORS
+    assert status == EXIT_FINDINGS
     assert codes(doc) == {
         ("fd-address-not-vip", "error", "FDAddress"),
         ("client-address-not-vip", "error", "Address"),
@@ -427,7 +427,7 @@ def test_a_storage_outside_the_site_is_a_warning(tmp_path: Path) -> None:
         "  Device = T\n  Media Type = LTO\n  Heartbeat Interval = 10\n}\n"
     )
     status, doc = run(LAB_SITE, lab_configs(tmp_path, lambda t: t + extra))
-    assert status == EXIT_WARNINGS
+    assert status == EXIT_FINDINGS
     assert codes(doc) == {("storage-address-unknown", "warning", "Address")}
 
 
@@ -440,7 +440,7 @@ def test_jobdefs_are_applied_by_bacula(tmp_path: Path) -> None:
         "  Reschedule Interval = 1 min\n  Reschedule Times = 2\n}\n"
     )
     status, doc = run(LAB_SITE, lab_configs(tmp_path, lambda t: t + jobdefs))
-    assert status == EXIT_WARNINGS
+    assert status == EXIT_FINDINGS
     assert [(f["code"], f["resource_name"]) for f in doc["findings"]] == [
         ("spool-attributes-off", "Inherits")
     ]
@@ -471,12 +471,12 @@ def test_the_sites_config_paths_are_the_default(tmp_path: Path) -> None:
     assert [c["file"] for c in doc["checked"]] == [dir_conf, sd_conf]
     Path(sd_conf).unlink()
     result = CliRunner().invoke(main, ["check", str(site)])
-    assert result.exit_code == EXIT_ERRORS
+    assert result.exit_code == EXIT_FINDINGS
     line = next(n for n, text in enumerate(site.read_text().splitlines(), 1) if sd_conf in text)
     assert f"{site}:{line}: storage[0].params.config: {sd_conf} does not exist" in result.stderr
 
 
-# -- unreadable input: exit 2, a message naming file/line/field, never a traceback ------------
+# -- unreadable input: exit 1, a message naming file/line/field, never a traceback ------------
 
 
 def cli(*argv: str) -> subprocess.CompletedProcess[str]:
@@ -486,32 +486,35 @@ def cli(*argv: str) -> subprocess.CompletedProcess[str]:
 def test_a_bad_site_names_file_line_and_field(tmp_path: Path) -> None:
     site = site_variant(tmp_path, replace('nic = "eth0" }', 'nic = "eth0", port = 1 }'))
     proc = cli(str(site), "--config", lab_configs(tmp_path)[0])
-    assert proc.returncode == EXIT_ERRORS and "Traceback" not in proc.stderr
+    assert proc.returncode == EXIT_FINDINGS and "Traceback" not in proc.stderr
     assert f"{site}:" in proc.stderr and "vip.port: unknown key" in proc.stderr
     broken = tmp_path / "broken.toml"
     broken.write_text("[site\nname = 1\n")
     proc = cli(str(broken), "--format", "json")
-    assert proc.returncode == EXIT_ERRORS and "Traceback" not in proc.stderr
+    assert proc.returncode == EXIT_FINDINGS and "Traceback" not in proc.stderr
     assert f"{broken}:1: not valid TOML" in proc.stderr
-    assert json.loads(proc.stdout)["status"] == "unreadable"
+    doc = json.loads(proc.stdout)
+    assert (doc["format"], doc["version"], doc["command"]) == ("bacula-ha-error", 1, "check")
+    assert doc["errors"][0]["file"] == str(broken) and doc["errors"][0]["line"] == 1
 
 
 def test_missing_and_unparsable_configs(tmp_path: Path) -> None:
     missing = tmp_path / "nowhere.conf"
     proc = cli(str(LAB_SITE), "--config", str(missing))
-    assert proc.returncode == EXIT_ERRORS and "Traceback" not in proc.stderr
+    assert proc.returncode == EXIT_FINDINGS and "Traceback" not in proc.stderr
     assert f"{missing}: no such configuration file" in proc.stderr
     dir_conf = lab_configs(tmp_path, replace("DIRport = 9101", "DIRport = 9101\n  Bogus = 1"))[0]
     proc = cli(str(LAB_SITE), "--config", dir_conf, "--format", "json")
-    assert proc.returncode == EXIT_ERRORS and "Traceback" not in proc.stderr
+    assert proc.returncode == EXIT_FINDINGS and "Traceback" not in proc.stderr
     assert dir_conf in proc.stderr and 'Keyword "Bogus"' in proc.stderr
     assert "line 5" in proc.stderr
     doc = json.loads(proc.stdout)
-    assert doc["status"] == "unreadable" and dir_conf in doc["error"]
+    assert doc["format"] == "bacula-ha-error" and doc["errors"][0]["file"] == dir_conf
+    assert doc["errors"][0]["line"] == 5 and 'Keyword "Bogus"' in doc["errors"][0]["message"]
     console = tmp_path / "bconsole.conf"
     console.write_text(stack.console_conf(PW))
     proc = cli(str(LAB_SITE), "--config", str(console))
-    assert proc.returncode == EXIT_ERRORS and "Traceback" not in proc.stderr
+    assert proc.returncode == EXIT_FINDINGS and "Traceback" not in proc.stderr
     assert "not a director, storage daemon or file daemon configuration" in proc.stderr
 
 
@@ -523,9 +526,9 @@ def test_text_and_json_agree(tmp_path: Path) -> None:
     args = [str(LAB_SITE)] + [a for c in configs for a in ("--config", c)]
     text = cli(*args)
     as_json = cli(*args, "--format", "json")
-    assert text.returncode == as_json.returncode == EXIT_ERRORS
+    assert text.returncode == as_json.returncode == EXIT_FINDINGS
     doc = json.loads(as_json.stdout)
-    assert doc["version"] == 1 and doc["exit_status"] == EXIT_ERRORS
+    assert doc["version"] == 1 and doc["exit_status"] == EXIT_FINDINGS
     for f in doc["findings"]:
         assert f"[{f['code']}]" in text.stdout and f["fix"] in text.stdout
     assert text.stdout.splitlines()[-1].startswith("1 error, 0 warnings in ")
@@ -540,7 +543,7 @@ def test_a_two_node_site_without_connectivity_or_quorum_device_is_warned(tmp_pat
     site = site_variant(tmp_path, _without_connectivity)
     assert "[connectivity]" not in site.read_text()
     status, doc = run(site, lab_configs(tmp_path))
-    assert status == EXIT_WARNINGS, doc["findings"]
+    assert status == EXIT_FINDINGS, doc["findings"]
     (finding,) = doc["findings"]
     assert finding["code"] == "two-node-without-connectivity"
     assert (finding["severity"], finding["file"], finding["resource_type"]) == (
@@ -551,7 +554,7 @@ def test_a_two_node_site_without_connectivity_or_quorum_device_is_warned(tmp_pat
     assert (finding["directive"], finding["value"]) == ("[connectivity]", None)
     assert "race to fence" in finding["message"] and "[quorum_device]" in finding["fix"]
     text = cli(str(site), *(a for c in lab_configs(tmp_path) for a in ("--config", c)))
-    assert text.returncode == EXIT_WARNINGS
+    assert text.returncode == EXIT_FINDINGS
     assert (
         "site 'bacula-lab': [connectivity] = (not set): warning [two-node-without-connectivity]"
         in (text.stdout)
@@ -628,7 +631,7 @@ def test_prefix_option_without_the_sites_prefix(tmp_path: Path) -> None:
     status, doc = run(other, [], "--prefix", str(prefix))
     assert status == EXIT_CLEAN and doc["checked"][0]["file"].startswith(str(prefix))
     result = CliRunner().invoke(main, ["check", str(other)])
-    assert result.exit_code == EXIT_ERRORS
+    assert result.exit_code == EXIT_FINDINGS
     assert "none of /nonexistent/etc/bacula-dir.conf, /nonexistent/etc/bacula-sd.conf" in (
         result.stderr
     )
@@ -724,7 +727,9 @@ def test_loopback_is_flagged_without_a_site_and_with_a_site_without_components(
     edits[index] = edit
     configs = lab_configs(tmp_path, *edits)
     for status, doc in (lint(configs), run(nodes_only_site(tmp_path), configs)):
-        assert status == (EXIT_ERRORS if expected[1] == "error" else EXIT_WARNINGS)
+        # One exit status for findings; the document tells errors from warnings.
+        assert status == EXIT_FINDINGS
+        assert doc["status"] == ("errors" if expected[1] == "error" else "warnings")
         found = [
             (f["code"], f["severity"], f["resource_type"], f["directive"]) for f in doc["findings"]
         ]
@@ -735,7 +740,7 @@ def test_loopback_is_flagged_without_a_site_and_with_a_site_without_components(
 def test_check_without_a_site(tmp_path: Path) -> None:
     configs = lab_configs(tmp_path, replace("Address = 10.99.0.100", "Address = localhost"))
     proc = cli(*(a for c in configs for a in ("--config", c)))
-    assert proc.returncode == EXIT_WARNINGS, proc.stderr
+    assert proc.returncode == EXIT_FINDINGS, proc.stderr
     assert f"{configs[0]}: Client 'client-fd': Address = localhost: warning" in proc.stdout
     # No --config either: the install's defaults that exist (here bacula.org's, --prefix).
     prefix = bacula_org_prefix(tmp_path / "opt" / "bacula", tmp_path / "ran.log")
@@ -745,7 +750,7 @@ def test_check_without_a_site(tmp_path: Path) -> None:
         f"{prefix}/etc/bacula-{d}.conf" for d in ("dir", "sd", "fd")
     ]
     result = CliRunner().invoke(main, ["check", "--prefix", str(tmp_path / "none")])
-    assert result.exit_code == EXIT_ERRORS
+    assert result.exit_code == EXIT_FINDINGS
     assert "no Bacula configuration to check: none of " in result.stderr
 
 
@@ -756,8 +761,13 @@ def test_bacula_s_own_reason_for_a_file_it_rejects(tmp_path: Path) -> None:
     conf.write_text('Catalog {\n  Name = c\n  dbname = bacula\n  DB Password = "Pw-S3cret"\n}\n')
     for argv in (["--config", str(conf)], [str(LAB_SITE), "--config", str(conf)]):
         proc = cli(*argv, "--format", "json")
-        assert proc.returncode == EXIT_ERRORS and "Traceback" not in proc.stderr
-        reason = f"{conf}: Fatal error: No Director resource defined; No Job records defined"
-        assert f"bacula-ha check: {reason}\n" == proc.stderr
-        assert json.loads(proc.stdout)["error"] == reason
+        assert proc.returncode == EXIT_FINDINGS and "Traceback" not in proc.stderr
+        reason = "Fatal error: No Director resource defined; No Job records defined"
+        assert f"{conf}: {reason}\n" == proc.stderr
+        assert json.loads(proc.stdout)["errors"][0] == {
+            "file": str(conf),
+            "line": None,
+            "field": None,
+            "message": reason,
+        }
         assert "Pw-S3cret" not in proc.stdout + proc.stderr

@@ -120,7 +120,7 @@ def test_cli_writes_file_and_warns(tmp_path: Path) -> None:
     assert "warning:" in result.output and "lsb:httpd" in result.output
     assert tomllib.loads(out.read_text())["site"]["name"] == "x"
     missing = CliRunner().invoke(import_haresources, [str(tmp_path / "none")])
-    assert missing.exit_code == 1 and "cannot read" in missing.output
+    assert missing.exit_code == 1 and missing.stderr == f"{tmp_path / 'none'}: no such file\n"
 
 
 REMOTE_LINES = """\

@@ -250,7 +250,7 @@ def test_cli_prints_nothing_as_configuration_when_invalid(tmp_path: Path) -> Non
 
 def test_cli_missing_file_is_a_message(tmp_path: Path) -> None:
     result = CliRunner().invoke(generate, [str(tmp_path / "none.toml"), "--format", "crm"])
-    assert result.exit_code == 1 and "cannot read" in result.output
+    assert result.exit_code == 1 and result.stderr == f"{tmp_path / 'none.toml'}: no such file\n"
     assert "Traceback" not in result.output
 
 

@@ -7,6 +7,7 @@ import os
 import click
 
 from .bacula import confsync as cs
+from .cliout import fail
 from .ocf.deadline import Deadline
 from .ocf.errors import OCFError
 from .ocf.log import Logger
@@ -38,7 +39,7 @@ def _instance(rsctmp: str, instance: str) -> cs.Instance:
     try:
         return cs.saved_instance(rsctmp, instance)
     except OCFError as exc:
-        raise click.ClickException(exc.reason) from None
+        fail("confsync", exc.reason)
 
 
 def _log() -> Logger:
@@ -80,12 +81,12 @@ def sync_command(rsctmp: str, instance: str, timeout: float) -> None:
     try:
         report = cs.sync_instance(inst, Deadline.after(timeout), _log(), require_running=False)
     except OCFError as exc:
-        raise click.ClickException(exc.reason) from None
+        fail("confsync", exc.reason)
     if report is None:
-        raise click.ClickException("another sync is running")
+        fail("confsync", "another sync is running")
     click.echo(cs.text.report(report), nl=False)
     if report.degraded:
-        raise click.ClickException(report.reason())
+        fail("confsync", report.reason())
 
 
 @confsync_group.command("rollback")
@@ -113,10 +114,10 @@ def rollback_command(
             inst, Deadline.after(timeout), _log(), stamp, source_peer
         )
     except OCFError as exc:
-        raise click.ClickException(exc.reason) from None
+        fail("confsync", exc.reason)
     click.echo(cs.text.rollback(origin, report), nl=False)
     if report.degraded:
-        raise click.ClickException(report.reason())
+        fail("confsync", report.reason())
 
 
 commands = [confsync_group]

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 
+from .cliout import EXIT_FAILURE, EXIT_OK, fail
 from .install import InstallError, check, install, uninstall
 
 
@@ -62,13 +63,13 @@ def install_command(
             for result in results:
                 detail = f" ({result.detail})" if result.detail else ""
                 click.echo(f"{result.state:9} {result.path}{detail}")
-            sys.exit(0 if all(r.ok for r in results) else 1)
+            sys.exit(EXIT_OK if all(r.ok for r in results) else EXIT_FAILURE)
         if remove:
             changes = uninstall(ocf_root)
         else:
             changes = install(ocf_root, interpreter, verify=not no_verify)
     except InstallError as exc:
-        raise click.ClickException(str(exc)) from None
+        fail("install", str(exc))
     for change in changes:
         detail = f" ({change.detail})" if change.detail else ""
         click.echo(f"{change.action:9} {change.path}{detail}")

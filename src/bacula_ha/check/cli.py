@@ -7,8 +7,6 @@ from pathlib import Path
 
 import click
 
-from .findings import EXIT_ERRORS
-
 
 def _prefix(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
     """--prefix: an absolute, normalised path, as the site's `[bacula] prefix`."""
@@ -66,18 +64,17 @@ def check_command(
     Without SITE, a lint of the configurations alone: only the checks that need no site's
     addresses (loopback addresses, heartbeats, rescheduling, spooled attributes). Reads the
     configurations with Bacula's own parsers (bdirjson, bsdjson, bfdjson). Exit status: 0
-    clean, 1 warnings only, 2 errors or unreadable input.
+    clean, 1 findings (warnings or errors: the JSON's status tells which) or unreadable input,
+    2 usage error.
     """
-    from .findings import format_input_error, format_json, format_text
+    from ..cliout import fail
+    from .findings import format_json, format_text
     from .inputs import CheckInputError
     from .run import run_check
 
     try:
         report = run_check(site, list(configs), failover_time, prefix=prefix)
     except CheckInputError as exc:
-        if fmt == "json":
-            sys.stdout.write(format_input_error(str(exc)))
-        click.echo(f"bacula-ha check: {exc}", err=True)
-        sys.exit(EXIT_ERRORS)
+        fail("check", exc.faults, fmt)
     sys.stdout.write(format_json(report) if fmt == "json" else format_text(report))
     sys.exit(report.exit_status)

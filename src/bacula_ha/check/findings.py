@@ -6,13 +6,16 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from ..cliout import EXIT_FAILURE, EXIT_OK
+from ..ocf.redact import MASK, is_secret_name
+
 ERROR = "error"
 WARNING = "warning"
 
-# Exit statuses of `bacula-ha check` (documented in docs/check.md).
-EXIT_CLEAN = 0
-EXIT_WARNINGS = 1
-EXIT_ERRORS = 2  # also: input that cannot be read (site, configuration, parser)
+# Exit statuses of `bacula-ha check`, those of every command (bacula-ha(1), docs/check.md):
+# the JSON's `status` tells warnings from errors, the exit status only that there are findings.
+EXIT_CLEAN = EXIT_OK
+EXIT_FINDINGS = EXIT_FAILURE  # warnings or errors; also input that cannot be read
 
 JSON_VERSION = 1
 
@@ -31,6 +34,11 @@ class Finding:
     message: str  # why it breaks failover
     fix: str
 
+    @property
+    def shown_value(self) -> str | None:
+        """The value as a message may show it: a secret directive's (Password) masked."""
+        return MASK if self.value is not None and is_secret_name(self.directive) else self.value
+
     def as_json(self) -> dict[str, str | None]:
         return {
             "code": self.code,
@@ -39,7 +47,7 @@ class Finding:
             "resource_type": self.resource_type,
             "resource_name": self.resource_name,
             "directive": self.directive,
-            "value": self.value,
+            "value": self.shown_value,
             "message": self.message,
             "fix": self.fix,
         }
@@ -62,24 +70,25 @@ class Report:
 
     @property
     def exit_status(self) -> int:
+        return EXIT_FINDINGS if self.findings else EXIT_CLEAN
+
+    @property
+    def status_word(self) -> str:
+        """clean, warnings (only) or errors: what the exit status does not tell."""
         if any(f.severity == ERROR for f in self.findings):
-            return EXIT_ERRORS
-        return EXIT_WARNINGS if self.findings else EXIT_CLEAN
+            return "errors"
+        return "warnings" if self.findings else "clean"
 
     def counts(self) -> tuple[int, int]:
         errors = sum(1 for f in self.findings if f.severity == ERROR)
         return errors, len(self.findings) - errors
 
 
-def status_word(exit_status: int) -> str:
-    return {EXIT_CLEAN: "clean", EXIT_WARNINGS: "warnings"}.get(exit_status, "errors")
-
-
 def format_text(report: Report) -> str:
     """One block per finding, then a summary line."""
     out: list[str] = []
     for f in report.findings:
-        value = "(not set)" if f.value is None else f.value
+        value = "(not set)" if f.value is None else f.shown_value
         out.append(
             f"{f.file}: {f.resource_type} {f.resource_name!r}: {f.directive} = {value}: "
             f"{f.severity} [{f.code}]"
@@ -96,26 +105,12 @@ def format_text(report: Report) -> str:
 
 
 def format_json(report: Report) -> str:
-    status = report.exit_status
     doc = {
         "version": JSON_VERSION,
-        "status": status_word(status),
-        "exit_status": status,
+        "status": report.status_word,
+        "exit_status": report.exit_status,
         "checked": [{"file": c.file, "daemon": c.daemon} for c in report.checked],
         "findings": [f.as_json() for f in report.findings],
-    }
-    return json.dumps(doc, indent=2) + "\n"
-
-
-def format_input_error(message: str) -> str:
-    """The JSON document for input that could not be read (exit status 2)."""
-    doc = {
-        "version": JSON_VERSION,
-        "status": "unreadable",
-        "exit_status": EXIT_ERRORS,
-        "error": message,
-        "checked": [],
-        "findings": [],
     }
     return json.dumps(doc, indent=2) + "\n"
 

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from ..bacula import layout
 from ..bacula.config import Resources, load
+from ..cliout import Fault, os_reason
 from ..generator.errors import SiteError
 from ..generator.schema import Site, load_site
 from ..ocf.deadline import Deadline
@@ -39,7 +40,11 @@ _ONLY_IN = (
 
 
 class CheckInputError(Exception):
-    """Input that cannot be read: the message names the file, and the line and field if known."""
+    """Input that cannot be read: each fault names the file, and the line and field if known."""
+
+    def __init__(self, *faults: Fault) -> None:
+        self.faults = faults
+        super().__init__("\n".join(f.text() for f in faults))
 
 
 @dataclass(frozen=True)
@@ -66,7 +71,9 @@ def read_site(path: Path) -> Site:
     try:
         return load_site(path)
     except SiteError as exc:
-        raise CheckInputError(str(exc)) from None
+        raise CheckInputError(
+            *(Fault(p.message, exc.source, p.line, p.field) for p in exc.problems)
+        ) from None
 
 
 def install_of(site: Site | None, prefix: str | None = None) -> layout.Layout:
@@ -94,12 +101,14 @@ def wanted_configs(
         wanted = [Wanted(p, d) for d, p in defaults.items() if os.path.exists(p)]
         if not wanted:
             raise CheckInputError(
-                f"no Bacula configuration to check: none of {', '.join(defaults.values())} "
-                "exists (pass --config)"
+                Fault(
+                    f"no Bacula configuration to check: none of {', '.join(defaults.values())} "
+                    "exists (pass --config)"
+                )
             )
         return wanted
     wanted = []
-    missing: list[str] = []
+    missing: list[Fault] = []
 
     def add(daemon: str, component: str, params: Mapping[str, str], field: str) -> None:
         named = params.get("config")
@@ -109,9 +118,15 @@ def wanted_configs(
         if os.path.exists(path):
             wanted.append(Wanted(path, daemon, component, tool))
         elif named:
-            line = site.line(f"{field}.params.config")
-            at = f"{site.source}:{line}" if line else site.source
-            missing.append(f"{at}: {field}.params.config: {path} does not exist here")
+            key = f"{field}.params.config"
+            missing.append(
+                Fault(
+                    f"{path} does not exist here (pass --config to name the files to check)",
+                    site.source,
+                    site.line(key),
+                    key,
+                )
+            )
 
     for i, d in enumerate(site.directors):
         add(DIRECTOR, d.name, dict(d.params), f"director[{i}]")
@@ -122,13 +137,16 @@ def wanted_configs(
     for i, f in enumerate(site.filedaemons):
         add(FILEDAEMON, f.name, dict(f.params), f"filedaemon[{i}]")
     if missing:
-        raise CheckInputError("\n".join(missing) + "\n(pass --config to name the files to check)")
+        raise CheckInputError(*missing)
     if not wanted:
         wanted = [Wanted(p, d) for d, p in defaults.items() if os.path.exists(p)]
     if not wanted:
         raise CheckInputError(
-            f"{site.source}: no Bacula configuration to check: the site names none and none of "
-            f"{', '.join(defaults.values())} exists (pass --config)"
+            Fault(
+                "no Bacula configuration to check: the site names none and none of "
+                f"{', '.join(defaults.values())} exists (pass --config)",
+                site.source,
+            )
         )
     return _unique(wanted)
 
@@ -157,9 +175,9 @@ def parse_config(
     tried first, and its complaint is the one reported)."""
     path = wanted.path
     if not os.path.exists(path):
-        raise CheckInputError(f"{path}: no such configuration file")
+        raise CheckInputError(Fault("no such configuration file", path))
     if not os.path.isfile(path):
-        raise CheckInputError(f"{path}: not a regular file")
+        raise CheckInputError(Fault("not a regular file", path))
     order, sure = ([wanted.daemon], True) if wanted.daemon else _likely_daemons(path)
     first_error: str | None = None
     for daemon in order:
@@ -171,14 +189,15 @@ def parse_config(
                 first_error = exc.reason
             continue
         except OSError as exc:  # the parser cannot be run at all (not installed, no rights)
-            raise CheckInputError(f"{path}: cannot run {tool}: {exc}") from None
+            raise CheckInputError(Fault(f"cannot run {tool}: {os_reason(exc)}", path)) from None
         return Parsed(path, daemon, wanted.component, resources)
     reason = first_error or "rejected by Bacula's parsers"
-    if path not in reason:
-        reason = f"{path}: {reason}"
+    # Bacula's reason names the file at its start ("FILE: Config error: ..."): said once.
+    reason = reason.removeprefix(f"{path}: ")
     if not sure:
         reason += " (not a director, storage daemon or file daemon configuration Bacula accepts)"
-    raise CheckInputError(reason)
+    line = re.search(r"\(line (\d+), col \d+\)", reason)
+    raise CheckInputError(Fault(reason, path, int(line.group(1)) if line else None))
 
 
 def _likely_daemons(path: str) -> tuple[list[str], bool]:

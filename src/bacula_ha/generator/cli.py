@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import click
 
-from .errors import GeneratorError
+from ..cliout import Fault, InputError, fail, write_output
+from .errors import GeneratorError, SiteError
 
 # Kept here, not imported from .render: `bacula-ha --help` and the other subcommands should
 # not pay for loading jinja2 and the generator.
@@ -33,7 +33,8 @@ FORMATS = ("crm", "pcs", "cib", "dot", "svg", "corosync-quorum")
     "-o",
     "--output",
     type=click.Path(dir_okay=False, path_type=Path),
-    help="Write here instead of standard output (only when the site is valid).",
+    help="Write here instead of standard output (`-`: standard output; only when the site is "
+    "valid).",
 )
 def generate(site: Path, fmt: str, output: Path | None) -> None:
     """Generate the cluster configuration of the site described in SITE (TOML)."""
@@ -42,8 +43,8 @@ def generate(site: Path, fmt: str, output: Path | None) -> None:
     try:
         text = generate_text(site, fmt)
     except GeneratorError as exc:
-        raise click.ClickException(str(exc)) from None
-    _write(text, output)
+        fail("generate", faults(exc))
+    _write("generate", text, output)
 
 
 @click.command("import-haresources")
@@ -67,7 +68,7 @@ def generate(site: Path, fmt: str, output: Path | None) -> None:
     "-o",
     "--output",
     type=click.Path(dir_okay=False, path_type=Path),
-    help="Write the site description here instead of standard output.",
+    help="Write the site description here instead of standard output (`-`: standard output).",
 )
 def import_haresources(
     haresources: Path,
@@ -82,21 +83,24 @@ def import_haresources(
     try:
         text, warnings = convert_file(haresources, list(nodes), site_name, list(remotes))
     except GeneratorError as exc:
-        raise click.ClickException(str(exc)) from None
-    _write(text, output)
-    sys.stdout.flush()
+        fail("import-haresources", faults(exc))
+    _write("import-haresources", text, output)
     for warning in warnings:
         click.echo(f"warning: {warning}", err=True)
 
 
-def _write(text: str, output: Path | None) -> None:
-    if output is None:
-        sys.stdout.write(text)
-        return
+def faults(exc: GeneratorError) -> list[Fault]:
+    """A generator error as faults: one per problem of a site, else one per line."""
+    if isinstance(exc, SiteError):
+        return [Fault(p.message, exc.source, p.line, p.field) for p in exc.problems]
+    return [Fault(line) for line in str(exc).splitlines() if line.strip()]
+
+
+def _write(command: str, text: str, output: Path | None) -> None:
     try:
-        output.write_text(text, encoding="utf-8")
-    except OSError as exc:
-        raise click.ClickException(f"cannot write {output}: {exc}") from None
+        write_output(text, output)
+    except InputError as exc:
+        fail(command, [exc.fault])
 
 
 commands = [generate, import_haresources]

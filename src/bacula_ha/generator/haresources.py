@@ -349,8 +349,10 @@ def convert_file(
     path: Path, nodes: list[str], site_name: str, remotes: list[str] | None = None
 ) -> tuple[str, list[str]]:
     """`convert` on a file."""
+    from bacula_ha.cliout import InputError, read_text
+
     try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise HaresourcesError(f"cannot read {path}: {exc}") from None
+        text = read_text(path)
+    except InputError as exc:
+        raise HaresourcesError(str(exc)) from None
     return convert(text, str(path), nodes, site_name, remotes)

@@ -540,11 +540,13 @@ def _kind(value: object) -> str:
 
 def load_site(path: str | Path) -> Site:
     """Read and validate a site file; raises SiteError (naming file, line and field) if invalid."""
+    from bacula_ha.cliout import InputError, read_text
+
     source = str(path)
     try:
-        text = Path(path).read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise SiteError(source, [Problem("", f"cannot read: {exc}")]) from None
+        text = read_text(path)
+    except InputError as exc:
+        raise SiteError(source, [Problem("", exc.fault.message, exc.fault.line)]) from None
     return parse_site(text, source)
 
 

@@ -38,6 +38,7 @@ def status_command(fmt: str, no_jobs: bool, watch: int | None, count: int | None
 
     With --watch it stays, like crm_mon, until Ctrl-C (exit 0). A failure after the first
     snapshot (tools slow during a failover) is shown in its place and the watch goes on."""
+    from ..cliout import InputError, fail
     from .collect import StatusError, gather
     from .render import as_json, as_text
 
@@ -48,6 +49,8 @@ def status_command(fmt: str, no_jobs: bool, watch: int | None, count: int | None
             watch_status(lambda: gather(jobs=not no_jobs), fmt, watch, count=count)
             return
         status = gather(jobs=not no_jobs)
+    except InputError as exc:
+        fail("status", [exc.fault], fmt)
     except StatusError as exc:
-        raise click.ClickException(str(exc)) from None
+        fail("status", str(exc), fmt)
     click.echo(as_json(status) if fmt == "json" else as_text(status), nl=False)

@@ -114,6 +114,7 @@ def run_tool(argv: list[str]) -> str:
 
 def gather(jobs: bool = True) -> Status:
     """Read the live cluster (or the CIB named by CIB_file) into a Status."""
+    _check_cib_file(os.environ.get("CIB_file", ""))  # noqa: SIM112 (Pacemaker's name)
     cib = _xml(run_tool(["/usr/sbin/cibadmin", "-Q"]), "cibadmin -Q")
     mon = _xml(run_tool(["/usr/sbin/crm_mon", "-1", "--output-as=xml", "--include=all"]), "crm_mon")
     status = build(cib, mon)
@@ -122,6 +123,21 @@ def gather(jobs: bool = True) -> Status:
             if comp.role == "director" and comp.running_on:
                 comp.details["jobs"] = running_jobs(cib, comp)
     return status
+
+
+def _check_cib_file(path: str) -> None:
+    """A saved CIB (CIB_file) is read here first: cibadmin says `Could not connect to the CIB`
+    of a missing file and libxml2 may echo a broken line (a fence password). InputError."""
+    if not path:
+        return
+    from ..cliout import Fault, InputError, read_text
+
+    text = read_text(path)
+    try:
+        ET.fromstring(text.encode("utf-8"))
+    except ET.ParseError as exc:
+        reason = str(exc).split(": line ")[0]
+        raise InputError(Fault(f"not valid XML: {reason}", path, exc.position[0])) from None
 
 
 def build(cib: ET.Element, mon: ET.Element) -> Status:
