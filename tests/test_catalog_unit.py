@@ -143,6 +143,13 @@ def test_settings_repr_and_where_hide_the_password() -> None:
     s = cat.CatalogSettings("C", "bacula", "bacula", "TopSecret", "10.0.0.1", 5433)
     assert "TopSecret" not in repr(s) and "TopSecret" not in s.where()
     assert s.where() == "bacula@10.0.0.1:5433/bacula"
+    # A socket directory (PostgreSQL) or file (MySQL) is said as a socket, never "dir:5432".
+    pg = cat.CatalogSettings("c", "bacula", "bacula", "x", "/var/run/postgresql/", 5432)
+    assert pg.where() == "bacula@socket /var/run/postgresql/.s.PGSQL.5432 (database bacula)"
+    pg_default = cat.CatalogSettings("c", "db", "u", "x", "/run/pg")
+    assert pg_default.where() == "u@socket /run/pg/.s.PGSQL.5432 (database db)"
+    my = cat.CatalogSettings("c", "db", "u", "x", socket="/run/mysqld/mysqld.sock")
+    assert my.where() == "u@socket /run/mysqld/mysqld.sock (database db)"
     assert cat.settings_from_dict(cat.settings_to_dict(s)) == s
     assert cat.settings_from_dict({"name": "x"}) is None
 

@@ -43,9 +43,16 @@ class CatalogSettings:
 
     def where(self) -> str:
         """A description for logs and exit reasons (never the password)."""
-        place = self.address or self.socket or "local socket"
+        if self.address.startswith("/"):
+            # PostgreSQL's socket directory: the port names the socket file in it, as libpq
+            # does; "/var/run/postgresql:5432" would read as a host.
+            sock = f"{self.address.rstrip('/')}/.s.PGSQL.{self.port or 5432}"
+            return f"{self.user}@socket {sock} (database {self.db_name})"
+        if not self.address:
+            sock = self.socket or "(the client's default)"
+            return f"{self.user}@socket {sock} (database {self.db_name})"
         port = f":{self.port}" if self.port else ""
-        return f"{self.user}@{place}{port}/{self.db_name}"
+        return f"{self.user}@{self.address}{port}/{self.db_name}"
 
 
 @dataclass(frozen=True)
