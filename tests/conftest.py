@@ -20,6 +20,7 @@ FAST_MODULES = frozenset(
         "test_catalog_unit",
         "test_versions",
         "test_check",
+        "test_cli_secrets",
         "test_fuzz_agents",
         "test_generator_alerts",
         "test_generator_connectivity",
