@@ -377,8 +377,16 @@ def command_page() -> str:
     out += [
         ".SH EXIT STATUS",
         ".PP",
-        "0 on success; 1 when the command failed (the message names the file, line or field); "
-        "2 for a usage error. "
+        "The same for every command: 0 on success; 1 for findings (" + bold("check") + "), "
+        "a failure, or input that cannot be read; 2 for a usage error. A failure prints one "
+        "line per fault on standard error, FILE:LINE: field: message (the line and field when "
+        "known), and no value of a secret field (password, passwd, key, token, secret); with "
+        + bold("--format json")
+        + escape(" the command prints the error document on standard output too: ")
+        + escape('{"format": "bacula-ha-error", "version": 1, "command": ..., "errors": ')
+        + escape('[{"file", "line", "field", "message"}]}. ')
+        + bold("-o -")
+        + " is standard output. "
         + bold("bacula-ha install --check")
         + escape(" exits 0 when every installed agent matches this package and 1 when one is ")
         + escape("missing, stale (another version) or different."),
