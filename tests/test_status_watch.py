@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from bacula_ha.cliout import Fault, InputError
 from bacula_ha.status.collect import Status, StatusError
 from bacula_ha.status.watch import CLEAR, watch
 from tests.test_generator_helpers import empty_cib
@@ -147,7 +148,8 @@ def test_a_later_failure_is_shown_and_the_watch_goes_on() -> None:
     watch(gather, "json", 5, count=3, out=out, sleep=slept.append)
     docs = [json.loads(line) for line in out.getvalue().splitlines()]
     assert [d.get("dc") for d in docs] == ["n1", None, "n2"]
-    assert docs[1] == {"version": 1, "error": "crm_mon timed out"}
+    assert docs[1]["format"] == "bacula-ha-error"
+    assert [e["message"] for e in docs[1]["errors"]] == ["crm_mon timed out"]
     assert slept == [5, 5]  # not after the last one
 
 
@@ -182,3 +184,18 @@ def test_json_on_a_terminal_is_still_one_line_a_document() -> None:
     watch(lambda: _status("n1"), "json", 1, count=2, out=out, sleep=lambda _: None)
     assert CLEAR not in out.getvalue()
     assert len(out.getvalue().splitlines()) == 2
+
+
+def test_a_cib_file_caught_half_written_is_shown_as_its_fault() -> None:
+    answers: list[Status | Exception] = [_status("n1")]
+    answers.append(InputError(Fault("not valid XML: no element found", "cib.xml", 3)))
+
+    def gather() -> Status:
+        answer = answers.pop(0)
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+    out = io.StringIO()
+    watch(gather, "text", 1, count=2, out=out, sleep=lambda _: None)
+    assert out.getvalue().endswith("\n\ncib.xml:3: not valid XML: no element found\n")

@@ -10,8 +10,9 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import TextIO
 
+from ..cliout import Fault, InputError, error_document
 from .collect import Status, StatusError
-from .render import FORMAT_VERSION, as_json, as_text
+from .render import as_json, as_text
 
 # Cursor home, then clear the screen: the next snapshot replaces the last one, no scrolling.
 CLEAR = "\033[H\033[2J"
@@ -33,9 +34,9 @@ def watch(
     last after a blank line. JSON is one document a line (NDJSON), terminal or not. Ctrl-C
     and a reader gone (`| head`) end the watch normally.
 
-    The first snapshot's StatusError goes to the caller: no cluster here fails as `status`
-    does. A later one (tools slow during a failover) is shown in place of that snapshot and
-    the watch goes on.
+    The first snapshot's failure goes to the caller: no cluster here fails as `status` does.
+    A later one (tools slow during a failover, a CIB_file caught half-written) is shown in
+    place of that snapshot, the error document in JSON, and the watch goes on.
     """
     out = out if out is not None else sys.stdout
     terminal = _is_terminal(out)
@@ -45,10 +46,10 @@ def watch(
         while True:
             try:
                 text = _snapshot(gather(), fmt)
-            except StatusError as exc:
+            except (StatusError, InputError) as exc:
                 if shown == 0:
                     raise
-                text = _error(str(exc), fmt)
+                text = _error(exc.fault if isinstance(exc, InputError) else Fault(str(exc)), fmt)
             if redraw:
                 stamp = f"{now():%Y-%m-%d %H:%M:%S}"
                 out.write(f"{CLEAR}Every {interval} s (Ctrl-C to quit)    {stamp}\n\n{text}")
@@ -70,10 +71,11 @@ def _snapshot(status: Status, fmt: str) -> str:
     return as_json(status, indent=None) if fmt == "json" else as_text(status)
 
 
-def _error(message: str, fmt: str) -> str:
+def _error(fault: Fault, fmt: str) -> str:
     if fmt == "json":
-        return json.dumps({"version": FORMAT_VERSION, "error": message}, sort_keys=True) + "\n"
-    return f"bacula-ha status: {message}\n"
+        # The same document as a failed `status --format json`, on one line like the others.
+        return json.dumps(json.loads(error_document("status", [fault]))) + "\n"
+    return fault.text() + "\n"
 
 
 def _is_terminal(out: TextIO) -> bool:
