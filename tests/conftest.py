@@ -36,6 +36,7 @@ FAST_MODULES = frozenset(
         "test_schedule",
         "test_status_paths",
         "test_status_watch",
+        "test_deploy_guide",
         "test_lab_remote_unit",
         "test_metadata",
         "test_ocf_unit",

@@ -49,6 +49,12 @@ def lab() -> None:
 )
 @click.option("--bare", is_flag=True, help="Only the cluster and fencing, no Bacula stack.")
 @click.option(
+    "--fresh",
+    is_flag=True,
+    help="Only the machines, as just installed (two nodes, a client, sshd, shared disks not "
+    "formatted; no cluster, no Bacula set up): follow docs/deploy.md on them with `lab exec`.",
+)
+@click.option(
     "--dcs",
     type=click.IntRange(1, 2),
     default=1,
@@ -82,9 +88,14 @@ def up(
     dcs: int,
     catalog: str,
     bacula: str,
+    fresh: bool,
 ) -> None:
     """Build the lab (or find it already up) and wait until everything runs."""
     _need_root()
+    if fresh and (bare or site or bacula or remotes or dcs != 1 or nodes != 2):
+        raise click.UsageError("--fresh makes two nodes and a client: it takes no other option")
+    if fresh and catalog != "shared":
+        raise click.UsageError("--fresh sets up no catalog: drop --catalog")
     if bare and site:
         raise click.UsageError("--bare and --site exclude each other")
     if bacula and bare:
@@ -104,7 +115,7 @@ def up(
     fallback = remotemod.default_site() if remotes else default_site()
     fallback = twodc.default_site() if dcs == 2 else fallback
     fallback = replicated.default_site() if catalog == "replicated" else fallback
-    chosen = None if bare else (site or fallback)
+    chosen = None if bare or fresh else (site or fallback)
     try:
         prefix = str(baculaorg.resolve(bacula, click.echo)) if bacula else ""
         cfg = LabConfig(
@@ -114,6 +125,7 @@ def up(
             dcs=dcs,
             catalog=catalog,
             bacula=prefix,
+            fresh=fresh,
         )
         labmod.up(cfg, site=chosen, log=click.echo, progress=Progress("lab"))
     except LabError as exc:

@@ -115,6 +115,8 @@ class LabConfig:
     # A bacula.org build of Bacula (the host path of its prefix, see bacula_ha.lab.baculaorg)
     # that every machine runs as an install at /opt/bacula; "": Debian's packages.
     bacula: str = ""
+    # Fresh machines only (docs/deploy.md): network, disks, sshd, no cluster, no Bacula set up.
+    fresh: bool = False
 
     def __post_init__(self) -> None:
         if not 2 <= self.nodes <= MAX_NODES:
@@ -139,6 +141,10 @@ class LabConfig:
                 "--bacula goes with the shared catalog's lab only (not --catalog replicated,"
                 " --dcs 2 or --remote)"
             )
+
+        if self.fresh and (self.nodes != 2 or self.remotes or self.dcs > 1 or self.bacula):
+            # The deployment guide is written for two servers and Debian's packages.
+            raise LabError("fresh machines are two nodes and a client, with Debian's Bacula")
 
     def dc_of(self, index: int) -> str:
         """The data centre of node number index (from 1): dc1 holds the first half."""

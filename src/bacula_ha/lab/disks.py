@@ -16,8 +16,9 @@ from bacula_ha.lab.run import run
 DISKS = {"catalog": 512, "sd1": 8192}  # name -> size in MiB (sparse files)
 
 
-def create(cfg: LabConfig) -> dict[str, str]:
-    """Make each image, attach it to a loop device, format it; return name -> /dev/loopN."""
+def create(cfg: LabConfig, mkfs: bool = True) -> dict[str, str]:
+    """Make each image, attach it to a loop device, format it (unless a fresh machine's admin
+    is to); return name -> /dev/loopN."""
     cfg.disks_dir.mkdir(parents=True, exist_ok=True)
     devices: dict[str, str] = {}
     for name, mib in DISKS.items():
@@ -28,7 +29,8 @@ def create(cfg: LabConfig) -> dict[str, str]:
         dev = run(["losetup", "--find", "--show", str(image)]).stdout.strip()
         devices[name] = dev
         (cfg.disks_dir / f"{name}.dev").write_text(dev)
-        run(["mkfs.ext4", "-q", "-F", "-L", f"{DISK_LABEL_PREFIX}{name}", dev])
+        if mkfs:
+            run(["mkfs.ext4", "-q", "-F", "-L", f"{DISK_LABEL_PREFIX}{name}", dev])
     return devices
 
 

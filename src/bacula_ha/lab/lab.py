@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import time
 import tomllib
@@ -101,6 +102,7 @@ def load(lab_dir: Path) -> LabConfig:
         dcs=dcs if isinstance(dcs, int) else 1,
         catalog=str(state.get("catalog", "shared")),
         bacula=str(state.get("bacula", "")),
+        fresh=state.get("fresh") is True,
     )
 
 
@@ -151,7 +153,7 @@ def healthy(cfg: LabConfig) -> bool:
         return False
     if state.get("remotes", 0) != cfg.remotes or state.get("dcs", 1) != cfg.dcs:
         return False
-    if state.get("bacula", "") != cfg.bacula:
+    if state.get("bacula", "") != cfg.bacula or (state.get("fresh") is True) != cfg.fresh:
         return False
     inits = procs.machine_inits(cfg.lab_dir)
     return all(m.name in inits for m in cfg.machines) and bool(procs.supervisors(cfg.lab_dir))
@@ -205,6 +207,10 @@ def boot_node(cfg: LabConfig, m: Machine) -> None:
     m.power_file.write_text("on")  # exactly "on", no newline: fence_dummy compares it
     machine.boot(cfg, m)
     ssh.start(cfg, m.name)
+    if cfg.fresh:
+        # A fresh machine's admin decides what a boot starts (systemctl enable).
+        machine.run_in(cfg, m.name, ["systemctl", "lab-boot"], timeout=90)
+        return
     cluster.start_node(cfg, m)
     if cfg.dcs > 1:
         twodc.start_qdevice(cfg, m)
@@ -289,6 +295,7 @@ def up(
         phase="building",
         site=site_text,
         bacula=cfg.bacula,
+        fresh=cfg.fresh,
     )
     for sub in ("log", "power", "machines"):
         (cfg.lab_dir / sub).mkdir()
@@ -304,9 +311,15 @@ def up(
         machine.create_machine_net(m, cluster_link=m.name in linked)
     # The gateway is a network namespace only: the kernel answers its pings, nothing runs.
     machine.create_machine_net(cfg.gateway)
-    log("shared disks (loop devices)")
-    disks.create(cfg)
-    ssh.prepare(cfg)
+    log("shared disks (loop devices)" + (", not formatted" if cfg.fresh else ""))
+    disks.create(cfg, mkfs=not cfg.fresh)
+    ssh.prepare(cfg, root_keys=not cfg.fresh)
+    if cfg.fresh:
+        _boot_fresh(cfg, log)
+        elapsed = time.monotonic() - start
+        _write_state(cfg, phase="up", up_seconds=round(elapsed, 2))
+        log(f"fresh machines up in {elapsed:.1f} s: follow docs/deploy.md with `lab exec`")
+        return elapsed
     conf = cluster.corosync_conf(cfg, cfg.lab_dir)
     if cfg.dcs > 1:
         conf = twodc.with_qdevice(conf, site_toml)
@@ -378,6 +391,34 @@ def up(
     _write_state(cfg, phase="up", up_seconds=round(elapsed, 2))
     log(f"lab up in {elapsed:.1f} s")
     return elapsed
+
+
+def _boot_fresh(cfg: LabConfig, log: Log) -> None:
+    """Two servers and a client as just installed: Debian's packages and their stock
+    configuration, sshd, unformatted shared disks; no cluster, no Bacula set up, no keys.
+
+    `systemctl` in them is the lab's stand-in for systemd (bacula_ha.lab.systemctl)."""
+    from bacula_ha.lab import systemctl
+
+    stack.prepare_ocf(cfg, agents=False)
+    sbin = cfg.lab_dir / "sbin"
+    sbin.mkdir()
+    (sbin / "systemctl").write_text(systemctl.script())
+    (sbin / "systemctl").chmod(0o755)
+    binds = [*stack.extra_binds(cfg), (str(sbin), "/usr/local/sbin")]
+    hosts = hosts_file(cfg)
+    for m in cfg.machines:
+        machine.write_spec(cfg, m, hosts, extra_dirs=stack.STACK_DIRS, extra_binds=binds)
+        for path in stack.STACK_DIRS:
+            # Empty, as the packages leave them: their owner and mode matter (the director
+            # runs as bacula and writes its working directory).
+            host, private = os.stat(path), m.dir / "fs" / path.strip("/")
+            os.chown(private, host.st_uid, host.st_gid)
+            private.chmod(host.st_mode & 0o7777)
+    log("booting " + ", ".join(m.name for m in cfg.machines))
+    machine.boot(cfg, cfg.client)
+    for m in cfg.cluster_nodes:
+        boot_node(cfg, m)
 
 
 def down(lab_dir: Path, log: Log = _quiet) -> Leftovers:
@@ -545,7 +586,9 @@ def heal(cfg: LabConfig, log: Log = _quiet, timeout: float = 60) -> None:
     if cfg.client.name not in inits:
         machine.boot(cfg, cfg.client)
         machine.set_port(cfg.client.name, up=True)
-        if read_state(cfg.lab_dir).get("site"):
+        if cfg.fresh:
+            machine.run_in(cfg, cfg.client.name, ["systemctl", "lab-boot"], timeout=60)
+        elif read_state(cfg.lab_dir).get("site"):
             stack.start_client(cfg)
     via = cluster.any_live_node(cfg)
     for name in booted:

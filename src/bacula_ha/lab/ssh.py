@@ -7,8 +7,11 @@ from bacula_ha.lab.config import LabConfig
 from bacula_ha.lab.run import run
 
 
-def prepare(cfg: LabConfig) -> None:
-    """Host keys per node; one root key pair shared by the nodes; known_hosts for all of them."""
+def prepare(cfg: LabConfig, root_keys: bool = True) -> None:
+    """Host keys per node; one root key pair shared by the nodes; known_hosts for all of them.
+
+    Fresh machines (root_keys False) get their host keys and sshd only: root's keys are the
+    admin's to make and exchange (docs/deploy.md)."""
     keys = cfg.lab_dir / "ssh"
     keys.mkdir(parents=True, exist_ok=True)
     root_key = keys / "id_ed25519"
@@ -52,7 +55,7 @@ def prepare(cfg: LabConfig) -> None:
                 ]
             )
         )
-    for m in cfg.cluster_nodes:
+    for m in cfg.cluster_nodes if root_keys else ():
         dot_ssh = m.dir / "fs" / "root" / ".ssh"
         dot_ssh.mkdir(parents=True, exist_ok=True, mode=0o700)
         (dot_ssh / "id_ed25519").write_bytes(root_key.read_bytes())

@@ -253,8 +253,9 @@ def _put(path: Path, text: str, mode: int, owner: tuple[int, int]) -> None:
     path.chmod(mode)
 
 
-def prepare_files(cfg: LabConfig) -> None:
-    """Before boot: agents in a private OCF tree, Bacula files in every machine's private dirs."""
+def prepare_ocf(cfg: LabConfig, agents: bool = True) -> None:
+    """The machines' OCF tree: the host's, without any bacula agents; this tree's installed
+    unless a fresh machine's admin is to install them (`bacula-ha install`)."""
     ocf = cfg.lab_dir / "ocf"
     if not (ocf / "resource.d").exists():
         # The host's own ocf:bacula agents (whatever another test left there) are not copied:
@@ -269,9 +270,15 @@ def prepare_files(cfg: LabConfig) -> None:
                 symlinks=True,
                 ignore=lambda d, names, top=top: ["bacula"] if Path(d) == top else [],
             )
-        from bacula_ha.install import install
+        if agents:
+            from bacula_ha.install import install
 
-        install(ocf, sys.executable)
+            install(ocf, sys.executable)
+
+
+def prepare_files(cfg: LabConfig) -> None:
+    """Before boot: agents in a private OCF tree, Bacula files in every machine's private dirs."""
+    prepare_ocf(cfg)
     pw = Secrets.load_or_create(cfg)
     bacula = _ids("root", "bacula")
     owned = _ids("bacula", "bacula")

@@ -44,10 +44,12 @@ def running_lab(
     dcs: int = 1,
     catalog: str = "shared",
     bacula: str = "",
+    fresh: bool = False,
 ) -> Iterator[LabConfig]:
     """A fresh lab for the block; torn down afterwards even if the block fails, then checked.
 
-    bacula: the prefix of a bacula.org build to run instead of Debian's (lab.baculaorg)."""
+    bacula: the prefix of a bacula.org build to run instead of Debian's (lab.baculaorg);
+    fresh: the machines only, as just installed (docs/deploy.md)."""
     cfg = LabConfig(
         nodes=nodes,
         lab_dir=lab_dir or LabConfig().lab_dir,
@@ -55,6 +57,7 @@ def running_lab(
         dcs=dcs,
         catalog=catalog,
         bacula=bacula,
+        fresh=fresh,
     )
     lab.down(cfg.lab_dir)
     try:
