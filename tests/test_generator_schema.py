@@ -284,3 +284,23 @@ def test_two_node_site_delays_fencing_of_the_first_node() -> None:
     assert fence["fence-n1"]["pcmk_delay_base"] == "5s"
     assert "pcmk_delay_base" not in fence["fence-n2"]
     assert fence["fence-n2"]["pcmk_host_list"] == "n2"
+
+
+def test_sync_standby_names_needs_the_postgresql_backend() -> None:
+    # The catalog agent's rule across two parameters, before the CIB (its 6 otherwise).
+    text = BASE.replace('backend = "postgresql"', 'backend = "mysql"').replace(
+        'agent = "pgsql", params = { pgdata = "/srv/cat/data" }', 'agent = "mysql"'
+    )
+    text = text.replace(
+        'backend = "mysql"', 'backend = "mysql"\nparams = { sync_standby_names = "n2" }'
+    )
+    number = text.splitlines().index('params = { sync_standby_names = "n2" }') + 1
+    assert one(text, "sync_standby_names") == (
+        f"site.toml:{number}: director[0].catalog.params.sync_standby_names: "
+        "is for the postgresql backend only"
+    )
+    # The same parameter with the postgresql backend is fine.
+    fine = BASE.replace(
+        'backend = "postgresql"', 'backend = "postgresql"\nparams = { sync_standby_names = "n2" }'
+    )
+    assert "dir-cat-group" in build(parse_site(fine)).ids()

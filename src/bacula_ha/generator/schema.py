@@ -1287,6 +1287,11 @@ def _catalog(
     if backend is not None and backend not in DATABASE_AGENTS:
         r.problem((*path, "backend"), f"{backend!r} is not one of: postgresql, mysql")
         backend = None
+    if backend == "mysql" and "sync_standby_names" in dict(params):
+        # The agent's own rule across two parameters (it says 6 on the cluster otherwise).
+        r.problem(
+            (*path, "params", "sync_standby_names"), "is for the postgresql backend only"
+        )
     disk = _disk(r, t, path)
     failure = _failure(r, t, path)
     database = None

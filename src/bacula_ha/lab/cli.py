@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 
+from bacula_ha import cliout
 from bacula_ha.lab import baculaorg, replicated, twodc
 from bacula_ha.lab import lab as labmod
 from bacula_ha.lab import remote as remotemod
@@ -17,12 +18,12 @@ from bacula_ha.progress import Progress
 
 
 def _fail(exc: LabError) -> None:
-    raise click.ClickException(str(exc)) from exc
+    cliout.fail("lab", str(exc))
 
 
 def _need_root() -> None:
     if os.geteuid() != 0:
-        raise click.ClickException("the lab needs root (namespaces, loop devices, mounts)")
+        cliout.fail("lab", "the lab needs root (namespaces, loop devices, mounts)")
 
 
 @click.group()
