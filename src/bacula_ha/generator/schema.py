@@ -1289,9 +1289,7 @@ def _catalog(
         backend = None
     if backend == "mysql" and "sync_standby_names" in dict(params):
         # The agent's own rule across two parameters (it says 6 on the cluster otherwise).
-        r.problem(
-            (*path, "params", "sync_standby_names"), "is for the postgresql backend only"
-        )
+        r.problem((*path, "params", "sync_standby_names"), "is for the postgresql backend only")
     disk = _disk(r, t, path)
     failure = _failure(r, t, path)
     database = None
