@@ -20,11 +20,14 @@ import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+# The unshipped test kit (testkit/) is at the checkout's top, beside src/.
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
 from bacula_ha.bacula.layout import DEBIAN, Layout, under
 from bacula_ha.bacula.versions import daemon_version
 from bacula_ha.ocf.deadline import Deadline
-from bacula_ha.sandbox.bacula import BaculaSite, CatalogSettings
-from bacula_ha.sandbox.postgres import PostgresServer, free_port, make_basedir
+from testkit.sandbox.bacula import BaculaSite, CatalogSettings
+from testkit.sandbox.postgres import PostgresServer, free_port, make_basedir
 
 OCF_ROOT = "/usr/lib/ocf"
 OURS = f"{OCF_ROOT}/resource.d/bacula"

@@ -23,8 +23,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bacula_ha.bacula.catalog import default_client  # noqa: E402
-from bacula_ha.sandbox.postgres import CatalogInfo, PostgresServer, make_basedir  # noqa: E402
-from bacula_ha.sandbox.server import SandboxServer  # noqa: E402
+from testkit.sandbox.postgres import CatalogInfo, PostgresServer, make_basedir  # noqa: E402
+from testkit.sandbox.server import SandboxServer  # noqa: E402
 from tests.catalog_helpers import CatalogEntry, write_director_conf  # noqa: E402
 
 AGENT = ROOT / "agents" / "bacula-catalog"
@@ -176,7 +176,7 @@ def main() -> None:
     pg = PostgresServer(make_basedir("postgres", prefix="bacula-ha-bench-"))
     bench_server("PostgreSQL 15", pg, {}, postgres_floors, args.runs)
     if args.mariadb:
-        from bacula_ha.sandbox.mariadb import MariaDBServer
+        from testkit.sandbox.mariadb import MariaDBServer
 
         my = MariaDBServer(make_basedir("mysql", prefix="bacula-ha-bench-"))
         bench_server("MariaDB 10.11", my, {"backend": "mysql"}, mariadb_floors, args.runs)

@@ -27,9 +27,12 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+# The unshipped test kit (testkit/) is at the checkout's top, beside src/.
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
 from bacula_ha.bacula.confsync import remote
 from bacula_ha.install import install, provider_dir
-from bacula_ha.sandbox import sshd
+from testkit.sandbox import sshd
 
 PEERS = (("p1", "127.0.0.2"), ("p2", "127.0.0.3"))
 

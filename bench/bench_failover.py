@@ -29,10 +29,13 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+# The unshipped test kit (testkit/) is at the checkout's top, beside src/.
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
 from bacula_ha.lab import lab, replicated, stack
 from bacula_ha.lab.config import LabConfig
 from bacula_ha.lab.errors import LabError
-from bacula_ha.lab.testing import ArpWatch, BaculaWatch, pcs, running_lab, started_on, wait_until
+from testkit.lab import ArpWatch, BaculaWatch, pcs, running_lab, started_on, wait_until
 
 DIR_VIP = lab.VIPS["dir-vip"]
 ANYTHING_DIR = (

@@ -20,9 +20,12 @@ import time
 from pathlib import Path
 from typing import Any
 
+# The unshipped test kit (testkit/) is at the checkout's top, beside src/.
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
 from bacula_ha.lab import backups, lab
 from bacula_ha.lab.config import LabConfig
-from bacula_ha.lab.testing import BaculaWatch, running_lab
+from testkit.lab import BaculaWatch, running_lab
 
 
 def _log(message: str) -> None:

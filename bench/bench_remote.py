@@ -25,9 +25,12 @@ import time
 from pathlib import Path
 from typing import Any
 
+# The unshipped test kit (testkit/) is at the checkout's top, beside src/.
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
 from bacula_ha.lab import lab, remote, stack
 from bacula_ha.lab.config import LabConfig
-from bacula_ha.lab.testing import BaculaWatch, running_lab, started_on, wait_until
+from testkit.lab import BaculaWatch, running_lab, started_on, wait_until
 
 LIMIT = 90.0  # seconds a trial waits for the storage daemon
 

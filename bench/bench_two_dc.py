@@ -27,9 +27,12 @@ import time
 from pathlib import Path
 from typing import Any
 
+# The unshipped test kit (testkit/) is at the checkout's top, beside src/.
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
 from bacula_ha.lab import lab, twodc
 from bacula_ha.lab.config import LabConfig
-from bacula_ha.lab.testing import (
+from testkit.lab import (
     ArpWatch,
     BaculaWatch,
     connectivity,

@@ -18,11 +18,15 @@ import argparse
 import random
 import sys
 import time
+from pathlib import Path
+
+# The unshipped test kit (testkit/) is at the checkout's top, beside src/.
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bacula_ha.lab import backups, lab, replicated, stack
 from bacula_ha.lab.config import LabConfig
 from bacula_ha.lab.errors import LabError
-from bacula_ha.lab.testing import connectivity, power_offs, running_lab, started_on, wait_until
+from testkit.lab import connectivity, power_offs, running_lab, started_on, wait_until
 
 NODE_FAULTS = ("crash", "partition", "uplink")
 DAEMON_FAULTS = {"kill-dir": "dir1-dir", "hang-dir": "dir1-dir", "hang-sd": "sd1-sd"}

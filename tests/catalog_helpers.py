@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 
 from bacula_ha.bacula.layout import DEBIAN, Layout
-from bacula_ha.sandbox.postgres import CatalogInfo
-from bacula_ha.sandbox.server import SandboxServer
+from testkit.sandbox.postgres import CatalogInfo
+from testkit.sandbox.server import SandboxServer
 from tests.fixtures_agents import AgentRun
 from tests.fixtures_db import MARIADB_PASSWORD, PG_PASSWORD
 

@@ -15,8 +15,8 @@ import pytest
 
 from bacula_ha.bacula.layout import DEBIAN, Layout
 from bacula_ha.ocf.process import Identity
-from bacula_ha.sandbox.bacula import BaculaSite, CatalogSettings
-from bacula_ha.sandbox.postgres import CatalogInfo, free_port, make_basedir
+from testkit.sandbox.bacula import BaculaSite, CatalogSettings
+from testkit.sandbox.postgres import CatalogInfo, free_port, make_basedir
 
 from .fixtures_agents import AgentRun, run_agent
 

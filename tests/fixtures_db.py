@@ -15,9 +15,9 @@ from typing import TypeVar
 import pytest
 
 from bacula_ha.bacula.layout import Layout
-from bacula_ha.sandbox.mariadb import MARIADBD, MariaDBServer
-from bacula_ha.sandbox.postgres import CatalogInfo, PostgresServer, make_basedir
-from bacula_ha.sandbox.server import SandboxServer
+from testkit.sandbox.mariadb import MARIADBD, MariaDBServer
+from testkit.sandbox.postgres import CatalogInfo, PostgresServer, make_basedir
+from testkit.sandbox.server import SandboxServer
 
 __all__ = [
     "mariadb_catalog",

@@ -16,8 +16,8 @@ import pytest
 
 from bacula_ha.bacula.layout import Layout
 from bacula_ha.install import provider_dir
-from bacula_ha.sandbox.postgres import CatalogInfo, PostgresServer
-from bacula_ha.sandbox.server import SandboxServer
+from testkit.sandbox.postgres import CatalogInfo, PostgresServer
+from testkit.sandbox.server import SandboxServer
 from tests.catalog_helpers import (
     MARIADB,
     POSTGRES,

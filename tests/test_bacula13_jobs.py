@@ -29,8 +29,8 @@ import pytest
 
 from bacula_ha.bacula.jobs import TABLE as RERUN_TABLE
 from bacula_ha.bacula.layout import Layout
-from bacula_ha.sandbox.bacula import BaculaSite, CatalogSettings
-from bacula_ha.sandbox.postgres import CatalogInfo, PostgresServer
+from testkit.sandbox.bacula import BaculaSite, CatalogSettings
+from testkit.sandbox.postgres import CatalogInfo, PostgresServer
 
 from . import test_director as director_tests
 from . import test_jobs as jobs_tests

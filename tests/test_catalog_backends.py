@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 
 from bacula_ha.install import provider_dir
-from bacula_ha.sandbox.postgres import CatalogInfo
-from bacula_ha.sandbox.server import SandboxServer
+from testkit.sandbox.postgres import CatalogInfo
+from testkit.sandbox.server import SandboxServer
 from tests.catalog_helpers import (
     MARIADB,
     POSTGRES,

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from bacula_ha.sandbox.mariadb import MariaDBServer
-from bacula_ha.sandbox.postgres import CatalogInfo
+from testkit.sandbox.mariadb import MariaDBServer
+from testkit.sandbox.postgres import CatalogInfo
 from tests.catalog_helpers import MARIADB, director_params, run_agent, started
 
 

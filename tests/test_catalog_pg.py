@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from bacula_ha.sandbox.postgres import CatalogInfo, PostgresServer, make_basedir
+from testkit.sandbox.postgres import CatalogInfo, PostgresServer, make_basedir
 from tests.catalog_helpers import (
     POSTGRES,
     assert_clean,

@@ -20,7 +20,7 @@ from bacula_ha.bacula import catalog as cat
 from bacula_ha.bacula import pgsync
 from bacula_ha.bacula.layout import DEBIAN, Layout
 from bacula_ha.ocf.deadline import Deadline
-from bacula_ha.sandbox.postgres import CatalogInfo, PostgresServer, make_basedir
+from testkit.sandbox.postgres import CatalogInfo, PostgresServer, make_basedir
 from tests.catalog_helpers import POSTGRES, director_params, run_agent
 
 PASSWORD = POSTGRES.password

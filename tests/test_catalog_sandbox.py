@@ -6,9 +6,9 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
-from bacula_ha.sandbox.mariadb import MariaDBServer
-from bacula_ha.sandbox.postgres import BACULA_CATALOG_VERSION, CatalogInfo, PostgresServer
-from bacula_ha.sandbox.server import SandboxServer
+from testkit.sandbox.mariadb import MariaDBServer
+from testkit.sandbox.postgres import BACULA_CATALOG_VERSION, CatalogInfo, PostgresServer
+from testkit.sandbox.server import SandboxServer
 
 
 def assert_paused_server_stops(server: SandboxServer) -> None:

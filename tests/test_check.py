@@ -17,7 +17,7 @@ from bacula_ha.check.findings import EXIT_CLEAN, EXIT_FINDINGS
 from bacula_ha.check.run import run_check
 from bacula_ha.cli import main
 from bacula_ha.lab import stack
-from bacula_ha.sandbox.bacula import BaculaSite
+from testkit.sandbox.bacula import BaculaSite
 
 ROOT = Path(__file__).resolve().parents[1]
 LAB_SITE = ROOT / "examples" / "lab-site.toml"

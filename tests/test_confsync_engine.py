@@ -171,7 +171,7 @@ def test_interrupted_transfer_leaves_a_complete_tree(lab: Lab, fault: str) -> No
 
     if fault == "peer-goes-away":
         lab.servers["p1"].process.wait()
-        from bacula_ha.sandbox import sshd
+        from testkit.sandbox import sshd
 
         lab.servers["p1"] = sshd.start(lab.servers["p1"].setup)
     report = sync_lab(lab, cfg, state)

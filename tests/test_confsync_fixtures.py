@@ -15,7 +15,7 @@ import pytest
 from bacula_ha.bacula import confsync
 from bacula_ha.bacula.confsync import remote, replace
 from bacula_ha.ocf.deadline import Deadline
-from bacula_ha.sandbox import sshd
+from testkit.sandbox import sshd
 
 __all__ = ["Lab", "make_tree", "sync_lab", "tree_state"]
 

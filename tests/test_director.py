@@ -9,8 +9,8 @@ import time
 from pathlib import Path
 
 from bacula_ha.bacula.layout import DEBIAN, Layout
-from bacula_ha.sandbox.bacula import CatalogSettings
-from bacula_ha.sandbox.postgres import PostgresServer
+from testkit.sandbox.bacula import CatalogSettings
+from testkit.sandbox.postgres import PostgresServer
 
 from .fixtures_bacula import DIRECTOR, SiteFactory, bconsole
 

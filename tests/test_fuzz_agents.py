@@ -43,7 +43,7 @@ from pathlib import Path
 
 import pytest
 
-from bacula_ha.sandbox.bacula import BaculaSite, CatalogSettings
+from testkit.sandbox.bacula import BaculaSite, CatalogSettings
 
 ROOT = Path(__file__).resolve().parent.parent
 FAKE_TOOL = ROOT / "tests" / "fake_bacula" / "fake-tool"

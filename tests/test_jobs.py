@@ -18,9 +18,9 @@ from bacula_ha.bacula.jobs import Entry, Job, Ledger, Policy
 from bacula_ha.bacula.layout import Layout
 from bacula_ha.ocf.deadline import Deadline
 from bacula_ha.ocf.errors import GenericError, NotConfiguredError
-from bacula_ha.sandbox.mariadb import MariaDBServer
-from bacula_ha.sandbox.postgres import PostgresServer
-from bacula_ha.sandbox.server import CatalogInfo, SandboxServer
+from testkit.sandbox.mariadb import MariaDBServer
+from testkit.sandbox.postgres import PostgresServer
+from testkit.sandbox.server import CatalogInfo, SandboxServer
 from tests.catalog_helpers import MARIADB, POSTGRES, Backend, scratch_catalog_on
 
 

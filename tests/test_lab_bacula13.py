@@ -20,7 +20,7 @@ import pytest
 from bacula_ha.lab import backups, lab, machine, stack
 from bacula_ha.lab.baculaorg import OPT
 from bacula_ha.lab.config import LabConfig
-from bacula_ha.lab.testing import (
+from testkit.lab import (
     BaculaWatch,
     fresh_client_data,
     host_fingerprint,

@@ -19,7 +19,7 @@ import pytest
 from bacula_ha.lab import backups, lab, stack
 from bacula_ha.lab.backups import FaultRun
 from bacula_ha.lab.config import LabConfig
-from bacula_ha.lab.testing import (
+from testkit.lab import (
     ArpWatch,
     BaculaWatch,
     arp_probing,

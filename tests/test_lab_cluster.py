@@ -13,7 +13,7 @@ import pytest
 
 from bacula_ha.lab import cluster, lab, machine, procs
 from bacula_ha.lab.config import LabConfig
-from bacula_ha.lab.testing import (
+from testkit.lab import (
     ArpWatch,
     client_pings,
     host_fingerprint,

@@ -14,7 +14,7 @@ import pytest
 
 from bacula_ha.lab import lab, machine, stack
 from bacula_ha.lab.config import LabConfig
-from bacula_ha.lab.testing import (
+from testkit.lab import (
     failed_actions,
     host_fingerprint,
     pcs,

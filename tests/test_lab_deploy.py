@@ -11,7 +11,7 @@ import pytest
 
 from bacula_ha.lab import disks, lab, machine
 from bacula_ha.lab.config import DISK_LABEL_PREFIX, LabConfig
-from bacula_ha.lab.testing import power_offs, running_lab
+from testkit.lab import power_offs, running_lab
 from tests import deploy_guide
 from tests.deploy_guide import Block
 

@@ -15,7 +15,7 @@ import pytest
 
 from bacula_ha.lab import cluster, lab, machine, stack
 from bacula_ha.lab.config import LabConfig
-from bacula_ha.lab.testing import (
+from testkit.lab import (
     BaculaWatch,
     failed_actions,
     fresh_client_data,

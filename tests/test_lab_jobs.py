@@ -14,7 +14,7 @@ import pytest
 
 from bacula_ha.lab import backups, lab, machine, stack
 from bacula_ha.lab.config import LabConfig
-from bacula_ha.lab.testing import BaculaWatch, host_fingerprint, pcs, running_lab, wait_until
+from testkit.lab import BaculaWatch, host_fingerprint, pcs, running_lab, wait_until
 
 pytestmark = [
     pytest.mark.lab,

@@ -17,7 +17,7 @@ import pytest
 
 from bacula_ha.lab import backups, lab, machine, procs, replicated, stack
 from bacula_ha.lab.config import LabConfig
-from bacula_ha.lab.testing import (
+from testkit.lab import (
     connectivity,
     failed_actions,
     fresh_client_data,

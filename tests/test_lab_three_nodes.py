@@ -9,7 +9,7 @@ import pytest
 
 from bacula_ha.lab import cluster, lab
 from bacula_ha.lab.config import LabConfig
-from bacula_ha.lab.testing import (
+from testkit.lab import (
     client_pings,
     pcs,
     powered_off,

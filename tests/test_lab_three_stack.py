@@ -7,7 +7,7 @@ import os
 import pytest
 
 from bacula_ha.lab import lab, stack
-from bacula_ha.lab.testing import BaculaWatch, running_lab, started_on, wait_until
+from testkit.lab import BaculaWatch, running_lab, started_on, wait_until
 
 pytestmark = [
     pytest.mark.lab,

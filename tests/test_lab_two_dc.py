@@ -16,7 +16,7 @@ import pytest
 
 from bacula_ha.lab import backups, lab, machine, stack, twodc
 from bacula_ha.lab.config import LabConfig
-from bacula_ha.lab.testing import (
+from testkit.lab import (
     ArpWatch,
     BaculaWatch,
     arp_probing,

@@ -26,7 +26,7 @@ import pytest
 from bacula_ha.lab import backups, lab, machine, stack
 from bacula_ha.lab.config import LabConfig
 from bacula_ha.lab.errors import LabError
-from bacula_ha.lab.testing import (
+from testkit.lab import (
     BaculaWatch,
     fresh_client_data,
     host_fingerprint,

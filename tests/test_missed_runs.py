@@ -12,8 +12,8 @@ from bacula_ha.bacula import jobs
 from bacula_ha.bacula.config import load
 from bacula_ha.bacula.schedule import planned, scheduled_jobs
 from bacula_ha.ocf.deadline import Deadline
-from bacula_ha.sandbox.bacula import BaculaSite
-from bacula_ha.sandbox.postgres import CatalogInfo, PostgresServer
+from testkit.sandbox.bacula import BaculaSite
+from testkit.sandbox.postgres import CatalogInfo, PostgresServer
 
 from .fixtures_bacula import DIRECTOR, FILEDAEMON, STORAGE, SiteFactory, bconsole
 

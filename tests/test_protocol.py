@@ -37,8 +37,8 @@ from bacula_ha.bacula.protocol import (
     console_probe,
     director_probe,
 )
-from bacula_ha.sandbox.bacula import BaculaSite, CatalogSettings
-from bacula_ha.sandbox.postgres import CatalogInfo, PostgresServer, free_port
+from testkit.sandbox.bacula import BaculaSite, CatalogSettings
+from testkit.sandbox.postgres import CatalogInfo, PostgresServer, free_port
 
 ADDR = "127.0.0.1"
 

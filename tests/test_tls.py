@@ -27,10 +27,10 @@ from pathlib import Path
 import pytest
 
 from bacula_ha.bacula.layout import DEBIAN, Layout
-from bacula_ha.sandbox.bacula import BaculaSite, CatalogSettings
-from bacula_ha.sandbox.postgres import PostgresServer, free_port, make_basedir
-from bacula_ha.sandbox.tls import Certificates, make_certificates
 from bacula_ha.status.collect import Component, running_jobs
+from testkit.sandbox.bacula import BaculaSite, CatalogSettings
+from testkit.sandbox.postgres import PostgresServer, free_port, make_basedir
+from testkit.sandbox.tls import Certificates, make_certificates
 
 from .fixtures_bacula import (
     DAEMON_AGENTS,

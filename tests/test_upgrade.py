@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from bacula_ha.bacula.layout import DEBIAN, Layout
-from bacula_ha.sandbox.bacula import BaculaSite, CatalogSettings
-from bacula_ha.sandbox.postgres import PostgresServer
+from testkit.sandbox.bacula import BaculaSite, CatalogSettings
+from testkit.sandbox.postgres import PostgresServer
 from tests.catalog_helpers import run_agent as run_catalog
 from tests.fixtures_bacula import DIRECTOR, FILEDAEMON, STORAGE, SiteFactory, bconsole
 

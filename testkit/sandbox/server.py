@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar, Self
 
-from ..bacula.layout import DEBIAN, Layout
+from bacula_ha.bacula.layout import DEBIAN, Layout
 
 # Never hand out the host's own service ports, even by accident.
 _RESERVED_PORTS = frozenset({3306, 5432, 9101, 9102, 9103})
@@ -47,8 +47,8 @@ def catalog_version(install: Layout) -> int:
     the one its director expects: 16 for Debian's 9.6, else by the director's own release."""
     if install == DEBIAN:
         return DEBIAN_CATALOG_VERSION
-    from ..bacula.versions import daemon_version, line_of
-    from ..ocf.deadline import Deadline
+    from bacula_ha.bacula.versions import daemon_version, line_of
+    from bacula_ha.ocf.deadline import Deadline
 
     director = install.tool("bacula-dir")
     line = line_of(daemon_version(director, deadline=Deadline.after(30)))

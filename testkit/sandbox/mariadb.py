@@ -5,7 +5,8 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
-from ..bacula.layout import DEBIAN, Layout
+from bacula_ha.bacula.layout import DEBIAN, Layout
+
 from .server import (
     CatalogInfo,
     SandboxError,

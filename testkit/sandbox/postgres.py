@@ -8,7 +8,7 @@ import signal
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from ..bacula.layout import DEBIAN, Layout
+from bacula_ha.bacula.layout import DEBIAN, Layout
 
 # The helpers moved to .server; they stay importable from here (the lab, tests and benches
 # import them from this module).
@@ -287,7 +287,7 @@ class PostgresServer(SandboxServer):
 
     def _write_hba(self) -> None:
         lines = [
-            "# written by bacula_ha.sandbox.postgres",
+            "# written by testkit.sandbox.postgres",
             f"local all {self.superuser} peer",
             f"local replication {self.superuser} peer",
             "local all all scram-sha-256",
@@ -311,7 +311,7 @@ class PostgresServer(SandboxServer):
         values["listen_addresses"] = self.listen
         values["unix_socket_directories"] = str(socket_dir or self.socket_dir)
         with open(conf, "a", encoding="utf-8") as handle:
-            handle.write("\n# bacula_ha.sandbox.postgres\n")
+            handle.write("\n# testkit.sandbox.postgres\n")
             for key, value in values.items():
                 handle.write(f"{key} = {sql_literal(value)}\n")
         self._give(conf)

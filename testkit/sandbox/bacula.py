@@ -12,7 +12,8 @@ import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..bacula.layout import DEBIAN, Layout
+from bacula_ha.bacula.layout import DEBIAN, Layout
+
 from .tls import Certificates
 
 # What failover needs (`bacula-ha check`, docs/check.md): keepalives that notice a peer which
@@ -222,7 +223,7 @@ class BaculaSite:
 """
             for i, port in enumerate(self.sd_ports)
         )
-        return f"""# Written by bacula_ha.sandbox: a throwaway director.
+        return f"""# Written by testkit.sandbox: a throwaway director.
 Director {{
   Name = {self.dir_name()}
   DIRport = {self.dir_port}
@@ -312,7 +313,7 @@ Job {{
             for d in range(self.devices_per_sd)
         )
         key = f"sd{index}"
-        return f"""# Written by bacula_ha.sandbox: a throwaway storage daemon.
+        return f"""# Written by testkit.sandbox: a throwaway storage daemon.
 Storage {{
   Name = {self.sd_name(index)}
   SDPort = {port}
@@ -329,7 +330,7 @@ Director {{
 {devices}{self._messages(key)}"""
 
     def _file_daemon(self) -> str:
-        return f"""# Written by bacula_ha.sandbox: a throwaway file daemon.
+        return f"""# Written by testkit.sandbox: a throwaway file daemon.
 FileDaemon {{
   Name = {self.name}-fd
   FDport = {self.fd_port}

@@ -1,1 +1,0 @@
-"""Throwaway real servers for tests and the lab: PostgreSQL, MariaDB, Bacula daemons."""
