@@ -27,6 +27,9 @@ ROOT = Path(__file__).resolve().parent.parent
 SYSTEM_PYTHON = "/usr/bin/python3"
 # What a source tree needs to build the wheel (what MANIFEST.in puts in an sdist).
 BUILD_INPUTS = ("pyproject.toml", "setup.py", "MANIFEST.in", "README.md", "src", *SHIPPED)
+# The test kit (testkit/ beside src/: throwaway servers, lab helpers for tests and benchmarks),
+# under any of its names past and present: never in what admins install.
+TEST_KIT = re.compile(r"(^|/)(testkit|sandbox)(/|$)|(^|/)lab/testing\.py$")
 
 
 @pytest.fixture(scope="session")
@@ -89,6 +92,14 @@ def test_wheel_carries_templates_and_example_sites(wheel: Path) -> None:
             assert f"bacula_ha/_data/{directory}/{name}" in names
     # setup.py copies what bacula_ha.data looks for: the two lists are one list.
     assert _setup_shipped() == {d: list(p) for d, p in SHIPPED.items()}
+
+
+def test_wheel_carries_no_test_kit(wheel: Path) -> None:
+    names = zipfile.ZipFile(wheel).namelist()
+    assert "bacula_ha/lab/cli.py" in names  # the lab itself ships: `bacula-ha lab`
+    assert [n for n in names if TEST_KIT.search(n)] == []
+    tops = {n.split("/", 1)[0] for n in names}
+    assert tops == {"bacula_ha", f"bacula_ha-{__version__}.dist-info"}
 
 
 def _setup_shipped() -> object:

@@ -27,6 +27,7 @@ from bacula_ha import __version__, manpages
 from bacula_ha.agents.registry import AGENT_MODULES
 
 from .fixtures_bacula import DIRECTOR, SiteFactory
+from .test_packaging import TEST_KIT
 
 ROOT = Path(__file__).resolve().parent.parent
 OVERLAID = ("usr", "etc", "var")
@@ -128,6 +129,16 @@ def test_lintian_reports_no_errors(built: tuple[Path, str]) -> None:
     # Kept: none today; the one experimental tag (executable-in-usr-lib) is overridden with its
     # reason in debian/bacula-ha.lintian-overrides.
     assert not re.search(r"^W: ", report, re.MULTILINE), report
+
+
+def test_package_carries_no_test_kit(built: tuple[Path, str]) -> None:
+    deb, _ = built
+    listing = subprocess.run(
+        ["dpkg-deb", "-c", str(deb)], capture_output=True, text=True, check=True, timeout=120
+    ).stdout
+    paths = [line.split()[5] for line in listing.splitlines()]
+    assert any(p.endswith("/bacula_ha/lab/cli.py") for p in paths), listing
+    assert [p for p in paths if TEST_KIT.search(p)] == []
 
 
 def test_package_carries_the_documentation(built: tuple[Path, str], tmp_path: Path) -> None:
