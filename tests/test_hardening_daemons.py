@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import os
+import subprocess
 import time
 from pathlib import Path
 
 import pytest
 
-from .fixtures_bacula import DAEMON_AGENTS, DaemonAgent, SiteFactory, gone
+from .fixtures_bacula import DAEMON_AGENTS, FILEDAEMON, DaemonAgent, SiteFactory, gone
 
 MARKER = "Fuzz-S3cret-Marker"
 
@@ -56,3 +57,31 @@ def test_a_broken_password_line_never_reaches_the_exit_reason(
         assert "Config error" in out.reason
         assert MARKER not in out.stderr + out.stdout + log.read_text()
     assert daemon.run("stop", rsctmp).code == 0
+
+
+def test_a_daemon_in_another_namespace_is_not_ours(
+    site_factory: SiteFactory, rsctmp: Path
+) -> None:
+    """The same program with the same configuration path in another PID and mount namespace
+    (a container, a test lab's machine) is not this node's daemon: a probe finds nothing
+    here and a stop leaves it running. Before, the /proc scan found it, and a stop killed it."""
+    daemon = FILEDAEMON.on(site_factory())
+    argv = ["unshare", "--pid", "--fork", "--mount", "--mount-proc", "--kill-child"]
+    argv += [daemon.binary, "-f", "-c", str(daemon.conf)]
+    outside = subprocess.Popen(argv, stdin=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 10
+        while not list(daemon.workdir.glob("bacula-fd.*.pid")):
+            assert time.monotonic() < deadline and outside.poll() is None
+            time.sleep(0.05)
+        inside = daemon.pid()  # its pid in its own namespace: 1 or 2
+        probe = daemon.run("monitor", rsctmp, interval_ms=0)
+        assert probe.code == 7, probe.stderr
+        assert daemon.run("stop", rsctmp).code == 0
+        assert outside.poll() is None and inside < 10
+        assert list(daemon.workdir.glob("bacula-fd.*.pid"))  # still running there
+    finally:
+        # --kill-child: the daemon (its namespace's init, deaf to a TERM it did not ask
+        # for) is SIGKILLed when unshare dies.
+        outside.kill()
+        outside.wait(10)

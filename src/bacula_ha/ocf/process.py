@@ -33,6 +33,8 @@ class Identity:
         # running daemon: the link then ends in " (deleted)", which is still the same daemon.
         if exe.removesuffix(" (deleted)") != _real(self.executable):
             return False
+        if not _ours(pid):
+            return False
         if self.config is None:
             return True
         try:
@@ -44,6 +46,30 @@ class Identity:
         return any(
             arg and not arg.startswith(b"-") and _real(os.fsdecode(arg)) == wanted for arg in args
         )
+
+
+def _ours(pid: int) -> bool:
+    """False for a process in another PID or mount namespace than ours: a container's daemon
+    (or a test lab's machine) may run the same program with the same config path, and
+    stopping it is never this agent's business. True when the kernel will not say (another
+    user's process, not root): the executable and the config then decide, as before."""
+    for kind in ("pid", "mnt"):
+        try:
+            if os.readlink(f"/proc/{pid}/ns/{kind}") != _own_namespace(kind):
+                return False
+        except OSError:
+            return True
+    return True
+
+
+_OWN_NS: dict[str, str] = {}
+
+
+def _own_namespace(kind: str) -> str:
+    found = _OWN_NS.get(kind)
+    if found is None:
+        found = _OWN_NS[kind] = os.readlink(f"/proc/self/ns/{kind}")
+    return found
 
 
 # A scan of /proc compares every process with one identity: resolve its paths once.
