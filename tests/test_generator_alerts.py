@@ -7,10 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from bacula_ha.generator.errors import SiteError
 from bacula_ha.generator.generate import generate_text
 from bacula_ha.generator.plan import build
-from bacula_ha.generator.schema import DEFAULT_ALERT_PATH, load_site, parse_site
+from bacula_ha.site.errors import SiteError
+from bacula_ha.site.model import DEFAULT_ALERT_PATH
+from bacula_ha.site.parse import load_site, parse_site
 
 ROOT = Path(__file__).resolve().parent.parent
 LAB = ROOT / "examples" / "lab-site.toml"

@@ -18,7 +18,7 @@ import pytest
 from bacula_ha.generator.generate import generate_text
 from bacula_ha.generator.plan import PREFERRED_SCORE, STANDBY_SCORE, Plan, build
 from bacula_ha.generator.render import render
-from bacula_ha.generator.schema import load_site, parse_site
+from bacula_ha.site.parse import load_site, parse_site
 from tests.test_generator_helpers import (
     EXAMPLES,
     apply_crm,

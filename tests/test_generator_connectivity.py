@@ -8,7 +8,6 @@ import re
 import pytest
 
 from bacula_ha.check.rules import check_site
-from bacula_ha.generator.errors import SiteError
 from bacula_ha.generator.plan import (
     CONNECTED_SCORE,
     Block,
@@ -20,7 +19,8 @@ from bacula_ha.generator.plan import (
     build,
 )
 from bacula_ha.generator.render import render
-from bacula_ha.generator.schema import parse_site
+from bacula_ha.site.errors import SiteError
+from bacula_ha.site.parse import parse_site
 from tests.test_generator_schema import BASE as SCHEMA_BASE
 
 # The schema tests' two-node site, with node addresses (a ping target may not be one of them).

@@ -13,7 +13,7 @@ from bacula_ha.generator import dot
 from bacula_ha.generator.cli import generate
 from bacula_ha.generator.generate import generate_text
 from bacula_ha.generator.plan import build
-from bacula_ha.generator.schema import load_site
+from bacula_ha.site.parse import load_site
 from tests.test_generator_helpers import ROOT
 
 TWO_DC = ROOT / "examples" / "two-dc.toml"

@@ -13,7 +13,7 @@ from bacula_ha.generator.errors import HaresourcesError
 from bacula_ha.generator.haresources import convert
 from bacula_ha.generator.plan import build
 from bacula_ha.generator.render import render
-from bacula_ha.generator.schema import parse_site
+from bacula_ha.site.parse import parse_site
 
 GUIDE = """\
 # haresources as in the Bacula HA guide

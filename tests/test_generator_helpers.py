@@ -12,6 +12,8 @@ from pathlib import Path
 import pytest
 
 from bacula_ha.generator import agentinfo
+from bacula_ha.site import agents as site_agents
+from tests.tiers import slow_fixture
 
 OCF_BACULA = Path("/usr/lib/ocf/resource.d/bacula")
 STUB_MARK = "# stub written by the bacula-ha generator tests"
@@ -212,6 +214,7 @@ def remote_site_text(full: int = 3, remotes: int = 100, daemons: int = 200) -> s
 
 
 @pytest.fixture(scope="session")
+@slow_fixture
 def ocf_agents() -> Iterator[None]:
     """The ocf:bacula agents installed where crmsh and pcs look for them (/usr/lib/ocf).
 
@@ -227,7 +230,7 @@ def ocf_agents() -> Iterator[None]:
         if path.exists():
             continue
         OCF_BACULA.mkdir(parents=True, exist_ok=True)
-        meta = agentinfo.bacula_metadata(agent).render()
+        meta = site_agents.metadata(agent).render()
         path.write_text(
             f"#!/bin/sh\n{STUB_MARK}\n[ \"$1\" = meta-data ] || exit 7\ncat <<'XML'\n{meta}XML\n"
         )

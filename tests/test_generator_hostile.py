@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from bacula_ha.generator.errors import SiteError
 from bacula_ha.generator.plan import build
 from bacula_ha.generator.render import render
-from bacula_ha.generator.schema import parse_site
+from bacula_ha.site.errors import SiteError
+from bacula_ha.site.parse import parse_site
 from tests.test_generator_helpers import (
     apply_crm,
     apply_pcs,

@@ -11,8 +11,8 @@ import pytest
 from click.testing import CliRunner
 
 from bacula_ha.generator.cli import generate
-from bacula_ha.generator.errors import SiteError
 from bacula_ha.generator.generate import generate_text
+from bacula_ha.site.errors import SiteError
 
 SITE = """\
 [site]

@@ -14,7 +14,6 @@ import pytest
 from click.testing import CliRunner
 
 from bacula_ha.generator.cli import generate
-from bacula_ha.generator.errors import SiteError
 from bacula_ha.generator.plan import build
 from bacula_ha.generator.quorum import (
     QuorumError,
@@ -25,7 +24,9 @@ from bacula_ha.generator.quorum import (
     with_quorum_device,
 )
 from bacula_ha.generator.render import render
-from bacula_ha.generator.schema import Site, parse_site
+from bacula_ha.site.errors import SiteError
+from bacula_ha.site.model import Site
+from bacula_ha.site.parse import parse_site
 from tests.test_generator_connectivity import BASE
 
 TARGETS = '\n[connectivity]\ntargets = ["192.0.2.1", "gw.example.org"]\n'

@@ -11,9 +11,9 @@ import pytest
 from click.testing import CliRunner
 
 from bacula_ha.generator.cli import generate
-from bacula_ha.generator.errors import SiteError
 from bacula_ha.generator.plan import build
-from bacula_ha.generator.schema import parse_site
+from bacula_ha.site.errors import SiteError
+from bacula_ha.site.parse import parse_site
 
 BASE = """\
 [site]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 import tomllib
@@ -12,11 +11,11 @@ import pytest
 
 from bacula_ha.generator.plan import build
 from bacula_ha.generator.render import render
-from bacula_ha.generator.schema import parse_site
 from bacula_ha.lab import lab, remote
 from bacula_ha.lab.config import LabConfig
 from bacula_ha.lab.errors import LabError
 from bacula_ha.lab.stack import default_site
+from bacula_ha.site.parse import parse_site
 
 LAB_DIR = Path("/var/lib/bacula-ha-lab-unit")
 
@@ -114,7 +113,7 @@ def test_remoted_is_found() -> None:
     assert Path(remote.remoted_binary()).name == "pacemaker-remoted"
 
 
-@pytest.mark.skipif(os.geteuid() != 0, reason="`lab up` checks for root first")
+@pytest.mark.root(reason="`lab up` checks for root first")
 @pytest.mark.parametrize(
     ("args", "message"),
     [

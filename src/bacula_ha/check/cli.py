@@ -12,7 +12,7 @@ def _prefix(ctx: click.Context, param: click.Parameter, value: str | None) -> st
     """--prefix: an absolute, normalised path, as the site's `[bacula] prefix`."""
     if value is None:
         return None
-    from ..generator.schema import prefix_problem
+    from ..site.parse import prefix_problem
 
     problem = prefix_problem(value)
     if problem is not None:

@@ -12,10 +12,11 @@ from pathlib import Path
 from ..bacula import layout
 from ..bacula.config import Resources, load
 from ..cliout import Fault, os_reason
-from ..generator.errors import SiteError
-from ..generator.schema import Site, load_site
 from ..ocf.deadline import Deadline
 from ..ocf.errors import OCFError
+from ..site.errors import SiteError
+from ..site.model import Site
+from ..site.parse import load_site
 
 DIRECTOR, STORAGE, FILEDAEMON = "director", "storage", "filedaemon"
 # Each daemon's parser and configuration file, found in the install (bacula.layout): Debian's

@@ -13,7 +13,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..generator.schema import Daemon, Director, Node, Site
+from ..site.model import Daemon, Director, Node, Site, is_ip
 from .findings import ERROR, WARNING, Finding
 from .inputs import DIRECTOR, STORAGE, Parsed
 
@@ -100,12 +100,12 @@ class Facts:
         if text in ("", "0.0.0.0", "::", "*"):
             return Place(ANY)
         lowered = text.lower()
-        if _is_ip(text):
+        if is_ip(text):
             addresses = {_norm(text)}
         else:
             if lowered == "localhost" or lowered.endswith(".localhost"):
                 return Place(LOOPBACK)
-            if lowered in self.nodes and not _is_ip(lowered):
+            if lowered in self.nodes and not is_ip(lowered):
                 return Place(NODE, self.nodes[lowered])
             addresses = {_norm(a) for a in self.hosts.get(lowered, frozenset())}
         if addresses & own_set:
@@ -129,14 +129,6 @@ class Facts:
             if _under(path, directory):
                 return component
         return None
-
-
-def _is_ip(text: str) -> bool:
-    try:
-        ipaddress.ip_address(text)
-    except ValueError:
-        return False
-    return True
 
 
 def _norm(text: str) -> str:

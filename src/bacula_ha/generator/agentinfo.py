@@ -1,24 +1,17 @@
 """What the generator knows of agents: ours from their meta-data, third-party ones from a table.
 
 Parameter names, defaults and operation timeouts of the `ocf:bacula:*` agents come from the agents'
-own meta-data (`bacula_ha.agents.registry`), never from a second copy.
+own meta-data (`bacula_ha.site.agents`, from the agent registry), never from a second copy.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from functools import cache
 
 from bacula_ha.ocf.metadata import MetaData
 
-from .errors import GeneratorError
-
-# The agents' light frozen records at run time (importing dataclasses and decorating two dozen
-# classes is a measurable part of a run); mypy checks them as real frozen dataclasses.
-TYPE_CHECKING = False
-if TYPE_CHECKING:
-    from dataclasses import dataclass
-else:
-    from bacula_ha.ocf.record import dataclass
+from ..site import agents
 
 BACULA_AGENTS = ("bacula-dir", "bacula-sd", "bacula-fd", "bacula-catalog", "bacula-confsync")
 
@@ -42,39 +35,6 @@ class AgentInfo:
     parameters: frozenset[str] | None  # None: free-form (the agent is not ours to check)
     required: frozenset[str]
     ops: tuple[OpDefault, ...]
-
-
-@cache
-def bacula_metadata(agent: str) -> MetaData:
-    """The agent's meta-data, from the agent registry."""
-    # Imported here: only a run that needs our agents pays for loading them.
-    from bacula_ha.agents import registry
-
-    try:
-        return registry.metadata(agent)
-    except KeyError:
-        raise GeneratorError(f"agent {agent} is not available in this installation") from None
-
-
-def value_problem(agent: str, name: str, value: str) -> str | None:
-    """What is wrong with `value` for parameter `name` of our agent `agent`, by the rules its
-    meta-data declares (type, bounds, choices, absolute path, the parameter's own rule): the
-    very check the agent's runner makes (`ocf.params.check`), so a value generate lets into the
-    CIB is never the agent's 6 on the cluster. None when fine or `name` is not declared."""
-    from bacula_ha.ocf import params
-    from bacula_ha.ocf.errors import NotConfiguredError
-
-    declared = {p.name: p for p in bacula_metadata(agent).parameters}
-    if name not in declared:
-        return None
-    try:
-        params.check(declared[name], value)
-    except NotConfiguredError as exc:
-        if declared[name].is_secret:
-            return "is not a valid value (not shown: the parameter is secret)"
-        # "parameter job_wait='abc' is not an integer": the field already names it.
-        return exc.reason.removeprefix("parameter ")
-    return None
 
 
 def _from_metadata(meta: MetaData) -> AgentInfo:
@@ -178,57 +138,17 @@ _THIRD_PARTY: dict[str, AgentInfo] = {
     ),
     "extra": _third_party("", *_START_STOP, OpDefault("monitor", 30, 30)),
     # ocf:pacemaker:ping's meta-data (Pacemaker 2.1.5): start 60s, stop 20s, monitor every 10s
-    # with 60s to answer. Its parameters are listed: the site's connectivity.params are checked
-    # against them, a typo there would silently leave the agent's default in place.
+    # with 60s to answer. Its parameters are the site reader's list (site/agents.py).
     "connectivity": AgentInfo(
         spec="ocf:pacemaker:ping",
-        parameters=frozenset(
-            {
-                "pidfile",
-                "dampen",
-                "name",
-                "multiplier",
-                "host_list",
-                "attempts",
-                "timeout",
-                "options",
-                "failure_score",
-                "use_fping",
-                "debug",
-            }
-        ),
+        parameters=agents.PING_PARAMETERS,
         required=frozenset({"host_list"}),
         ops=(OpDefault("start", 0, 60), OpDefault("stop", 0, 20), OpDefault("monitor", 10, 60)),
     ),
-    # fence_heuristics_ping (fence-agents 4.12), `-o metadata`: its own options and the common
-    # ones of every fence agent; Pacemaker's pcmk_* device parameters are accepted besides.
+    # fence_heuristics_ping (fence-agents 4.12): its parameters are the site reader's list.
     "heuristics": AgentInfo(
         spec="stonith:fence_heuristics_ping",
-        parameters=frozenset(
-            {
-                "action",
-                "method",
-                "ping_count",
-                "ping_good_count",
-                "ping_interval",
-                "ping_maxfail",
-                "ping_targets",
-                "ping_timeout",
-                "quiet",
-                "verbose",
-                "verbose_level",
-                "debug_file",
-                "plug_separator",
-                "delay",
-                "disable_timeout",
-                "login_timeout",
-                "power_timeout",
-                "power_wait",
-                "shell_timeout",
-                "stonith_status_sleep",
-                "retry_on",
-            }
-        ),
+        parameters=agents.HEURISTICS_PARAMETERS,
         required=frozenset({"ping_targets"}),
         ops=(OpDefault("monitor", 60, 20),),
     ),
@@ -243,4 +163,4 @@ def third_party(kind: str) -> AgentInfo:
 @cache
 def bacula(agent: str) -> AgentInfo:
     """One of our agents, from its meta-data."""
-    return _from_metadata(bacula_metadata(agent))
+    return _from_metadata(agents.metadata(agent))

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import xml.etree.ElementTree as ET
 
+from ..site.model import Pairs
 from .plan import Clone, ConnectedRule, Group, Plan, Primitive, RuleLocation
-from .schema import Pairs
 
 
 def _nvpairs(parent: ET.Element, tag: str, set_id: str, pairs: Pairs) -> None:

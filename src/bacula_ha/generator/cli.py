@@ -7,7 +7,8 @@ from pathlib import Path
 import click
 
 from ..cliout import Fault, InputError, fail, write_output
-from .errors import GeneratorError, SiteError
+from ..site.errors import SiteError, SiteModelError
+from .errors import GeneratorError
 
 # Kept here, not imported from .render: `bacula-ha --help` and the other subcommands should
 # not pay for loading jinja2 and the generator.
@@ -42,7 +43,7 @@ def generate(site: Path, fmt: str, output: Path | None) -> None:
 
     try:
         text = generate_text(site, fmt)
-    except GeneratorError as exc:
+    except (GeneratorError, SiteModelError) as exc:
         fail("generate", faults(exc))
     _write("generate", text, output)
 
@@ -82,15 +83,15 @@ def import_haresources(
 
     try:
         text, warnings = convert_file(haresources, list(nodes), site_name, list(remotes))
-    except GeneratorError as exc:
+    except (GeneratorError, SiteModelError) as exc:
         fail("import-haresources", faults(exc))
     _write("import-haresources", text, output)
     for warning in warnings:
         click.echo(f"warning: {warning}", err=True)
 
 
-def faults(exc: GeneratorError) -> list[Fault]:
-    """A generator error as faults: one per problem of a site, else one per line."""
+def faults(exc: GeneratorError | SiteModelError) -> list[Fault]:
+    """A generator's or a site's error as faults: one per problem of a site, else one per line."""
     if isinstance(exc, SiteError):
         return [Fault(p.message, exc.source, p.line, p.field) for p in exc.problems]
     return [Fault(line) for line in str(exc).splitlines() if line.strip()]

@@ -13,9 +13,9 @@ import html
 import shutil
 from typing import NamedTuple
 
+from ..site.model import Site
 from .errors import GeneratorError
 from .plan import PREFERRED_SCORE, STANDBY_SCORE, Block, Plan, Primitive
-from .schema import Site
 
 # Colours that stay distinguishable when printed in grey.
 _COMPONENT_COLOURS = {

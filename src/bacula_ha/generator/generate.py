@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ..site.parse import load_site
 from .plan import build
 from .render import render
-from .schema import load_site
 
 
 def generate_text(site: str | Path, fmt: str) -> str:
-    """Render the site at `site` in `fmt` (crm, pcs, cib, dot, svg); GeneratorError if invalid."""
+    """Render the site at `site` in `fmt` (crm, pcs, cib, dot, svg); SiteError if it is invalid,
+    GeneratorError if it cannot be rendered."""
     parsed = load_site(site)
     return render(build(parsed), fmt, parsed)

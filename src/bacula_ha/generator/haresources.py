@@ -8,8 +8,8 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..site.model import ID_RE
 from .errors import HaresourcesError
-from .schema import ID_RE
 
 _DIRECTOR = {"bacula-dir", "bacula-director"}
 _STORAGE = {"bacula-sd", "bacula-storage", "bacula-storage-daemon"}

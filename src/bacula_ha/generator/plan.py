@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
+from dataclasses import dataclass
 
 from ..bacula import layout
 from ..ocf.redact import hide
-from . import agentinfo, quorum
-from .agentinfo import AgentInfo, OpDefault
-from .errors import Problem, SiteError
-from .schema import (
+from ..site import agents
+from ..site.errors import Problem, SiteError
+from ..site.model import (
     HEURISTICS_DEFAULTS,
     MAX_ID,
     Alerts,
@@ -26,15 +27,8 @@ from .schema import (
     Site,
     Vip,
 )
-
-# The agents' light frozen records at run time (importing dataclasses and decorating two dozen
-# classes is a measurable part of a run); mypy checks them as real frozen dataclasses.
-TYPE_CHECKING = False
-if TYPE_CHECKING:
-    from collections.abc import Mapping
-    from dataclasses import dataclass
-else:
-    from bacula_ha.ocf.record import dataclass
+from . import agentinfo, quorum
+from .agentinfo import AgentInfo, OpDefault
 
 PREFERRED_SCORE = "100"
 STANDBY_SCORE = "50"
@@ -433,7 +427,7 @@ class _Builder:
             **(derived or {}),
         }
         for name, value in params:
-            problem = agentinfo.value_problem(agent, name, value)
+            problem = agents.value_problem(agent, name, value)
             if problem is not None:
                 where = sources.get(name)
                 if where is None:

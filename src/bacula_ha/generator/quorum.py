@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import re
 
+from ..site.model import QDEVICE_PING_MS, Site
 from .errors import GeneratorError
-from .schema import QDEVICE_PING_MS, Site
 
 # What the heuristics run, as root, on every node at each membership change (and, in mode "on",
 # regularly): one probe per target, one second to answer (QDEVICE_PING_MS).

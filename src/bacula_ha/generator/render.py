@@ -11,10 +11,10 @@ from pathlib import Path
 import jinja2
 
 from ..data import DataNotFound, data_path
+from ..site.model import Site
 from .cibxml import render_cib
 from .errors import GeneratorError
 from .plan import Plan
-from .schema import Site
 
 FORMATS = {"crm": "site.crm.j2", "pcs": "site.pcs.j2"}
 # Formats written without a template: CIB XML, the site's picture, corosync.conf's quorum section.

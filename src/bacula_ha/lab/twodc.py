@@ -147,7 +147,8 @@ def with_qdevice(conf: str, site_text: str | None) -> str:
     writes it (the lab's two-DC site when the lab is bare)."""
     from bacula_ha.generator.errors import GeneratorError
     from bacula_ha.generator.quorum import with_quorum_device
-    from bacula_ha.generator.schema import parse_site
+    from bacula_ha.site.errors import SiteModelError
+    from bacula_ha.site.parse import parse_site
 
     source = str(default_site()) if site_text is None else "the applied site"
     text = site_text if site_text is not None else default_site().read_text()
@@ -156,7 +157,7 @@ def with_qdevice(conf: str, site_text: str | None) -> str:
         if site.quorum_device is None:
             raise LabError(f"{source} has no [quorum_device]: a two-DC lab needs its arbiter")
         return with_quorum_device(conf, site)
-    except GeneratorError as exc:
+    except (GeneratorError, SiteModelError) as exc:
         raise LabError(str(exc)) from exc
 
 
