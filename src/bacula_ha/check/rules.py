@@ -3,6 +3,10 @@
 Defaults below are Bacula 9.6.7's, read from its binaries' directive tables, and the same in
 13.0.3's sources (dird_conf.c, stored_conf.c, filed_conf.c); an absent directive is absent from
 bdirjson's output, so the default has to be known here.
+
+About 800 lines in one module on purpose: every check reads the same Facts and reports through
+the same _Out, one function per Bacula resource type in the order `check` runs them; the
+defaults above are shared by several of them.
 """
 
 from __future__ import annotations

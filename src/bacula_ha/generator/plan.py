@@ -1,4 +1,11 @@
-"""Turns a validated site into the cluster objects to create: one plan for every template."""
+"""Turns a validated site into the cluster objects to create: one plan for every template.
+
+Over 1,000 lines in one module on purpose: the plan's records, which every template and cibxml
+read together, and the one _Builder that fills them. Its per-component methods (catalog,
+director, daemon, fencing, connectivity) call the shared ones (vip, drbd, bacula, placement) and
+all share the site, the ids given so far and the problems list; split across modules they
+would pass that state back and forth.
+"""
 
 from __future__ import annotations
 
