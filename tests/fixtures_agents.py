@@ -16,6 +16,8 @@ import pytest
 from bacula_ha.bacula.layout import DEBIAN, Layout, under
 from bacula_ha.install import install, provider_dir
 
+from .tiers import slow_fixture
+
 __all__ = ["AgentRun", "bacula13_install", "bacula_install", "ocf_root", "run_agent"]
 
 # The host's real OCF root, where ocf:heartbeat:* lives; our agents are installed there too
@@ -46,6 +48,7 @@ NOT_BUILT = "Bacula 13.0.3 is not built: run scripts/build-bacula (scripts/test 
 
 
 @pytest.fixture(scope="session")
+@slow_fixture
 def bacula13_install() -> Layout:
     """The 13.0.3 build in bacula.org's layout (skips the test when it is not built)."""
     prefix = bacula13_prefix()
@@ -65,6 +68,7 @@ def bacula_install(request: pytest.FixtureRequest) -> Layout:
 
 
 @pytest.fixture(scope="session")
+@slow_fixture
 def ocf_root() -> Iterator[Path]:
     """Agents installed into the system OCF root (idempotent; left installed, like a package)."""
     install(SYSTEM_OCF_ROOT, sys.executable)

@@ -19,6 +19,7 @@ from testkit.sandbox.bacula import BaculaSite, CatalogSettings
 from testkit.sandbox.postgres import CatalogInfo, free_port, make_basedir
 
 from .fixtures_agents import AgentRun, run_agent
+from .tiers import slow_fixture
 
 __all__ = ["SiteFactory", "kill_site_daemons", "rsctmp", "site_catalog", "site_factory"]
 
@@ -49,6 +50,7 @@ def kill_site_daemons(site: BaculaSite) -> int:
 
 
 @pytest.fixture
+@slow_fixture
 def site_catalog(request: pytest.FixtureRequest, bacula_install: Layout) -> CatalogInfo:
     """The shared PostgreSQL catalog of the install under test, where site_factory's sites
     keep theirs: pg_catalog (9.6), pg_catalog13 on 13.0.3."""

@@ -19,6 +19,8 @@ from testkit.sandbox.mariadb import MARIADBD, MariaDBServer
 from testkit.sandbox.postgres import CatalogInfo, PostgresServer, make_basedir
 from testkit.sandbox.server import SandboxServer
 
+from .tiers import slow_fixture
+
 __all__ = [
     "mariadb_catalog",
     "mariadb_catalog13",
@@ -75,6 +77,7 @@ def _mariadb() -> contextlib.AbstractContextManager[Callable[[], MariaDBServer]]
 
 
 @pytest.fixture(scope="session")
+@slow_fixture
 def pg_server() -> Iterator[PostgresServer]:
     """One PostgreSQL for the whole session (do not stop or reconfigure it)."""
     with _postgres() as make:
@@ -97,6 +100,7 @@ def pg_catalog13(pg_server: PostgresServer, bacula13_install: Layout) -> Catalog
 
 
 @pytest.fixture
+@slow_fixture
 def pg_factory() -> Iterator[Callable[[], PostgresServer]]:
     """Make private PostgreSQL servers (started) that the test may stop, pause or break."""
     with _postgres() as make:
@@ -104,6 +108,7 @@ def pg_factory() -> Iterator[Callable[[], PostgresServer]]:
 
 
 @pytest.fixture(scope="session")
+@slow_fixture
 def pg_spare_server() -> Iterator[tuple[PostgresServer, CatalogInfo]]:
     """A second session PostgreSQL with a catalog `bacula`, for pg_spare."""
     with _postgres() as make:
@@ -121,6 +126,7 @@ def pg_spare(
 
 
 @pytest.fixture(scope="session")
+@slow_fixture
 def mariadb_server() -> Iterator[MariaDBServer]:
     """One MariaDB for the whole session (do not stop or reconfigure it)."""
     with _mariadb() as make:
@@ -142,6 +148,7 @@ def mariadb_catalog13(mariadb_server: MariaDBServer, bacula13_install: Layout) -
 
 
 @pytest.fixture
+@slow_fixture
 def mariadb_factory() -> Iterator[Callable[[], MariaDBServer]]:
     """Make private MariaDB servers (started) that the test may stop, pause or break."""
     with _mariadb() as make:
@@ -149,6 +156,7 @@ def mariadb_factory() -> Iterator[Callable[[], MariaDBServer]]:
 
 
 @pytest.fixture(scope="session")
+@slow_fixture
 def mariadb_spare_server() -> Iterator[tuple[MariaDBServer, CatalogInfo]]:
     """A second session MariaDB with a catalog `bacula`, for mariadb_spare."""
     with _mariadb() as make:

@@ -31,6 +31,7 @@ from tests.catalog_helpers import (
     started,
     write_director_conf,
 )
+from tests.tiers import slow_fixture
 
 
 @pytest.fixture(params=[POSTGRES, MARIADB], ids=lambda b: b.name)
@@ -40,6 +41,7 @@ def backend(request: pytest.FixtureRequest) -> Backend:
 
 
 @pytest.fixture
+@slow_fixture
 def catalog(request: pytest.FixtureRequest, backend: Backend) -> CatalogInfo:
     """The backend's shared catalog: read, do not break."""
     info = backend.fixture(request, "catalog")
@@ -48,6 +50,7 @@ def catalog(request: pytest.FixtureRequest, backend: Backend) -> CatalogInfo:
 
 
 @pytest.fixture
+@slow_fixture
 def server(request: pytest.FixtureRequest, backend: Backend) -> SandboxServer:
     """The backend's shared server: do not stop or reconfigure it."""
     shared = backend.fixture(request, "server")
@@ -56,6 +59,7 @@ def server(request: pytest.FixtureRequest, backend: Backend) -> SandboxServer:
 
 
 @pytest.fixture
+@slow_fixture
 def private_catalog(
     request: pytest.FixtureRequest, backend: Backend
 ) -> tuple[SandboxServer, CatalogInfo]:

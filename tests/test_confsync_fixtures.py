@@ -17,6 +17,8 @@ from bacula_ha.bacula.confsync import remote, replace
 from bacula_ha.ocf.deadline import Deadline
 from testkit.sandbox import sshd
 
+from .tiers import slow_fixture
+
 __all__ = ["Lab", "make_tree", "sync_lab", "tree_state"]
 
 PEERS = (("p1", "127.0.0.2"), ("p2", "127.0.0.3"))
@@ -106,6 +108,7 @@ def sync_lab(lab: Lab, cfg: confsync.SyncConfig, state: dict[str, object]) -> co
 
 
 @pytest.fixture
+@slow_fixture
 def lab(tmp_path: Path) -> Iterator[Lab]:
     key = sshd.make_key(str(tmp_path / "id_ed25519"))
     # ssh control sockets must fit in a sockaddr_un (108 bytes): pytest's tmp paths do not.

@@ -22,6 +22,7 @@ from testkit.sandbox.mariadb import MariaDBServer
 from testkit.sandbox.postgres import PostgresServer
 from testkit.sandbox.server import CatalogInfo, SandboxServer
 from tests.catalog_helpers import MARIADB, POSTGRES, Backend, scratch_catalog_on
+from tests.tiers import slow_fixture
 
 
 class Log:
@@ -163,6 +164,7 @@ def test_bring_back_leaves_an_entry_open_when_the_console_fails() -> None:
 
 
 @pytest.fixture(params=[POSTGRES, MARIADB], ids=lambda b: b.name)
+@slow_fixture
 def catalog(
     request: pytest.FixtureRequest, bacula_install: Layout
 ) -> Iterator[tuple[SandboxServer, CatalogInfo]]:

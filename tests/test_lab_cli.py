@@ -22,6 +22,7 @@ def _cli(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
+@pytest.mark.root(reason="`bacula-ha lab` checks for root first")
 @pytest.mark.parametrize(
     ("args", "message"),
     [
@@ -49,6 +50,7 @@ def test_cli_errors_are_messages(tmp_path: Path, args: tuple[str, ...], message:
     assert not (tmp_path / "lab").exists()
 
 
+@pytest.mark.root(reason="`lab up` checks for root first")
 def test_bad_site_is_refused_before_anything_is_built(tmp_path: Path) -> None:
     bad = tmp_path / "bad.toml"
     bad.write_text("[[node]\nname = ")

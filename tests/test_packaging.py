@@ -23,6 +23,8 @@ from bacula_ha.agents.registry import available, metadata
 from bacula_ha.cli import main
 from bacula_ha.data import SHIPPED, data_path
 
+from .tiers import slow_fixture
+
 ROOT = Path(__file__).resolve().parent.parent
 SYSTEM_PYTHON = "/usr/bin/python3"
 # What a source tree needs to build the wheel (what MANIFEST.in puts in an sdist).
@@ -58,6 +60,7 @@ def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
+@slow_fixture
 def venv(wheel: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A fresh virtualenv outside the checkout holding only the wheel and its dependencies."""
     home = tmp_path_factory.mktemp("venv") / "v"

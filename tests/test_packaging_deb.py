@@ -28,6 +28,7 @@ from bacula_ha.agents.registry import AGENT_MODULES
 
 from .fixtures_bacula import DIRECTOR, SiteFactory
 from .test_packaging import TEST_KIT
+from .tiers import slow_fixture
 
 ROOT = Path(__file__).resolve().parent.parent
 OVERLAID = ("usr", "etc", "var")
@@ -47,10 +48,11 @@ LISTED = (
     "/usr/share/doc",
 )
 
-pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="apt and mount namespaces need root")
+pytestmark = pytest.mark.root(reason="apt and mount namespaces need root")
 
 
 @pytest.fixture(scope="session")
+@slow_fixture
 def built(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
     """(the .deb, lintian's report): scripts/build-deb, once per session."""
     out = tmp_path_factory.mktemp("deb")

@@ -6,15 +6,19 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 
 
+@pytest.mark.slow  # the whole tree, and caches written into the checkout
 def test_mypy_strict_on_src() -> None:
     out = subprocess.run([str(BIN / "mypy"), "src"], cwd=ROOT, capture_output=True, text=True)
     assert out.returncode == 0, out.stdout + out.stderr
 
 
+@pytest.mark.slow  # the whole tree, and caches written into the checkout
 def test_ruff_check() -> None:
     out = subprocess.run(
         [str(BIN / "ruff"), "check", "src", "tests", "bench", "agents"],

@@ -17,6 +17,7 @@ import pytest
 from bacula_ha.agents import storage
 
 from .fixtures_bacula import STORAGE, SiteFactory
+from .tiers import slow_fixture
 
 BACULA = (pwd.getpwnam("bacula").pw_uid, grp.getgrnam("bacula").gr_gid)
 
@@ -73,6 +74,7 @@ def loop_fs(site_factory: SiteFactory, tmp_path: Path) -> Iterator[Mounter]:
 
 
 @pytest.fixture
+@slow_fixture
 def read_only() -> Iterator[Callable[[Path], None]]:
     """Make a directory a read-only bind mount of itself; undone at teardown."""
     points: list[Path] = []
@@ -241,6 +243,7 @@ def test_tape_and_changer_device_nodes(
 # -- the pieces of the device check ---------------------------------------------------------
 
 
+@pytest.mark.root(reason="switching to the daemon's user needs root")
 def test_device_checks_run_with_the_daemon_credentials() -> None:
     before = (os.getresuid(), os.getresgid(), os.getgroups())
     with storage._Credentials("bacula", "bacula"):
