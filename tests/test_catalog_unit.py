@@ -18,7 +18,7 @@ from bacula_ha.ocf.log import Logger
 
 
 def test_parse_keeps_key_value_lines_only() -> None:
-    assert cat._parse("ready=1\nnoise\nrecovery=f\ntables=a,b\n") == {
+    assert cat.parse_answer("ready=1\nnoise\nrecovery=f\ntables=a,b\n") == {
         "ready": "1",
         "recovery": "f",
         "tables": "a,b",
@@ -35,7 +35,7 @@ def test_parse_keeps_key_value_lines_only() -> None:
     ],
 )
 def test_parse_mysql_read_only_variables(rows: str, read_only: str) -> None:
-    found = cat._parse(f"ready=1\nrecovery=0\n{rows}read_only=shown\n")
+    found = cat.parse_answer(f"ready=1\nrecovery=0\n{rows}read_only=shown\n")
     assert found["read_only"] == read_only
 
 
@@ -63,11 +63,11 @@ def test_parse_mysql_read_only_variables(rows: str, read_only: str) -> None:
     ],
 )
 def test_client_error_keeps_the_cause(stderr: str, expected: str) -> None:
-    assert cat._client_error(stderr, "pw") == expected
+    assert cat.client_error(stderr, "pw") == expected
 
 
 def test_client_error_never_returns_the_password() -> None:
-    assert "s3cret" not in cat._client_error("ERROR: role s3cret is odd", "s3cret")
+    assert "s3cret" not in cat.client_error("ERROR: role s3cret is odd", "s3cret")
 
 
 @pytest.mark.parametrize(

@@ -1,4 +1,4 @@
-"""The Bacula catalog: its settings from the director's configuration, and its health checks."""
+"""The Bacula catalog: settings from the director's configuration, where it listens, its health."""
 
 from __future__ import annotations
 
@@ -14,10 +14,9 @@ from ..ocf.errors import GenericError, NotConfiguredError, NotInstalledError
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from dataclasses import dataclass, field
-    from typing import Protocol
+    from typing import Any
 
-    class _Log(Protocol):
-        def debug(self, message: str) -> None: ...
+    from ..ocf.log import Log
 
 else:
     from ..ocf.record import dataclass, field
@@ -79,7 +78,7 @@ def read_catalogs(config: str, *, deadline: Deadline, bdirjson: str) -> list[Cat
     if not os.access(bdirjson, os.X_OK):
         raise NotInstalledError(f"{bdirjson} is not installed (bacula-director)")
     resources = load(bdirjson, config, deadline)
-    return [_settings_from_json(item) for item in resources.all("Catalog")]
+    return [settings_from_json(item) for item in resources.all("Catalog")]
 
 
 def settings_to_dict(settings: CatalogSettings) -> dict[str, object]:
@@ -199,7 +198,7 @@ def run_client(
     *,
     deadline: Deadline,
     timeout: float,
-    log: _Log | None,
+    log: Log | None,
     late: str,
     extra_args: Sequence[str] = (),
     extra_env: Mapping[str, str] | None = None,
@@ -233,7 +232,7 @@ def check(
     options: CheckOptions,
     *,
     deadline: Deadline,
-    log: _Log | None = None,
+    log: Log | None = None,
 ) -> Health:
     """Connect and check the catalog at `options.depth`; raise the OCF error for a failure.
 
@@ -255,8 +254,8 @@ def check(
         late="did not answer within the time allowed",
     )
     elapsed = time.monotonic() - started
-    found = _parse(result.stdout)
-    error = _client_error(result.stderr, settings.password) or f"exit status {result.returncode}"
+    found = parse_answer(result.stdout)
+    error = client_error(result.stderr, settings.password) or f"exit status {result.returncode}"
     where = settings.where()
 
     if "ready" not in found:
@@ -434,7 +433,7 @@ _NOISE = (
 _MYSQL_READ_ONLY = ("read_only", "super_read_only", "tx_read_only", "transaction_read_only")
 
 
-def _parse(stdout: str) -> dict[str, str]:
+def parse_answer(stdout: str) -> dict[str, str]:
     """`key=value` lines, plus MySQL's `name<TAB>value` rows of SHOW VARIABLES as var:name."""
     found: dict[str, str] = {}
     for line in stdout.splitlines():
@@ -451,7 +450,7 @@ def _parse(stdout: str) -> dict[str, str]:
     return found
 
 
-def _client_error(stderr: str, password: str) -> str:
+def client_error(stderr: str, password: str) -> str:
     """The client's first error line, without its program prefix (and never the password)."""
     if not stderr:
         return ""
@@ -469,7 +468,7 @@ def _client_error(stderr: str, password: str) -> str:
     return ""
 
 
-def _settings_from_json(item: Mapping[str, object]) -> CatalogSettings:
+def settings_from_json(item: Mapping[str, object]) -> CatalogSettings:
     port = item.get("DbPort")
     return CatalogSettings(
         name=str(item.get("Name", "")),
@@ -486,3 +485,51 @@ def _settings_from_json(item: Mapping[str, object]) -> CatalogSettings:
 
 def _version_key(text: str) -> tuple[int, ...]:
     return tuple(int(part) for part in text.split(".") if part.isdigit())
+
+
+# -- where a director's catalog listens, and a bounded connect to it (no SQL, no password) --
+
+_DEFAULT_PORTS = {POSTGRESQL: 5432, MYSQL: 3306}
+
+
+def catalog_backend(catalog: Mapping[str, Any]) -> str:
+    """postgresql or mysql: the driver a Catalog resource (as bdirjson prints it) names."""
+    driver = str(catalog.get("DbDriver", "") or "").lower()
+    return MYSQL if "mysql" in driver or "maria" in driver else POSTGRESQL
+
+
+def catalog_endpoint(catalog: Mapping[str, Any]) -> tuple[str, int]:
+    """(host or socket path, port) of a Catalog resource as bdirjson prints it (`Address`)."""
+    backend = catalog_backend(catalog)
+    port = int(catalog.get("DbPort") or _DEFAULT_PORTS[backend])
+    socket_path = str(catalog.get("DbSocket", "") or "")
+    host = str(catalog.get("Address", "") or catalog.get("DbAddress", "") or "")
+    if socket_path:
+        return socket_path, port
+    if host.startswith("/"):  # libpq: a directory holding the socket
+        return os.path.join(host, f".s.PGSQL.{port}"), port
+    if not host:
+        # Both clients default to their local socket.
+        default = "/run/postgresql" if backend == "postgresql" else "/run/mysqld/mysqld.sock"
+        return (
+            os.path.join(default, f".s.PGSQL.{port}") if backend == "postgresql" else default
+        ), port
+    return host, port
+
+
+def try_connect(where: tuple[str, int], timeout: float) -> str:
+    """Connect and close at once; an error text, or "" when something accepted."""
+    import socket
+
+    host, port = where
+    try:
+        if host.startswith("/"):
+            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+                sock.settimeout(timeout)
+                sock.connect(host)
+        else:
+            with socket.create_connection((host, port), timeout=timeout):
+                pass
+    except OSError as exc:
+        return exc.strerror or str(exc) or type(exc).__name__
+    return ""

@@ -31,12 +31,7 @@ from . import catalog as cat
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Protocol
-
-    class _Log(Protocol):
-        def debug(self, message: str) -> None: ...
-        def info(self, message: str) -> None: ...
-        def warning(self, message: str) -> None: ...
+    from ..ocf.log import Log
 
 
 CRM_NODE = "/usr/sbin/crm_node"
@@ -74,7 +69,7 @@ def valid(wanted: str) -> bool:
     return names is None or bool(names)
 
 
-def partition_members(deadline: Deadline, log: _Log | None = None) -> set[str] | None:
+def partition_members(deadline: Deadline, log: Log | None = None) -> set[str] | None:
     """The nodes of this node's cluster partition (crm_node -p); None if it cannot tell."""
     try:
         done = run([CRM_NODE, "-p"], deadline=deadline, timeout=5, log=log)
@@ -85,7 +80,7 @@ def partition_members(deadline: Deadline, log: _Log | None = None) -> set[str] |
     return set(done.stdout.split())
 
 
-def known_down(deadline: Deadline, log: _Log | None = None) -> tuple[set[str], set[str]] | None:
+def known_down(deadline: Deadline, log: Log | None = None) -> tuple[set[str], set[str]] | None:
     """(nodes Pacemaker knows are down: offline and clean, all cluster nodes); None if unknown."""
     import xml.etree.ElementTree as ET
 
@@ -113,7 +108,7 @@ def reconcile(
     *,
     deadline: Deadline,
     this_node: str,
-    log: _Log | None = None,
+    log: Log | None = None,
 ) -> str | None:
     """Make synchronous_standby_names fit the standbys there are; say what changed, if anything.
 
@@ -162,7 +157,7 @@ def _set(
     options: cat.CheckOptions,
     value: str,
     deadline: Deadline,
-    log: _Log | None,
+    log: Log | None,
 ) -> None:
     # ALTER SYSTEM cannot run in a transaction block: psql's autocommit runs it alone. The
     # role needs (PostgreSQL 15) ALTER SYSTEM on this parameter and EXECUTE on pg_reload_conf.
@@ -184,7 +179,7 @@ def _query(
     options: cat.CheckOptions,
     sql: str,
     deadline: Deadline,
-    log: _Log | None,
+    log: Log | None,
 ) -> dict[str, str]:
     done = cat.run_client(
         cat.POSTGRESQL,
@@ -197,9 +192,9 @@ def _query(
         log=log,
         late="did not answer the replication query in time",
     )
-    found = cat._parse(done.stdout)
+    found = cat.parse_answer(done.stdout)
     if not done.ok:
-        found["error"] = cat._client_error(done.stderr, settings.password) or "failed"
+        found["error"] = cat.client_error(done.stderr, settings.password) or "failed"
     return found
 
 

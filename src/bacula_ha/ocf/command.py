@@ -12,10 +12,8 @@ from .errors import GenericError, NotInstalledError
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from dataclasses import dataclass
-    from typing import Protocol
 
-    class _Log(Protocol):
-        def debug(self, message: str) -> None: ...
+    from .log import Log
 else:
     from .record import dataclass
 
@@ -66,7 +64,7 @@ def run(
     env: Mapping[str, str] | None = None,
     input: bytes | None = None,
     secrets: Sequence[str] = (),
-    log: _Log | None = None,
+    log: Log | None = None,
 ) -> Completed:
     """Run argv[0] (an absolute path) and wait at most `timeout`, never past the deadline.
 

@@ -10,6 +10,16 @@ from collections.abc import Mapping
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from dataclasses import dataclass
+    from typing import Protocol
+
+    class Log(Protocol):
+        """What library code logs through: a Logger, or a test's stand-in (typing only)."""
+
+        def debug(self, message: str) -> None: ...
+        def info(self, message: str) -> None: ...
+        def warning(self, message: str) -> None: ...
+        def error(self, message: str) -> None: ...
+
 else:
     from .record import dataclass
 

@@ -9,15 +9,11 @@ if TYPE_CHECKING:
     from collections.abc import Mapping
     from dataclasses import dataclass
     from dataclasses import replace as replace
-    from typing import Any, Protocol, TypeVar
+    from typing import Any, TypeVar
+
+    from ...ocf.log import Log as Log
 
     R = TypeVar("R")
-
-    class Log(Protocol):
-        def debug(self, message: str) -> None: ...
-        def info(self, message: str) -> None: ...
-        def warning(self, message: str) -> None: ...
-        def error(self, message: str) -> None: ...
 
 else:
     from ...ocf.record import dataclass
