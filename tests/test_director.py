@@ -114,3 +114,38 @@ def test_stop_waits_for_running_jobs_with_job_wait(
     assert "jobstatus: T" in record, record  # T: terminated normally
     for daemon in (d, fd, sd):
         assert daemon.run("stop", rsctmp).code == 0
+
+
+def test_each_action_reads_the_configuration_once(
+    site_factory: SiteFactory, rsctmp: Path, tmp_path: Path, ocf_root: Path
+) -> None:
+    """Bacula's parser runs once per action (bdirjson beside the binary, counting its calls):
+    start and reload hand the one reading down to the catalog check, `-t`, the record."""
+    import os
+    import stat
+
+    site = site_factory()
+    d = DIRECTOR.on(site)
+    real = Path(d.binary)
+    tools = tmp_path / "sbin"
+    tools.mkdir()
+    calls = tmp_path / "bdirjson-calls"
+    for name in ("bacula-dir", "bconsole"):
+        (tools / name).symlink_to(real.parent / name)
+    wrapper = tools / "bdirjson"
+    wrapper.write_text(f'#!/bin/sh\necho x >> {calls}\nexec {real.parent / "bdirjson"} "$@"\n')
+    wrapper.chmod(wrapper.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
+    params = {"binary": str(tools / "bacula-dir"), "interrupted_jobs": "off"}
+
+    def count(action: str) -> int:
+        before = calls.read_text().count("x") if calls.exists() else 0
+        result = d.run(action, rsctmp, params=params)
+        assert result.code == 0, result.stderr
+        return calls.read_text().count("x") - before if calls.exists() else 0
+
+    assert os.access(wrapper, os.X_OK)
+    assert count("validate-all") == 1
+    assert count("start") == 1
+    assert count("monitor") == 0  # from what start recorded
+    assert count("reload") == 1
+    assert count("stop") == 0

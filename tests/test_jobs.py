@@ -1,4 +1,4 @@
-"""Interrupted jobs (bacula/jobs.py): the decisions, the exactly-once record, on a real catalog."""
+"""Interrupted jobs (bacula/jobs): the decisions, the exactly-once record, on a real catalog."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from bacula_ha.agents import director_jobs
 from bacula_ha.bacula import jobs
 from bacula_ha.bacula.catalog import CatalogSettings, default_client
 from bacula_ha.bacula.config import Resources
@@ -299,8 +300,9 @@ def test_unreadable_catalog_is_a_warning_not_a_failed_start(
     res = Resources("/etc/bacula/bacula-dir.conf", {"Catalog": (entry,)})
     env = SimpleNamespace(deadline=Deadline.after(10), rsctmp=str(tmp_path))
     log = Log()
-    jobs.on_launch({}, res, env, log)  # type: ignore[arg-type]
-    jobs.on_started({}, res, lambda c: "", env, log)  # type: ignore[arg-type]
+    policy = jobs.policy_from({})
+    director_jobs.on_launch(policy, res, env, log)  # type: ignore[arg-type]
+    director_jobs.on_started(policy, res, lambda c: "", env, log)  # type: ignore[arg-type]
     warnings = log.text("warning")
     assert "cannot read the catalog" in warnings and "wrong-password" not in warnings
     assert "not brought back now" in warnings

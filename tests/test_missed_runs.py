@@ -83,7 +83,7 @@ def test_rules_agree_with_the_directors_own_listing(
 
 def _alive(server: PostgresServer, db: str, director: str, seen: float, stopped: bool) -> None:
     server.sql(
-        jobs._create_alive("postgresql")
+        jobs.create_alive("postgresql")
         + f"INSERT INTO {jobs.ALIVE_TABLE} (director, seen, stopped) VALUES "
         f"('{director}', {int(seen)}, {int(stopped)}) ON CONFLICT (director) DO UPDATE "
         "SET seen = EXCLUDED.seen, stopped = EXCLUDED.stopped;",
@@ -133,7 +133,7 @@ def test_a_run_missed_in_an_outage_runs_late_once(
 
     # No life of this director recorded (a new site): nothing is run late.
     pg_server.sql(
-        jobs._create_alive("postgresql")
+        jobs.create_alive("postgresql")
         + f"DELETE FROM {jobs.ALIVE_TABLE} WHERE director = '{director}'",
         db=db,
     )

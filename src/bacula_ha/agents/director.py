@@ -6,9 +6,8 @@ import os
 import time
 from collections.abc import Callable
 
-from ..bacula import jobs as interrupted
 from ..bacula.config import Resources, json_tool_for, load
-from ..bacula.console import RunningJob, bconsole, running_jobs
+from ..bacula.console import RunningJob, ask_running_jobs, bconsole, director_console
 from ..bacula.daemon import (
     Daemon,
     DaemonAgent,
@@ -19,17 +18,25 @@ from ..bacula.daemon import (
     passwords_of,
     requires_tls,
 )
+from ..bacula.jobs import policy
 from ..bacula.layout import tool_beside
-from ..bacula.network import catalog_endpoint, try_connect
 from ..ocf import params as P
 from ..ocf.agent import Handler
 from ..ocf.deadline import Deadline
 from ..ocf.env import Environment
-from ..ocf.errors import GenericError, NotInstalledError
+from ..ocf.errors import GenericError, NotInstalledError, OCFError
 from ..ocf.log import Logger
 from ..ocf.metadata import Action, MetaData, Parameter
 from ..ocf.state import state_path
 from ..ocf.status import OCFStatus
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from dataclasses import dataclass
+
+    from ..bacula.jobs import Policy
+else:
+    from ..ocf.record import dataclass
 
 # How often a monitor records the director's sign of life in the catalog (at most): where the
 # next start begins its search for scheduled runs missed during an outage (bacula/jobs.py).
@@ -91,7 +98,7 @@ METADATA = MetaData(
             default="0",
             high=P.MAX_WHOLE_SECONDS,
         ),
-        *interrupted.PARAMETERS,
+        *policy.PARAMETERS,
         Parameter(
             "reload_token",
             "change to reload",
@@ -114,7 +121,17 @@ METADATA = MetaData(
 INTERRUPTED_TERM_GRACE = 3.0
 
 
-class DirectorAgent(DaemonAgent):
+@dataclass(frozen=True)
+class DirectorParams(DaemonParams):
+    """The director's parameters, parsed once per action (configure)."""
+
+    jobs: Policy  # interrupted_jobs, rerun_types, max_reruns, missed_runs_window, on_stop
+    job_wait: float
+    bconsole: str  # the parameter, else beside the director's binary
+    bconsole_config: str  # the parameter, else bconsole.conf beside its configuration
+
+
+class DirectorAgent(DaemonAgent[DirectorParams]):
     kind = KIND
     metadata = METADATA
     # The catalog's settings: stop records the jobs it stops there (bacula/jobs.py).
@@ -122,25 +139,52 @@ class DirectorAgent(DaemonAgent):
     # When this process launched the director: its scheduler's own start (bacula/jobs.py).
     launched: float | None = None
 
-    def validate(self, p: DaemonParams, env: Environment, log: Logger) -> None:
+    def own_params(self, common: DaemonParams, env: Environment) -> DirectorParams:
+        job_wait = P.integer_of(METADATA.parameter("job_wait"), env.param("job_wait")) or 0
+        return DirectorParams(
+            binary=common.binary,
+            config=common.config,
+            user=common.user,
+            group=common.group,
+            address=common.address,
+            port=common.port,
+            check_timeout=common.check_timeout,
+            extra=common.extra,
+            jobs=policy.policy_from(env.params),
+            job_wait=float(job_wait),
+            # bconsole and its configuration: beside the director's own binary and
+            # configuration (Debian: /usr/sbin, /etc/bacula; bacula.org: /opt/bacula/bin, etc).
+            bconsole=env.param("bconsole") or tool_beside(common.binary, "bconsole"),
+            bconsole_config=env.param("bconsole_config")
+            or os.path.join(os.path.dirname(common.config), "bconsole.conf"),
+        )
+
+    def validate(self, p: DirectorParams, env: Environment, log: Logger) -> None:
         super().validate(p, env, log)
-        interrupted.policy_from(p.extra)
-        interrupted.window_from(p.extra)
         if env.depth >= 20 or env.action in ("stop", "validate-all"):
-            bconsole_bin = P.absolute_path("bconsole", _bconsole_paths(p, env)[0])
+            bconsole_bin = P.absolute_path("bconsole", p.bconsole)
             if env.action != "stop" and not os.access(bconsole_bin, os.X_OK):
                 raise NotInstalledError(f"{bconsole_bin} is not installed")
 
-    def before_test(self, p: DaemonParams, deadline: Deadline, log: Logger) -> None:
+    def before_test(
+        self, p: DirectorParams, read: Resources | OCFError | None, deadline: Deadline, log: Logger
+    ) -> None:
         # `bacula-dir -t` opens the catalog and, when the database is down, retries for half
         # a minute: connect first, so that a down catalog fails the start at once and clearly.
-        # (Imported here: the configuration test's module brings `re`, 4 ms of every probe.)
+        # (Imported here: the configuration test's module brings `re`, 4 ms of every probe; the
+        # catalog's module, contextlib.)
+        from ..bacula.catalog import catalog_endpoint, try_connect
         from ..bacula.configtest import CatalogUnreachable
 
-        try:
-            res = load(json_tool_for(p.binary, KIND.json_tool), p.config, deadline)
-        except GenericError:
+        if isinstance(read, GenericError):
             return  # let `-t` say what is wrong with the file
+        if isinstance(read, OCFError):
+            raise read
+        try:
+            # Read here only when the action has not (validate-all).
+            res = read or load(json_tool_for(p.binary, KIND.json_tool), p.config, deadline)
+        except GenericError:
+            return
         for catalog in res.all("Catalog"):
             where = catalog_endpoint(catalog)
             error = try_connect(where, min(3.0, deadline.bound()))
@@ -151,7 +195,7 @@ class DirectorAgent(DaemonAgent):
                 )
 
     def answer(
-        self, p: DaemonParams, res: Resources, daemon: Daemon, timeout: float, log: Logger
+        self, p: DirectorParams, res: Resources, daemon: Daemon, timeout: float, log: Logger
     ) -> None:
         from ..bacula import protocol  # here: socket and hashing cost a probe nothing
 
@@ -167,7 +211,7 @@ class DirectorAgent(DaemonAgent):
             ) from None
 
     def deep_check(
-        self, p: DaemonParams, res: Resources, daemon: Daemon, env: Environment, log: Logger
+        self, p: DirectorParams, res: Resources, daemon: Daemon, env: Environment, log: Logger
     ) -> OCFStatus | None:
         # `.sql` reaches the catalog: a director whose database went away fails here.
         result = self._console(
@@ -180,18 +224,20 @@ class DirectorAgent(DaemonAgent):
         return None
 
     def before_stop(
-        self, p: DaemonParams, res: Resources, daemon: Daemon, env: Environment, log: Logger
+        self, p: DirectorParams, res: Resources, daemon: Daemon, env: Environment, log: Logger
     ) -> None:
+        from . import director_jobs
+
         # Asked of the director itself over its own protocol: bconsole's configuration may
         # name another director, and a bconsole that cannot connect retries for its timeout.
         def jobs() -> list[RunningJob]:
             # A console per call: each is bounded by what is left of the stop's deadline.
             try:
-                return running_jobs(self._director_console(p, res, daemon, env, log)("status dir"))
+                return ask_running_jobs(self._director_console(p, res, daemon, env, log))
             except GenericError as exc:
                 raise GenericError(f"cannot list running jobs: {exc.reason}") from None
 
-        wait = float(P.integer_of(METADATA.parameter("job_wait"), p.extra.get("job_wait", "")) or 0)
+        wait = p.job_wait
         running = jobs()
         if running and wait > 0:
             log.info(f"waiting up to {wait:g}s for {len(running)} running job(s)")
@@ -204,7 +250,7 @@ class DirectorAgent(DaemonAgent):
                 running = jobs()
         console = self._director_console(p, res, daemon, env, log)
         before = {job.job_id for job in running}
-        running = interrupted.stop_for_resume(p.extra, res, console, jobs, running, env, log)
+        running = director_jobs.stop_for_resume(p.jobs, res, console, jobs, running, env, log)
         for job in running:
             log.warning(f"stopping the director interrupts JobId {job.job_id}: {job.description}")
         if running:
@@ -219,30 +265,36 @@ class DirectorAgent(DaemonAgent):
         _report(env, log, "stopped: " + ("; ".join(words) or "no job was running"))
         # Reached only when the director answered: a clean stop, no outage to catch up on. A
         # wedged director never gets here, and its outage counts from its last good monitor.
-        interrupted.heartbeat(p.extra, res, daemon.name, env, log, stopped=True)
+        director_jobs.heartbeat(p.jobs, res, daemon.name, env, log, stopped=True)
 
-    def before_launch(self, p: DaemonParams, res: Resources, env: Environment, log: Logger) -> None:
+    def before_launch(
+        self, p: DirectorParams, res: Resources, env: Environment, log: Logger
+    ) -> None:
         # The director fails what its previous instance left running as soon as it starts:
-        # read it first (bacula/jobs.py).
-        interrupted.on_launch(p.extra, res, env, log)
+        # read it first (bacula/jobs).
+        from . import director_jobs
+
+        director_jobs.on_launch(p.jobs, res, env, log)
         self.launched = time.time()
 
     def after_start(
-        self, p: DaemonParams, res: Resources, daemon: Daemon, env: Environment, log: Logger
+        self, p: DirectorParams, res: Resources, daemon: Daemon, env: Environment, log: Logger
     ) -> None:
-        console = self._director_console(p, res, daemon, env, log)
-        started = interrupted.on_started(
-            p.extra, res, console, env, log, director=daemon.name, launched=self.launched
-        )
-        _report(env, log, f"started on this node: {interrupted.summary(started)}")
+        from . import director_jobs
 
-    def monitor(self, p: DaemonParams, env: Environment, log: Logger) -> OCFStatus | None:
+        console = self._director_console(p, res, daemon, env, log)
+        started = director_jobs.on_started(
+            p.jobs, res, console, env, log, director=daemon.name, launched=self.launched
+        )
+        _report(env, log, f"started on this node: {director_jobs.summary(started)}")
+
+    def monitor(self, p: DirectorParams, env: Environment, log: Logger) -> OCFStatus | None:
         status = super().monitor(p, env, log)
         if status is None and not env.is_probe:
             self._heartbeat(p, env, log)
         return status
 
-    def _heartbeat(self, p: DaemonParams, env: Environment, log: Logger) -> None:
+    def _heartbeat(self, p: DirectorParams, env: Environment, log: Logger) -> None:
         """At most every HEARTBEAT_EVERY seconds: the director's sign of life, in the catalog."""
         marker = state_path(env.rsctmp, "bacula-dir-alive", env.instance)
         try:
@@ -262,10 +314,12 @@ class DirectorAgent(DaemonAgent):
             os.utime(marker)
         except OSError:
             return
-        interrupted.heartbeat(p.extra, recorded[0], recorded[1].name, env, log)
+        from . import director_jobs
+
+        director_jobs.heartbeat(p.jobs, recorded[0], recorded[1].name, env, log)
 
     def _director_console(
-        self, p: DaemonParams, res: Resources, daemon: Daemon, env: Environment, log: Logger
+        self, p: DirectorParams, res: Resources, daemon: Daemon, env: Environment, log: Logger
     ) -> Callable[[str], str]:
         """Console commands on the director itself; through bconsole (whose configuration
         carries the certificates) when the director requires TLS, which the agent's own
@@ -276,33 +330,25 @@ class DirectorAgent(DaemonAgent):
             return self._console(p, env, log, [command])
 
         timeout = env.deadline.bound(p.check_timeout)
-        return interrupted.console_for(res, daemon, timeout, tls_fallback=by_bconsole)
+        return director_console(
+            res, daemon.name, daemon.address, daemon.port, timeout, tls_fallback=by_bconsole
+        )
 
-    def _console(self, p: DaemonParams, env: Environment, log: Logger, cmds: list[str]) -> str:
-        binary, config = _bconsole_paths(p, env)
+    def _console(self, p: DirectorParams, env: Environment, log: Logger, cmds: list[str]) -> str:
+        binary, config = p.bconsole, p.bconsole_config
         if not os.path.isfile(config):
             raise GenericError(f"bconsole configuration {config} does not exist")
         return bconsole(
             binary, config, cmds, deadline=env.deadline, timeout=p.check_timeout * 2, log=log
         ).stdout
 
-    def reload(self, p: DaemonParams, env: Environment, log: Logger) -> OCFStatus | None:
+    def reload(self, p: DirectorParams, env: Environment, log: Logger) -> OCFStatus | None:
         self.reload_daemon(p, env, log)
         _request_confsync(env, log)
         return None
 
-    def extra_actions(self) -> dict[str, Handler[DaemonParams]]:
+    def extra_actions(self) -> dict[str, Handler[DirectorParams]]:
         return {"reload": self.reload, "reload-agent": self.reload}
-
-
-def _bconsole_paths(p: DaemonParams, env: Environment) -> tuple[str, str]:
-    """bconsole and its configuration: the parameters, else beside the director's own binary
-    and configuration (Debian: /usr/sbin, /etc/bacula; bacula.org: /opt/bacula/bin, etc)."""
-    binary = env.param("bconsole") or tool_beside(p.binary, "bconsole")
-    config = env.param("bconsole_config") or os.path.join(
-        os.path.dirname(p.config), "bconsole.conf"
-    )
-    return binary, config
 
 
 def _report(env: Environment, log: Logger, text: str) -> None:

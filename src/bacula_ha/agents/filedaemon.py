@@ -42,7 +42,7 @@ METADATA = MetaData(
 )
 
 
-class FileDaemonAgent(DaemonAgent):
+class FileDaemonAgent(DaemonAgent[DaemonParams]):
     kind = KIND
     metadata = METADATA
     depths = (0, 10)  # nothing deeper than a protocol answer means anything here

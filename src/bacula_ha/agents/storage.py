@@ -84,7 +84,7 @@ METADATA = MetaData(
 )
 
 
-class StorageAgent(DaemonAgent):
+class StorageAgent(DaemonAgent[DaemonParams]):
     kind = KIND
     metadata = METADATA
     recorded = ("Device", "Autochanger")

@@ -1,8 +1,8 @@
-"""bconsole, run with a timeout inside the action's deadline, and what its answers mean."""
+"""Talking to the director: bconsole within the deadline, its own protocol, what they answer."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from ..ocf.command import Completed, run
 from ..ocf.deadline import Deadline
@@ -12,6 +12,8 @@ from ..ocf.log import Logger
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from dataclasses import dataclass
+
+    from .config import Resources
 else:
     from ..ocf.record import dataclass
 
@@ -91,3 +93,64 @@ def running_jobs(status_output: str) -> list[RunningJob]:
         if match:
             jobs.append(RunningJob(int(match.group(1)), " ".join(match.group(2).split())))
     return jobs
+
+
+# Where a Director resource without DirPort listens (Bacula's default).
+DIRECTOR_PORT = 9101
+
+
+def director_port(res: Resources) -> tuple[str, int]:
+    """(Name, DirPort) of the director `res` configures (its first Director resource)."""
+    own = res.first("Director")
+    port = own.get("DirPort") or DIRECTOR_PORT
+    return str(own.get("Name", "")), port if isinstance(port, int) else DIRECTOR_PORT
+
+
+def ask_running_jobs(console: Callable[[str], str]) -> list[RunningJob]:
+    """The director's running jobs, asked through `console` (director_console, bconsole)."""
+    return running_jobs(console("status dir"))
+
+
+def director_console(
+    res: Resources,
+    name: str,
+    address: str,
+    port: int,
+    timeout: float,
+    tls_fallback: Callable[[str], str] | None = None,
+) -> Callable[[str], str]:
+    """A console command runner on the director `name` itself, at `address`:`port`, with the
+    password its configuration `res` gives the console (the agent's, and `bacula-ha status`).
+
+    A director that requires TLS (certificates, or TLS-PSK) only talks to a client that
+    speaks it: then every command goes to `tls_fallback` (bconsole with its configuration), if
+    given, at once when its resource says `TLS Require = yes`.
+    """
+    from . import protocol
+    from .daemon import passwords_of, requires_tls
+
+    password = passwords_of(res, "Director").get(name, "")
+    needs_tls = requires_tls(res, "Director", name)
+
+    def send(command: str) -> str:
+        nonlocal needs_tls
+        if needs_tls and tls_fallback is not None:
+            return tls_fallback(command)
+        try:
+            return protocol.console_probe(
+                address,
+                port,
+                password,
+                timeout,
+                command=command,
+                requires_tls=needs_tls,
+            )
+        except protocol.TLSRequired as exc:
+            if tls_fallback is None:
+                raise GenericError(f"console {command.split()[0]!r}: {exc}") from None
+            needs_tls = True
+            return tls_fallback(command)
+        except protocol.ProtocolError as exc:
+            raise GenericError(f"console {command.split()[0]!r}: {exc}") from None
+
+    return send

@@ -30,9 +30,14 @@ from .layout import DEBIAN
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from dataclasses import dataclass
-    from typing import Any, ClassVar
+    from typing import Any, ClassVar, TypeVar
+
+    # An agent's parsed parameters: DaemonParams, or a subclass with the agent's own, typed.
+    PT = TypeVar("PT", bound="DaemonParams")
 else:
     from ..ocf.record import dataclass
+
+    PT = object  # typing costs an agent a tenth of its start (see ocf/agent.py)
 
 
 # Share of the stop deadline given to SIGTERM before SIGKILL: Bacula daemons flush and
@@ -74,7 +79,7 @@ class DaemonParams:
     address: str | None
     port: int | None
     check_timeout: float
-    extra: Mapping[str, str]  # the agent's own parameters, raw
+    extra: Mapping[str, str]  # every parameter, raw (an agent parses its own in configure)
 
 
 @dataclass(frozen=True)
@@ -160,7 +165,7 @@ def common_actions(deep_timeout: int = 30) -> tuple[Action, ...]:
     )
 
 
-class DaemonAgent(Agent[DaemonParams]):
+class DaemonAgent(Agent[PT]):
     """start / stop / monitor / validate-all of one Bacula daemon; subclasses add what is theirs."""
 
     kind: ClassVar[Kind]
@@ -173,24 +178,22 @@ class DaemonAgent(Agent[DaemonParams]):
     term_grace: float | None = None
 
     # -- hooks for the agents ------------------------------------------------------------
-    def answer(
-        self, p: DaemonParams, res: Resources, daemon: Daemon, timeout: float, log: Logger
-    ) -> None:
+    def answer(self, p: PT, res: Resources, daemon: Daemon, timeout: float, log: Logger) -> None:
         """Prove the daemon itself answers (depth 10). Raise GenericError when it does not."""
         raise NotImplementedError
 
     def deep_check(
-        self, p: DaemonParams, res: Resources, daemon: Daemon, env: Environment, log: Logger
+        self, p: PT, res: Resources, daemon: Daemon, env: Environment, log: Logger
     ) -> OCFStatus | None:
         """The depth-20 check; default: nothing deeper than depth 10."""
         return None
 
     def before_stop(
-        self, p: DaemonParams, res: Resources, daemon: Daemon, env: Environment, log: Logger
+        self, p: PT, res: Resources, daemon: Daemon, env: Environment, log: Logger
     ) -> None:
         """Called with the daemon running, before it is stopped (e.g. to report jobs)."""
 
-    def start_facts(self, p: DaemonParams, res: Resources) -> dict[str, Any]:
+    def start_facts(self, p: PT, res: Resources) -> dict[str, Any]:
         """What a daemon found at start that later checks compare with (kept in the record
         whatever happens to the files since). Default: nothing."""
         return {}
@@ -200,19 +203,30 @@ class DaemonAgent(Agent[DaemonParams]):
         facts = (StateFile(env, self.kind.agent).read() or {}).get("facts")
         return facts if isinstance(facts, dict) else {}
 
-    def before_test(self, p: DaemonParams, deadline: Deadline, log: Logger) -> None:
-        """Fast checks before `-t` (which may wait long for a server that is down)."""
+    def before_test(
+        self, p: PT, read: Resources | OCFError | None, deadline: Deadline, log: Logger
+    ) -> None:
+        """Fast checks before `-t` (which may wait long for a server that is down). `read`:
+        this action's reading of the configuration, why it failed, or None (not read)."""
 
-    def before_launch(self, p: DaemonParams, res: Resources, env: Environment, log: Logger) -> None:
+    def before_launch(self, p: PT, res: Resources, env: Environment, log: Logger) -> None:
         """Called after the configuration test, right before the daemon is launched."""
 
     def after_start(
-        self, p: DaemonParams, res: Resources, daemon: Daemon, env: Environment, log: Logger
+        self, p: PT, res: Resources, daemon: Daemon, env: Environment, log: Logger
     ) -> None:
         """Called once the daemon answers (also when start finds it answering already)."""
 
     # -- OCF actions -----------------------------------------------------------------------
-    def configure(self, env: Environment, log: Logger) -> DaemonParams:
+    def configure(self, env: Environment, log: Logger) -> PT:
+        return self.own_params(self.common_params(env), env)
+
+    def own_params(self, common: DaemonParams, env: Environment) -> PT:
+        """The agent's parameters: the common ones plus its own, parsed once per action.
+        Default: the common ones (an agent with none of its own is a DaemonAgent[DaemonParams])."""
+        return common  # type: ignore[return-value]
+
+    def common_params(self, env: Environment) -> DaemonParams:
         # Every value was checked against the meta-data's rules already (the runner's
         # ocf.params.check_all): here they are only read.
         k, meta = self.kind, self.metadata
@@ -229,7 +243,7 @@ class DaemonAgent(Agent[DaemonParams]):
             extra=env.params,
         )
 
-    def validate(self, p: DaemonParams, env: Environment, log: Logger) -> None:
+    def validate(self, p: PT, env: Environment, log: Logger) -> None:
         if not os.access(p.binary, os.X_OK) or not os.path.isfile(p.binary):
             raise NotInstalledError(f"{p.binary} is not installed")
         if not os.path.isfile(p.config):
@@ -238,18 +252,18 @@ class DaemonAgent(Agent[DaemonParams]):
             raise NotInstalledError(f"configuration {p.config} does not exist on this node")
         _check_account(p.user, p.group)
 
-    def validate_all(self, p: DaemonParams, env: Environment, log: Logger) -> OCFStatus | None:
-        self.test_config(p, env.deadline, log)
+    def validate_all(self, p: PT, env: Environment, log: Logger) -> OCFStatus | None:
+        self.test_config(p, env.deadline, log, None)
         return None
 
-    def start(self, p: DaemonParams, env: Environment, log: Logger) -> OCFStatus | None:
-        if self.find_pid(p, env) is not None and self._answers(p, env, log):
+    def start(self, p: PT, env: Environment, log: Logger) -> OCFStatus | None:
+        answering = self._answering(p, env, log) if self.find_pid(p, env) is not None else None
+        if answering is not None:
             log.info(f"{self.kind.title} already running")
-            self._remember(p, env)
+            self._remember(p, env, answering)
             self.after_start(p, *self.resources(p, env), env, log)
             return None
-        self.test_config(p, env.deadline, log)
-        res, daemon = self.read(p, env)
+        res, daemon = self.read_and_test(p, env, log)
         self._clear_stale(daemon, p)
         self.before_launch(p, res, env, log)
         launcher = self._launch(p, env, log)
@@ -276,7 +290,7 @@ class DaemonAgent(Agent[DaemonParams]):
             return True
 
         if wait_until(ready, waiting):
-            self._remember(p, env, daemon)
+            self._remember(p, env, (res, daemon))
             self.after_start(p, res, daemon, env, log)
             return None
         pid = self.find_pid(p, env, daemon)
@@ -287,7 +301,7 @@ class DaemonAgent(Agent[DaemonParams]):
             + (f": {last_error}" if last_error else "")
         )
 
-    def stop(self, p: DaemonParams, env: Environment, log: Logger) -> OCFStatus | None:
+    def stop(self, p: PT, env: Environment, log: Logger) -> OCFStatus | None:
         """Stop what start recorded, else what the process scan finds. A failed stop gets the
         node fenced, so nothing here depends on Bacula's parser, the catalog or the files:
         the daemon runs with what it loaded at start, which is what the record holds."""
@@ -314,7 +328,7 @@ class DaemonAgent(Agent[DaemonParams]):
         return None
 
     def stop_unvalidated(
-        self, p: DaemonParams, env: Environment, log: Logger, reason: str
+        self, p: PT, env: Environment, log: Logger, reason: str
     ) -> OCFStatus | None:
         # The binary and configuration are known: what runs with them is ours to stop, whatever
         # else is wrong (a missing account, a bad job_wait, the file gone from this node).
@@ -336,7 +350,7 @@ class DaemonAgent(Agent[DaemonParams]):
         StateFile(env, self.kind.agent).remove()
         return None
 
-    def monitor(self, p: DaemonParams, env: Environment, log: Logger) -> OCFStatus | None:
+    def monitor(self, p: PT, env: Environment, log: Logger) -> OCFStatus | None:
         recorded = self._recorded(p, env)
         pid = self.find_pid(p, env, recorded[1] if recorded else None)
         if pid is None:
@@ -357,12 +371,10 @@ class DaemonAgent(Agent[DaemonParams]):
         return self.deep_check(p, res, daemon, env, log)
 
     # -- shared machinery ------------------------------------------------------------------
-    def identity(self, p: DaemonParams) -> Identity:
+    def identity(self, p: PT) -> Identity:
         return Identity(p.binary, p.config)
 
-    def find_pid(
-        self, p: DaemonParams, env: Environment, daemon: Daemon | None = None
-    ) -> int | None:
+    def find_pid(self, p: PT, env: Environment, daemon: Daemon | None = None) -> int | None:
         """The pid of this daemon: from its pid file when that is ours, else by scanning /proc.
 
         The pid file alone is not trusted: after a kill -9 or a reboot it may name a recycled
@@ -376,7 +388,7 @@ class DaemonAgent(Agent[DaemonParams]):
         return next(iter(_processes(ident)), None)
 
     def read(
-        self, p: DaemonParams, env: Environment, deadline: Deadline | None = None
+        self, p: PT, env: Environment, deadline: Deadline | None = None
     ) -> tuple[Resources, Daemon]:
         """Parse the configuration (with Bacula's parser) and extract what the checks need."""
         tool = json_tool_for(p.binary, self.kind.json_tool)
@@ -395,27 +407,44 @@ class DaemonAgent(Agent[DaemonParams]):
         )
         return res, daemon
 
-    def test_config(self, p: DaemonParams, deadline: Deadline, log: Logger) -> None:
+    def read_and_test(self, p: PT, env: Environment, log: Logger) -> tuple[Resources, Daemon]:
+        """This action's one reading of the configuration (Bacula's parser), then `-t`; the
+        reading, handed to before_test and returned. A reading that failed is raised after
+        `-t`, whose words about a file Bacula rejects come first."""
+        refuse_nul(p.config)
+        try:
+            read = self.read(p, env)
+        except OCFError as exc:
+            self.test_config(p, env.deadline, log, exc)
+            raise
+        self.test_config(p, env.deadline, log, read[0])
+        return read
+
+    def test_config(
+        self, p: PT, deadline: Deadline, log: Logger, read: Resources | OCFError | None
+    ) -> None:
         """`<daemon> -t`: a file Bacula rejects is 6, anything that may pass later is not
-        (an unreachable catalog 1, a directory on storage mounted elsewhere 5)."""
+        (an unreachable catalog 1, a directory on storage mounted elsewhere 5). `read`: what
+        this action read of the configuration already (see before_test)."""
         from .configtest import test
 
         refuse_nul(p.config)
-        self.before_test(p, deadline, log)
+        self.before_test(p, read, deadline, log)
         argv = [p.binary, "-t", "-c", p.config, "-u", p.user, "-g", p.group]
         verdict = test(argv, p.config, deadline)
         if not verdict.accepted:
             raise verdict.error(p.config)
 
-    def _answers(self, p: DaemonParams, env: Environment, log: Logger) -> bool:
+    def _answering(self, p: PT, env: Environment, log: Logger) -> tuple[Resources, Daemon] | None:
+        """The configuration read, if the daemon running with it answers; else None."""
         try:
             res, daemon = self.read(p, env)
             self.answer(p, res, daemon, env.deadline.bound(p.check_timeout), log)
         except GenericError:
-            return False
-        return True
+            return None
+        return res, daemon
 
-    def _launch(self, p: DaemonParams, env: Environment, log: Logger) -> int:
+    def _launch(self, p: PT, env: Environment, log: Logger) -> int:
         """Start the daemon (it forks away); the launcher's pid, not waited for here."""
         from ..ocf.command import BASE_ENV, spawn
 
@@ -438,7 +467,7 @@ class DaemonAgent(Agent[DaemonParams]):
             raise GenericError(f"{self.kind.title} (pid {pid}) survived SIGKILL")
         log.info(f"{self.kind.title} (pid {pid}) stopped")
 
-    def _clear_stale(self, daemon: Daemon, p: DaemonParams) -> None:
+    def _clear_stale(self, daemon: Daemon, p: PT) -> None:
         pid = read_pidfile(daemon.pid_file)
         if pid is not None and not (self.identity(p).matches(pid) and is_alive(pid)):
             # Bacula refuses to start over a pid file naming a live process, which after
@@ -448,17 +477,21 @@ class DaemonAgent(Agent[DaemonParams]):
             except OSError:
                 pass
 
-    def _remember(self, p: DaemonParams, env: Environment, daemon: Daemon | None = None) -> None:
+    def _remember(
+        self, p: PT, env: Environment, read: tuple[Resources, Daemon] | None = None
+    ) -> None:
         """Record the pid and what the checks need, so monitors need not parse the files.
 
         The record holds the Name and Password of the Director resources (what a depth-10
         check authenticates with): it lives in HA_RSCTMP, a root-only tmpfs, mode 0600, like
         the configuration it comes from, and is dropped as soon as any source file changes.
         """
-        try:
-            res, daemon = self.read(p, env)
-        except GenericError:
-            return
+        if read is None:
+            try:
+                read = self.read(p, env)
+            except GenericError:
+                return
+        res, daemon = read
         sources = config_sources(p.config)
         pid = self.find_pid(p, env, daemon)
         StateFile(env, self.kind.agent).write(
@@ -486,7 +519,7 @@ class DaemonAgent(Agent[DaemonParams]):
 
     def resources(
         self,
-        p: DaemonParams,
+        p: PT,
         env: Environment,
         recorded: tuple[Resources, Daemon] | None = None,
     ) -> tuple[Resources, Daemon]:
@@ -494,7 +527,7 @@ class DaemonAgent(Agent[DaemonParams]):
         return recorded or self._recorded(p, env) or self.read(p, env)
 
     def _recorded(
-        self, p: DaemonParams, env: Environment, current: bool = True
+        self, p: PT, env: Environment, current: bool = True
     ) -> tuple[Resources, Daemon] | None:
         """What start recorded (facts, Directors, `recorded` types), read once; with `current`,
         only while no source file changed since."""
@@ -514,9 +547,7 @@ class DaemonAgent(Agent[DaemonParams]):
             return None
         return Resources(p.config, by_type), daemon
 
-    def _state(
-        self, p: DaemonParams, env: Environment, current: bool = True
-    ) -> dict[str, Any] | None:
+    def _state(self, p: PT, env: Environment, current: bool = True) -> dict[str, Any] | None:
         state = StateFile(env, self.kind.agent).read()
         if not state or state.get("config") != p.config or state.get("binary") != p.binary:
             return None
@@ -537,18 +568,17 @@ class DaemonAgent(Agent[DaemonParams]):
                 except OSError:
                     pass
 
-    def reload_daemon(self, p: DaemonParams, env: Environment, log: Logger) -> None:
+    def reload_daemon(self, p: PT, env: Environment, log: Logger) -> None:
         """Test the configuration, then SIGHUP, then check the daemon still answers."""
         pid = self.find_pid(p, env)
         if pid is None:
             raise GenericError(f"cannot reload: {self.kind.title} is not running")
         try:
-            self.test_config(p, env.deadline, log)
+            res, daemon = self.read_and_test(p, env, log)
         except NotConfiguredError as exc:
             # The running daemon keeps its old configuration: a reload is not a restart.
             raise GenericError(f"reload refused, old configuration kept: {exc.reason}") from None
         os.kill(pid, signal.SIGHUP)
-        res, daemon = self.read(p, env)
 
         def answers() -> bool:
             try:
@@ -559,7 +589,7 @@ class DaemonAgent(Agent[DaemonParams]):
 
         if not wait_until(answers, env.deadline):
             raise GenericError(f"{self.kind.title} does not answer after the reload")
-        self._remember(p, env, daemon)
+        self._remember(p, env, (res, daemon))
         log.info(f"{self.kind.title} reloaded {p.config}")
 
 

@@ -352,6 +352,7 @@ def running_jobs(cib: ET.Element, comp: Component) -> str:
     cannot be read here, through its bconsole and bconsole's configuration."""
     from ..bacula import protocol
     from ..bacula.config import load
+    from ..bacula.console import director_port
     from ..bacula.daemon import passwords_of, requires_tls
     from ..ocf.deadline import Deadline
     from ..ocf.errors import OCFError
@@ -369,13 +370,11 @@ def running_jobs(cib: ET.Element, comp: Component) -> str:
         by_console = _jobs_by_bconsole(files)
         return by_console if by_console is not None else f"unknown ({exc.reason})"
     try:
-        own = res.first("Director")
-        name = str(own.get("Name", ""))
-        port = own.get("DirPort") or 9101
+        name, port = director_port(res)
         address = comp.vip or params.get("address") or "127.0.0.1"
         out = protocol.console_probe(
             address,
-            int(port) if isinstance(port, int) else 9101,
+            port,
             passwords_of(res, "Director").get(name, ""),
             5.0,
             command="status dir",
