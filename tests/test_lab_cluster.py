@@ -16,7 +16,6 @@ from bacula_ha.lab.config import LabConfig
 from testkit.lab import (
     ArpWatch,
     client_pings,
-    host_fingerprint,
     pcs,
     powered_off,
     resource_nodes,
@@ -35,14 +34,7 @@ BACULA_HA = str(Path(sys.executable).with_name("bacula-ha"))
 
 
 @pytest.fixture(scope="module")
-def host_before() -> Iterator[str]:
-    before = host_fingerprint()
-    yield before
-    assert host_fingerprint() == before, "the lab changed host cluster files"
-
-
-@pytest.fixture(scope="module")
-def lab2(host_before: str) -> Iterator[LabConfig]:
+def lab2(host_unchanged: None) -> Iterator[LabConfig]:
     with running_lab(nodes=2) as cfg:
         pcs(cfg, "resource", "create", "test-dummy", "ocf:heartbeat:Dummy", "--group", "test-group")
         pcs(

@@ -8,17 +8,14 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator
 
 import pytest
 
-from bacula_ha.lab import lab, machine, stack
+from bacula_ha.lab import lab, machine
 from bacula_ha.lab.config import LabConfig
 from testkit.lab import (
     failed_actions,
-    host_fingerprint,
     pcs,
-    running_lab,
     started_on,
     wait_until,
 )
@@ -29,14 +26,6 @@ pytestmark = [
 ]
 
 ALERT_LOG = "/var/log/pacemaker/bacula-ha-alerts.log"
-
-
-@pytest.fixture(scope="module")
-def stack_lab() -> Iterator[LabConfig]:
-    before = host_fingerprint()
-    with running_lab(nodes=2, site=stack.default_site()) as cfg:
-        yield cfg
-    assert host_fingerprint() == before, "the lab changed host cluster files"
 
 
 def _in(cfg: LabConfig, node: str, *argv: str) -> str:

@@ -9,7 +9,6 @@ from __future__ import annotations
 import os
 import re
 import time
-from collections.abc import Iterator
 
 import pytest
 
@@ -19,10 +18,8 @@ from testkit.lab import (
     BaculaWatch,
     failed_actions,
     fresh_client_data,
-    host_fingerprint,
     pcs,
     restore_differences,
-    running_lab,
     started_on,
     vip_holder,
     wait_until,
@@ -32,14 +29,6 @@ pytestmark = [
     pytest.mark.lab,
     pytest.mark.skipif(os.geteuid() != 0, reason="the lab needs root"),
 ]
-
-
-@pytest.fixture(scope="module")
-def stack_lab() -> Iterator[LabConfig]:
-    before = host_fingerprint()
-    with running_lab(nodes=2, site=stack.default_site()) as cfg:
-        yield cfg
-    assert host_fingerprint() == before, "the lab changed host cluster files"
 
 
 def _active(cfg: LabConfig, rid: str = "dir1-dir") -> str:

@@ -8,13 +8,12 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Iterator
 
 import pytest
 
 from bacula_ha.lab import backups, lab, machine, stack
 from bacula_ha.lab.config import LabConfig
-from testkit.lab import BaculaWatch, host_fingerprint, pcs, running_lab, wait_until
+from testkit.lab import BaculaWatch, pcs, wait_until
 
 pytestmark = [
     pytest.mark.lab,
@@ -23,12 +22,8 @@ pytestmark = [
 
 
 @pytest.fixture(scope="module")
-def jobs_lab() -> Iterator[tuple[LabConfig, int]]:
-    before = host_fingerprint()
-    with running_lab(nodes=2, site=stack.default_site()) as cfg:
-        total = backups.make_data(cfg)
-        yield cfg, total
-    assert host_fingerprint() == before, "the lab changed host cluster files"
+def jobs_lab(stack_lab: LabConfig) -> tuple[LabConfig, int]:
+    return stack_lab, backups.make_data(stack_lab)
 
 
 def _other(cfg: LabConfig, node: str) -> str:
