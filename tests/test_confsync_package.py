@@ -111,12 +111,7 @@ def test_users_reach_config_sync_only_through_its_face(user: str) -> None:
     assert all(i.endswith("bacula.confsync") for i in reached), reached
 
 
-def test_modules_are_small_or_say_why() -> None:
-    for module in PACKAGE.glob("*.py"):
-        text = module.read_text()
-        if text.count("\n") > 400:
-            docstring = ast.get_docstring(ast.parse(text)) or ""
-            assert "Longer than" in docstring, f"{module.name}: over 400 lines, no reason given"
+# How long a module may be without saying why: tests/test_module_size.py, for the whole tree.
 
 
 def test_helper_program_is_self_contained_and_runs_alone(tmp_path: Path) -> None:

@@ -5,6 +5,10 @@ rendered from the same MetaData objects the agents answer `meta-data` with (and 
 `bacula-ha(1)` from the click command tree, `bacula-ha-site(5)` from docs/site-schema.md. The
 output is plain man(7) roff: no DocBook tool chain.
 
+Over 600 lines in one module on purpose: the three pages share the roff writer at the top
+(escaping, inline markup, headers, examples), one section each below it; split, every page
+would import the writer back and the build step would gather them again.
+
     python3 -m bacula_ha.manpages OUTDIR [--site-schema docs/site-schema.md]
 """
 

@@ -1,4 +1,9 @@
-"""Bringing the lab up and down, looking at it, breaking it and healing it."""
+"""Bringing the lab up and down, looking at it, breaking it and healing it.
+
+Over 600 lines on purpose, for now: one section per group of `bacula-ha lab` verbs (state,
+up/down, looking at it, faults), all reading and writing the one state file of the lab
+directory; the sections are where it would split.
+"""
 
 from __future__ import annotations
 
