@@ -74,9 +74,10 @@ def test_a_cancelled_check_is_not_told_twice() -> None:
         CRM_alert_interval="10000",
         CRM_alert_status="0",
     )
-    assert alert.describe(failed) is not None
-    assert alert.describe({**failed, "CRM_alert_status": "1"}) is None
-    assert alert.describe({**failed, "CRM_alert_status": "2"}) is not None  # timed out
+    told = ("storage sd-one: check on node2 found it not running", True)
+    assert alert.describe(failed) == told
+    assert alert.describe({**failed, "CRM_alert_status": "1"}) is None  # cancelled
+    assert alert.describe({**failed, "CRM_alert_status": "2"}) == told  # timed out: told once
 
 
 def test_fencing_and_node_loss_name_the_node() -> None:

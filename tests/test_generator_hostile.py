@@ -147,9 +147,10 @@ def test_hostile_values_reach_the_cib_literally(ocf_agents: None, tmp_path: Path
     assert normalised(crm) == normalised(pcs) == normalised(stepwise)
     for cib in (crm, pcs, stepwise):
         root = ET.parse(cib).getroot()
-        assert not list(root.iter("meta_attributes")) or all(
-            nv.get("name") != "target-role" for nv in root.iter("nvpair")
-        )
+        meta_names = [nv.get("name") for m in root.iter("meta_attributes") for nv in m]
+        assert meta_names, f"{cib.name}: no meta attributes at all (the site sets some)"
+        every_name = [nv.get("name") for nv in root.iter("nvpair")]
+        assert "target-role" not in every_name, f"{cib.name}: a target-role slipped in"
 
 
 HOSTILE_IDS = ["a b", "a;b", "$(x)", "`x`", 'a"b', "a'b", "-x", "a\nb", "a/b", "a:b", ""]
