@@ -102,12 +102,15 @@ def test_repeated_failures_move_the_director_and_expire(stack_lab: LabConfig) ->
     started = [ln for ln in _alerts(cfg, second) if told in ln]
     assert started and "jobs: no interrupted job to bring back" in started[-1]
 
-    # What Pacemaker guarantees once failure-timeout has passed: the failure is ignored at the
-    # next scheduler run (crm_mon stops listing it) and its fail count cleared by a later
-    # transition, up to one cluster-recheck-interval (1 min in the lab) after: wait for both.
+    # What Pacemaker guarantees once failure-timeout has passed: the scheduler's next run, at
+    # the latest one cluster-recheck-interval later (1 min in the lab), treats the failures as
+    # expired: they no longer count and crm_mon no longer lists them. Clearing the fail-count
+    # attribute itself is a separate action of some later transition, with no deadline: a
+    # whole-suite run saw the failure gone while crm_failcount still said 3. So wait for the
+    # expiry only, not for the attribute.
     wait_until(
-        "the failure to expire and its count to be cleared",
-        lambda: failed_actions(cfg) == () and _fail_count(cfg, first) == 0,
+        "the failures to expire (crm_mon lists no failed action)",
+        lambda: failed_actions(cfg) == (),
         150 + 60,
         step=2,
     )
