@@ -13,6 +13,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import bacula_ha
 from bacula_ha.lab import cluster, lab, machine, procs
 from bacula_ha.lab.config import LabConfig
 from bacula_ha.lab.errors import LabError
@@ -137,7 +138,8 @@ class ArpWatch:
     ) -> None:
         probe = [sys.executable, "-m", "bacula_ha.lab.probe", "arp", address, str(seconds)]
         argv = machine.exec_argv(cfg, "client", probe + (["first"] if until_answer else []))
-        env = {**NODE_ENV, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+        # The directory bacula_ha is imported from (src/ in a checkout), for the node's python.
+        env = {**NODE_ENV, "PYTHONPATH": str(Path(bacula_ha.__file__).resolve().parents[1])}
         self._proc = subprocess.Popen(argv, stdout=subprocess.PIPE, text=True, env=env)
         self._seconds = seconds
 
