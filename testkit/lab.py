@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import select
 import subprocess
 import sys
 import time
@@ -131,7 +132,9 @@ def powered_off(cfg: LabConfig) -> list[str]:
 
 
 class ArpWatch:
-    """An ARP probe running in the client for a fixed time; result() waits for its verdict."""
+    """An ARP probe running in the client for a fixed time; result() waits for its verdict.
+
+    Returns once the probe is probing (its "ready" line), so a fault injected next is watched."""
 
     def __init__(
         self, cfg: LabConfig, address: str, seconds: float, until_answer: bool = False
@@ -140,8 +143,16 @@ class ArpWatch:
         argv = machine.exec_argv(cfg, "client", probe + (["first"] if until_answer else []))
         # The directory bacula_ha is imported from (src/ in a checkout), for the node's python.
         env = {**NODE_ENV, "PYTHONPATH": str(Path(bacula_ha.__file__).resolve().parents[1])}
-        self._proc = subprocess.Popen(argv, stdout=subprocess.PIPE, text=True, env=env)
+        self._proc = subprocess.Popen(
+            argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
+        )
         self._seconds = seconds
+        assert self._proc.stderr is not None
+        started = select.select([self._proc.stderr], [], [], 30)[0]
+        line = self._proc.stderr.readline() if started else ""
+        if line.strip() != "ready":
+            self.kill()
+            raise LabError(f"ARP probe did not start: {line.strip() or 'no answer in 30 s'}")
 
     def result(self) -> dict[str, Any]:
         out, _ = self._proc.communicate(timeout=self._seconds + 30)

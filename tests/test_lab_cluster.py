@@ -120,9 +120,8 @@ def test_crash_fails_over_after_fencing(lab2: LabConfig) -> None:
 
 def test_partition_fences_one_side_and_never_two_answer(lab2: LabConfig) -> None:
     (active,) = vip_holder(lab2, "test-vip")
-    watch = ArpWatch(lab2, VIP, seconds=12)
+    watch = ArpWatch(lab2, VIP, seconds=12)  # returns once it is probing
     try:
-        time.sleep(1)
         lab.fail(lab2, active, "partition")
         wait_until("one side to be powered off", lambda: len(powered_off(lab2)) == 1, 30)
         result = watch.result()

@@ -43,11 +43,17 @@ def _own_ip(iface: str) -> bytes:
 
 
 def arp_watch(
-    address: str, seconds: float, iface: str = "eth0", until_answer: bool = False
+    address: str,
+    seconds: float,
+    iface: str = "eth0",
+    until_answer: bool = False,
+    ready: Callable[[], None] = lambda: None,
 ) -> dict[str, Any]:
+    """Probe for SECONDS; `ready` is called once the socket is bound, before the first round."""
     mac, ip, target = _mac(iface), _own_ip(iface), socket.inet_aton(address)
     sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_ARP))
     sock.bind((iface, 0))
+    ready()
     frame = b"\xff" * 6 + mac + struct.pack("!H", ETH_P_ARP)
     frame += struct.pack("!HHBBH", 1, 0x0800, 6, 4, 1) + mac + ip + b"\0" * 6 + target
     start_epoch, start = time.time(), time.monotonic()
@@ -133,12 +139,18 @@ USAGE = (
 )
 
 
+def _say_ready() -> None:
+    """ "ready" on stderr once probing: a watcher started just before a fault waits for it."""
+    print("ready", file=sys.stderr, flush=True)
+
+
 def main() -> None:
     if len(sys.argv) not in (4, 5) or sys.argv[1] not in ("arp", "bacula"):
         sys.exit(USAGE)
     if sys.argv[1] == "arp":
         until = sys.argv[4:] == ["first"]
-        print(json.dumps(arp_watch(sys.argv[2], float(sys.argv[3]), until_answer=until)))
+        watched = arp_watch(sys.argv[2], float(sys.argv[3]), until_answer=until, ready=_say_ready)
+        print(json.dumps(watched))
     else:
         print(json.dumps(bacula_watch(sys.argv[2].split(","), float(sys.argv[3]))))
 
