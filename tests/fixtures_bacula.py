@@ -27,12 +27,12 @@ SiteFactory = Callable[..., BaculaSite]
 _DAEMONS = ("bacula-dir", "bacula-sd", "bacula-fd")
 
 
-def kill_site_daemons(site: BaculaSite) -> int:
+def kill_site_daemons(site: BaculaSite) -> list[int]:
     """SIGKILL every Bacula daemon whose command line names one of this site's files.
 
-    Returns how many it killed.
+    Returns the pids it killed (wait_gone waits for them).
     """
-    killed = 0
+    killed: list[int] = []
     confs = [str(p) for p in site.etc.glob("*.conf")]
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
@@ -43,7 +43,7 @@ def kill_site_daemons(site: BaculaSite) -> int:
                 try:
                     os.kill(pid, signal.SIGCONT)
                     os.kill(pid, signal.SIGKILL)
-                    killed += 1
+                    killed.append(pid)
                 except ProcessLookupError:
                     pass
     return killed
@@ -92,8 +92,7 @@ def site_factory(bacula_install: Layout, site_catalog: CatalogInfo) -> Iterator[
         yield make
     finally:
         # A test that stopped its daemons leaves none: wait only for those killed here.
-        if sum(kill_site_daemons(site) for site in sites):
-            time.sleep(0.1)
+        wait_gone([pid for site in sites for pid in kill_site_daemons(site)])
         for site in sites:
             shutil.rmtree(site.root, ignore_errors=True)
 
@@ -123,6 +122,14 @@ def gone(pid: int) -> bool:
         return Path(f"/proc/{pid}/stat").read_text().split(") ")[1].startswith("Z")
     except (FileNotFoundError, ProcessLookupError):
         return True
+
+
+def wait_gone(pids: list[int], timeout: float = 10) -> None:
+    """Until each of these processes is gone (a SIGKILL is not instant); fails after timeout."""
+    deadline = time.monotonic() + timeout
+    while not all(gone(pid) for pid in pids):
+        assert time.monotonic() < deadline, f"still running after {timeout} s: {pids}"
+        time.sleep(0.01)
 
 
 # -- the three daemon agents, described for the tests they share -------------------------------

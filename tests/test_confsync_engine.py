@@ -150,6 +150,15 @@ def test_interrupted_transfer_leaves_a_complete_tree(lab: Lab, fault: str) -> No
             seen.add(_digest(live))
             time.sleep(0.05)
 
+    def stop_mid_transfer() -> None:
+        # The peer goes away once the new files arrive in its stage (rsync's temporary
+        # .big*.conf.XXXXXX first), not after a guessed delay.
+        stage = Path(remote.stage_path(str(live)))
+        deadline = time.monotonic() + 20
+        while not any(stage.rglob("*big*")) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        lab.servers["p1"].stop()
+
     watcher = threading.Thread(target=watch)
     watcher.start()
     slow = lab.config(peers=cfg.peers, rsync_options=("--bwlimit=200",))
@@ -157,10 +166,10 @@ def test_interrupted_transfer_leaves_a_complete_tree(lab: Lab, fault: str) -> No
         if fault == "deadline":
             report = confsync.sync(slow, Deadline.after(3.0), LOG, state)
         else:
-            timer = threading.Timer(2.0, lab.servers["p1"].stop)
-            timer.start()
+            stopper = threading.Thread(target=stop_mid_transfer)
+            stopper.start()
             report = confsync.sync(slow, Deadline.after(30), LOG, state)
-            timer.join()
+            stopper.join()
     finally:
         stop.set()
         watcher.join()

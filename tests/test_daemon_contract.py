@@ -25,6 +25,7 @@ from .fixtures_bacula import (
     DaemonAgent,
     SiteFactory,
     gone,
+    wait_gone,
 )
 
 
@@ -233,7 +234,7 @@ def test_kill_9_with_stale_pid_file_then_restart(
 ) -> None:
     d = daemon
     pid = started_then(d, rsctmp, signal.SIGKILL)
-    time.sleep(0.2)
+    wait_gone([pid])
     assert d.pidfile().exists()  # the stale pid file is still there
     for depth in d.agent.depths:
         dead = d.run("monitor", rsctmp, depth=depth)
@@ -250,10 +251,11 @@ def test_pid_file_naming_another_process(daemon: Daemon, rsctmp: Path, ocf_root:
     d = daemon
     d.start(rsctmp)
     pidfile = d.pidfile()
-    os.kill(d.pid(), signal.SIGKILL)
+    killed = d.pid()
+    os.kill(killed, signal.SIGKILL)
     other = subprocess.Popen(["/bin/sleep", "60"])
     try:
-        time.sleep(0.2)
+        wait_gone([killed])  # the agent must not find the daemon itself, only the pid file
         pidfile.write_text(f"{other.pid}\n")
         assert d.run("monitor", rsctmp).code == 7
         assert d.run("stop", rsctmp).code == 0

@@ -42,6 +42,7 @@ from .fixtures_bacula import (
     bconsole,
     gone,
     kill_site_daemons,
+    wait_gone,
 )
 from .fixtures_db import PG_PASSWORD
 from .test_status_paths import cib_with
@@ -174,8 +175,7 @@ def _stack(
         assert stops == {"bacula-dir": 0, "bacula-fd": 0, "bacula-sd": 0}
     finally:
         stack.stream.close()
-        if kill_site_daemons(stack.site):
-            time.sleep(0.1)
+        wait_gone(kill_site_daemons(stack.site))
         shutil.rmtree(root, ignore_errors=True)
         pg_server.psql(f"DROP DATABASE IF EXISTS {db}", check=False)
 
