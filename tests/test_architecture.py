@@ -4,7 +4,10 @@
 - the agents (`bacula_ha.agents.*`, the executables in agents/, and everything they import,
   however deep, including imports inside functions) import no click, no jinja2, nothing of the
   generator, the lab or a CLI, and only the standard library outside bacula_ha;
-- no import cycles between bacula_ha's modules, nor between its subpackages.
+- no import cycles between bacula_ha's modules, nor between its subpackages;
+- the layers (LAYERS): each part of bacula_ha imports only from itself or from a lower layer,
+  never upward nor sideways into a peer of its own layer;
+- shipped code (src/) never imports the test kit (testkit/) nor the tests.
 
 Each failure names the import chain and the file and line of the offending import.
 """
@@ -203,6 +206,88 @@ def test_agents_import_only_the_standard_library() -> None:
         if not module.startswith(PACKAGE) and module not in sys.stdlib_module_names
     ]
     assert not bad, "outside the standard library:\n" + "\n".join(sorted(bad))
+
+
+# The layers, lowest first, by the name under bacula_ha ("" is bacula_ha itself: the version).
+# A part imports only from itself or from a lower layer: the OCF library knows nothing of Bacula,
+# Bacula's services nothing of the agents, the agents (and the alert agent) nothing of the
+# commands' helpers, the site model nothing of the commands that read it, the commands nothing of
+# the lab; the click group sees everything, and the man pages read the click group.
+LAYERS: tuple[tuple[str, ...], ...] = (
+    ("",),
+    ("ocf",),
+    ("bacula",),
+    ("agents", "alert", "pgwait"),  # what Pacemaker runs: the agents, alert, pg_ctl-wait
+    ("cliout", "data", "progress"),
+    ("site",),
+    ("generator", "check", "status", "install", "confsync_cli"),
+    ("lab",),
+    ("cli",),
+    ("manpages",),
+)
+# Modules that belong to a part named otherwise: install's command line is install.
+PART_OF = {"install_cli": "install"}
+LEVEL = {part: level for level, parts in enumerate(LAYERS) for part in parts}
+TEST_SUPPORT = ("testkit", "tests")
+
+
+def _part(module: str) -> str:
+    """The part of bacula_ha a module belongs to: its name under bacula_ha, as LAYERS says it."""
+    name = module.split(".")[1] if "." in module else ""
+    return PART_OF.get(name, name)
+
+
+def test_every_part_has_a_layer() -> None:
+    parts = {_part(m) for m in MODULES}
+    assert parts - set(LEVEL) == set(), "place these in LAYERS: " + ", ".join(
+        sorted(parts - set(LEVEL))
+    )
+    assert {"ocf", "bacula", "agents", "site", "generator", "lab"} <= parts
+
+
+def _layer_breaches(graph: dict[str, list[Import]]) -> list[str]:
+    """Each import of bacula_ha that goes up or sideways, with where it is written."""
+    bad = []
+    for name, imports in graph.items():
+        here = _part(name)
+        for imp in imports:
+            if not imp.target.startswith(PACKAGE):
+                continue
+            there = _part(imp.target)
+            if there != here and LEVEL[there] >= LEVEL[here]:
+                way = "sideways" if LEVEL[there] == LEVEL[here] else "upward"
+                bad.append(f"{here} -> {there} ({way}): {name} -> {_show([imp])}")
+    return sorted(bad)
+
+
+def test_each_layer_imports_only_downward() -> None:
+    bad = _layer_breaches(GRAPH)
+    assert not bad, "imports against the layers:\n" + "\n".join(bad)
+
+
+def test_shipped_code_never_imports_the_test_kit() -> None:
+    bad = [
+        f"{name} -> {_show([imp])}"
+        for name, imports in GRAPH.items()
+        for imp in imports
+        if imp.target in TEST_SUPPORT
+    ]
+    assert not bad, "shipped code imports test support:\n" + "\n".join(sorted(bad))
+
+
+def test_the_layer_rule_names_the_offending_import() -> None:
+    """The rule on made-up imports: upward and sideways are found, downward is not."""
+    where = SRC / PACKAGE / "ocf" / "fake.py"
+    up = Import(f"{PACKAGE}.ocf.fake", f"{PACKAGE}.lab.lab", where, 3, True)
+    sideways = Import(f"{PACKAGE}.check.x", f"{PACKAGE}.status.collect", where, 4, False)
+    down = Import(f"{PACKAGE}.lab.x", f"{PACKAGE}.ocf.runner", where, 5, False)
+    graph = {i.source: [i] for i in (up, sideways, down)}
+    assert _layer_breaches(graph) == [
+        "check -> status (sideways): bacula_ha.check.x -> bacula_ha.status.collect"
+        " (src/bacula_ha/ocf/fake.py:4)",
+        "ocf -> lab (upward): bacula_ha.ocf.fake -> bacula_ha.lab.lab"
+        " (src/bacula_ha/ocf/fake.py:3, inside a function)",
+    ]
 
 
 def _cycles(edges: dict[str, set[str]]) -> list[list[str]]:
