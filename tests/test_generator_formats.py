@@ -31,9 +31,9 @@ def test_dot_shows_data_centres_groups_placement_order_and_fencing() -> None:
             assert positions == sorted(positions), group.id
     assert '"dir1-group" -> "node:dc1-n1" [color=darkgreen' in text
     assert '"dir1-group" -> "node:dc2-n1" [color=grey35, style=dashed]' in text
-    assert '"cat1-group" -> "dir1-group" [color=blue3' in text  # starts before
+    assert '"cat1-ip" -> "dir1-dir" [color=blue3' in text  # starts before
     assert '"dir1-group" -> "cat1-group" [color=purple' in text  # runs with
-    assert '"cat2-group" -> "dir2-group" [color=blue3' in text
+    assert '"cat2-ip" -> "dir2-dir" [color=blue3' in text
     assert '"dir2-group" -> "cat2-group"' not in text  # with_catalog = false
     assert '"fence-dc1-n1" -> "node:dc1-n1" [color=red3]' in text
     assert "migration-threshold=3, failure-timeout=600s" in text

@@ -59,9 +59,7 @@ def test_a_broken_password_line_never_reaches_the_exit_reason(
     assert daemon.run("stop", rsctmp).code == 0
 
 
-def test_a_daemon_in_another_namespace_is_not_ours(
-    site_factory: SiteFactory, rsctmp: Path
-) -> None:
+def test_a_daemon_in_another_namespace_is_not_ours(site_factory: SiteFactory, rsctmp: Path) -> None:
     """The same program with the same configuration path in another PID and mount namespace
     (a container, a test lab's machine) is not this node's daemon: a probe finds nothing
     here and a stop leaves it running. Before, the /proc scan found it, and a stop killed it."""

@@ -12,6 +12,7 @@ from click.testing import CliRunner
 
 from bacula_ha.agents.registry import AGENT_MODULES, available
 from bacula_ha.cli import main
+from bacula_ha.install import LIB_TOOLS
 
 
 def test_install_twice_then_uninstall(tmp_path: Path) -> None:
@@ -172,7 +173,7 @@ def test_no_verify_installs_for_a_package_build_and_check_finds_it_broken(
     check = runner.invoke(main, [*argv, "--check"])
     assert check.exit_code == 1
     lines = check.output.splitlines()
-    assert len(lines) == len(available()) + 1  # and the alert agent
+    assert len(lines) == len(available()) + len(LIB_TOOLS)  # and the alert agent, pg_ctl-wait
     for line in lines:
         assert line.startswith("broken    "), line
         assert f"({bare_python} -I cannot import bacula_ha: ModuleNotFoundError" in line
@@ -195,7 +196,7 @@ def test_check_reports_each_agent_whose_interpreter_cannot_import(
     runner = CliRunner()
     assert runner.invoke(main, ["install", "--ocf-root", str(tmp_path)]).exit_code == 0
     good = runner.invoke(main, ["install", "--ocf-root", str(tmp_path), "--check"])
-    assert good.exit_code == 0 and good.output.count("current") == len(available()) + 1
+    assert good.exit_code == 0 and good.output.count("current") == len(available()) + len(LIB_TOOLS)
     target = tmp_path / "resource.d" / "bacula"
     # One agent moved to a Python without the package, one to a Python that is gone.
     for name, python in (("bacula-sd", str(bare_python)), ("bacula-fd", "/nonexistent/python")):

@@ -22,6 +22,7 @@ from bacula_ha import __version__
 from bacula_ha.agents.registry import available, metadata
 from bacula_ha.cli import main
 from bacula_ha.data import SHIPPED, data_path
+from bacula_ha.install import LIB_TOOLS
 
 from .tiers import slow_fixture
 
@@ -140,7 +141,8 @@ def test_installed_wheel_installs_agents_that_answer_meta_data(venv: Path, tmp_p
     root = tmp_path / "ocf"
     done = run_in(venv, tmp_path, "bacula-ha", "install", "--ocf-root", str(root))
     assert done.returncode == 0, done.stderr
-    assert states(done.stdout, "installed") == len(available()) + 1  # and the alert agent
+    # ... and the lib tools: the alert agent, pg_ctl-wait
+    assert states(done.stdout, "installed") == len(available()) + len(LIB_TOOLS)
     for name in available():
         agent = root / "resource.d" / "bacula" / name
         assert agent.read_text().splitlines()[0] == f"#!{venv / 'bin' / 'python3'} -I"
@@ -148,7 +150,7 @@ def test_installed_wheel_installs_agents_that_answer_meta_data(venv: Path, tmp_p
         assert out.returncode == 0 and out.stdout == metadata(name).render()
     check = run_in(venv, tmp_path, "bacula-ha", "install", "--ocf-root", str(root), "--check")
     assert check.returncode == 0, check.stdout + check.stderr
-    assert states(check.stdout, "current") == len(available()) + 1
+    assert states(check.stdout, "current") == len(available()) + len(LIB_TOOLS)
 
 
 def test_data_outside_the_shipped_set_is_refused() -> None:
@@ -175,11 +177,12 @@ def test_install_replaces_an_agent_left_by_another_version(tmp_path: Path) -> No
     check = runner.invoke(main, ["install", "--ocf-root", str(tmp_path), "--check"])
     assert check.exit_code == 1
     assert re.search(rf"stale +{target}/bacula-dir \(version 0.0.9, package ", check.output)
-    assert states(check.output, "current") == len(available())  # the others and the alert
+    # The others and the lib tools.
+    assert states(check.output, "current") == len(available()) - 1 + len(LIB_TOOLS)
     upgrade = runner.invoke(main, ["install", "--ocf-root", str(tmp_path)])
     assert upgrade.exit_code == 0, upgrade.output
     assert f"updated   {target}/bacula-dir (was 0.0.9)" in upgrade.output
-    assert states(upgrade.output, "unchanged") == len(available())
+    assert states(upgrade.output, "unchanged") == len(available()) - 1 + len(LIB_TOOLS)
     assert runner.invoke(main, ["install", "--ocf-root", str(tmp_path), "--check"]).exit_code == 0
     # The replaced copy is the current one: uninstall still recognises and removes it.
     runner.invoke(main, ["install", "--ocf-root", str(tmp_path), "--uninstall"])
@@ -189,7 +192,8 @@ def test_install_replaces_an_agent_left_by_another_version(tmp_path: Path) -> No
 def test_check_names_missing_and_different_agents(tmp_path: Path) -> None:
     runner = CliRunner()
     empty = runner.invoke(main, ["install", "--ocf-root", str(tmp_path), "--check"])
-    assert empty.exit_code == 1 and states(empty.output, "missing") == len(available()) + 1
+    missing = states(empty.output, "missing")
+    assert empty.exit_code == 1 and missing == len(available()) + len(LIB_TOOLS)
     assert not (tmp_path / "resource.d").exists()  # --check writes nothing
     runner.invoke(main, ["install", "--ocf-root", str(tmp_path)])
     other = runner.invoke(

@@ -1,5 +1,8 @@
 """Installing the agent executables into an OCF root, and removing exactly what was installed."""
 
+# Over 500 lines on purpose: install, check and uninstall share the manifest, the installed
+# texts and the proofs of the interpreter; apart, each would restate them.
+
 from __future__ import annotations
 
 import hashlib
@@ -23,6 +26,13 @@ MANIFEST = ".bacula-ha-installed"
 # directory of the OCF root, beside resource-agents' lib/heartbeat:
 # /usr/lib/ocf/lib/bacula/bacula-ha-alert. Its manifest entry is this name.
 ALERT = "bacula-ha-alert"
+# Programs that go there with it, no resource agents either: name -> the module whose main()
+# each runs. pg_ctl-wait is the catalog's pg_ctl for ocf:heartbeat:pgsql (bacula_ha.pgwait).
+LIB_TOOLS = {ALERT: "bacula_ha.alert", "pg_ctl-wait": "bacula_ha.pgwait"}
+_LIB_SUMMARIES = {
+    ALERT: "Pacemaker alert agent for Bacula components",
+    "pg_ctl-wait": "pg_ctl for ocf:heartbeat:pgsql whose start waits for PostgreSQL",
+}
 
 
 class InstallError(Exception):
@@ -111,31 +121,42 @@ def agent_text(name: str, interpreter: str) -> str:
     )
 
 
-def alert_text(interpreter: str) -> str:
-    """The installed alert agent: like an agent, isolated, standard library only."""
+def lib_text(name: str, interpreter: str) -> str:
+    """An installed lib tool (the alert agent, pg_ctl-wait): like an agent, isolated, standard
+    library only."""
     return (
         f"#!{interpreter} -I\n"
-        f'"""Pacemaker alert agent for Bacula components, installed by `bacula-ha install`."""\n\n'
+        f'"""{_LIB_SUMMARIES[name]}, installed by `bacula-ha install`."""\n\n'
         f"VERSION = {__version__!r}\n\n"
-        "from bacula_ha.alert import main\n\n"
+        f"from {LIB_TOOLS[name]} import main\n\n"
         "raise SystemExit(main())\n"
     )
+
+
+def alert_text(interpreter: str) -> str:
+    """The installed alert agent."""
+    return lib_text(ALERT, interpreter)
 
 
 def provider_dir(ocf_root: Path) -> Path:
     return ocf_root / "resource.d" / PROVIDER
 
 
+def lib_path(ocf_root: Path, name: str) -> Path:
+    """Where a lib tool goes for this OCF root (the CIB names the alert agent's and the
+    catalog's pg_ctl-wait by these paths)."""
+    return ocf_root / "lib" / PROVIDER / name
+
+
 def alert_path(ocf_root: Path) -> Path:
-    """Where the alert agent goes for this OCF root (the CIB's <alert path=...> names it)."""
-    return ocf_root / "lib" / PROVIDER / ALERT
+    return lib_path(ocf_root, ALERT)
 
 
 def _executables(ocf_root: Path, interpreter: str) -> list[tuple[str, Path, str]]:
     """(manifest name, path, text) of everything `install` writes."""
     target = provider_dir(ocf_root)
     found = [(name, target / name, agent_text(name, interpreter)) for name in available()]
-    found.append((ALERT, alert_path(ocf_root), alert_text(interpreter)))
+    found += [(name, lib_path(ocf_root, name), lib_text(name, interpreter)) for name in LIB_TOOLS]
     return found
 
 
@@ -232,7 +253,7 @@ def uninstall(ocf_root: Path) -> list[Change]:
     manifest = _read_manifest(target)
     changes: list[Change] = []
     for name, digest in sorted(manifest.items()):
-        path = alert_path(ocf_root) if name == ALERT else target / name
+        path = lib_path(ocf_root, name) if name in LIB_TOOLS else target / name
         if not path.exists():
             continue
         if _digest(path.read_bytes()) != digest:
@@ -255,8 +276,8 @@ def _needs(name: str, text: str) -> list[str]:
     The package itself comes first: when it is missing, every executable says so alike.
     """
     found = _MODULE_LINE.search(text)
-    if name == ALERT:
-        return [_PACKAGE_VERSION, f"{found.group(1) if found else 'bacula_ha.alert'}:main"]
+    if name in LIB_TOOLS:
+        return [_PACKAGE_VERSION, f"{found.group(1) if found else LIB_TOOLS[name]}:main"]
     module = found.group(1) if found else AGENT_MODULES[name]
     return [_PACKAGE_VERSION, f"{module}:AGENT", "bacula_ha.ocf.runner:main"]
 
@@ -363,8 +384,8 @@ def _prove(
         raise InstallError(f"cannot write in {target}: {exc.strerror}") from None
     try:
         for name, _, text in executables:
-            if name == ALERT or name in problems:
-                continue  # the alert agent has no meta-data: its imports are proven above
+            if name in LIB_TOOLS or name in problems:
+                continue  # a lib tool has no meta-data: its imports are proven above
             staged = scratch / name
             try:
                 staged.write_text(text)
@@ -391,7 +412,7 @@ def _installed_problems(installed: list[tuple[str, Path, str]]) -> dict[Path, st
         by_interpreter.setdefault(first[2:].split(" ", 1)[0], []).append((name, path, text))
     for interpreter, group in by_interpreter.items():
         for name, path, _ in group:
-            if name != ALERT:
+            if name not in LIB_TOOLS:
                 found = _meta_data_problem(path, interpreter)
                 if found:
                     problems[path] = found
@@ -477,7 +498,9 @@ def _read_manifest(target: Path) -> dict[str, str]:
         return {}
     entries = dict(line.split(" ", 1)[::-1] for line in lines if " " in line)
     return {
-        name: digest for name, digest in entries.items() if name in AGENT_MODULES or name == ALERT
+        name: digest
+        for name, digest in entries.items()
+        if name in AGENT_MODULES or name in LIB_TOOLS
     }
 
 

@@ -125,6 +125,7 @@ run cluster node add-remote dc2-st2 203.0.113.42 port=3122 \
 
 # === Catalog cat1 ===
 # Catalog (postgresql) on dc1-n1, standby dc2-n1.
+# PostgreSQL's start is polled once a second by ocf:heartbeat:pgsql: name pgctl and psql in one directory for a start that waits for it (pg_ctl-wait).
 # Database files on a shared disk.
 # Group cat1-group: members start in this order and stop in reverse, always on one node.
 run resource create cat1-fs ocf:heartbeat:Filesystem \
@@ -161,7 +162,7 @@ run constraint location cat1-group rule constraint-id=cat1-group-only-on-pair re
 
 # === Director dir1 ===
 # Director on dc1-n1, standby dc2-n1; VIP 198.51.100.21.
-# Starts after its catalog cat1 and runs on the same node.
+# The director starts after its catalog cat1's database and address and runs on the same node.
 # Group dir1-group: members start in this order and stop in reverse, always on one node.
 run resource create dir1-ip ocf:heartbeat:IPaddr2 \
     ip=198.51.100.21 cidr_netmask=24 \
@@ -188,7 +189,7 @@ run constraint location add dir1-group-prefers-dc1-n1 dir1-group dc1-n1 -- 100
 run constraint location add dir1-group-standby-dc2-n1 dir1-group dc2-n1 -- 50
 run constraint location dir1-group rule constraint-id=dir1-group-only-on-pair resource-discovery=never score=-INFINITY '#uname' ne dc1-n1 and '#uname' ne dc2-n1
 run constraint colocation add dir1-group with cat1-group INFINITY id=dir1-group-with-catalog
-run constraint order start cat1-group then start dir1-group kind=Mandatory id=dir1-group-after-catalog
+run constraint order start cat1-ip then start dir1-dir kind=Mandatory id=dir1-dir-after-catalog
 
 # === Storage daemon sd1 ===
 # Storage daemon on dc1-st1, standby dc2-st1; VIP 198.51.100.31.
@@ -784,7 +785,7 @@ else
    </rule>
   </rsc_location>
   <rsc_colocation id="dir1-group-with-catalog" score="INFINITY" rsc="dir1-group" with-rsc="cat1-group" />
-  <rsc_order id="dir1-group-after-catalog" kind="Mandatory" first="cat1-group" first-action="start" then="dir1-group" then-action="start" />
+  <rsc_order id="dir1-dir-after-catalog" kind="Mandatory" first="cat1-ip" first-action="start" then="dir1-dir" then-action="start" />
   <rsc_location id="sd1-group-prefers-dc1-st1" rsc="sd1-group" score="100" node="dc1-st1" />
   <rsc_location id="sd1-group-standby-dc2-st1" rsc="sd1-group" score="50" node="dc2-st1" />
   <rsc_location id="sd1-group-only-on-pair" rsc="sd1-group" resource-discovery="never">

@@ -167,7 +167,7 @@ run constraint order demote catalog-db-clone then stop catalog-repl-ip kind=Mand
 
 # === Director dir ===
 # Director on pg1, standby pg2; VIP 192.0.2.50.
-# Starts after its catalog catalog and runs on the same node.
+# The director starts after its catalog catalog's database and address and runs on the same node.
 # Group dir-group: members start in this order and stop in reverse, always on one node.
 run resource create dir-ip ocf:heartbeat:IPaddr2 \
     ip=192.0.2.50 cidr_netmask=24 \
@@ -198,7 +198,7 @@ run constraint location dir-group rule constraint-id=dir-group-only-on-pair reso
 run constraint location dir-group rule constraint-id=dir-group-on-connected score=100000 not_defined pingd or pingd gte 1
 run constraint colocation add dir-group with catalog-group INFINITY id=dir-group-with-catalog
 run constraint order start connectivity-clone then start dir-group kind=Optional id=dir-group-after-connectivity
-run constraint order start catalog-group then start dir-group kind=Mandatory id=dir-group-after-catalog
+run constraint order start catalog-ip then start dir-dir kind=Mandatory id=dir-dir-after-catalog
 
 # === Storage daemon sd ===
 # Storage daemon on store1, standby pg1; VIP 192.0.2.52.
@@ -633,7 +633,7 @@ else
   </rsc_location>
   <rsc_colocation id="dir-group-with-catalog" score="INFINITY" rsc="dir-group" with-rsc="catalog-group" />
   <rsc_order id="dir-group-after-connectivity" kind="Optional" first="connectivity-clone" first-action="start" then="dir-group" then-action="start" />
-  <rsc_order id="dir-group-after-catalog" kind="Mandatory" first="catalog-group" first-action="start" then="dir-group" then-action="start" />
+  <rsc_order id="dir-dir-after-catalog" kind="Mandatory" first="catalog-ip" first-action="start" then="dir-dir" then-action="start" />
   <rsc_location id="sd-group-prefers-store1" rsc="sd-group" score="100" node="store1" />
   <rsc_location id="sd-group-standby-pg1" rsc="sd-group" score="50" node="pg1" />
   <rsc_location id="sd-group-only-on-pair" rsc="sd-group" resource-discovery="never">

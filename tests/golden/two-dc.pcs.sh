@@ -133,6 +133,7 @@ run constraint location connectivity-dc2-clone rule constraint-id=connectivity-d
 
 # === Catalog cat1 ===
 # Catalog (postgresql) on dc1-n1, standby dc2-n1.
+# PostgreSQL's start is polled once a second by ocf:heartbeat:pgsql: name pgctl and psql in one directory for a start that waits for it (pg_ctl-wait).
 # Database files on DRBD resource cat1: the group follows the Promoted side, after promotion.
 # Promotable clone cat1-drbd-clone: one instance on each of the two nodes, one of them Promoted.
 run resource create cat1-drbd ocf:linbit:drbd \
@@ -190,7 +191,7 @@ run constraint order start connectivity-dc2-clone then start cat1-group kind=Opt
 
 # === Director dir1 ===
 # Director on dc1-n1, standby dc2-n1; VIP 198.51.100.21.
-# Starts after its catalog cat1 and runs on the same node.
+# The director starts after its catalog cat1's database and address and runs on the same node.
 # Group dir1-group: members start in this order and stop in reverse, always on one node.
 run resource create dir1-ip ocf:heartbeat:IPaddr2 \
     ip=198.51.100.21 cidr_netmask=24 \
@@ -222,7 +223,7 @@ run constraint location dir1-group rule constraint-id=dir1-group-on-connected sc
 run constraint colocation add dir1-group with cat1-group INFINITY id=dir1-group-with-catalog
 run constraint order start connectivity-dc1-clone then start dir1-group kind=Optional id=dir1-group-after-connectivity-dc1
 run constraint order start connectivity-dc2-clone then start dir1-group kind=Optional id=dir1-group-after-connectivity-dc2
-run constraint order start cat1-group then start dir1-group kind=Mandatory id=dir1-group-after-catalog
+run constraint order start cat1-ip then start dir1-dir kind=Mandatory id=dir1-dir-after-catalog
 
 # === Catalog cat2 ===
 # Catalog (mysql) on dc1-n2, standby dc2-n2.
@@ -266,7 +267,7 @@ run constraint order start connectivity-dc2-clone then start cat2-group kind=Opt
 
 # === Director dir2 ===
 # Director on dc2-n2, standby dc1-n2; VIP 203.0.113.21.
-# Starts after its catalog cat2.
+# The director starts after its catalog cat2's database and address.
 # Group dir2-group: members start in this order and stop in reverse, always on one node.
 run resource create dir2-ip ocf:heartbeat:IPaddr2 \
     ip=203.0.113.21 cidr_netmask=24 \
@@ -297,7 +298,7 @@ run constraint location dir2-group rule constraint-id=dir2-group-only-on-pair re
 run constraint location dir2-group rule constraint-id=dir2-group-on-connected score=100000 not_defined pingd or pingd gte 1
 run constraint order start connectivity-dc1-clone then start dir2-group kind=Optional id=dir2-group-after-connectivity-dc1
 run constraint order start connectivity-dc2-clone then start dir2-group kind=Optional id=dir2-group-after-connectivity-dc2
-run constraint order start cat2-group then start dir2-group kind=Mandatory id=dir2-group-after-catalog
+run constraint order start cat2-ip then start dir2-dir kind=Mandatory id=dir2-dir-after-catalog
 
 # === Storage daemon sd1 ===
 # Storage daemon on dc1-n1, standby dc2-n1; VIP 198.51.100.31.
@@ -1215,7 +1216,7 @@ else
   <rsc_colocation id="dir1-group-with-catalog" score="INFINITY" rsc="dir1-group" with-rsc="cat1-group" />
   <rsc_order id="dir1-group-after-connectivity-dc1" kind="Optional" first="connectivity-dc1-clone" first-action="start" then="dir1-group" then-action="start" />
   <rsc_order id="dir1-group-after-connectivity-dc2" kind="Optional" first="connectivity-dc2-clone" first-action="start" then="dir1-group" then-action="start" />
-  <rsc_order id="dir1-group-after-catalog" kind="Mandatory" first="cat1-group" first-action="start" then="dir1-group" then-action="start" />
+  <rsc_order id="dir1-dir-after-catalog" kind="Mandatory" first="cat1-ip" first-action="start" then="dir1-dir" then-action="start" />
   <rsc_location id="cat2-group-prefers-dc1-n2" rsc="cat2-group" score="100" node="dc1-n2" />
   <rsc_location id="cat2-group-standby-dc2-n2" rsc="cat2-group" score="50" node="dc2-n2" />
   <rsc_location id="cat2-group-only-on-pair" rsc="cat2-group" resource-discovery="never">
@@ -1248,7 +1249,7 @@ else
   </rsc_location>
   <rsc_order id="dir2-group-after-connectivity-dc1" kind="Optional" first="connectivity-dc1-clone" first-action="start" then="dir2-group" then-action="start" />
   <rsc_order id="dir2-group-after-connectivity-dc2" kind="Optional" first="connectivity-dc2-clone" first-action="start" then="dir2-group" then-action="start" />
-  <rsc_order id="dir2-group-after-catalog" kind="Mandatory" first="cat2-group" first-action="start" then="dir2-group" then-action="start" />
+  <rsc_order id="dir2-dir-after-catalog" kind="Mandatory" first="cat2-ip" first-action="start" then="dir2-dir" then-action="start" />
   <rsc_location id="sd1-group-prefers-dc1-n1" rsc="sd1-group" score="100" node="dc1-n1" />
   <rsc_location id="sd1-group-standby-dc2-n1" rsc="sd1-group" score="50" node="dc2-n1" />
   <rsc_location id="sd1-group-only-on-pair" rsc="sd1-group" resource-discovery="never">

@@ -113,6 +113,7 @@ run resource create connectivity-ping ocf:pacemaker:ping \
 
 # === Catalog cat1 ===
 # Catalog (postgresql) on bk1, standby bk2.
+# PostgreSQL's start is polled once a second by ocf:heartbeat:pgsql: name pgctl and psql in one directory for a start that waits for it (pg_ctl-wait).
 # Database files on DRBD resource catalog: the group follows the Promoted side, after promotion.
 # Promotable clone cat1-drbd-clone: one instance on each of the two nodes, one of them Promoted.
 run resource create cat1-drbd ocf:linbit:drbd \
@@ -169,7 +170,7 @@ run constraint order start connectivity-clone then start cat1-group kind=Optiona
 
 # === Director dir1 ===
 # Director on bk1, standby bk2; VIP 192.0.2.20.
-# Starts after its catalog cat1 and runs on the same node.
+# The director starts after its catalog cat1's database and address and runs on the same node.
 # Group dir1-group: members start in this order and stop in reverse, always on one node.
 run resource create dir1-ip ocf:heartbeat:IPaddr2 \
     ip=192.0.2.20 cidr_netmask=24 nic=eth0 \
@@ -200,7 +201,7 @@ run constraint location dir1-group rule constraint-id=dir1-group-only-on-pair re
 run constraint location dir1-group rule constraint-id=dir1-group-on-connected score=100000 not_defined pingd or pingd gte 1
 run constraint colocation add dir1-group with cat1-group INFINITY id=dir1-group-with-catalog
 run constraint order start connectivity-clone then start dir1-group kind=Optional id=dir1-group-after-connectivity
-run constraint order start cat1-group then start dir1-group kind=Mandatory id=dir1-group-after-catalog
+run constraint order start cat1-ip then start dir1-dir kind=Mandatory id=dir1-dir-after-catalog
 
 # === Storage daemon sd1 ===
 # Storage daemon on bk1, standby bk2; VIP 192.0.2.22.
@@ -609,7 +610,7 @@ else
   </rsc_location>
   <rsc_colocation id="dir1-group-with-catalog" score="INFINITY" rsc="dir1-group" with-rsc="cat1-group" />
   <rsc_order id="dir1-group-after-connectivity" kind="Optional" first="connectivity-clone" first-action="start" then="dir1-group" then-action="start" />
-  <rsc_order id="dir1-group-after-catalog" kind="Mandatory" first="cat1-group" first-action="start" then="dir1-group" then-action="start" />
+  <rsc_order id="dir1-dir-after-catalog" kind="Mandatory" first="cat1-ip" first-action="start" then="dir1-dir" then-action="start" />
   <rsc_location id="sd1-group-prefers-bk1" rsc="sd1-group" score="100" node="bk1" />
   <rsc_location id="sd1-group-standby-bk2" rsc="sd1-group" score="50" node="bk2" />
   <rsc_location id="sd1-group-only-on-pair" rsc="sd1-group" resource-discovery="never">

@@ -1,5 +1,8 @@
 """The lifecycle all Bacula daemons share: test, start until answering, escalating stop, checks."""
 
+# Over 500 lines on purpose: the one lifecycle three agents share (test, start until
+# answering, escalating stop, checks by depth, reload); each phase hands its state to the next.
+
 from __future__ import annotations
 
 import os

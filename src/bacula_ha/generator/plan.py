@@ -9,6 +9,7 @@ would pass that state back and forth.
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -20,6 +21,7 @@ from ..site.errors import Problem, SiteError
 from ..site.model import (
     HEURISTICS_DEFAULTS,
     MAX_ID,
+    PG_CTL_WAIT_PATH,
     Alerts,
     Catalog,
     Daemon,
@@ -737,6 +739,9 @@ class _Builder:
         if db.agent == "pgsql" and db.replicated:
             db_params.setdefault("node_list", f"{c.preferred} {c.standby}")
             db_params.setdefault("master_ip", c.vip.ip)
+        wait_note = ""
+        if db.agent == "pgsql" and not db.replicated and db.wait_start:
+            wait_note = _wait_start(db_params)
         rid = f"{c.name}-db"
         database = Primitive(
             rid,
@@ -745,6 +750,7 @@ class _Builder:
             self.ops(rid, db_info, "database", c.ops, field),
         )
         notes = [f"Catalog ({c.backend}) on {c.preferred}, standby {c.standby}."]
+        notes += [wait_note] if wait_note else []
         if c.disk is not None:
             if c.disk.kind == "drbd":
                 clone = self.drbd(c.name, c.disk, c.ops, field, meta)
@@ -852,7 +858,7 @@ class _Builder:
         if d.catalog is not None:
             blocks.append(self.catalog(d.catalog, f"{field}.catalog"))
             notes.append(
-                f"Starts after its catalog {d.catalog.name}"
+                f"The director starts after its catalog {d.catalog.name}'s database and address"
                 + (" and runs on the same node." if d.with_catalog else ".")
             )
         block = self.component(
@@ -867,7 +873,15 @@ class _Builder:
         )
         if d.catalog is not None:
             cat, me = f"{d.catalog.name}-group", f"{d.name}-group"
-            orders = (*block.orders, Order(f"{me}-after-catalog", cat, "start", me, "start"))
+            # Only the director daemon needs its catalog (it opens it at start, and its stop
+            # records interrupted jobs there): it waits for the database's address, not for
+            # bacula-catalog's health check, and the director's VIP waits for nothing. A
+            # failover then starts both VIPs and the check beside the database's start.
+            daemon, cat_ip = f"{d.name}-dir", f"{d.catalog.name}-ip"
+            orders = (
+                *block.orders,
+                Order(f"{daemon}-after-catalog", cat_ip, "start", daemon, "start"),
+            )
             colocs = block.colocations
             if d.with_catalog:
                 colocs = (*colocs, Colocation(f"{me}-with-catalog", me, cat, "INFINITY"))
@@ -1090,3 +1104,20 @@ def build(site: Site) -> Plan:
     if b.problems:
         raise SiteError(site.source, b.problems)
     return plan
+
+
+def _wait_start(db_params: dict[str, str]) -> str:
+    """Make ocf:heartbeat:pgsql's start wait for PostgreSQL (pg_ctl-wait, bacula_ha.pgwait)
+    when the site names its pg_ctl and psql in one directory; say what was done either way."""
+    pgctl, psql = db_params.get("pgctl", ""), db_params.get("psql", "")
+    beside = os.path.dirname(pgctl) == os.path.dirname(psql) and pgctl.endswith("/pg_ctl")
+    if not (pgctl and psql and beside):
+        return (
+            "PostgreSQL's start is polled once a second by ocf:heartbeat:pgsql: name pgctl and"
+            " psql in one directory for a start that waits for it (pg_ctl-wait)."
+        )
+    db_params["pgctl"] = PG_CTL_WAIT_PATH
+    return (
+        f"PostgreSQL's start waits for the database: pgctl is bacula-ha's pg_ctl-wait, which"
+        f" runs {pgctl} (beside psql) with -w for a start (database.wait_start = false: off)."
+    )

@@ -280,7 +280,8 @@ def read_catalog(
     failure = read_failure(r, t, path)
     database = None
     dpath = (*path, "database")
-    dt = r.table(t.get("database", {}), dpath, ("agent", "replicated", "params"), ("agent",))
+    keys = ("agent", "replicated", "params", "wait_start")
+    dt = r.table(t.get("database", {}), dpath, keys, ("agent",))
     if dt is not None and backend is not None:
         agent = r.string(dt, "agent", dpath)
         if agent is not None and agent not in DATABASE_AGENTS[backend]:
@@ -309,8 +310,11 @@ def read_catalog(
                 "is required unless the database is replicated "
                 "(a drbd or shared disk for the database files)",
             )
+        wait_start = r.boolean(dt, "wait_start", dpath, True)
+        if "wait_start" in dt and (agent != "pgsql" or replicated):
+            r.problem((*dpath, "wait_start"), "is for a pgsql database on a disk only")
         if agent is not None:
-            database = Database(agent, replicated, db_params)
+            database = Database(agent, replicated, db_params, wait_start)
     replication_vip = None
     if "replication_vip" in t:
         if database is not None and not database.replicated:

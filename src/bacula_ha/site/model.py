@@ -28,6 +28,8 @@ MAX_ID = 64  # long ids are legal but unreadable in crm_mon; keep generated ones
 # 10 minutes, so a node that failed once is usable again and crm_mon forgets the failed action.
 # The alert agent as `bacula-ha install` and the Debian package install it.
 DEFAULT_ALERT_PATH = "/usr/lib/ocf/lib/bacula/bacula-ha-alert"
+# The catalog's pg_ctl for ocf:heartbeat:pgsql whose start waits (bacula_ha.pgwait).
+PG_CTL_WAIT_PATH = "/usr/lib/ocf/lib/bacula/pg_ctl-wait"
 ALERT_SELECT = ("nodes", "fencing", "resources", "attributes")
 # A recipient of the alert agent: a file (absolute path) or syslog, optionally with a facility.
 RECIPIENT_RE = re.compile(r"^(/[A-Za-z0-9_./+-]+|syslog(:[a-z0-9]+)?)$")
@@ -225,6 +227,8 @@ class Database:
     agent: str  # pgsql | pgsqlms | mysql
     replicated: bool
     params: Pairs
+    # pgsql on a disk: its start waits for PostgreSQL through bacula-ha's pg_ctl-wait.
+    wait_start: bool = True
 
 
 @dataclass(frozen=True)
