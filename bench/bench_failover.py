@@ -35,6 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bacula_ha.lab import lab, replicated, stack
 from bacula_ha.lab.config import LabConfig
 from bacula_ha.lab.errors import LabError
+from testkit import timeline
 from testkit.lab import ArpWatch, BaculaWatch, pcs, running_lab, started_on, wait_until
 
 DIR_VIP = lab.VIPS["dir-vip"]
@@ -55,9 +56,22 @@ def _log(message: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
 
-def crash_trial(cfg: LabConfig, holder_rid: str, floor: bool) -> dict[str, Any]:
-    """Crash the node running holder_rid; time until the services answer again; heal."""
+# The director's critical path, first to last, in each configuration: what the timeline's
+# shares are computed over (an operation of another chain runs beside it, off the path).
+CHAINS = {
+    "ours": ("cat1-fs", "cat1-db", "cat1-ip", "cat1-catalog", "dir1-ip", "dir1-dir"),
+    "anything": ("cat1-fs", "cat1-db", "cat1-ip", "dir1-ip", "dir1-any"),
+    "floor": ("floor-dummy", "floor-ip"),
+    "replicated": ("cat1-db", "cat1-repl-ip", "cat1-ip", "cat1-catalog", "dir1-ip", "dir1-dir"),
+    "floor_replicated": ("floor-dummy", "floor-ip"),
+}
+
+
+def crash_trial(cfg: LabConfig, holder_rid: str, floor: bool, chain: str) -> dict[str, Any]:
+    """Crash the node running holder_rid; time until the services answer again; read the
+    survivor's log for the timeline; heal."""
     (node,) = started_on(cfg, holder_rid)
+    survivor = next(m for m in cfg.cluster_nodes if m.name != node)
     crash = time.time()
     lab.fail(cfg, node, "crash")
     result: dict[str, Any] = {"crashed": node}
@@ -65,11 +79,19 @@ def crash_trial(cfg: LabConfig, holder_rid: str, floor: bool) -> dict[str, Any]:
         arp = ArpWatch(cfg, DIR_VIP, 60, until_answer=True).result()
         first = arp["first_answer"]
         result["vip"] = None if first is None else arp["start_epoch"] + first - crash
+        answer, answers = result["vip"], {"VIP (ARP)": result["vip"]}
     else:
         answered = BaculaWatch(cfg, 90).result()
         for key in ("dir", "sd"):
             t = answered[key]
             result[key] = None if t is None else t - crash
+        answer, answers = result["dir"], {"director": result["dir"], "storage": result["sd"]}
+    time.sleep(1)  # the survivor's log catches up with the last result lines
+    log = (survivor.dir / "fs/var/log/pacemaker/pacemaker.log").read_text(errors="replace")
+    tl = timeline.parse(log, crash)
+    result["timeline"] = timeline.render(tl, answers)
+    if answer is not None:
+        result["shares"] = tl.shares(CHAINS[chain], answer)
     lab.heal(cfg)
     return result
 
@@ -89,6 +111,8 @@ def to_anything(cfg: LabConfig) -> None:
         pcs(cfg, "resource", "delete", rid, "--force")
     pcs(cfg, "resource", "create", "dir1-any", "ocf:heartbeat:anything", *ANYTHING_DIR,
         "--group", "dir1-group")  # fmt: skip
+    # As the site orders our director: after the catalog's database and address.
+    pcs(cfg, "constraint", "order", "start", "cat1-ip", "then", "start", "dir1-any")
     pcs(cfg, "resource", "create", "sd1-any", "ocf:heartbeat:anything", *ANYTHING_SD,
         "--group", "sd1-group")  # fmt: skip
     wait_until("the anything groups", lambda: bool(started_on(cfg, "dir1-any")), 90)
@@ -146,13 +170,32 @@ def shared_disk_life(trials_per_config: int, figures: dict[str, Any]) -> None:
                 prepare(cfg)
             trials = []
             for i in range(trials_per_config):
-                trial = crash_trial(cfg, holder, floor=name == "floor")
+                trial = crash_trial(cfg, holder, floor=name == "floor", chain=name)
                 _log(f"{name} crash trial {i + 1}: {trial}")
                 trials.append(trial)
             figures[name] = {"crash": trials}
             if name != "floor":
                 figures[name]["hang"] = hang_trial(cfg)
                 _log(f"{name} hang: {figures[name]['hang']}")
+
+
+def print_shares(figures: dict[str, Any]) -> None:
+    """Where the seconds went, median per owner over each configuration's trials, and the
+    first trial's whole timeline."""
+    owners = ("detection", "fencing", "transitions", "database", "IP", "ours", "anything", "floor")
+    print("where the director's (floor: the VIP's) seconds go, median of the trials (s):")
+    print("  " + f"{'configuration':18}" + "".join(f"{o:>12}" for o in owners))
+    for name in ("ours", "anything", "floor", "replicated", "floor_replicated"):
+        trials = [t for t in figures.get(name, {}).get("crash", []) if "shares" in t]
+        if not trials:
+            continue
+        row = [_median([t["shares"].get(o, 0.0) for t in trials]) for o in owners]
+        print("  " + f"{name:18}" + "".join(f"{_fmt(v):>12}" for v in row))
+    for name in ("ours", "anything", "floor", "replicated"):
+        trials = figures.get(name, {}).get("crash", [])
+        if trials:
+            print(f"timeline, {name}, first trial (crash of {trials[0]['crashed']}; s after it):")
+            print("\n".join(trials[0]["timeline"]))
 
 
 def main() -> None:
@@ -182,7 +225,7 @@ def main() -> None:
                 if name == "replicated":
                     wait_until("a synchronous standby", partial(replicated_synchronous, rcfg), 60)
                 try:
-                    trial = crash_trial(rcfg, holder, floor=name != "replicated")
+                    trial = crash_trial(rcfg, holder, floor=name != "replicated", chain=name)
                 except LabError as exc:
                     if name == "replicated":
                         raise
@@ -246,6 +289,7 @@ def main() -> None:
             f" its floor {floor_s:.2f} s), replicated {repl:.2f} s ({repl / floor_r:.2f}x its"
             f" floor {floor_r:.2f} s; the first life's when its own failed)"
         )
+    print_shares(figures)
     ours_hang, any_hang = figures["ours"]["hang"], figures["anything"]["hang"]
     print(f"hang (SIGSTOP director) to answering again (s): ours {_fmt(ours_hang)}, "
           f"anything {_fmt(any_hang)} (- = not within {HANG_LIMIT:.0f} s)")  # fmt: skip
