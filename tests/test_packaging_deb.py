@@ -25,6 +25,7 @@ import pytest
 
 from bacula_ha import __version__, manpages
 from bacula_ha.agents.registry import AGENT_MODULES
+from bacula_ha.install import LIB_TOOLS
 
 from .fixtures_bacula import DIRECTOR, SiteFactory
 from .test_packaging import TEST_KIT
@@ -180,8 +181,10 @@ def test_package_installs_working_agents_and_purges_clean(
     where = ns.run("/usr/bin/python3", "-I", "-c", "import bacula_ha; print(bacula_ha.__file__)")
     assert where.stdout.startswith("/usr/lib/python3/dist-packages/bacula_ha/")
     check = ns.run("bacula-ha", "install", "--check")
-    assert check.stdout.count("current") == len(AGENT_MODULES) + 1, check.stdout  # + alert
-    assert ns.run("test", "-x", f"{ALERT_DIR}/bacula-ha-alert").returncode == 0
+    # ... and the lib tools: the alert agent, pg_ctl-wait.
+    assert check.stdout.count("current") == len(AGENT_MODULES) + len(LIB_TOOLS), check.stdout
+    for tool in LIB_TOOLS:
+        assert ns.run("test", "-x", f"{ALERT_DIR}/{tool}").returncode == 0
     site = "/usr/lib/python3/dist-packages/bacula_ha/_data/examples/lab-site.toml"
     assert "pcs" in ns.run("bacula-ha", "generate", site, "--format", "pcs").stdout
 

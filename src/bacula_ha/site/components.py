@@ -280,8 +280,8 @@ def read_catalog(
     failure = read_failure(r, t, path)
     database = None
     dpath = (*path, "database")
-    keys = ("agent", "replicated", "params", "wait_start")
-    dt = r.table(t.get("database", {}), dpath, keys, ("agent",))
+    db_keys = ("agent", "replicated", "params", "wait_start")
+    dt = r.table(t.get("database", {}), dpath, db_keys, ("agent",))
     if dt is not None and backend is not None:
         agent = r.string(dt, "agent", dpath)
         if agent is not None and agent not in DATABASE_AGENTS[backend]:
