@@ -136,9 +136,15 @@ def replicated_synchronous(cfg: LabConfig) -> bool:
 
 
 def replicated_floor(cfg: LabConfig) -> None:
-    """The floor on the replicated lab: no Bacula group, no PAF clone (heal skips the rewind)."""
+    """The floor on the replicated lab: no Bacula group, no PAF clone (heal skips the rewind).
+
+    The clone is stopped before it is deleted. Deleted running (`--force`), its instances
+    became orphans whose stop ran pgsqlms without the clone's notify=true: PAF refuses that
+    (rc 5, "You must set meta parameter notify=true"), a failed stop, and Pacemaker fenced
+    both nodes. That was the "healed node fenced again as it rejoined" of earlier runs."""
     to_floor(cfg)
-    pcs(cfg, "resource", "delete", replicated.DB_CLONE, "--force")
+    pcs(cfg, "resource", "disable", replicated.DB_CLONE, "--wait=120", timeout=150)
+    pcs(cfg, "resource", "delete", replicated.DB_CLONE)
 
 
 def _median(values: list[float | None]) -> float | None:
