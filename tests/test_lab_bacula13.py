@@ -92,8 +92,13 @@ def test_0_a_bacula_the_lab_cannot_run_is_refused_first(
 def test_1_the_nodes_run_bacula_13_from_opt(lab13: LabConfig) -> None:
     cfg = lab13
     node = _active(cfg)
-    script = "for d in bacula-dir bacula-sd; do readlink /proc/$(pgrep -x $d)/exe; done"
-    running = machine.run_in(cfg, node, ["sh", "-c", script]).stdout.split()
+    running = []
+    for rid, daemon in (("dir1-dir", "bacula-dir"), ("sd1-sd", "bacula-sd")):
+        # Each where Pacemaker runs it (the storage daemon's group is placed on its own), and
+        # the oldest process of the name: a configuration test (-t) may run beside it.
+        (where,) = started_on(cfg, rid)
+        script = f"readlink /proc/$(pgrep -o -x {daemon})/exe"
+        running.append(machine.run_in(cfg, where, ["sh", "-c", script]).stdout.strip())
     assert running == [f"{OPT}/bin/bacula-dir", f"{OPT}/bin/bacula-sd"]
     fd = machine.run_in(cfg, "client", ["sh", "-c", "readlink /proc/$(pgrep -x bacula-fd)/exe"])
     assert fd.stdout.strip() == f"{OPT}/bin/bacula-fd"
