@@ -41,7 +41,7 @@ class InstallError(Exception):
 
 # The installed executable names the package version that wrote it (see agent_text).
 _VERSION_LINE = re.compile(r"^VERSION = '([^'\n]*)'$", re.MULTILINE)
-# ... and the module it runs (agent_text, alert_text).
+# ... and the module it runs (agent_text, lib_text).
 _MODULE_LINE = re.compile(r"^ *from ([\w.]+) import (AGENT|main)\b", re.MULTILINE)
 
 # The interpreter is proven in an environment like the one Pacemaker's executor gives an agent:
@@ -131,11 +131,6 @@ def lib_text(name: str, interpreter: str) -> str:
         f"from {LIB_TOOLS[name]} import main\n\n"
         "raise SystemExit(main())\n"
     )
-
-
-def alert_text(interpreter: str) -> str:
-    """The installed alert agent."""
-    return lib_text(ALERT, interpreter)
 
 
 def provider_dir(ocf_root: Path) -> Path:
