@@ -248,3 +248,22 @@ def connectivity(cfg: LabConfig, attribute: str = "pingd") -> set[str]:
         if done.returncode == 0 and value.isdigit() and int(value) >= 1:
             connected.add(m.name)
     return connected
+
+
+def evidence(cfg: LabConfig, words: tuple[str, ...] = (), lines: int = 150) -> str:
+    """What a failed lab test shows: the cluster as crm_mon sees it, and each node's last
+    Pacemaker log lines (those naming one of `words`, when given): the lab is gone after."""
+    parts = []
+    for m in cfg.cluster_nodes:
+        shown = machine.run_in(cfg, m.name, ["crm_mon", "-1rf"], check=False, timeout=20)
+        parts.append(f"--- crm_mon on {m.name} (rc {shown.returncode})\n{shown.stdout}")
+        log = m.dir / "fs/var/log/pacemaker/pacemaker.log"
+        try:
+            text = log.read_text(errors="replace").splitlines()
+        except OSError as e:
+            parts.append(f"--- {log}: {e}")
+            continue
+        if words:
+            text = [line for line in text if any(w in line for w in words)]
+        parts.append(f"--- {m.name}'s pacemaker.log\n" + "\n".join(text[-lines:]))
+    return "\n".join(parts)
