@@ -120,3 +120,47 @@ def test_running_jobs_unknown_says_why(tmp_path: Path) -> None:
     jobs = running_jobs(cib, Component(rsc="dir1-dir", role="director"))
     assert jobs.startswith("unknown (") and "Could not open config file" in jobs
     assert "bconsole" not in log.read_text()
+
+
+def _readable_config(prefix: Path, director: str) -> None:
+    """bdirjson reads the configuration: the Director resource `director` (JSON body)."""
+    entries = f'[{{"Director": {director}}}]'
+    (prefix / "bin" / "bdirjson").write_text(f"#!/bin/sh\ncat <<'EOF'\n{entries}\nEOF\n")
+
+
+def _closed_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])  # closed again when the block ends
+
+
+def test_running_jobs_of_a_director_that_does_not_answer(tmp_path: Path) -> None:
+    log = tmp_path / "log"
+    prefix = bacula_org(tmp_path / "opt" / "bacula", log)
+    port = _closed_port()
+    _readable_config(prefix, f'{{"Name": "dir1-dir", "Password": "pw", "DirPort": {port}}}')
+    cib = cib_with(
+        {"binary": f"{prefix}/bin/bacula-dir", "config": f"{prefix}/etc/bacula-dir.conf"}
+    )
+    jobs = running_jobs(cib, Component(rsc="dir1-dir", role="director", vip="127.0.0.1"))
+    assert jobs.startswith("unknown (the director does not answer: "), jobs
+    assert not log.exists()  # bconsole (the only tool left that logs) never ran: no fallback
+
+
+def test_running_jobs_of_a_director_that_wants_tls_go_through_bconsole(tmp_path: Path) -> None:
+    log = tmp_path / "log"
+    prefix = bacula_org(tmp_path / "opt" / "bacula", log)
+    port = _closed_port()  # never dialled: TLS Require sends every command to bconsole
+    director = f'{{"Name": "dir1-dir", "Password": "pw", "DirPort": {port}, "TlsRequire": true}}'
+    _readable_config(prefix, director)
+    cib = cib_with(
+        {"binary": f"{prefix}/bin/bacula-dir", "config": f"{prefix}/etc/bacula-dir.conf"}
+    )
+    component = Component(rsc="dir1-dir", role="director", vip="127.0.0.1")
+    assert running_jobs(cib, component) == "JobId 42 Back Full 120 1.2 M BackupClient1 is running"
+    # Without bconsole's configuration nothing can ask it: unknown, and why.
+    (prefix / "etc" / "bconsole.conf").unlink()
+    jobs = running_jobs(cib, component)
+    assert jobs == f"unknown (the director wants TLS, and {prefix}/bin/bconsole could not ask it)"

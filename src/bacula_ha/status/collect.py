@@ -7,6 +7,10 @@ import subprocess
 import xml.etree.ElementTree as ET
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ..bacula.console import RunningJob
 
 # The Bacula agents' roles, by agent type (ocf:bacula:TYPE).
 ROLES = {
@@ -347,13 +351,11 @@ def director_files(params: Mapping[str, str]) -> DirectorFiles:
 
 
 def running_jobs(cib: ET.Element, comp: Component) -> str:
-    """The director's running jobs, asked over its own console protocol (needs its
-    configuration on this node: root, and bacula-confsync keeps it there); when that file
-    cannot be read here, through its bconsole and bconsole's configuration."""
-    from ..bacula import protocol
+    """The director's running jobs, asked as the agent asks them (bacula.console: its own
+    console protocol, with its configuration on this node: root, and bacula-confsync keeps it
+    there); through its bconsole when that file cannot be read here or the director wants TLS."""
     from ..bacula.config import load
-    from ..bacula.console import director_port
-    from ..bacula.daemon import passwords_of, requires_tls
+    from ..bacula.console import ask_running_jobs, director_console, director_port
     from ..ocf.deadline import Deadline
     from ..ocf.errors import OCFError
 
@@ -367,38 +369,38 @@ def running_jobs(cib: ET.Element, comp: Component) -> str:
     try:
         res = load(files.bdirjson, files.config, Deadline.after(10))
     except OCFError as exc:
-        by_console = _jobs_by_bconsole(files)
-        return by_console if by_console is not None else f"unknown ({exc.reason})"
+        by_console = _bconsole_status(files)
+        return _describe_jobs(by_console) if by_console is not None else f"unknown ({exc.reason})"
+
+    def by_bconsole(command: str) -> str:
+        out = _bconsole_status(files, command)
+        if out is None:
+            raise _NoBconsole
+        return out
+
+    name, port = director_port(res)
+    address = comp.vip or params.get("address") or "127.0.0.1"
+    console = director_console(res, name, address, port, 5.0, tls_fallback=by_bconsole)
     try:
-        name, port = director_port(res)
-        address = comp.vip or params.get("address") or "127.0.0.1"
-        out = protocol.console_probe(
-            address,
-            port,
-            passwords_of(res, "Director").get(name, ""),
-            5.0,
-            command="status dir",
-            requires_tls=requires_tls(res, "Director", name),
-        )
+        return _describe_jobs_of(ask_running_jobs(console))
+    except _NoBconsole:
+        return f"unknown (the director wants TLS, and {files.bconsole} could not ask it)"
     except OCFError as exc:
-        return f"unknown ({exc.reason})"
-    except protocol.TLSRequired as exc:
-        # Certificate TLS: only bconsole, configured with the certificates, gets further.
-        by_console = _jobs_by_bconsole(files)
-        return by_console if by_console is not None else f"unknown ({exc})"
-    except protocol.ProtocolError as exc:
-        return f"unknown (the director does not answer: {exc})"
-    return _describe_jobs(out)
+        return f"unknown (the director does not answer: {exc.reason})"
 
 
-def _jobs_by_bconsole(files: DirectorFiles) -> str | None:
-    """`status dir` through the director's bconsole; None when it cannot tell."""
+class _NoBconsole(Exception):
+    """bconsole is not there, or could not tell (certificate TLS leaves only bconsole)."""
+
+
+def _bconsole_status(files: DirectorFiles, command: str = "status dir") -> str | None:
+    """`command` through the director's bconsole; None when it cannot tell."""
     if not (os.access(files.bconsole, os.X_OK) and os.path.isfile(files.bconsole_config)):
         return None
     try:
         done = subprocess.run(
             [files.bconsole, "-n", "-u", "10", "-c", files.bconsole_config],
-            input="status dir\nquit\n",
+            input=f"{command}\nquit\n",
             capture_output=True,
             text=True,
             timeout=_TOOL_TIMEOUT,
@@ -408,14 +410,17 @@ def _jobs_by_bconsole(files: DirectorFiles) -> str | None:
         return None
     if done.returncode != 0 or "1000 OK" not in done.stdout:
         return None
-    return _describe_jobs(done.stdout)
+    return done.stdout
 
 
 def _describe_jobs(status_output: str) -> str:
     """The running jobs of `status dir` output, on one line."""
     from ..bacula.console import running_jobs as parse_jobs
 
-    jobs = parse_jobs(status_output)
+    return _describe_jobs_of(parse_jobs(status_output))
+
+
+def _describe_jobs_of(jobs: list[RunningJob]) -> str:
     if not jobs:
         return "none running"
     return "; ".join(f"JobId {j.job_id} {j.description}" for j in jobs)
