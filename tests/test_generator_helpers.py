@@ -11,12 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from bacula_ha.generator import agentinfo
-from bacula_ha.site import agents as site_agents
+from bacula_ha import install
 from tests.tiers import slow_fixture
 
 OCF_BACULA = Path("/usr/lib/ocf/resource.d/bacula")
-STUB_MARK = "# stub written by the bacula-ha generator tests"
 ROOT = Path(__file__).resolve().parents[1]
 # The lab sites (lab-*.toml) name lab-only power files; the lab tests apply them for real.
 EXAMPLES = sorted(p for p in (ROOT / "examples").glob("*.toml") if not p.name.startswith("lab-"))
@@ -216,32 +214,22 @@ def remote_site_text(full: int = 3, remotes: int = 100, daemons: int = 200) -> s
 @pytest.fixture(scope="session")
 @slow_fixture
 def ocf_agents() -> Iterator[None]:
-    """The ocf:bacula agents installed where crmsh and pcs look for them (/usr/lib/ocf).
+    """This checkout's ocf:bacula agents, installed where crmsh and pcs look for them
+    (/usr/lib/ocf), for the session.
 
-    Agents already installed (by `bacula-ha install`) are used as they are; any agent still
-    missing gets a meta-data-only stub rendered from its registry meta-data, removed after.
+    A current install is used as it is. A missing, stale or broken one (left by a checkout
+    since deleted: its interpreter is gone, and crmsh finds no meta-data) is replaced by this
+    checkout's, removed again after: the host keeps no agent that cannot run.
     """
-    missing = [a for a in agentinfo.BACULA_AGENTS if not (OCF_BACULA / a).exists()]
-    if missing:
-        _run([str(ROOT / ".venv/bin/bacula-ha"), "install"])
-    stubs: list[Path] = []
-    for agent in agentinfo.BACULA_AGENTS:
-        path = OCF_BACULA / agent
-        if path.exists():
-            continue
-        OCF_BACULA.mkdir(parents=True, exist_ok=True)
-        meta = site_agents.metadata(agent).render()
-        path.write_text(
-            f"#!/bin/sh\n{STUB_MARK}\n[ \"$1\" = meta-data ] || exit 7\ncat <<'XML'\n{meta}XML\n"
-        )
-        path.chmod(0o755)
-        stubs.append(path)
+    ocf_root = OCF_BACULA.parents[1]
+    if all(c.ok for c in install.check(ocf_root)):
+        yield
+        return
+    install.install(ocf_root)
     try:
         yield
     finally:
-        for path in stubs:
-            if path.exists() and STUB_MARK in path.read_text():
-                path.unlink()
+        install.uninstall(ocf_root)
 
 
 # ---- crm_simulate ----------------------------------------------------------------------------
