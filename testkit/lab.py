@@ -255,8 +255,11 @@ def evidence(cfg: LabConfig, words: tuple[str, ...] = (), lines: int = 150) -> s
     Pacemaker log lines (those naming one of `words`, when given): the lab is gone after."""
     parts = []
     for m in cfg.cluster_nodes:
-        shown = machine.run_in(cfg, m.name, ["crm_mon", "-1rf"], check=False, timeout=20)
-        parts.append(f"--- crm_mon on {m.name} (rc {shown.returncode})\n{shown.stdout}")
+        try:
+            shown = machine.run_in(cfg, m.name, ["crm_mon", "-1rf"], check=False, timeout=20)
+            parts.append(f"--- crm_mon on {m.name} (rc {shown.returncode})\n{shown.stdout}")
+        except LabError as e:  # powered off: its log still tells
+            parts.append(f"--- crm_mon on {m.name}: {e}")
         log = m.dir / "fs/var/log/pacemaker/pacemaker.log"
         try:
             text = log.read_text(errors="replace").splitlines()
