@@ -1,4 +1,4 @@
-"""Remote nodes ([[remote]]): validation, both formats, and crm_simulate on 3 full + 100 remote nodes."""
+"""Remote nodes ([[remote]]): validation, both formats, 3 full + 100 remote nodes verified, started and failed."""
 # ruff: noqa: E501  (TOML site text reads better unwrapped)
 
 from __future__ import annotations
@@ -232,35 +232,51 @@ def test_small_remote_site_both_formats_and_simulation(ocf_agents: None, tmp_pat
 
 
 # ---- 3 full nodes, 100 remote nodes, 200 storage daemons --------------------------------------
+# The full size is generated, verified, applied both ways and scheduled (its probes). Starting it
+# and failing nodes (crm_simulate executing every probe and start: two minutes at full size, and
+# quadratic in the actions) runs on the same shape at 30 remote nodes and 60 daemons.
 
 
 @dataclass(frozen=True)
 class Large:
-    """The large site, its plan, its CIB after crmsh, and after crm_simulate started it."""
+    """A large site, where each group prefers and stands by, and its CIB after crmsh."""
 
     site: Site
     home: dict[str, str]  # group -> preferred node
     standby: dict[str, str]
     cib: Path
-    up: Path
 
 
-@pytest.fixture(scope="module")
-def large(ocf_agents: None, tmp_path_factory: pytest.TempPathFactory) -> Large:
-    base = tmp_path_factory.mktemp("large")
-    site = parse_site(remote_site_text(), "large.toml")
-    assert (len(site.nodes), len(site.remotes), len(site.storages)) == (3, 100, 200)
+@dataclass(frozen=True)
+class Started(Large):
+    up: Path  # the CIB after crm_simulate started everything
+
+
+def _large(base: Path, remotes: int, daemons: int) -> Large:
+    site = parse_site(remote_site_text(remotes=remotes, daemons=daemons), "large.toml")
+    assert (len(site.nodes), len(site.remotes), len(site.storages)) == (3, remotes, daemons)
     plan = build(site)
     cib = empty_cib(base / "cib.xml", [n.name for n in site.nodes], [n.name for n in site.remotes])
     apply_crm(render(plan, "crm"), cib)
-    up = base / "up.xml"
-    simulate(cib, up)  # the slow part: about a thousand probes and starts
     home, standby = {}, {}
     for block in plan.blocks:
         for group in block.groups:
             scores = {loc.score: loc.node for loc in block.locations if loc.rsc == group.id}
             home[group.id], standby[group.id] = scores["100"], scores["50"]
-    return Large(site, home, standby, cib, up)
+    return Large(site, home, standby, cib)
+
+
+@pytest.fixture(scope="module")
+def large(ocf_agents: None, tmp_path_factory: pytest.TempPathFactory) -> Large:
+    return _large(tmp_path_factory.mktemp("large"), remotes=100, daemons=200)
+
+
+@pytest.fixture(scope="module")
+def started(ocf_agents: None, tmp_path_factory: pytest.TempPathFactory) -> Started:
+    shape = _large(tmp_path_factory.mktemp("started"), remotes=30, daemons=60)
+    up = shape.cib.with_name("up.xml")
+    simulate(shape.cib, up)  # the slow part: every probe and start
+    return Started(shape.site, shape.home, shape.standby, shape.cib, up)
 
 
 def _groups_at(cib: Path, large: Large) -> dict[str, str]:
@@ -313,41 +329,43 @@ def test_large_site_nothing_is_probed_where_it_can_never_run(large: Large, tmp_p
     assert len(on_remote) == 2 * 2 * 200, len(on_remote)  # 2 members x 2 nodes x 200 daemons
 
 
-def test_large_site_everything_starts_on_its_preferred_node(large: Large) -> None:
-    assert _groups_at(large.up, large) == large.home
-    where = placement(large.up)
-    assert all(where[r.name][0].startswith("f") for r in large.site.remotes)
+def test_large_site_everything_starts_on_its_preferred_node(started: Started) -> None:
+    assert _groups_at(started.up, started) == started.home
+    where = placement(started.up)
+    assert all(where[r.name][0].startswith("f") for r in started.site.remotes)
 
 
-def test_large_site_failed_remote_node_moves_only_its_daemons(large: Large, tmp_path: Path) -> None:
-    where = placement(large.up)
+def test_large_site_failed_remote_node_moves_only_its_daemons(
+    started: Started, tmp_path: Path
+) -> None:
+    where = placement(started.up)
     host = where["r001"][0]
     out = tmp_path / "r001.xml"
     # A dead remote node: its connection's monitor fails on the full node that holds it.
-    output = simulate(large.up, out, f"--op-inject=r001_monitor_30000@{host}=1")
+    output = simulate(started.up, out, f"--op-inject=r001_monitor_30000@{host}=1")
     assert re.search(r"Fence \(reboot\) r001\b", output), output
-    expect = {g: (large.standby[g] if n == "r001" else n) for g, n in large.home.items()}
-    assert _groups_at(out, large) == expect
-    moved = [g for g in expect if expect[g] != large.home[g]]
-    assert sorted(moved) == ["sd000-group", "sd100-group"]
+    expect = {g: (started.standby[g] if n == "r001" else n) for g, n in started.home.items()}
+    assert _groups_at(out, started) == expect
+    moved = [g for g in expect if expect[g] != started.home[g]]
+    assert sorted(moved) == ["sd000-group", "sd030-group"]  # daemon i prefers r(i mod 30 + 1)
     starts = {a.split()[0] for a in executed(output) if " start " in a}
-    assert starts <= {"r001", "sd000-ip", "sd000-sd", "sd100-ip", "sd100-sd"}, starts
+    assert starts <= {"r001", "sd000-ip", "sd000-sd", "sd030-ip", "sd030-sd"}, starts
 
 
 def test_large_site_failed_full_node_moves_no_daemon_of_a_remote_node(
-    large: Large, tmp_path: Path
+    started: Started, tmp_path: Path
 ) -> None:
     out = tmp_path / "f1.xml"
-    output = simulate(large.up, out, "--node-fail=f1")
+    output = simulate(started.up, out, "--node-fail=f1")
     assert re.search(r"Fence \(reboot\) f1\b", output), output
-    at = _groups_at(out, large)
-    for group, node in large.home.items():
+    at = _groups_at(out, started)
+    for group, node in started.home.items():
         if group.startswith("sd"):
             assert at[group] == node, group
-    assert at["dir1-group"] == large.standby["dir1-group"]
-    assert at["cat1-group"] == large.standby["cat1-group"]
+    assert at["dir1-group"] == started.standby["dir1-group"]
+    assert at["cat1-group"] == started.standby["cat1-group"]
     # Connections held by f1 moved to the surviving full nodes; no daemon stopped or moved.
     stopped = {a.split()[0] for a in executed(output) if " stop " in a}
     assert not any(s.startswith("sd") for s in stopped), stopped
     where = placement(out)
-    assert all(where[r.name][0] in ("f2", "f3") for r in large.site.remotes)
+    assert all(where[r.name][0] in ("f2", "f3") for r in started.site.remotes)
