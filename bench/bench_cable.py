@@ -27,7 +27,7 @@ from typing import Any
 # The unshipped test kit (testkit/) is at the checkout's top, beside src/.
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bacula_ha.lab import lab, stack
+from bacula_ha.lab import lifecycle, stack
 from bacula_ha.lab.config import LabConfig
 from testkit.lab import (
     BaculaWatch,
@@ -50,7 +50,7 @@ def trial(cfg: LabConfig, mode: str) -> dict[str, Any]:
     (node,) = started_on(cfg, "dir1-dir")
     offs = len(power_offs(cfg))
     start = time.time()
-    lab.fail(cfg, node, mode)
+    lifecycle.fail(cfg, node, mode)
     answered = BaculaWatch(cfg, 120, targets="dir").result()["dir"]
     result = {
         "mode": mode,
@@ -58,7 +58,7 @@ def trial(cfg: LabConfig, mode: str) -> dict[str, Any]:
         "dir": None if answered is None else answered - start,
         "fenced": power_offs(cfg)[offs:],
     }
-    lab.heal(cfg)
+    lifecycle.heal(cfg)
     names = {m.name for m in cfg.cluster_nodes}
     wait_until("every node connected again", lambda: connectivity(cfg) == names, 60)
     wait_until("the director answering", lambda: stack.director_answers(cfg), 60, step=0.5)
@@ -81,7 +81,7 @@ def main() -> None:
     parser.add_argument("--json", type=Path, help="also write the raw figures here")
     args = parser.parse_args()
     trials: list[dict[str, Any]] = []
-    lab.down(LabConfig().lab_dir)
+    lifecycle.down(LabConfig().lab_dir)
     with running_lab(nodes=2, site=stack.default_site()) as cfg:
         names = {m.name for m in cfg.cluster_nodes}
         wait_until("both nodes connected", lambda: connectivity(cfg) == names, 60)

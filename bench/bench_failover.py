@@ -32,13 +32,13 @@ from typing import Any
 # The unshipped test kit (testkit/) is at the checkout's top, beside src/.
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bacula_ha.lab import lab, replicated, stack
+from bacula_ha.lab import lifecycle, replicated, stack
 from bacula_ha.lab.config import LabConfig
 from bacula_ha.lab.errors import LabError
 from testkit import timeline
 from testkit.lab import ArpWatch, BaculaWatch, pcs, running_lab, started_on, wait_until
 
-DIR_VIP = lab.VIPS["dir-vip"]
+DIR_VIP = lifecycle.VIPS["dir-vip"]
 ANYTHING_DIR = (
     "binfile=/usr/sbin/bacula-dir",
     "cmdline_options=-f -c /etc/bacula/bacula-dir.conf -u bacula -g bacula",
@@ -73,7 +73,7 @@ def crash_trial(cfg: LabConfig, holder_rid: str, floor: bool, chain: str) -> dic
     (node,) = started_on(cfg, holder_rid)
     survivor = next(m for m in cfg.cluster_nodes if m.name != node)
     crash = time.time()
-    lab.fail(cfg, node, "crash")
+    lifecycle.fail(cfg, node, "crash")
     result: dict[str, Any] = {"crashed": node}
     if floor:
         arp = ArpWatch(cfg, DIR_VIP, 60, until_answer=True).result()
@@ -92,7 +92,7 @@ def crash_trial(cfg: LabConfig, holder_rid: str, floor: bool, chain: str) -> dic
     result["timeline"] = timeline.render(tl, answers)
     if answer is not None:
         result["shares"] = tl.shares(CHAINS[chain], answer)
-    lab.heal(cfg)
+    lifecycle.heal(cfg)
     return result
 
 
@@ -100,9 +100,9 @@ def hang_trial(cfg: LabConfig) -> float | None:
     """SIGSTOP the director; seconds until it answers again (None: not within HANG_LIMIT)."""
     (node,) = started_on(cfg, "dir1-dir") or started_on(cfg, "dir1-any")
     hung = time.time()
-    lab.fail(cfg, node, "hang-dir")
+    lifecycle.fail(cfg, node, "hang-dir")
     answered = BaculaWatch(cfg, HANG_LIMIT, targets="dir").result()["dir"]
-    lab.heal(cfg)
+    lifecycle.heal(cfg)
     return None if answered is None else answered - hung
 
 
@@ -214,7 +214,7 @@ def main() -> None:
     args = parser.parse_args()
     figures: dict[str, Any] = {}
 
-    lab.down(LabConfig().lab_dir)
+    lifecycle.down(LabConfig().lab_dir)
     if not args.only_replicated:
         shared_disk_life(args.trials, figures)
     start = time.monotonic()

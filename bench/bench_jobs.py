@@ -23,7 +23,7 @@ from typing import Any
 # The unshipped test kit (testkit/) is at the checkout's top, beside src/.
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bacula_ha.lab import backups, lab
+from bacula_ha.lab import backups, lifecycle
 from bacula_ha.lab.config import LabConfig
 from testkit.lab import BaculaWatch, running_lab
 
@@ -51,7 +51,7 @@ def measure(cfg: LabConfig, mib: int) -> dict[str, Any]:
     node = backups.started(cfg, "dir1-dir")
     assert node is not None
     crash = time.time()
-    lab.fail(cfg, node, "crash")
+    lifecycle.fail(cfg, node, "crash")
     watch = BaculaWatch(cfg, seconds=90, targets="dir")
     answered = watch.result()["dir"]
     assert answered is not None, "the director did not come back"
@@ -76,7 +76,7 @@ def measure(cfg: LabConfig, mib: int) -> dict[str, Any]:
         "crash_to_job_end_s": round(ended - crash, 2),
         "record": backups.rerun_record(cfg),
     }
-    lab.heal(cfg)
+    lifecycle.heal(cfg)
     return result
 
 
@@ -87,7 +87,7 @@ def main() -> int:
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     if args.reuse:
-        result = measure(lab.load(LabConfig().lab_dir), args.mib)
+        result = measure(lifecycle.load(LabConfig().lab_dir), args.mib)
     else:
         with running_lab(nodes=2, site=Path(__file__).parents[1] / "examples/lab-site.toml") as cfg:
             result = measure(cfg, args.mib)

@@ -28,7 +28,7 @@ from typing import Any
 # The unshipped test kit (testkit/) is at the checkout's top, beside src/.
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bacula_ha.lab import lab, remote, stack
+from bacula_ha.lab import lifecycle, remote, stack
 from bacula_ha.lab.config import LabConfig
 from testkit.lab import BaculaWatch, running_lab, started_on, wait_until
 
@@ -42,13 +42,13 @@ def _log(message: str) -> None:
 def sd_crash_trial(cfg: LabConfig, node: str) -> float | None:
     """Crash node; seconds until the storage daemon answers again (None: not within LIMIT)."""
     crash = time.time()
-    lab.fail(cfg, node, "crash")
+    lifecycle.fail(cfg, node, "crash")
     answered = BaculaWatch(cfg, LIMIT, targets="sd").result()["sd"]
     # The daemon may answer before the crashed node is fenced (it never stopped when only a
     # connection moved): a node booted by heal before that would be fenced once up again.
     power = cfg.server(node).power_file
     wait_until(f"{node} fenced", lambda: power.read_text() == "off", LIMIT)
-    lab.heal(cfg)
+    lifecycle.heal(cfg)
     return None if answered is None else answered - crash
 
 
@@ -70,7 +70,7 @@ def main() -> None:
     args = parser.parse_args()
     figures: dict[str, Any] = {"remote": [], "connection": [], "full": []}
 
-    lab.down(LabConfig().lab_dir)
+    lifecycle.down(LabConfig().lab_dir)
     start = time.monotonic()
     with running_lab(nodes=2, remotes=2, site=remote.default_site()) as cfg:
         figures["cold_up_remote"] = time.monotonic() - start

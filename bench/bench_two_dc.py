@@ -30,7 +30,7 @@ from typing import Any
 # The unshipped test kit (testkit/) is at the checkout's top, beside src/.
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bacula_ha.lab import lab, twodc
+from bacula_ha.lab import lifecycle, twodc
 from bacula_ha.lab.config import LabConfig
 from testkit.lab import (
     ArpWatch,
@@ -43,7 +43,7 @@ from testkit.lab import (
     wait_until,
 )
 
-DIR_VIP = lab.VIPS["dir-vip"]
+DIR_VIP = lifecycle.VIPS["dir-vip"]
 
 
 def _log(message: str) -> None:
@@ -59,7 +59,7 @@ def crash_trial(
     target = twodc.dc_of_node(cfg, node) if whole_dc else node
     offs = len(power_offs(cfg))
     crash = time.time()
-    lab.fail(cfg, target, mode)
+    lifecycle.fail(cfg, target, mode)
     result: dict[str, Any] = {"crashed": target}
     if floor:
         arp = ArpWatch(cfg, DIR_VIP, 90, until_answer=True).result()
@@ -71,7 +71,7 @@ def crash_trial(
             t = answered[key]
             result[key] = None if t is None else t - crash
     result["fenced"] = power_offs(cfg)[offs:]
-    lab.heal(cfg, timeout=120)
+    lifecycle.heal(cfg, timeout=120)
     if mode == "uplink":
         names = {m.name for m in cfg.cluster_nodes}
         wait_until("every node connected again", lambda: connectivity(cfg) == names, 60)
@@ -103,7 +103,7 @@ def main() -> None:
     args = parser.parse_args()
     figures: dict[str, Any] = {}
 
-    lab.down(LabConfig().lab_dir)
+    lifecycle.down(LabConfig().lab_dir)
     start = time.monotonic()
     with running_lab(nodes=4, site=twodc.default_site(), dcs=2) as cfg:
         figures["cold_up"] = time.monotonic() - start

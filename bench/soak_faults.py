@@ -23,7 +23,7 @@ from pathlib import Path
 # The unshipped test kit (testkit/) is at the checkout's top, beside src/.
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bacula_ha.lab import backups, lab, replicated, stack
+from bacula_ha.lab import backups, lifecycle, replicated, stack
 from bacula_ha.lab.config import LabConfig
 from bacula_ha.lab.errors import LabError
 from testkit.lab import connectivity, power_offs, running_lab, started_on, wait_until
@@ -48,7 +48,7 @@ def draw(rng: random.Random, cfg: LabConfig) -> tuple[str, str]:
 
 def cycle(cfg: LabConfig, total: int, mode: str, node: str) -> dict[str, object]:
     offs = len(power_offs(cfg))
-    run = backups.backup_through(cfg, total, lambda: lab.fail(cfg, node, mode), timeout=420)
+    run = backups.backup_through(cfg, total, lambda: lifecycle.fail(cfg, node, mode), timeout=420)
     finished = run.finished
     identical = len(finished) == 1 and backups.restore_identical(cfg, finished[0].job_id)
     clean = run.finished_once and identical
@@ -63,7 +63,7 @@ def cycle(cfg: LabConfig, total: int, mode: str, node: str) -> dict[str, object]
 
 
 def heal(cfg: LabConfig) -> None:
-    lab.heal(cfg, timeout=120)
+    lifecycle.heal(cfg, timeout=120)
     names = {m.name for m in cfg.cluster_nodes}
     wait_until("every node connected", lambda: connectivity(cfg) == names, 60)
     wait_until("the director answering", lambda: stack.director_answers(cfg), 90, step=0.5)
@@ -99,7 +99,7 @@ def main() -> None:
     args = parser.parse_args()
     rng = random.Random(args.seed)
     kinds = ("shared", "replicated") if args.catalog == "both" else (args.catalog,)
-    lab.down(LabConfig().lab_dir)
+    lifecycle.down(LabConfig().lab_dir)
     results = [r for kind in kinds for r in life(kind, args.cycles, rng)]
     for kind in kinds:
         mine = [r for r in results if r["catalog"] == kind]

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import bacula_ha
-from bacula_ha.lab import cluster, lab, machine, procs
+from bacula_ha.lab import cluster, lifecycle, machine, procs
 from bacula_ha.lab.config import LabConfig
 from bacula_ha.lab.errors import LabError
 from bacula_ha.lab.run import NODE_ENV
@@ -50,7 +50,7 @@ def running_lab(
 ) -> Iterator[LabConfig]:
     """A fresh lab for the block; torn down afterwards even if the block fails, then checked.
 
-    bacula: the prefix of a bacula.org build to run instead of Debian's (lab.baculaorg);
+    bacula: the prefix of a bacula.org build to run instead of Debian's (lifecycle.baculaorg);
     fresh: the machines only, as just installed (docs/deploy.md)."""
     cfg = LabConfig(
         nodes=nodes,
@@ -61,13 +61,13 @@ def running_lab(
         bacula=bacula,
         fresh=fresh,
     )
-    lab.down(cfg.lab_dir)
+    lifecycle.down(cfg.lab_dir)
     try:
-        lab.up(cfg, site=site)
+        lifecycle.up(cfg, site=site)
         yield cfg
     finally:
-        lab.down(cfg.lab_dir)
-        left = lab.leftovers(cfg.lab_dir)
+        lifecycle.down(cfg.lab_dir)
+        left = lifecycle.leftovers(cfg.lab_dir)
         if not left.empty:
             raise LabError(f"lab down left {left.describe()}")
 
@@ -111,7 +111,7 @@ def client_pings(cfg: LabConfig, address: str) -> bool:
 
 
 def vip_holder(cfg: LabConfig, vip_name: str) -> list[str]:
-    return lab.vip_holders(cfg)[vip_name]
+    return lifecycle.vip_holders(cfg)[vip_name]
 
 
 def resource_nodes(cfg: LabConfig, rid: str) -> tuple[str, ...]:

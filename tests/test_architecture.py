@@ -278,14 +278,14 @@ def test_shipped_code_never_imports_the_test_kit() -> None:
 def test_the_layer_rule_names_the_offending_import() -> None:
     """The rule on made-up imports: upward and sideways are found, downward is not."""
     where = SRC / PACKAGE / "ocf" / "fake.py"
-    up = Import(f"{PACKAGE}.ocf.fake", f"{PACKAGE}.lab.lab", where, 3, True)
+    up = Import(f"{PACKAGE}.ocf.fake", f"{PACKAGE}.lab.lifecycle", where, 3, True)
     sideways = Import(f"{PACKAGE}.check.x", f"{PACKAGE}.status.collect", where, 4, False)
     down = Import(f"{PACKAGE}.lab.x", f"{PACKAGE}.ocf.runner", where, 5, False)
     graph = {i.source: [i] for i in (up, sideways, down)}
     assert _layer_breaches(graph) == [
         "check -> status (sideways): bacula_ha.check.x -> bacula_ha.status.collect"
         " (src/bacula_ha/ocf/fake.py:4)",
-        "ocf -> lab (upward): bacula_ha.ocf.fake -> bacula_ha.lab.lab"
+        "ocf -> lab (upward): bacula_ha.ocf.fake -> bacula_ha.lab.lifecycle"
         " (src/bacula_ha/ocf/fake.py:3, inside a function)",
     ]
 

@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
+from bacula_ha.check.engine import run_check
 from bacula_ha.check.findings import EXIT_CLEAN, EXIT_FINDINGS
-from bacula_ha.check.run import run_check
 from bacula_ha.cli import main
 from bacula_ha.lab import stack
 from testkit.sandbox.bacula import BaculaSite

@@ -140,7 +140,7 @@ def test_helper_program_is_self_contained_and_runs_alone(tmp_path: Path) -> None
 def test_a_bacula_org_tree_is_tested_by_its_own_bacula(tmp_path: Path) -> None:
     # /opt/bacula/etc is parsed by /opt/bacula/bin's parser (here a wrapper that logs its
     # calls before running Debian's), not by Debian's /usr/sbin: the versions may differ.
-    from bacula_ha.bacula.confsync.check import check_source
+    from bacula_ha.bacula.confsync.sourcetest import check_source
 
     prefix = tmp_path / "opt" / "bacula"
     (prefix / "bin").mkdir(parents=True)

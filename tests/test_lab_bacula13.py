@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from bacula_ha.lab import backups, lab, machine, stack
+from bacula_ha.lab import backups, lifecycle, machine, stack
 from bacula_ha.lab.baculaorg import OPT
 from bacula_ha.lab.config import LabConfig
 from testkit.lab import (
@@ -63,7 +63,7 @@ def _crash_director_node(cfg: LabConfig) -> tuple[str, float]:
     """Power off the director's node; (the node, seconds until the director answered again)."""
     node = _active(cfg)
     crash = time.time()
-    lab.fail(cfg, node, "crash")
+    lifecycle.fail(cfg, node, "crash")
     answered = BaculaWatch(cfg, seconds=90, targets="dir").result()["dir"]
     assert answered is not None, "the director did not answer again within 90 s"
     return node, answered - crash
@@ -133,7 +133,7 @@ def test_2_crash_of_the_director_node_loses_nothing(lab13: LabConfig) -> None:
     rjob, rstatus = stack.restore(cfg, jobid)
     assert rstatus == "T", f"restore {rjob} ended {rstatus}"
     assert not restore_differences(cfg), "restored files differ from the originals"
-    lab.heal(cfg)
+    lifecycle.heal(cfg)
 
 
 def test_3_crash_mid_backup_is_run_again_once(lab13: LabConfig) -> None:

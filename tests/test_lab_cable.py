@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from bacula_ha.lab import backups, lab
+from bacula_ha.lab import backups, lifecycle
 from bacula_ha.lab.backups import FaultRun
 from bacula_ha.lab.config import LabConfig
 from testkit.lab import (
@@ -74,7 +74,7 @@ def _exactly_once(cfg: LabConfig, run: FaultRun) -> None:
 
 
 def _heal(cfg: LabConfig, run: FaultRun) -> None:
-    lab.heal(cfg)
+    lifecycle.heal(cfg)
     wait_until("both nodes connected", lambda: connectivity(cfg) == {"node1", "node2"}, 60)
     # Healing (a node back, perhaps resources moving) brought no run of the job back.
     after = backups.jobs(cfg, after=run.first - 1)
@@ -94,13 +94,15 @@ class Outcome:
 def _fault_during_backup(cfg: LabConfig, total: int, node: str, mode: str) -> Outcome:
     """Inject `lab fail node --mode mode` into a running backup, ARP watches on every VIP."""
     offs = len(power_offs(cfg))
-    watches = {vip: ArpWatch(cfg, lab.VIPS[vip], 30) for vip in VIPS}
+    watches = {vip: ArpWatch(cfg, lifecycle.VIPS[vip], 30) for vip in VIPS}
     answered: dict[str, float | None] = {}
     try:
-        wait_until("the ARP probes", lambda: all(arp_probing(lab.VIPS[v]) for v in VIPS), 10, 0.05)
+        wait_until(
+            "the ARP probes", lambda: all(arp_probing(lifecycle.VIPS[v]) for v in VIPS), 10, 0.05
+        )
 
         def fault() -> None:
-            lab.fail(cfg, node, mode)
+            lifecycle.fail(cfg, node, mode)
             answered.update(BaculaWatch(cfg, seconds=90, targets="dir").result())
 
         run = backups.backup_through(cfg, total, fault)
@@ -170,7 +172,7 @@ def test_4_uplink_of_the_standby_changes_nothing(cable_lab: tuple[LabConfig, int
     standby = _other(cfg, active)
 
     def fault() -> None:
-        lab.fail(cfg, standby, "uplink")
+        lifecycle.fail(cfg, standby, "uplink")
         wait_until(f"{standby} without connectivity", lambda: connectivity(cfg) == {active}, 30)
 
     offs = len(power_offs(cfg))
@@ -187,7 +189,7 @@ def test_5_ping_target_lost_everywhere_changes_nothing(cable_lab: tuple[LabConfi
     active = _active(cfg)
 
     def fault() -> None:
-        lab.fail(cfg, "gateway", "crash")
+        lifecycle.fail(cfg, "gateway", "crash")
         wait_until("no node connected", lambda: connectivity(cfg) == set(), 30)
 
     offs = len(power_offs(cfg))

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from bacula_ha.lab import lab
+from bacula_ha.lab import lifecycle
 from bacula_ha.lab.config import LabConfig
 from bacula_ha.lab.errors import LabError
 
@@ -78,7 +78,7 @@ def test_lab_config_bounds() -> None:
 
 
 def test_hosts_file_names_every_machine_and_vip() -> None:
-    hosts = lab.hosts_file(LabConfig(nodes=2))
+    hosts = lifecycle.hosts_file(LabConfig(nodes=2))
     # Cluster nodes by their address on the cluster network, the client on the clients'.
     for line in ("10.99.1.1 node1", "10.99.0.100 client", "10.99.0.21 dir-vip"):
         assert line in hosts.splitlines()
@@ -94,7 +94,7 @@ def test_replicated_site_goes_through_the_generator(tmp_path: Path) -> None:
         LabConfig(catalog="drbd")
     cfg = LabConfig(lab_dir=tmp_path / "lab", catalog="replicated")
     site = tmp_path / "site.toml"
-    site.write_text(lab._site_text(cfg, replicated.default_site()))
+    site.write_text(lifecycle._site_text(cfg, replicated.default_site()))
     assert f"{tmp_path}/lab/power/node1" in site.read_text()
     out = subprocess.run(
         [BACULA_HA, "generate", str(site), "--format", "pcs"],

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from bacula_ha.lab import cluster, lab, machine, procs
+from bacula_ha.lab import cluster, lifecycle, machine, procs
 from bacula_ha.lab.config import LabConfig
 from testkit.lab import (
     ArpWatch,
@@ -29,7 +29,7 @@ pytestmark = [
     pytest.mark.skipif(os.geteuid() != 0, reason="the lab needs root"),
 ]
 
-VIP = lab.VIPS["test-vip"]
+VIP = lifecycle.VIPS["test-vip"]
 BACULA_HA = str(Path(sys.executable).with_name("bacula-ha"))
 
 
@@ -55,7 +55,7 @@ def lab2(host_unchanged: None) -> Iterator[LabConfig]:
 
 
 def _healed(cfg: LabConfig) -> None:
-    lab.heal(cfg)
+    lifecycle.heal(cfg)
     wait_until("the VIP to answer", lambda: client_pings(cfg, VIP), 30)
 
 
@@ -101,7 +101,7 @@ def test_crash_fails_over_after_fencing(lab2: LabConfig) -> None:
     log = lab2.lab_dir / "log" / "power.log"
     fenced_before = log.read_text().count(f"powered off {active}")
     start = time.monotonic()
-    lab.fail(lab2, active, "crash")
+    lifecycle.fail(lab2, active, "crash")
     took = wait_until("the VIP to answer again", lambda: client_pings(lab2, VIP), 60, step=0.05)
     assert took < 20, f"failover took {took:.1f} s"
     assert vip_holder(lab2, "test-vip") == [standby]
@@ -122,7 +122,7 @@ def test_partition_fences_one_side_and_never_two_answer(lab2: LabConfig) -> None
     (active,) = vip_holder(lab2, "test-vip")
     watch = ArpWatch(lab2, VIP, seconds=12)  # returns once it is probing
     try:
-        lab.fail(lab2, active, "partition")
+        lifecycle.fail(lab2, active, "partition")
         wait_until("one side to be powered off", lambda: len(powered_off(lab2)) == 1, 30)
         result = watch.result()
     finally:
@@ -156,22 +156,22 @@ def test_up_recovers_after_a_crashed_lab(lab2: LabConfig) -> None:
     # Simulate `lab up` dying half-way: the supervisor and one node gone, everything else left.
     procs.kill_and_wait(procs.supervisors(lab2.lab_dir))
     procs.kill_and_wait([procs.machine_inits(lab2.lab_dir)["node2"]])
-    assert not lab.healthy(lab2)
+    assert not lifecycle.healthy(lab2)
     messages: list[str] = []
-    lab.up(lab2, log=messages.append)
+    lifecycle.up(lab2, log=messages.append)
     assert any("removing leftovers" in m for m in messages), messages
-    assert lab.healthy(lab2)
+    assert lifecycle.healthy(lab2)
     # Idempotent: a second up on a healthy lab changes nothing.
     inits = procs.machine_inits(lab2.lab_dir)
-    assert lab.up(lab2) == 0.0
+    assert lifecycle.up(lab2) == 0.0
     assert procs.machine_inits(lab2.lab_dir) == inits
 
 
 def test_down_leaves_nothing(lab2: LabConfig) -> None:
     images = [str(p) for p in (lab2.lab_dir / "disks").glob("*.img")]
     assert images
-    lab.down(lab2.lab_dir)
-    left = lab.leftovers(lab2.lab_dir)
+    lifecycle.down(lab2.lab_dir)
+    left = lifecycle.leftovers(lab2.lab_dir)
     assert left.empty, left.describe()
     assert not [n for n in machine.netns_list() if n.startswith("bhl-")]
     # Loop device names are reused by anything else on the machine: check backing files.

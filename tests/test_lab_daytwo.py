@@ -11,7 +11,7 @@ import os
 
 import pytest
 
-from bacula_ha.lab import lab, machine
+from bacula_ha.lab import lifecycle, machine
 from bacula_ha.lab.config import LabConfig
 from testkit.lab import (
     failed_actions,
@@ -49,11 +49,11 @@ def test_status_inside_a_node_and_lab_status(stack_lab: LabConfig) -> None:
     director = comps["dir1-dir"]
     (node,) = started_on(cfg, "dir1-dir")
     assert director["running_on"] == [node] and director["would_go"] not in ("", node)
-    assert director["vip"] == lab.VIPS["dir-vip"]
+    assert director["vip"] == lifecycle.VIPS["dir-vip"]
     assert director["details"]["jobs"] == "none running"  # asked of the director itself
     assert "started on this node" in director["details"]["jobs at last start/stop"]
     assert doc["failures"] == []
-    assert "health by depth" in lab.status(cfg)
+    assert "health by depth" in lifecycle.status(cfg)
 
 
 def test_repeated_failures_move_the_director_and_expire(stack_lab: LabConfig) -> None:
@@ -124,7 +124,7 @@ def test_a_crash_is_told_by_the_survivor(stack_lab: LabConfig) -> None:
     (active,) = started_on(cfg, "dir1-dir")
     survivor = next(m.name for m in cfg.cluster_nodes if m.name != active)
     before = len(_alerts(cfg, survivor))
-    lab.fail(cfg, active, "crash")
+    lifecycle.fail(cfg, active, "crash")
     wait_until(
         "the director on the survivor", lambda: started_on(cfg, "dir1-dir") == (survivor,), 90
     )
@@ -141,4 +141,4 @@ def test_a_crash_is_told_by_the_survivor(stack_lab: LabConfig) -> None:
     assert len(fenced) == 1 and "move to their standby nodes" in fenced[0], lines
     assert sum(told in ln for ln in lines) == 1, lines
     assert any(f"catalog cat1-catalog started on {survivor}" in ln for ln in lines), lines
-    lab.heal(cfg)
+    lifecycle.heal(cfg)

@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from bacula_ha.lab import disks, lab, machine
+from bacula_ha.lab import disks, lifecycle, machine
 from bacula_ha.lab.config import DISK_LABEL_PREFIX, LabConfig
 from testkit.lab import evidence, power_offs, running_lab
 from tests import deploy_guide
@@ -39,7 +39,7 @@ def _by_hand(cfg: LabConfig, block: Block) -> None:
         target = cfg.client.dir / "fs/etc/bacula/bacula-fd.conf"
         shutil.copyfile(cfg.node("node1").dir / "fs/root/client-fd.conf", target)
     elif block.manual == "power-on":
-        lab.heal(cfg)
+        lifecycle.heal(cfg)
     else:
         pytest.fail(f"docs/deploy.md:{block.line}: a by-hand block the test cannot do")
 

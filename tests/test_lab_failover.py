@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from bacula_ha.lab import cluster, lab, machine, stack
+from bacula_ha.lab import cluster, lifecycle, machine, stack
 from bacula_ha.lab.config import LabConfig
 from testkit.lab import (
     BaculaWatch,
@@ -58,7 +58,7 @@ def test_1_nothing_lost_on_crash(stack_lab: LabConfig) -> None:
     assert _active(cfg, "cat1-catalog") == active
     standby = _other(cfg, active)
     crash = time.time()
-    lab.fail(cfg, active, "crash")
+    lifecycle.fail(cfg, active, "crash")
     watch = BaculaWatch(cfg, seconds=90)
     answered = watch.result()
     assert answered["dir"] is not None and answered["sd"] is not None, answered
@@ -75,7 +75,7 @@ def test_1_nothing_lost_on_crash(stack_lab: LabConfig) -> None:
     fresh_client_data(cfg, "two")
     jobid2, status2 = stack.backup(cfg)
     assert status2 == "T" and jobid2 > jobid
-    lab.heal(cfg)
+    lifecycle.heal(cfg)
 
 
 @pytest.mark.parametrize(
@@ -94,7 +94,7 @@ def test_3_hang_detected_and_recovered(
     node = _active(cfg, rid)
     start_timeout = 60
     hung = time.time()
-    lab.fail(cfg, node, mode)
+    lifecycle.fail(cfg, node, mode)
     # A stopped daemon still completes TCP handshakes: only a real answer counts.
     watch = BaculaWatch(cfg, seconds=interval + timeout + start_timeout + 15, targets=target)
     answered = watch.result()[target]
@@ -104,7 +104,7 @@ def test_3_hang_detected_and_recovered(
     assert took <= interval + timeout + start_timeout
     reasons = _reason(cfg, rid)
     assert reasons, failed_actions(cfg)
-    lab.heal(cfg)
+    lifecycle.heal(cfg)
 
 
 def test_4_config_change_reaches_standby_and_survives_failover(stack_lab: LabConfig) -> None:
@@ -146,18 +146,18 @@ def test_4_config_change_reaches_standby_and_survives_failover(stack_lab: LabCon
         ],
     ).stdout.strip()
     assert last_good.startswith("20"), last_good
-    lab.fail(cfg, active, "crash")
+    lifecycle.fail(cfg, active, "crash")
     wait_until("the director on the standby", lambda: stack.director_answers(cfg), 90, step=0.5)
     wait_until("dir1-dir on the standby", lambda: started_on(cfg, "dir1-dir") == (standby,), 30)
     _, status = stack.run_job(cfg, "run job=LabExtra yes")
     assert status == "T"
-    lab.heal(cfg)
+    lifecycle.heal(cfg)
 
 
 def test_5_read_only_catalog_stops_the_director(stack_lab: LabConfig) -> None:
     cfg = stack_lab
     node = _active(cfg, "cat1-db")
-    lab.fail(cfg, node, "catalog-readonly")
+    lifecycle.fail(cfg, node, "catalog-readonly")
     wait_until(
         "bacula-catalog to fail with its reason", lambda: bool(_reason(cfg, "cat1-catalog")), 60
     )
@@ -179,14 +179,14 @@ def test_5_read_only_catalog_stops_the_director(stack_lab: LabConfig) -> None:
         assert not re.search(_PLANNED.format(rid=rid), plan, re.MULTILINE), plan
     assert not started_on(cfg, "dir1-dir")
     assert not stack.director_answers(cfg)
-    lab.heal(cfg)
+    lifecycle.heal(cfg)
     assert stack.director_answers(cfg)
 
 
 def test_6_storage_unmounted_detected_and_recovered(stack_lab: LabConfig) -> None:
     cfg = stack_lab
     node = _active(cfg, "sd1-sd")
-    lab.fail(cfg, node, "unmount-sd")
+    lifecycle.fail(cfg, node, "unmount-sd")
     wait_until(
         "the unmount to be detected",
         lambda: bool(_reason(cfg, "sd1-sd") or _reason(cfg, "sd1-fs")),
@@ -208,7 +208,7 @@ def test_6_storage_unmounted_detected_and_recovered(stack_lab: LabConfig) -> Non
     (where,) = started_on(cfg, "sd1-sd")
     assert started_on(cfg, "sd1-fs") == (where,)
     assert vip_holder(cfg, "sd1-vip") == [where]
-    lab.heal(cfg)
+    lifecycle.heal(cfg)
     fresh_client_data(cfg, "six")
     _, status = stack.backup(cfg)
     assert status == "T"

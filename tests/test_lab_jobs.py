@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from bacula_ha.lab import backups, lab, machine, stack
+from bacula_ha.lab import backups, lifecycle, machine, stack
 from bacula_ha.lab.config import LabConfig
 from testkit.lab import BaculaWatch, pcs, wait_until
 
@@ -41,14 +41,14 @@ def _fd_running(cfg: LabConfig) -> None:
 def _crash_director_node(cfg: LabConfig) -> str:
     node = backups.started(cfg, "dir1-dir")
     assert node is not None
-    lab.fail(cfg, node, "crash")
+    lifecycle.fail(cfg, node, "crash")
     answered = BaculaWatch(cfg, seconds=90, targets="dir").result()["dir"]
     assert answered is not None, "the director did not come back"
     return node
 
 
 def _heal_settled(cfg: LabConfig) -> None:
-    lab.heal(cfg)
+    lifecycle.heal(cfg)
     wait_until("the director to answer", lambda: stack.director_answers(cfg), 60, step=0.5)
 
 
@@ -186,7 +186,7 @@ def test_4_storage_crash_with_director_elsewhere(jobs_lab: tuple[LabConfig, int]
         base = backups.volume_bytes(cfg)
         job = backups.start_backup(cfg)
         backups.wait_written(cfg, base, total // 3)
-        lab.fail(cfg, sd_node, "crash")
+        lifecycle.fail(cfg, sd_node, "crash")
         # Bacula's own Reschedule On Error (30 s in the lab's job) runs it again.
         rows = backups.wait_job(
             cfg,

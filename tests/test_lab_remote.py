@@ -13,7 +13,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from bacula_ha.lab import cluster, lab, machine, remote, stack
+from bacula_ha.lab import cluster, lifecycle, machine, remote, stack
 from bacula_ha.lab.config import LabConfig
 from testkit.lab import (
     failed_actions,
@@ -60,7 +60,7 @@ def test_storage_daemon_runs_on_a_remote_node(remote_lab: LabConfig) -> None:
     assert started_on(cfg, "cat1-catalog")[0] in ("node1", "node2")
     # The connection to each remote node runs on a full node.
     assert started_on(cfg, "remote1")[0] in ("node1", "node2")
-    assert "remote1" in lab.status(cfg)
+    assert "remote1" in lifecycle.status(cfg)
 
 
 def test_remote_node_crash_is_fenced_and_the_backup_restores_from_the_standby(
@@ -71,7 +71,7 @@ def test_remote_node_crash_is_fenced_and_the_backup_restores_from_the_standby(
     jobid, status = stack.backup(cfg)
     assert status == "T", f"backup {jobid} ended {status}"
 
-    lab.fail(cfg, "remote1", "crash")
+    lifecycle.fail(cfg, "remote1", "crash")
     wait_until("sd1-sd on remote2", lambda: started_on(cfg, "sd1-sd") == ("remote2",), 90)
     # Fenced (fence_dummy turned its power file off), by a full node; nothing else fenced.
     assert (cfg.lab_dir / "power/remote1").read_text() == "off"
@@ -90,7 +90,7 @@ def test_remote_node_crash_is_fenced_and_the_backup_restores_from_the_standby(
 
 def test_heal_brings_the_remote_node_back(remote_lab: LabConfig) -> None:
     cfg = remote_lab
-    lab.heal(cfg)
+    lifecycle.heal(cfg)
     view = cluster.view(cfg, "node1")
     assert {"remote1", "remote2"} <= set(view.online)
     assert (cfg.lab_dir / "power/remote1").read_text() == "on"
@@ -111,7 +111,7 @@ def test_full_node_crash_moves_the_connection_not_the_storage_daemon(
     survivor = next(m.name for m in cfg.cluster_nodes if m.name != holder)
     pid_before = machine.run_in(cfg, sd_node, ["pgrep", "-x", "bacula-sd"]).stdout.split()
 
-    lab.fail(cfg, holder, "crash")
+    lifecycle.fail(cfg, holder, "crash")
     wait_until(
         f"the {sd_node} connection on {survivor}",
         lambda: started_on(cfg, sd_node) == (survivor,),
@@ -125,5 +125,5 @@ def test_full_node_crash_moves_the_connection_not_the_storage_daemon(
     assert machine.run_in(cfg, sd_node, ["pgrep", "-x", "bacula-sd"]).stdout.split() == pid_before
     out = stack.bconsole(cfg, "status storage=sd1\n")
     assert "Daemon started" in out, out[-1500:]
-    lab.heal(cfg)
+    lifecycle.heal(cfg)
     assert not failed_actions(cfg), failed_actions(cfg)

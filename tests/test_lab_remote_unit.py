@@ -11,7 +11,7 @@ import pytest
 
 from bacula_ha.generator.plan import build
 from bacula_ha.generator.render import render
-from bacula_ha.lab import lab, remote
+from bacula_ha.lab import lifecycle, remote
 from bacula_ha.lab.config import LabConfig
 from bacula_ha.lab.errors import LabError
 from bacula_ha.lab.stack import default_site
@@ -44,13 +44,13 @@ def test_remote_machines_have_their_own_names_and_addresses() -> None:
         cfg.server("client")
     with pytest.raises(LabError, match="0 to 4 remote nodes"):
         LabConfig(remotes=5)
-    assert "10.99.0.12 remote2" in lab.hosts_file(cfg)
+    assert "10.99.0.12 remote2" in lifecycle.hosts_file(cfg)
     # Without --remote the lab is what it was.
     assert [m.name for m in _cfg(remotes=0).machines] == ["node1", "node2", "client"]
 
 
 def _applied(cfg: LabConfig, site: Path) -> dict[str, object]:
-    text = lab._site_text(cfg, site)
+    text = lifecycle._site_text(cfg, site)
     data = tomllib.loads(text)
     # What the lab applies must be a valid site: the generator takes it.
     render(build(parse_site(text, str(site))), "pcs")
@@ -67,7 +67,7 @@ def test_the_remote_site_gets_this_labs_power_files_and_disk_labels() -> None:
     for r in remotes:
         status_file = r["fence"]["params"]["status_file"]
         assert status_file == f"{LAB_DIR}/power/{r['name']}"
-    text = lab._site_text(cfg, remote.default_site())
+    text = lifecycle._site_text(cfg, remote.default_site())
     assert "/var/lib/bacula-ha-lab/" not in text
 
 
@@ -88,9 +88,9 @@ def test_a_site_with_more_remote_nodes_than_the_lab_is_refused() -> None:
     with pytest.raises(
         LabError, match=r"remote nodes remote1, remote2, the lab has none.*--remote 2"
     ):
-        lab._site_text(_cfg(remotes=0), remote.default_site())
+        lifecycle._site_text(_cfg(remotes=0), remote.default_site())
     with pytest.raises(LabError, match="the lab has remote1: use `--remote 2`"):
-        lab._site_text(_cfg(remotes=1), remote.default_site())
+        lifecycle._site_text(_cfg(remotes=1), remote.default_site())
 
 
 def test_bare_seed_adds_a_connection_and_a_fence_device_per_remote_node(tmp_path: Path) -> None:

@@ -15,7 +15,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from bacula_ha.lab import backups, lab, machine, procs, replicated, stack
+from bacula_ha.lab import backups, lifecycle, machine, procs, replicated, stack
 from bacula_ha.lab.config import LabConfig
 from testkit.lab import (
     connectivity,
@@ -81,7 +81,7 @@ def test_synchronous_replication_runs(repl_lab: LabConfig) -> None:
     wait_until("node2 a synchronous standby", lambda: _synchronous(cfg, "node1", "node2"), 30)
     assert _sql(cfg, "node2", "SELECT pg_is_in_recovery()") == "t"
     # The catalog VIP and bacula-catalog follow the Promoted instance, the director with them.
-    holders = lab.vip_holders(cfg)
+    holders = lifecycle.vip_holders(cfg)
     assert holders["catalog-vip"] == ["node1"] and holders["dir-vip"] == ["node1"]
     assert not failed_actions(cfg)
 
@@ -124,7 +124,7 @@ def test_crash_of_the_primary_keeps_an_acknowledged_backup(repl_lab: LabConfig) 
     fresh_client_data(cfg, "before-crash", size=3_000_000)
     jobid, status = stack.backup(cfg)
     assert status == "T"
-    lab.fail(cfg, primary, "crash")
+    lifecycle.fail(cfg, primary, "crash")
     wait_until("the director on the standby", lambda: stack.director_answers(cfg), 90, step=0.3)
     assert replicated.roles(cfg, standby) == {standby: "Promoted"}
     # The standby's node holds the job as the director reported it, before any heal.
@@ -141,7 +141,7 @@ def test_heal_makes_the_old_primary_a_streaming_standby(repl_lab: LabConfig) -> 
     (fenced,) = [
         m.name for m in cfg.cluster_nodes if m.name not in procs.machine_inits(cfg.lab_dir)
     ]
-    lab.heal(cfg)
+    lifecycle.heal(cfg)
     primary = _other(cfg, fenced)
     assert replicated.roles(cfg, primary) == {primary: "Promoted", fenced: "Unpromoted"}
     assert _sql(cfg, fenced, "SELECT pg_is_in_recovery()") == "t"
@@ -163,7 +163,7 @@ def test_backup_waits_for_a_lost_standby_then_goes_on(repl_lab: LabConfig) -> No
     standby = _other(cfg, primary)
     wait_until("a synchronous standby", lambda: _synchronous(cfg, primary, standby), 30)
     fresh_client_data(cfg, "standby-lost", size=3_000_000)
-    lab.fail(cfg, standby, "crash")
+    lifecycle.fail(cfg, standby, "crash")
     result: dict[str, object] = {}
 
     def backup() -> None:
@@ -194,7 +194,7 @@ def test_backup_waits_for_a_lost_standby_then_goes_on(repl_lab: LabConfig) -> No
     _, status = result["job"]  # type: ignore[misc]
     assert status.startswith("T "), status
     assert _sync_names(cfg, primary) == ""
-    lab.heal(cfg)
+    lifecycle.heal(cfg)
     wait_until("synchronous again", lambda: _synchronous(cfg, primary, standby), 30)
 
 
@@ -210,11 +210,11 @@ def test_the_primary_losing_its_uplink_hands_over_during_a_backup(repl_lab: LabC
     names = {m.name for m in cfg.cluster_nodes}
     wait_until("both nodes connected", lambda: connectivity(cfg) == names, 60)
     offs = len(power_offs(cfg))
-    run = backups.backup_through(cfg, total, lambda: lab.fail(cfg, primary, "uplink"))
+    run = backups.backup_through(cfg, total, lambda: lifecycle.fail(cfg, primary, "uplink"))
     assert replicated.promoted(cfg, standby) == [standby]
     assert power_offs(cfg)[offs:] == []
     assert run.finished_once, run.describe()
     assert backups.restore_identical(cfg, run.finished[0].job_id), "restore differs"
-    lab.heal(cfg)
+    lifecycle.heal(cfg)
     wait_until("every node connected again", lambda: connectivity(cfg) == names, 60)
     replicated.wait_replicating(cfg, standby)

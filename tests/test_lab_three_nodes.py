@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from bacula_ha.lab import cluster, lab
+from bacula_ha.lab import cluster, lifecycle
 from bacula_ha.lab.config import LabConfig
 from testkit.lab import (
     client_pings,
@@ -24,7 +24,7 @@ pytestmark = [
     pytest.mark.skipif(os.geteuid() != 0, reason="the lab needs root"),
 ]
 
-VIP = lab.VIPS["test-vip"]
+VIP = lifecycle.VIPS["test-vip"]
 
 
 @pytest.fixture(scope="module")
@@ -50,24 +50,24 @@ def test_three_nodes_formed(lab3: LabConfig) -> None:
 
 def test_crash_moves_group_after_fencing(lab3: LabConfig) -> None:
     (active,) = vip_holder(lab3, "test-vip")
-    lab.fail(lab3, active, "crash")
+    lifecycle.fail(lab3, active, "crash")
     took = wait_until("the VIP to answer", lambda: client_pings(lab3, VIP), 60, step=0.05)
     print(f"3-node crash failover: {took:.2f} s")
     (holder,) = vip_holder(lab3, "test-vip")
     assert holder != active
     assert (lab3.lab_dir / "power" / active).read_text() == "off"
-    lab.heal(lab3)
+    lifecycle.heal(lab3)
 
 
 def test_minority_partition_is_fenced_by_the_majority(lab3: LabConfig) -> None:
     (active,) = vip_holder(lab3, "test-vip")
-    lab.fail(lab3, active, "partition")
+    lifecycle.fail(lab3, active, "partition")
     # The isolated node has no quorum and cannot fence; the two others do, and take over.
     wait_until("the isolated node powered off", lambda: powered_off(lab3) == [active], 60)
     wait_until("the VIP to answer", lambda: client_pings(lab3, VIP), 60)
     (holder,) = vip_holder(lab3, "test-vip")
     assert holder != active
-    lab.heal(lab3)
+    lifecycle.heal(lab3)
     wait_until(
         "the healed node to see all three", lambda: len(cluster.view(lab3, active).online) == 3, 30
     )

@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from bacula_ha.lab import lab, stack
+from bacula_ha.lab import lifecycle, stack
 from testkit.lab import BaculaWatch, running_lab, started_on, wait_until
 
 pytestmark = [
@@ -21,7 +21,7 @@ def test_three_node_stack_fails_over_to_the_standby_only() -> None:
         assert 'name = "node3"' in applied and "power/node3" in applied
         assert started_on(cfg, "fence-node3")
         (active,) = started_on(cfg, "dir1-dir")
-        lab.fail(cfg, active, "crash")
+        lifecycle.fail(cfg, active, "crash")
         answered = BaculaWatch(cfg, 90).result()
         assert answered["dir"] is not None and answered["sd"] is not None
         # The director answers just before Pacemaker records its start as done.

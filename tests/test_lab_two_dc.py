@@ -14,7 +14,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from bacula_ha.lab import backups, lab, machine, stack, twodc
+from bacula_ha.lab import backups, lifecycle, machine, stack, twodc
 from bacula_ha.lab.config import LabConfig
 from testkit.lab import (
     ArpWatch,
@@ -98,7 +98,7 @@ def test_1_dc_crash_moves_everything_fenced_with_the_arbiters_vote(dc_lab: LabCo
     lost = twodc.dc_of_node(cfg, active)
     (other,) = (dc for dc in twodc.dcs(cfg) if dc != lost)
     assert _all_in(cfg, lost), _placement(cfg)
-    lab.fail(cfg, lost, "crash")
+    lifecycle.fail(cfg, lost, "crash")
     answered = BaculaWatch(cfg, seconds=120).result()
     assert answered["dir"] is not None and answered["sd"] is not None, answered
     # Both lost nodes were fenced by the survivors (fence_dummy wrote "off"; the switch acted).
@@ -113,7 +113,7 @@ def test_1_dc_crash_moves_everything_fenced_with_the_arbiters_vote(dc_lab: LabCo
     # A daemon answers just before Pacemaker records its start as done: give it a moment.
     wait_until(f"every component in {other}", lambda: _all_in(cfg, other), 60)
     _restores_identical(cfg, jobid)
-    lab.heal(cfg, timeout=90)
+    lifecycle.heal(cfg, timeout=90)
     assert stack.director_answers(cfg)
 
 
@@ -129,16 +129,16 @@ def test_2_dc_partition_leaves_exactly_one_side_running(dc_lab: LabConfig) -> No
     wait_until("the storage daemon answering", lambda: _sd_answers(cfg), 60, step=0.5)
     wait_until("the director answering", lambda: stack.director_answers(cfg), 60, step=0.5)
     director_on, winner, loser = "node3", "dc2", "dc1"
-    watches = {vip: ArpWatch(cfg, lab.VIPS[vip], 30) for vip in VIPS}
+    watches = {vip: ArpWatch(cfg, lifecycle.VIPS[vip], 30) for vip in VIPS}
     try:
         # Probing before the partition too: the watch covers the whole transition.
         wait_until(
             "the ARP probes to run",
-            lambda: all(arp_probing(lab.VIPS[vip]) for vip in VIPS),
+            lambda: all(arp_probing(lifecycle.VIPS[vip]) for vip in VIPS),
             10,
             step=0.05,
         )
-        lab.fail(cfg, "dc1", "partition")
+        lifecycle.fail(cfg, "dc1", "partition")
         wait_until(f"{loser} fenced", lambda: set(powered_off(cfg)) == _dc_names(cfg, loser), 60)
         results = {vip: w.result() for vip, w in watches.items()}
     finally:
@@ -154,7 +154,7 @@ def test_2_dc_partition_leaves_exactly_one_side_running(dc_lab: LabConfig) -> No
     wait_until(f"every component in {winner}", lambda: _all_in(cfg, winner), 90)
     wait_until("the director answering", lambda: stack.director_answers(cfg), 60, step=0.5)
     _restores_identical(cfg, jobid)
-    lab.heal(cfg, timeout=90)
+    lifecycle.heal(cfg, timeout=90)
     assert not twodc.dc_partitioned(cfg)
 
 
@@ -174,7 +174,7 @@ def test_3_arbiter_loss_changes_nothing(dc_lab: LabConfig) -> None:
     jobid = _backup_before_fault(cfg, "arbiter")
     placement = _placement(cfg)
     power_log = (cfg.lab_dir / "log" / "power.log").read_text()
-    lab.fail(cfg, "arbiter", "crash")
+    lifecycle.fail(cfg, "arbiter", "crash")
     wait_until(
         "the nodes to lose the arbiter's vote",
         lambda: not twodc.arbiter_votes(cfg, "node1"),
@@ -189,7 +189,7 @@ def test_3_arbiter_loss_changes_nothing(dc_lab: LabConfig) -> None:
     _restores_identical(cfg, jobid)
     _, again = stack.backup(cfg)
     assert again == "T"
-    lab.heal(cfg)
+    lifecycle.heal(cfg)
     wait_until("the arbiter's vote back", lambda: twodc.arbiter_votes(cfg, "node1"), 30)
     assert _placement(cfg) == placement
 
@@ -208,7 +208,7 @@ def test_4_dc_uplink_lost_during_a_backup_moves_everything_without_fencing(
     # After the earlier tests' heals: everything settled in the director's data centre.
     wait_until(f"every component in {lost}", lambda: _all_in(cfg, lost), 60)
     offs = len(power_offs(cfg))
-    run = backups.backup_through(cfg, total, lambda: lab.fail(cfg, lost, "uplink"))
+    run = backups.backup_through(cfg, total, lambda: lifecycle.fail(cfg, lost, "uplink"))
     wait_until(f"every component in {other}", lambda: _all_in(cfg, other), 90)
     others = _dc_names(cfg, other)
     wait_until(f"only {other} connected", lambda: connectivity(cfg) == others, 30)
@@ -217,6 +217,6 @@ def test_4_dc_uplink_lost_during_a_backup_moves_everything_without_fencing(
     wait_until("five votes", lambda: "Total votes:      5" in twodc.quorum_status(cfg, "node1"), 30)
     assert run.finished_once, run.describe()
     assert backups.restore_identical(cfg, run.finished[0].job_id), "restore differs"
-    lab.heal(cfg, timeout=90)
+    lifecycle.heal(cfg, timeout=90)
     names = {m.name for m in cfg.cluster_nodes}
     wait_until("every node connected again", lambda: connectivity(cfg) == names, 60)

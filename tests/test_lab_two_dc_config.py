@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bacula_ha.lab import lab, twodc
+from bacula_ha.lab import lifecycle, twodc
 from bacula_ha.lab.config import LabConfig
 from bacula_ha.lab.errors import LabError
 
@@ -23,8 +23,8 @@ def test_four_nodes_in_two_dcs_and_an_arbiter() -> None:
     assert cfg.client.bridge == cfg.arbiter.bridge == "br0"
     assert [m.name for m in cfg.machines][-2:] == ["client", "arbiter"]
     # Machines on the cluster network are known by their address there.
-    assert "10.99.1.200 arbiter" in lab.hosts_file(cfg)
-    assert "10.99.0.100 client" in lab.hosts_file(cfg)
+    assert "10.99.1.200 arbiter" in lifecycle.hosts_file(cfg)
+    assert "10.99.0.100 client" in lifecycle.hosts_file(cfg)
     assert [m.cluster_bridge for m in cfg.cluster_nodes] == ["brkdc1", "brkdc1", "brkdc2", "brkdc2"]
     assert cfg.arbiter.cluster_bridge == "brk" and cfg.arbiter.cluster_address == "10.99.1.200"
     assert [m.name for m in cfg.cluster_link_machines] == [
@@ -46,7 +46,7 @@ def test_one_dc_lab_has_two_networks_and_a_gateway() -> None:
         ("10.99.1.1", "brk"), ("10.99.1.2", "brk"), ("10.99.1.3", "brk")
     ]  # fmt: skip
     assert cfg.gateway.address == "10.99.0.254" and cfg.gateway.bridge == "br0"
-    assert "10.99.1.2 node2" in lab.hosts_file(cfg)
+    assert "10.99.1.2 node2" in lifecycle.hosts_file(cfg)
 
 
 @pytest.mark.parametrize(("nodes", "dcs", "message"), [(3, 2, "has 4 nodes"), (4, 3, "1 or 2")])

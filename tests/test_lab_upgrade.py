@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pytest
 
-from bacula_ha.lab import backups, lab, machine, stack
+from bacula_ha.lab import backups, lifecycle, machine, stack
 from bacula_ha.lab.config import LabConfig
 from bacula_ha.lab.errors import LabError
 from testkit.lab import (
@@ -110,7 +110,7 @@ def _wait_daemons_from(cfg: LabConfig, node: str) -> None:
 def _upgrade(cfg: LabConfig, node: str) -> None:
     """The node's Bacula upgraded in place while the node is in standby."""
     pcs(cfg, "node", "standby", node, "--wait=60")
-    done = lab.upgrade(cfg, node, PREFIX)
+    done = lifecycle.upgrade(cfg, node, PREFIX)
     print(done.describe())
     assert done.release == "13.0.3" and f"{PREFIX}/lib/libbac-13.0.3.so" in done.libraries
     assert _release(cfg, node) == "13.0.3"
@@ -143,7 +143,7 @@ def _story(cfg: LabConfig) -> None:
 
     # A node running the director or the storage daemon is not upgraded under them.
     with pytest.raises(LabError, match="bacula-dir and bacula-sd run on node1"):
-        lab.upgrade(cfg, "node1", PREFIX)
+        lifecycle.upgrade(cfg, "node1", PREFIX)
     # The standby node first.
     _upgrade(cfg, "node2")
     t["node2 upgraded"] = time.time()
@@ -225,7 +225,7 @@ def _story(cfg: LabConfig) -> None:
     _upgrade(cfg, "node1")
     t["node1 upgraded"] = time.time()
     crash = time.time()
-    lab.fail(cfg, "node2", "crash")
+    lifecycle.fail(cfg, "node2", "crash")
     came = BaculaWatch(cfg, seconds=90, targets="dir").result()["dir"]
     assert came is not None, "the director did not answer again after the crash of node2"
     wait_until("everything on node1", lambda: _all_on(cfg, "node1"), 60)

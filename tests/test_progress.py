@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from bacula_ha import progress
-from bacula_ha.lab import lab as labmod
+from bacula_ha.lab import lifecycle
 from bacula_ha.progress import Progress
 
 
@@ -92,7 +92,7 @@ def test_quiet_never_prints(capsys: pytest.CaptureFixture[str]) -> None:
 
 
 def test_lab_up_gets_a_progress_on_stderr(monkeypatch: pytest.MonkeyPatch) -> None:
-    # Without building a lab (root, minutes): `lab up` hands lab.up a Progress named "lab",
+    # Without building a lab (root, minutes): `lab up` hands lifecycle.up a Progress named "lab",
     # on stderr, which is no terminal here, so off.
     from click.testing import CliRunner
 
@@ -109,10 +109,10 @@ def test_lab_up_gets_a_progress_on_stderr(monkeypatch: pytest.MonkeyPatch) -> No
         return 0.0
 
     monkeypatch.setattr(cli, "_need_root", lambda: None)
-    monkeypatch.setattr(cli.labmod, "up", fake_up)
+    monkeypatch.setattr(cli.lifecycle, "up", fake_up)
     result = CliRunner().invoke(cli.lab, ["up", "--bare"])
     assert result.exit_code == 0, result.output
     assert len(seen) == 1 and seen[0] is not None
     assert not seen[0].enabled
     assert result.output == ""
-    assert "progress" in inspect.signature(labmod.up).parameters
+    assert "progress" in inspect.signature(lifecycle.up).parameters

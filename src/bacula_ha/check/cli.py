@@ -68,9 +68,9 @@ def check_command(
     2 usage error.
     """
     from ..cliout import fail
+    from .engine import run_check
     from .findings import format_json, format_text
     from .inputs import CheckInputError
-    from .run import run_check
 
     try:
         report = run_check(site, list(configs), failover_time, prefix=prefix)

@@ -1,4 +1,4 @@
-"""`bacula-ha lab`: thin click commands over bacula_ha.lab.lab."""
+"""`bacula-ha lab`: thin click commands over bacula_ha.lab.lifecycle."""
 
 from __future__ import annotations
 
@@ -8,8 +8,7 @@ from pathlib import Path
 import click
 
 from bacula_ha import cliout
-from bacula_ha.lab import baculaorg, replicated, twodc
-from bacula_ha.lab import lab as labmod
+from bacula_ha.lab import baculaorg, lifecycle, replicated, twodc
 from bacula_ha.lab import remote as remotemod
 from bacula_ha.lab.config import MAX_NODES, MAX_REMOTES, LabConfig, lab_dir_from_env
 from bacula_ha.lab.errors import LabError
@@ -128,7 +127,7 @@ def up(
             bacula=prefix,
             fresh=fresh,
         )
-        labmod.up(cfg, site=chosen, log=click.echo, progress=Progress("lab"))
+        lifecycle.up(cfg, site=chosen, log=click.echo, progress=Progress("lab"))
     except LabError as exc:
         _fail(exc)
 
@@ -138,14 +137,14 @@ def status() -> None:
     """Machines, VIP holders and crm_mon of the lab."""
     _need_root()
     try:
-        click.echo(labmod.status(labmod.load(lab_dir_from_env())))
+        click.echo(lifecycle.status(lifecycle.load(lab_dir_from_env())))
     except LabError as exc:
         _fail(exc)
 
 
 @lab.command()
 @click.argument("node")
-@click.option("--mode", type=click.Choice(labmod.FAIL_MODES), default="crash", show_default=True)
+@click.option("--mode", type=click.Choice(lifecycle.FAIL_MODES), default="crash", show_default=True)
 def fail(node: str, mode: str) -> None:
     """Break NODE (a cluster or remote node): crash it (power off), partition it, ...
 
@@ -160,7 +159,7 @@ def fail(node: str, mode: str) -> None:
     """
     _need_root()
     try:
-        labmod.fail(labmod.load(lab_dir_from_env()), node, mode)
+        lifecycle.fail(lifecycle.load(lab_dir_from_env()), node, mode)
     except LabError as exc:
         _fail(exc)
 
@@ -170,7 +169,7 @@ def heal() -> None:
     """Reconnect and boot every node, and wait until all are online."""
     _need_root()
     try:
-        labmod.heal(labmod.load(lab_dir_from_env()), log=click.echo)
+        lifecycle.heal(lifecycle.load(lab_dir_from_env()), log=click.echo)
     except LabError as exc:
         _fail(exc)
 
@@ -196,9 +195,9 @@ def upgrade(node: str, bacula: str) -> None:
     """
     _need_root()
     try:
-        cfg = labmod.load(lab_dir_from_env())
+        cfg = lifecycle.load(lab_dir_from_env())
         prefix = str(baculaorg.resolve(bacula, click.echo))
-        click.echo(labmod.upgrade(cfg, node, prefix).describe())
+        click.echo(lifecycle.upgrade(cfg, node, prefix).describe())
     except LabError as exc:
         _fail(exc)
 
@@ -210,7 +209,7 @@ def exec_(machine: str, argv: tuple[str, ...]) -> None:
     """Run ARGV inside MACHINE (node1, node2, ..., remote1, ..., client)."""
     _need_root()
     try:
-        code = labmod.exec_in(labmod.load(lab_dir_from_env()), machine, argv)
+        code = lifecycle.exec_in(lifecycle.load(lab_dir_from_env()), machine, argv)
     except LabError as exc:
         _fail(exc)
     raise SystemExit(code)
@@ -221,7 +220,7 @@ def down() -> None:
     """Remove every namespace, process, loop device and file of the lab."""
     _need_root()
     try:
-        labmod.down(lab_dir_from_env(), log=click.echo)
+        lifecycle.down(lab_dir_from_env(), log=click.echo)
     except LabError as exc:
         _fail(exc)
 

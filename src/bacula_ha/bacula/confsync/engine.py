@@ -14,8 +14,8 @@ import threading
 import time
 
 from . import cluster, remote, transport
-from .check import check_source
 from .model import Changes, ConfigCheckFailed, PeerResult, SyncError, SyncReport, replace
+from .sourcetest import check_source
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
