@@ -15,6 +15,7 @@ import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 from . import __version__
 from .agents.registry import AGENT_MODULES, available, metadata
@@ -26,12 +27,20 @@ MANIFEST = ".bacula-ha-installed"
 # directory of the OCF root, beside resource-agents' lib/heartbeat:
 # /usr/lib/ocf/lib/bacula/bacula-ha-alert. Its manifest entry is this name.
 ALERT = "bacula-ha-alert"
-# Programs that go there with it, no resource agents either: name -> the module whose main()
-# each runs. pg_ctl-wait is the catalog's pg_ctl for ocf:heartbeat:pgsql (bacula_ha.pgwait).
-LIB_TOOLS = {ALERT: "bacula_ha.alert", "pg_ctl-wait": "bacula_ha.pgwait"}
-_LIB_SUMMARIES = {
-    ALERT: "Pacemaker alert agent for Bacula components",
-    "pg_ctl-wait": "pg_ctl for ocf:heartbeat:pgsql whose start waits for PostgreSQL",
+
+
+class LibTool(NamedTuple):
+    module: str  # whose main() it runs
+    summary: str  # its installed file's docstring
+
+
+# Programs that go there with it, no resource agents either. pg_ctl-wait is the catalog's
+# pg_ctl for ocf:heartbeat:pgsql.
+LIB_TOOLS = {
+    ALERT: LibTool("bacula_ha.alert", "Pacemaker alert agent for Bacula components"),
+    "pg_ctl-wait": LibTool(
+        "bacula_ha.pgwait", "pg_ctl for ocf:heartbeat:pgsql whose start waits for PostgreSQL"
+    ),
 }
 
 
@@ -126,9 +135,9 @@ def lib_text(name: str, interpreter: str) -> str:
     library only."""
     return (
         f"#!{interpreter} -I\n"
-        f'"""{_LIB_SUMMARIES[name]}, installed by `bacula-ha install`."""\n\n'
+        f'"""{LIB_TOOLS[name].summary}, installed by `bacula-ha install`."""\n\n'
         f"VERSION = {__version__!r}\n\n"
-        f"from {LIB_TOOLS[name]} import main\n\n"
+        f"from {LIB_TOOLS[name].module} import main\n\n"
         "raise SystemExit(main())\n"
     )
 
@@ -272,7 +281,7 @@ def _needs(name: str, text: str) -> list[str]:
     """
     found = _MODULE_LINE.search(text)
     if name in LIB_TOOLS:
-        return [_PACKAGE_VERSION, f"{found.group(1) if found else LIB_TOOLS[name]}:main"]
+        return [_PACKAGE_VERSION, f"{found.group(1) if found else LIB_TOOLS[name].module}:main"]
     module = found.group(1) if found else AGENT_MODULES[name]
     return [_PACKAGE_VERSION, f"{module}:AGENT", "bacula_ha.ocf.runner:main"]
 
