@@ -575,7 +575,9 @@ def test_fencing_topology_puts_the_heuristics_before_every_fence_device(
 
 def test_remote_nodes_with_per_data_centre_connectivity(ocf_agents: None, tmp_path: Path) -> None:
     """Ping clones on remote nodes too, kept to their data centre; remote nodes are fenced
-    through the topology like full nodes; a remote node without targets loses its daemons."""
+    through the topology like full nodes; a remote node without targets loses its daemons.
+    Its pcs commands include every one of the small remote site's without connectivity: the
+    --stepwise path of both is proven here."""
     text = SMALL + '\n[connectivity]\ndc_targets = { a = ["198.51.100.1"], b = ["203.0.113.1"] }\n'
     plan = build(parse_site(text, "remote-connected.toml"))
     full, remotes = ["f1", "f2"], ["r1", "r2"]
@@ -590,6 +592,12 @@ def test_remote_nodes_with_per_data_centre_connectivity(ocf_agents: None, tmp_pa
     for cib in cibs.values():
         verify(cib)
     assert normalised(cibs["crm"]) == normalised(cibs["pcs"]) == normalised(cibs["stepwise"])
+
+    def commands(script: str) -> set[str]:
+        return {c for c in script.replace("\\\n", " ").splitlines() if c.startswith("run ")}
+
+    without = render(build(parse_site(SMALL, "remote-small.toml")), "pcs")
+    assert commands(without) <= commands(render(plan, "pcs"))
     levels = normalised(cibs["crm"])["fencing-topology"]
     assert len(levels) == 8  # (f1, f2, r1, r2) x (a, b)  # type: ignore[arg-type]
     for node in (*full, *remotes):
