@@ -122,9 +122,9 @@ def test_running_jobs_unknown_says_why(tmp_path: Path) -> None:
     assert "bconsole" not in log.read_text()
 
 
-def _readable_config(prefix: Path, director: str) -> None:
-    """bdirjson reads the configuration: the Director resource `director` (JSON body)."""
-    entries = f'[{{"Director": {director}}}]'
+def _readable_config(prefix: Path, director: str, kind: str = "Director") -> None:
+    """bdirjson reads the configuration: one resource of `kind`, `director` its JSON body."""
+    entries = f'[{{"{kind}": {director}}}]'
     (prefix / "bin" / "bdirjson").write_text(f"#!/bin/sh\ncat <<'EOF'\n{entries}\nEOF\n")
 
 
@@ -164,3 +164,14 @@ def test_running_jobs_of_a_director_that_wants_tls_go_through_bconsole(tmp_path:
     (prefix / "etc" / "bconsole.conf").unlink()
     jobs = running_jobs(cib, component)
     assert jobs == f"unknown (the director wants TLS, and {prefix}/bin/bconsole could not ask it)"
+
+
+def test_running_jobs_of_a_configuration_without_a_director(tmp_path: Path) -> None:
+    log = tmp_path / "log"
+    prefix = bacula_org(tmp_path / "opt" / "bacula", log)
+    _readable_config(prefix, '{"Name": "client-fd", "Password": "pw"}', kind="Client")
+    cib = cib_with(
+        {"binary": f"{prefix}/bin/bacula-dir", "config": f"{prefix}/etc/bacula-dir.conf"}
+    )
+    jobs = running_jobs(cib, Component(rsc="dir1-dir", role="director", vip="127.0.0.1"))
+    assert jobs == f"unknown ({prefix}/etc/bacula-dir.conf has no Director resource)"

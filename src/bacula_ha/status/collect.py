@@ -378,7 +378,10 @@ def running_jobs(cib: ET.Element, comp: Component) -> str:
             raise _NoBconsole
         return out
 
-    name, port = director_port(res)
+    try:
+        name, port = director_port(res)
+    except OCFError as exc:  # no Director resource
+        return f"unknown ({exc.reason})"
     address = comp.vip or params.get("address") or "127.0.0.1"
     console = director_console(res, name, address, port, 5.0, tls_fallback=by_bconsole)
     try:
