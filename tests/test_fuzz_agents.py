@@ -518,9 +518,8 @@ def make_trial(seed: int, agent: str, number: int, slot: Slot, tree: Path) -> Tr
     if set(params.values()) & slot.blocking():
         env["OCF_RESKEY_CRM_meta_timeout"] = rng.choice(SHORT_TIMEOUTS)
     timeout = env.get("OCF_RESKEY_CRM_meta_timeout", "")
-    numeric = timeout.isascii() and timeout.isdigit()
-    long = not timeout or (numeric and int(timeout) > IGNORED_TERM_TIMEOUT)
-    if standin and standin[2] and long:
+    ms = _milliseconds(timeout)
+    if standin and standin[2] and (not timeout or (ms is not None and ms > IGNORED_TERM_TIMEOUT)):
         # A stop of a stand-in that ignores SIGTERM waits half its deadline (none given: the
         # declared 60 s) before SIGKILL, 35 s of one trial: a shorter deadline proves the same.
         env["OCF_RESKEY_CRM_meta_timeout"] = str(IGNORED_TERM_TIMEOUT)
@@ -561,10 +560,15 @@ def declared_timeouts(agent: str) -> dict[str, float]:
     return found
 
 
+def _milliseconds(raw: str) -> int | None:
+    """A CRM_meta_timeout of plain ASCII digits, else None ("²".isdigit() is true)."""
+    return int(raw) if raw.isascii() and raw.isdigit() else None
+
+
 def _deadline(trial: Trial, declared: dict[str, float]) -> float:
-    raw = trial.env.get("OCF_RESKEY_CRM_meta_timeout", "")
-    if raw.isascii() and raw.isdigit() and 0 < int(raw) <= 3_600_000:
-        return int(raw) / 1000
+    ms = _milliseconds(trial.env.get("OCF_RESKEY_CRM_meta_timeout", ""))
+    if ms is not None and 0 < ms <= 3_600_000:
+        return ms / 1000
     # Anything else: the agent must refuse it at once or use its declared timeout.
     return declared.get(trial.action, 20.0)
 
