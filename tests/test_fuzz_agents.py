@@ -1001,6 +1001,22 @@ def test_start_of_a_daemon_that_never_answers_ends_in_time(kind: str, tmp_path: 
     assert outcome.problems == []
 
 
+def test_a_start_with_no_time_to_wait_ends_the_daemon_its_launcher_forks(tmp_path: Path) -> None:
+    """With 1.5 s, the start gives up before the launcher has forked and exited: the scan then
+    finds the launcher, and ending only it left the forked daemon running (CI, seed 20261131).
+    The start must end both, whatever the moment it gives up."""
+    slot = Slot(tmp_path)
+    if "stubborn" not in slot.launchable:
+        pytest.skip("no C compiler for tests/fake_bacula/standin.c")
+    env = {"HA_RSCTMP": "<trial>/rsctmp", "OCF_RESKEY_CRM_meta_timeout": "1500"}
+    for agent in ("bacula-sd", "bacula-fd"):
+        params = {"binary": str(slot.fakes / "stubborn" / agent), "config": slot.good[agent]}
+        for number in range(8):
+            outcome = run_trial(Trial(agent, number, "start", params, env, ()), slot, {})
+            assert outcome.code == 1, outcome.stderr
+            assert outcome.problems == [], describe(outcome, 0)
+
+
 @pytest.mark.parametrize("agent", ["bacula-dir", "bacula-sd", "bacula-fd", "bacula-catalog"])
 def test_a_configuration_holding_a_nul_byte_is_refused_with_6(agent: str, tmp_path: Path) -> None:
     """A NUL byte in the file or in an @include's name: a clear reason and 6 (the file can

@@ -11,7 +11,7 @@ from collections.abc import Mapping
 
 from ..ocf import params as P
 from ..ocf.agent import Agent
-from ..ocf.deadline import Deadline
+from ..ocf.deadline import SAFETY_MARGIN, Deadline
 from ..ocf.env import Environment
 from ..ocf.errors import (
     Degraded,
@@ -296,9 +296,7 @@ class DaemonAgent(Agent[PT]):
             self._remember(p, env, (res, daemon))
             self.after_start(p, res, daemon, env, log)
             return None
-        pid = self.find_pid(p, env, daemon)
-        if pid is not None:
-            terminate(pid, env.deadline, grace=reserve / 2)
+        self._end_launched(launcher, p, env, daemon, grace=reserve / 2)
         raise GenericError(
             f"{self.kind.title} did not answer within the start timeout"
             + (f": {last_error}" if last_error else "")
@@ -461,6 +459,24 @@ class DaemonAgent(Agent[PT]):
             raise NotInstalledError(f"cannot run {p.binary}: {exc.strerror}") from None
         finally:
             os.close(null)
+
+    def _end_launched(
+        self, launcher: int, p: PT, env: Environment, daemon: Daemon, *, grace: float
+    ) -> None:
+        """End everything a failed start launched: its launcher, then the daemon it forked.
+
+        Ending whatever a scan found while the launcher still ran could end only the launcher
+        and miss the daemon it forked the next moment (the fuzz caught one left running, under
+        load). A dead launcher forks nothing more, so the scan after it finds them all."""
+        # Bacula's launcher forks and exits at once. The margin the action keeps back would
+        # leave no time for that wait when the start gave up late, hence a deadline of its own.
+        waited = Deadline.after(SAFETY_MARGIN + min(grace, env.deadline.bound()))
+        if not wait_until(lambda: not is_alive(launcher), waited):
+            terminate(launcher, env.deadline, grace=grace)
+        _exit_code(launcher)  # reaped
+        found = self.find_pid(p, env, daemon)
+        for pid in sorted({*_processes(self.identity(p)), *([found] if found else [])}):
+            terminate(pid, env.deadline, grace=grace)
 
     def _kill(self, pid: int, env: Environment, log: Logger) -> None:
         grace = max(1.0, (env.deadline.remaining() - 1.0) * _TERM_SHARE)
