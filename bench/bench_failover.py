@@ -32,7 +32,7 @@ from typing import Any
 # The unshipped test kit (testkit/) is at the checkout's top, beside src/.
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bacula_ha.lab import lifecycle, replicated, stack
+from bacula_ha.lab import cluster, lifecycle, machine, replicated, stack
 from bacula_ha.lab.config import LabConfig
 from bacula_ha.lab.errors import LabError
 from testkit import timeline
@@ -67,14 +67,37 @@ CHAINS = {
 }
 
 
+def _load_reported(cfg: LabConfig) -> bool:
+    """True once every node's controller, since it last started, has told the cluster its load.
+
+    Until then (its first throttle check, 30 s after start) the DC treats the node's load as
+    "low" and runs half as many actions at once there (pacemaker's throttle_get_job_limit):
+    a failover then queues the director's start behind the catalog's monitors. A cluster up
+    for more than a minute never sees that; a trial just after a heal did."""
+    for m in cfg.cluster_nodes:
+        log = (m.dir / "fs/var/log/pacemaker/pacemaker.log").read_text(errors="replace")
+        if "New throttle mode" not in log[log.rfind("Starting Pacemaker controller") :]:
+            return False
+    return True
+
+
+def _dc(cfg: LabConfig) -> str:
+    """The node that is the Designated Controller now."""
+    out = machine.run_in(cfg, cluster.any_live_node(cfg), ["crmadmin", "-D", "-q"]).stdout
+    return out.split()[-1] if out.split() else ""
+
+
 def crash_trial(cfg: LabConfig, holder_rid: str, floor: bool, chain: str) -> dict[str, Any]:
     """Crash the node running holder_rid; time until the services answer again; read the
     survivor's log for the timeline; heal."""
+    wait_until("every controller's load reported", partial(_load_reported, cfg), 60)
     (node,) = started_on(cfg, holder_rid)
     survivor = next(m for m in cfg.cluster_nodes if m.name != node)
+    # A crashed DC costs an election (about 1 s) before the first transition: said per trial.
+    dc_crashed = _dc(cfg) == node
     crash = time.time()
     lifecycle.fail(cfg, node, "crash")
-    result: dict[str, Any] = {"crashed": node}
+    result: dict[str, Any] = {"crashed": node, "dc_crashed": dc_crashed}
     if floor:
         arp = ArpWatch(cfg, DIR_VIP, 60, until_answer=True).result()
         first = arp["first_answer"]
@@ -197,6 +220,12 @@ def print_shares(figures: dict[str, Any]) -> None:
             continue
         row = [_median([t["shares"].get(o, 0.0) for t in trials]) for o in owners]
         print("  " + f"{name:18}" + "".join(f"{_fmt(v):>12}" for v in row))
+    print("  the crashed node was the DC (an election before the first transition) in:")
+    for name in ("ours", "anything", "floor", "replicated", "floor_replicated"):
+        trials = figures.get(name, {}).get("crash", [])
+        if trials:
+            dc = sum(1 for t in trials if t.get("dc_crashed"))
+            print(f"    {name}: {dc} of {len(trials)} trials")
     for name in ("ours", "anything", "floor", "replicated"):
         trials = figures.get(name, {}).get("crash", [])
         if trials:
@@ -225,7 +254,7 @@ def main() -> None:
         for name, holder in (("replicated", "dir1-dir"), ("floor_replicated", "floor-ip")):
             if name == "floor_replicated":
                 replicated_floor(rcfg)
-            trials = []
+            trials: list[dict[str, Any]] = []
             figures[name] = {"crash": trials}
             for i in range(args.trials):
                 if name == "replicated":
