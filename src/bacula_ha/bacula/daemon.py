@@ -470,10 +470,11 @@ class DaemonAgent(Agent[PT]):
         load). A dead launcher forks nothing more, so the scan after it finds them all."""
         # Bacula's launcher forks and exits at once. The margin the action keeps back would
         # leave no time for that wait when the start gave up late, hence a deadline of its own.
+        # Only an unreaped child is signalled: its pid cannot have gone to another process.
         waited = Deadline.after(SAFETY_MARGIN + min(grace, env.deadline.bound()))
-        if not wait_until(lambda: not is_alive(launcher), waited):
+        if not wait_until(lambda: not _unreaped_running(launcher), waited):
             terminate(launcher, env.deadline, grace=grace)
-        _exit_code(launcher)  # reaped
+            _exit_code(launcher)  # reaped
         found = self.find_pid(p, env, daemon)
         for pid in sorted({*_processes(self.identity(p)), *([found] if found else [])}):
             terminate(pid, env.deadline, grace=grace)
@@ -628,6 +629,15 @@ def _exit_code(pid: int) -> int | None:
     except ChildProcessError:
         return None  # reaped already
     return os.waitstatus_to_exitcode(status) if done else None
+
+
+def _unreaped_running(pid: int) -> bool:
+    """True while the launcher, our child, runs; once it has exited it is reaped here."""
+    try:
+        done, _ = os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:
+        return False  # reaped already (by the start's wait)
+    return done == 0
 
 
 def _reachable(listen: str) -> str:
