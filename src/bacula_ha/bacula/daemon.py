@@ -296,7 +296,7 @@ class DaemonAgent(Agent[PT]):
             self._remember(p, env, (res, daemon))
             self.after_start(p, res, daemon, env, log)
             return None
-        self._end_launched(launcher, p, env, daemon, grace=reserve / 2)
+        self._end_launched(launcher, p, env, grace=reserve / 2)
         raise GenericError(
             f"{self.kind.title} did not answer within the start timeout"
             + (f": {last_error}" if last_error else "")
@@ -460,9 +460,7 @@ class DaemonAgent(Agent[PT]):
         finally:
             os.close(null)
 
-    def _end_launched(
-        self, launcher: int, p: PT, env: Environment, daemon: Daemon, *, grace: float
-    ) -> None:
+    def _end_launched(self, launcher: int, p: PT, env: Environment, *, grace: float) -> None:
         """End everything a failed start launched: its launcher, then the daemon it forked.
 
         Ending whatever a scan found while the launcher still ran could end only the launcher
@@ -475,8 +473,7 @@ class DaemonAgent(Agent[PT]):
         if not wait_until(lambda: not _unreaped_running(launcher), waited):
             terminate(launcher, env.deadline, grace=grace)
             _exit_code(launcher)  # reaped
-        found = self.find_pid(p, env, daemon)
-        for pid in sorted({*_processes(self.identity(p)), *([found] if found else [])}):
+        for pid in _processes(self.identity(p)):
             terminate(pid, env.deadline, grace=grace)
 
     def _kill(self, pid: int, env: Environment, log: Logger) -> None:
